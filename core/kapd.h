@@ -1,0 +1,198 @@
+/*
+ * kapd.h -- core-internal declarations (kapd_ prefix, never exported).
+ *
+ * The boundary between the core's parts: generations (kapd_cycle.c),
+ * module loading (kapd_module.c), chains (kapd_chain.c), listeners and
+ * connections (kapd_listen.c, kapd_conn.c), logging (kapd_log.c) and the
+ * built-in modules (kapd_builtin.c: network allowlist, audit_log sink).
+ */
+#ifndef KAPD_H
+#define KAPD_H
+
+#include "config.h"
+#include <kapd/kap_core.h>
+#include "kapd_limits.h"
+
+/* exit codes (kapd(8)) */
+#define KAPD_EXIT_OK      0
+#define KAPD_EXIT_CONFIG  1
+#define KAPD_EXIT_NETWORK 2
+#define KAPD_EXIT_MODULE  3
+#define KAPD_EXIT_NOMEM   4
+#define KAPD_EXIT_OTHER   5
+
+#define KAPD_GEN_MAGIC 0x4b47454eU  /* "KGEN" */
+
+/* A loaded module, shared by every generation that uses it. */
+struct kapd_modref {
+    const struct kap_module *mod;
+    void                    *handle;    /* dlopen handle, NULL if built in */
+    char                    *path;      /* heap; NULL if built in */
+    int                      refs;      /* generations using it */
+    int                      builtin;
+    struct kapd_modref      *next;
+};
+
+/* A module as used by one generation. */
+struct kapd_gen_module {
+    struct kapd_modref      *ref;
+    const struct kap_module *mod;
+    void                    *conf;
+    int                      inited;    /* init() succeeded */
+    const char              *load_file; /* where kapd.load named it */
+    int                      load_line;
+};
+
+/* One entry of a flattened chain. */
+struct kapd_chain_entry {
+    const struct kap_hook   *hook;
+    struct kapd_gen_module  *gm;
+};
+
+struct kapd_chain {
+    struct kapd_chain_entry *v;
+    size_t                   n;
+};
+
+#define KAPD_NKINDS 16  /* bits of KAP_REQ_* */
+
+/* A listener declared by a module's conf_parse (nothing bound yet). */
+struct kapd_listen_decl {
+    const char              *module;
+    enum kap_listen_type     type;
+    const char              *addr;      /* as configured */
+    const char              *file;
+    int                      line;
+    struct kapd_listen_decl *next;
+};
+
+/* The core's own settings (the `kapd` group). */
+struct kapd_core_conf {
+    const char  **load;          /* module names, NULL-terminated */
+    const char  **load_files;    /* file:line of each load entry */
+    int          *load_lines;
+    const char  **module_path;   /* directories, NULL-terminated */
+    const char  **policy_chain;  /* NULL: load order */
+    const char  **audit_chain;   /* NULL: load order */
+    int           policy_default;/* KAP_DENY (default) or KAP_ALLOW */
+    const char   *error_log;     /* path, or NULL/"stderr" */
+    int           log_level;
+    const char  **debug;         /* module names with debug logging */
+    const char   *pid_file;
+    double        shutdown_grace;
+    double        reload_check;  /* seconds between content checks; 0 off */
+    const char   *user;          /* drop privileges to, or NULL */
+    long long     unix_mode;
+};
+
+/* A configuration file read while building a generation. */
+struct kapd_conf_file {
+    const char            *path;
+    unsigned char          digest[32];   /* SHA-256 of the content */
+    struct kapd_conf_file *next;
+};
+
+struct kap_gen {
+    uint32_t                 magic;
+    uint64_t                 id;
+    int                      refs;
+    int                      current;
+    int                      retired;
+    struct kap_pool         *pool;
+    const char              *conf_path;  /* main file */
+    const char              *prefix;
+    struct kapd_core_conf    core;
+    struct kapd_gen_module  *mods;       /* load order; built-ins first */
+    size_t                   nmods;
+    struct kapd_chain        policy[KAPD_NKINDS];
+    struct kapd_chain        audit[KAPD_NKINDS];
+    struct kapd_listen_decl *decls;
+    struct kap_listen      **listens;    /* after activation */
+    size_t                   nlistens;
+    struct kapd_conf_file   *files;
+};
+
+/* Process-wide state. */
+struct kapd_state {
+    struct ev_loop  *loop;
+    struct kap_gen  *current;
+    const char      *conf_path;
+    const char      *prefix;
+    int              shutting_down;
+    int              daemonize;
+    uint64_t         next_gen_id;
+    unsigned         reload_ok;
+    unsigned         reload_failed;
+};
+extern struct kapd_state kapd;
+
+/* kapd_cycle.c ----------------------------------------------------------- */
+/* Build a complete generation from conf_path; NULL and err on failure. */
+struct kap_gen *kapd_gen_build(const char *conf_path, const char *prefix,
+                               struct kap_err *err);
+/* Make gen current (binds listeners, init()); KAP_ERROR leaves the old one. */
+int  kapd_gen_activate(struct kap_gen *gen, struct kap_err *err);
+/* Reload from kapd.conf_path; logs the outcome; old gen kept on error. */
+int  kapd_reload(const char *why);
+/* Dump effective config and chains (kapd -T) to stdout. */
+void kapd_gen_dump(struct kap_gen *gen);
+struct kapd_gen_module *kapd_gen_find_module(struct kap_gen *gen,
+                                             const char *name);
+
+/* kapd_module.c ---------------------------------------------------------- */
+/*
+ * Find or load module `name` (built-in registry first, then the module
+ * path as kap_<name>.so), checking the ABI.  Returns a referenced modref
+ * or NULL with err set; release with kapd_module_unref().
+ */
+struct kapd_modref *kapd_module_get(const char *name, const char **path,
+                                    struct kap_err *err);
+/* Check an ABI descriptor found under config name `name`. */
+int  kapd_module_check_abi(const struct kap_module *m, const char *name,
+                           struct kap_err *err);
+void kapd_module_unref(struct kapd_modref *ref);
+
+/* kapd_builtin.c --------------------------------------------------------- */
+/* Built-in modules (always loaded, before kapd.load's): NULL-terminated. */
+extern const struct kap_module *const kapd_builtin_modules[];
+extern const struct kap_module kapd_network_module;     /* kapd_network.c */
+extern const struct kap_module kapd_audit_log_module;   /* kapd_audit_log.c */
+
+/* kapd_chain.c ----------------------------------------------------------- */
+/* Flatten policy and audit chains of gen per request kind. */
+int  kapd_chain_build(struct kap_gen *gen, struct kap_err *err);
+/* index of a kind bit (0..KAPD_NKINDS-1) */
+int  kapd_kind_index(uint32_t kind);
+
+/* kapd_listen.c / kapd_conn.c ------------------------------------------- */
+/*
+ * Bind the listeners declared in next, reusing prev's sockets (prev may
+ * be NULL) where type and address match; on failure nothing of prev is
+ * touched and everything newly bound is closed.  On success the reused
+ * and new listeners dispatch to next; prev's listeners not in next stop
+ * accepting (their connections continue).
+ */
+int  kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
+                          struct kap_err *err);
+/* Stop accepting everywhere (graceful shutdown). */
+void kapd_listen_stop_all(void);
+/* Close every listener socket and unlink unix sockets (exit). */
+void kapd_listen_close_all(void);
+/* Close every open connection (listener close callback first). */
+void kapd_conn_close_all(void);
+/* Number of open stream connections. */
+unsigned kapd_conn_total(void);
+/* Parse a listen address for -t checks; KAP_OK or KAP_ERROR with err. */
+int  kapd_listen_parse(const char *addr, enum kap_listen_type type,
+                       struct sockaddr_storage *ss, socklen_t *sslen,
+                       struct kap_err *err);
+
+/* kapd_log.c ------------------------------------------------------------- */
+/* Open (or reopen, for SIGUSR1) the error log; NULL = stderr. */
+int  kapd_log_open(const char *path, struct kap_err *err);
+void kapd_log_set_level(int level);
+void kapd_log_set_debug(const char *const *modules);
+int  kapd_log_level_parse(const char *s);   /* -1 when unknown */
+const char *kapd_log_level_name(int level);
+
+#endif /* KAPD_H */
