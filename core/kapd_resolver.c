@@ -1,0 +1,772 @@
+/*
+ * kapd_resolver.c -- the built-in `resolver` module: one libunbound
+ * context per configuration generation, driven from the libev loop.
+ *
+ * Group `resolver { upstream = ["127.0.0.1:5353"]; resolv_conf = "...";
+ * recursion = false; trust_anchor = "..."; timeout = 5; }`.  With
+ * upstream, libunbound forwards to those addresses (caching); without,
+ * it forwards to the nameservers of resolv_conf (/etc/resolv.conf by
+ * default); with recursion = true it resolves from the root hints and
+ * validates DNSSEC with trust_anchor.  The context runs its work in a
+ * helper thread (ub_ctx_async(ctx, 1)); its answers are read by an ev_io
+ * on ub_fd() calling ub_process(), so every callback runs in the loop
+ * thread.  Each query holds a reference on its generation and has its
+ * own deadline timer; a context is deleted when its generation retires
+ * (fini).  The public API is kap_resolver.h.
+ */
+#include "kapd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <unbound.h>
+
+#include <kapd/kap_resolver.h>
+
+#define RESOLVER_NAME          "resolver"
+#define RESOLVER_DEF_TIMEOUT   5.0
+#define RESOLVER_DEF_RESOLV    "/etc/resolv.conf"
+#define RESOLVER_DEF_TA        "/usr/share/dns/root.key"
+#define RESOLVER_MAX_UPSTREAMS 16
+
+struct kap_resolve;
+
+/* The resolver's conf and, once init() ran, its per-generation state. */
+struct resolver_conf {
+    const char        **upstream;     /* "addr@port" forms, NULL-terminated */
+    size_t              nupstream;
+    const char         *resolv_conf;  /* path or NULL (unset) */
+    int                 recursion;    /* -1 unset */
+    const char         *trust_anchor; /* path or NULL (unset) */
+    int                 ta_explicit;  /* trust_anchor given in the file */
+    double              timeout;      /* < 0 unset */
+
+    /* runtime (init .. fini) */
+    struct kap_gen     *gen;
+    struct ub_ctx      *ctx;
+    ev_io               io;
+    int                 io_on;
+    unsigned            pending;
+    struct kap_resolve *queries;      /* doubly linked list of pending */
+    unsigned long long  total;
+    unsigned long long  timeouts;
+};
+
+enum { Q_ADDRS = 1, Q_RAW = 2 };
+
+/* One libunbound sub-query of a kap_resolve. */
+struct resolve_sub {
+    struct kap_resolve *q;
+    int                 rrtype;
+    int                 async_id;
+    int                 active;       /* ub_resolve_async pending */
+    int                 done;
+    int                 failed;       /* error / SERVFAIL / bogus */
+    const char         *errmsg;
+    size_t              naddrs;
+    struct sockaddr_storage addrs[KAP_RESOLVE_MAX_ADDRS];
+};
+
+struct kap_resolve {
+    struct resolver_conf *rc;
+    struct kap_gen       *gen;        /* referenced */
+    int                   type;       /* Q_ADDRS / Q_RAW */
+    int                   literal;    /* addrs of an IP literal */
+    ev_timer              timer;      /* deadline, or 0 for a literal */
+    struct resolve_sub    sub[2];     /* [0] A / raw, [1] AAAA */
+    int                   nsub;
+    kap_resolve_addr_fn   addr_cb;
+    kap_resolve_raw_fn    raw_cb;
+    void                 *data;
+    struct kap_resolve   *prev, *next;
+};
+
+/* -- configuration -------------------------------------------------------- */
+
+static void *resolver_conf_create(struct kap_gen *gen)
+{
+    struct resolver_conf *c = kap_palloc(kap_gen_pool(gen), sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->recursion = -1;
+    c->timeout = -1.0;
+    return c;
+}
+
+/*
+ * Convert "127.0.0.1:5353", "[::1]:53", "127.0.0.1", "::1" or unbound's
+ * own "addr@port" into unbound's "addr@port" form in pool.  NULL when the
+ * address is not a numeric IPv4/IPv6 address or the port is bad.
+ */
+static const char *resolver_upstream_form(struct kap_pool *pool,
+                                          const char *s)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *port = NULL, *h = s;
+    size_t hlen;
+    unsigned char tmp[sizeof(struct in6_addr)];
+    long p = 53;
+
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        if (e == NULL)
+            return NULL;
+        h = s + 1;
+        hlen = (size_t)(e - h);
+        if (e[1] == ':')
+            port = e + 2;
+        else if (e[1] != '\0')
+            return NULL;
+    } else {
+        const char *at = strchr(s, '@');
+        const char *c1 = strchr(s, ':');
+        if (at != NULL) {
+            hlen = (size_t)(at - s);
+            port = at + 1;
+        } else if (c1 != NULL && strchr(c1 + 1, ':') == NULL) {
+            hlen = (size_t)(c1 - s);     /* exactly one colon: v4:port */
+            port = c1 + 1;
+        } else {
+            hlen = strlen(s);            /* bare v4 or bare v6 */
+        }
+    }
+    if (hlen == 0 || hlen >= sizeof(host))
+        return NULL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (inet_pton(AF_INET, host, tmp) != 1
+        && inet_pton(AF_INET6, host, tmp) != 1)
+        return NULL;
+    if (port != NULL) {
+        char *end;
+        errno = 0;
+        p = strtol(port, &end, 10);
+        if (errno != 0 || end == port || *end != '\0' || p < 1 || p > 65535)
+            return NULL;
+    }
+    return kap_psprintf(pool, "%s@%ld", host, p);
+}
+
+static int resolver_conf_parse(struct kap_gen *gen, void *conf,
+                               const config_setting_t *group,
+                               struct kap_err *err)
+{
+    static const char *const known[] = {
+        "upstream", "resolv_conf", "recursion", "trust_anchor", "timeout",
+        NULL
+    };
+    struct resolver_conf *c = conf;
+    struct kap_pool *pool = kap_gen_pool(gen);
+    const char **list = NULL;
+    size_t n = 0, i;
+    int rc;
+
+    if (group == NULL)
+        return KAP_OK;
+    if (kap_conf_check_keys(group, known, err) != KAP_OK)
+        return KAP_ERROR;
+
+    rc = kap_conf_get_strlist(group, "upstream", pool, &list, &n, err);
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+    if (rc == KAP_OK) {
+        const config_setting_t *s = config_setting_get_member(group,
+                                                              "upstream");
+        if (n > RESOLVER_MAX_UPSTREAMS) {
+            kap_err_at(err, s, "resolver: at most %d upstreams",
+                       RESOLVER_MAX_UPSTREAMS);
+            return KAP_ERROR;
+        }
+        c->upstream = kap_palloc(pool, (n + 1) * sizeof(*c->upstream));
+        if (c->upstream == NULL) {
+            kap_err_set(err, "out of memory");
+            return KAP_ERROR;
+        }
+        for (i = 0; i < n; i++) {
+            c->upstream[i] = resolver_upstream_form(pool, list[i]);
+            if (c->upstream[i] == NULL) {
+                kap_err_at(err, s, "resolver: bad upstream \"%s\" (want a "
+                           "numeric address, optionally with :port)",
+                           list[i]);
+                return KAP_ERROR;
+            }
+        }
+        c->nupstream = n;
+    }
+    if (kap_conf_get_str(group, "resolv_conf", pool, &c->resolv_conf, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_bool(group, "recursion", &c->recursion, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    rc = kap_conf_get_str(group, "trust_anchor", pool, &c->trust_anchor,
+                          err);
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+    c->ta_explicit = (rc == KAP_OK);
+    if (kap_conf_get_secs(group, "timeout", &c->timeout, err) == KAP_ERROR)
+        return KAP_ERROR;
+    if (c->timeout != -1.0 && (c->timeout <= 0.0 || c->timeout > 300.0)) {
+        kap_err_at(err, config_setting_get_member(group, "timeout"),
+                   "resolver: timeout must be in (0, 300] seconds");
+        return KAP_ERROR;
+    }
+    if (c->recursion == 1 && c->nupstream > 0) {
+        kap_err_at(err, config_setting_get_member(group, "recursion"),
+                   "resolver: recursion = true and upstream are exclusive");
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+static int resolver_conf_check(struct kap_gen *gen, void *conf,
+                               struct kap_err *err)
+{
+    struct resolver_conf *c = conf;
+
+    if (c->recursion == -1)
+        c->recursion = 0;
+    if (c->timeout < 0.0)
+        c->timeout = RESOLVER_DEF_TIMEOUT;
+    if (c->resolv_conf != NULL)
+        c->resolv_conf = kap_conf_path(gen, c->resolv_conf);
+    else if (c->nupstream == 0 && !c->recursion)
+        c->resolv_conf = RESOLVER_DEF_RESOLV;
+    if (c->trust_anchor != NULL)
+        c->trust_anchor = kap_conf_path(gen, c->trust_anchor);
+    else if (c->recursion)
+        c->trust_anchor = RESOLVER_DEF_TA;
+    if ((c->recursion || c->ta_explicit)
+        && access(c->trust_anchor, R_OK) != 0) {
+        kap_err_set(err, "resolver: trust anchor \"%s\": %s",
+                    c->trust_anchor, strerror(errno));
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+/* -- lifecycle ------------------------------------------------------------ */
+
+static void resolver_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct resolver_conf *c = w->data;
+    int r;
+
+    (void)loop;
+    (void)revents;
+    if (c->ctx == NULL)
+        return;
+    /* callbacks may drop the last other reference: finalise after */
+    kap_gen_ref(c->gen);
+    r = ub_process(c->ctx);
+    if (r != 0)
+        KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "ub_process: %s",
+                ub_strerror(r));
+    kap_gen_unref(c->gen);
+}
+
+static int resolver_ub_option(struct ub_ctx *ctx, const char *opt,
+                              const char *val)
+{
+    int r = ub_ctx_set_option(ctx, opt, val);
+
+    if (r != 0) {
+        KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "option %s %s: %s", opt, val,
+                ub_strerror(r));
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+static int resolver_init(struct kap_gen *gen, void *conf)
+{
+    struct resolver_conf *c = conf;
+    struct ub_ctx *ctx;
+    size_t i;
+    int r;
+
+    c->gen = gen;
+    ctx = ub_ctx_create();
+    if (ctx == NULL) {
+        KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "ub_ctx_create failed");
+        return KAP_ERROR;
+    }
+    r = ub_ctx_async(ctx, 1);
+    if (r != 0) {
+        KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "ub_ctx_async: %s",
+                ub_strerror(r));
+        goto fail;
+    }
+    if (!c->recursion) {
+        /* forwarders on loopback (tests, a local cache) are legitimate */
+        if (resolver_ub_option(ctx, "do-not-query-localhost:", "no")
+            != KAP_OK)
+            goto fail;
+    }
+    for (i = 0; i < c->nupstream; i++) {
+        r = ub_ctx_set_fwd(ctx, c->upstream[i]);
+        if (r != 0) {
+            KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "upstream %s: %s",
+                    c->upstream[i], ub_strerror(r));
+            goto fail;
+        }
+    }
+    if (c->nupstream == 0 && !c->recursion) {
+        r = ub_ctx_resolvconf(ctx, c->resolv_conf);
+        if (r != 0) {
+            KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "resolv_conf %s: %s",
+                    c->resolv_conf,
+                    r == UB_READFILE ? strerror(errno) : ub_strerror(r));
+            goto fail;
+        }
+    }
+    if (c->recursion || c->ta_explicit) {
+        r = ub_ctx_add_ta_file(ctx, c->trust_anchor);
+        if (r != 0) {
+            KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "trust_anchor %s: %s",
+                    c->trust_anchor, ub_strerror(r));
+            goto fail;
+        }
+    }
+    c->ctx = ctx;
+    ev_io_init(&c->io, resolver_io_cb, ub_fd(ctx), EV_READ);
+    c->io.data = c;
+    ev_io_start(kap_loop(), &c->io);
+    c->io_on = 1;
+    return KAP_OK;
+
+fail:
+    ub_ctx_delete(ctx);
+    return KAP_ERROR;
+}
+
+static void resolver_query_detach(struct kap_resolve *q);
+
+static void resolver_fini(struct kap_gen *gen, void *conf)
+{
+    struct resolver_conf *c = conf;
+
+    (void)gen;
+    if (c->io_on) {
+        ev_io_stop(kap_loop(), &c->io);
+        c->io_on = 0;
+    }
+    /*
+     * Queries hold a reference on the generation, so normally none is
+     * left here.  If the core finalises anyway (forced exit), stop their
+     * timers and leave them detached: their owners may still cancel them.
+     */
+    while (c->queries != NULL) {
+        struct kap_resolve *q = c->queries;
+        KAP_LOG(KAP_LOG_WARN, RESOLVER_NAME, 0,
+                "generation retired with a pending query");
+        resolver_query_detach(q);
+    }
+    if (c->ctx != NULL) {
+        ub_ctx_delete(c->ctx);
+        c->ctx = NULL;
+    }
+}
+
+static void resolver_status(struct kap_gen *gen, void *conf,
+                            struct kap_buf *out)
+{
+    struct resolver_conf *c = conf;
+
+    (void)gen;
+    kap_buf_printf(out, "%s, timeout %.1fs, %u pending, %llu queries, "
+                   "%llu timeouts",
+                   c->recursion ? "recursion"
+                   : c->nupstream > 0 ? "forward" : "resolv.conf",
+                   c->timeout, c->pending, c->total, c->timeouts);
+}
+
+const struct kap_module kapd_resolver_module = {
+    KAP_MODULE_V1(RESOLVER_NAME),
+    .version = KAP_VERSION,
+    .flags = 0,
+    .conf_create = resolver_conf_create,
+    .conf_parse = resolver_conf_parse,
+    .conf_check = resolver_conf_check,
+    .init = resolver_init,
+    .fini = resolver_fini,
+    .status = resolver_status,
+};
+
+/* -- queries -------------------------------------------------------------- */
+
+static void resolver_list_remove(struct kap_resolve *q)
+{
+    struct resolver_conf *c = q->rc;
+
+    if (c == NULL)
+        return;
+    if (q->prev != NULL)
+        q->prev->next = q->next;
+    else
+        c->queries = q->next;
+    if (q->next != NULL)
+        q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+    c->pending--;
+}
+
+/* Cancel libunbound work and the timer of q; q stays allocated. */
+static void resolver_query_stop(struct kap_resolve *q)
+{
+    int i;
+
+    ev_timer_stop(kap_loop(), &q->timer);
+    for (i = 0; i < q->nsub; i++) {
+        if (q->sub[i].active && q->rc != NULL && q->rc->ctx != NULL)
+            (void)ub_cancel(q->rc->ctx, q->sub[i].async_id);
+        q->sub[i].active = 0;
+    }
+}
+
+static void resolver_query_detach(struct kap_resolve *q)
+{
+    resolver_query_stop(q);
+    resolver_list_remove(q);
+    q->rc = NULL;
+    q->gen = NULL;     /* the generation is being finalised */
+}
+
+/*
+ * Release q: stop everything and free it.  Returns the generation whose
+ * reference q held (or NULL): the caller drops it with kap_gen_unref()
+ * after running the user's callback, so the generation outlives it.
+ */
+static struct kap_gen *resolver_query_release(struct kap_resolve *q)
+{
+    struct kap_gen *gen = q->gen;
+
+    resolver_query_stop(q);
+    resolver_list_remove(q);
+    free(q);
+    return gen;
+}
+
+static void resolver_gen_unref(struct kap_gen *gen)
+{
+    if (gen != NULL)
+        kap_gen_unref(gen);
+}
+
+/* Deliver the result of an address query and free it. */
+static void resolver_addrs_finish(struct kap_resolve *q, const char *why)
+{
+    struct sockaddr_storage all[KAP_RESOLVE_MAX_ADDRS];
+    size_t n = 0, i, j, k;
+    int failed = 0, rc;
+    const char *err = why;
+    kap_resolve_addr_fn cb = q->addr_cb;
+    void *data = q->data;
+    struct kap_gen *gen;
+
+    for (i = 0; i < (size_t)q->nsub; i++) {
+        struct resolve_sub *s = &q->sub[i];
+        if (s->failed || !s->done) {
+            failed = 1;
+            if (err == NULL)
+                err = s->errmsg != NULL ? s->errmsg : "timeout";
+        }
+        for (j = 0; j < s->naddrs && n < KAP_RESOLVE_MAX_ADDRS; j++) {
+            int dup = 0;
+            for (k = 0; k < n && !dup; k++)
+                dup = memcmp(&all[k], &s->addrs[j], sizeof(all[k])) == 0;
+            if (!dup)
+                all[n++] = s->addrs[j];
+        }
+    }
+    if (n > 0) {
+        rc = KAP_OK;
+        err = NULL;
+    } else if (failed) {
+        rc = KAP_ERROR;
+    } else {
+        rc = KAP_DECLINED;
+        err = q->sub[0].errmsg != NULL ? q->sub[0].errmsg : "no address";
+        if (q->nsub > 1 && q->sub[1].errmsg != NULL
+            && strcmp(q->sub[1].errmsg, "NXDOMAIN") == 0)
+            err = "NXDOMAIN";
+    }
+    gen = resolver_query_release(q);
+    cb(data, rc, n > 0 ? all : NULL, n, err);
+    resolver_gen_unref(gen);
+}
+
+static const char *resolver_rcode_text(int rcode)
+{
+    switch (rcode) {
+    case 0:  return "no address";
+    case 1:  return "FORMERR";
+    case 2:  return "SERVFAIL";
+    case 3:  return "NXDOMAIN";
+    case 4:  return "NOTIMP";
+    case 5:  return "REFUSED";
+    default: return "DNS error";
+    }
+}
+
+static void resolver_ub_cb(void *mydata, int err, struct ub_result *res)
+{
+    struct resolve_sub *s = mydata;
+    struct kap_resolve *q = s->q;
+    int i;
+
+    s->active = 0;
+    s->done = 1;
+    if (q->type == Q_RAW) {
+        kap_resolve_raw_fn cb = q->raw_cb;
+        void *data = q->data;
+        struct kap_gen *gen = resolver_query_release(q);
+        if (err != 0 || res == NULL || res->answer_packet == NULL
+            || res->answer_len <= 0)
+            cb(data, KAP_ERROR, NULL, 0, 2, 0, 0,
+               err != 0 ? ub_strerror(err) : "no answer");
+        else
+            cb(data, KAP_OK, res->answer_packet, (size_t)res->answer_len,
+               res->rcode, res->secure, res->bogus, NULL);
+        if (res != NULL)
+            ub_resolve_free(res);
+        resolver_gen_unref(gen);
+        return;
+    }
+
+    if (err != 0 || res == NULL) {
+        s->failed = 1;
+        s->errmsg = err != 0 ? ub_strerror(err) : "no answer";
+    } else if (res->bogus) {
+        s->failed = 1;
+        s->errmsg = "DNSSEC validation failed";
+    } else if (res->rcode != 0 && res->rcode != 3) {
+        s->failed = 1;
+        s->errmsg = resolver_rcode_text(res->rcode);
+    } else if (res->rcode == 3 || res->nxdomain) {
+        s->errmsg = "NXDOMAIN";
+    } else {
+        for (i = 0; res->data[i] != NULL
+             && s->naddrs < KAP_RESOLVE_MAX_ADDRS; i++) {
+            struct sockaddr_storage *ss = &s->addrs[s->naddrs];
+            memset(ss, 0, sizeof(*ss));
+            if (s->rrtype == 1 && res->len[i] == 4) {
+                struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+                sin->sin_family = AF_INET;
+                memcpy(&sin->sin_addr, res->data[i], 4);
+                s->naddrs++;
+            } else if (s->rrtype == 28 && res->len[i] == 16) {
+                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+                sin6->sin6_family = AF_INET6;
+                memcpy(&sin6->sin6_addr, res->data[i], 16);
+                s->naddrs++;
+            }
+        }
+        if (s->naddrs == 0)
+            s->errmsg = "no address";
+    }
+    if (res != NULL)
+        ub_resolve_free(res);
+    for (i = 0; i < q->nsub; i++)
+        if (!q->sub[i].done)
+            return;
+    resolver_addrs_finish(q, NULL);
+}
+
+static void resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct kap_resolve *q = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (q->literal) {
+        resolver_addrs_finish(q, NULL);
+        return;
+    }
+    if (q->rc != NULL)
+        q->rc->timeouts++;
+    KAP_DEBUG(RESOLVER_NAME, 0, "query timed out");
+    resolver_query_stop(q);
+    if (q->type == Q_RAW) {
+        kap_resolve_raw_fn cb = q->raw_cb;
+        void *data = q->data;
+        struct kap_gen *gen = resolver_query_release(q);
+        cb(data, KAP_ERROR, NULL, 0, 2, 0, 0, "timeout");
+        resolver_gen_unref(gen);
+        return;
+    }
+    resolver_addrs_finish(q, NULL);
+}
+
+/* Common setup: resolver state of gen, the query, its timer. */
+static struct kap_resolve *resolver_query_new(struct kap_gen *gen,
+                                              const char *name, int type)
+{
+    struct resolver_conf *c;
+    struct kap_resolve *q;
+    size_t len;
+
+    if (gen == NULL || name == NULL)
+        return NULL;
+    len = strlen(name);
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    if (len == 0 || len > 253 * 4)   /* escaped presentation form */
+        return NULL;
+    c = kap_gen_module_conf(gen, RESOLVER_NAME);
+    if (c == NULL || c->ctx == NULL)
+        return NULL;
+    q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->rc = c;
+    q->gen = gen;
+    q->type = type;
+    q->sub[0].q = q;
+    q->sub[1].q = q;
+    ev_timer_init(&q->timer, resolver_timer_cb, c->timeout, 0.0);
+    q->timer.data = q;
+    return q;
+}
+
+static void resolver_query_link(struct kap_resolve *q)
+{
+    struct resolver_conf *c = q->rc;
+
+    kap_gen_ref(q->gen);
+    q->next = c->queries;
+    if (c->queries != NULL)
+        c->queries->prev = q;
+    c->queries = q;
+    c->pending++;
+    c->total++;
+    ev_timer_start(kap_loop(), &q->timer);
+}
+
+static int resolver_sub_start(struct kap_resolve *q, int i, const char *name,
+                              int rrtype, int rrclass)
+{
+    struct resolve_sub *s = &q->sub[i];
+    int r;
+
+    s->rrtype = rrtype;
+    r = ub_resolve_async(q->rc->ctx, name, rrtype, rrclass, s,
+                         resolver_ub_cb, &s->async_id);
+    if (r != 0) {
+        KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "resolve %s: %s", name,
+                ub_strerror(r));
+        return KAP_ERROR;
+    }
+    s->active = 1;
+    return KAP_OK;
+}
+
+/* Parse an IPv4/IPv6 literal (optionally in brackets) into ss. */
+static int resolver_literal(const char *name, struct sockaddr_storage *ss)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    size_t len = strlen(name);
+
+    memset(ss, 0, sizeof(*ss));
+    if (len >= 2 && name[0] == '[' && name[len - 1] == ']') {
+        name++;
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof(buf))
+        return 0;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf,
+                  &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+        ss->ss_family = AF_INET;
+        return 1;
+    }
+    if (inet_pton(AF_INET6, buf,
+                  &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+        ss->ss_family = AF_INET6;
+        return 1;
+    }
+    return 0;
+}
+
+struct kap_resolve *kap_resolve_addrs(struct kap_gen *gen, const char *name,
+                                      int want_v6, kap_resolve_addr_fn cb,
+                                      void *data)
+{
+    struct kap_resolve *q;
+
+    if (cb == NULL)
+        return NULL;
+    q = resolver_query_new(gen, name, Q_ADDRS);
+    if (q == NULL)
+        return NULL;
+    q->addr_cb = cb;
+    q->data = data;
+    if (resolver_literal(name, &q->sub[0].addrs[0])) {
+        q->literal = 1;
+        q->nsub = 1;
+        q->sub[0].done = 1;
+        q->sub[0].naddrs = 1;
+        ev_timer_set(&q->timer, 0.0, 0.0);
+        resolver_query_link(q);
+        return q;
+    }
+    q->nsub = want_v6 ? 2 : 1;
+    q->gen = gen;
+    if (resolver_sub_start(q, 0, name, 1, 1) != KAP_OK)
+        goto fail;
+    if (want_v6 && resolver_sub_start(q, 1, name, 28, 1) != KAP_OK)
+        goto fail;
+    resolver_query_link(q);
+    return q;
+
+fail:
+    if (q->sub[0].active)
+        (void)ub_cancel(q->rc->ctx, q->sub[0].async_id);
+    free(q);
+    return NULL;
+}
+
+struct kap_resolve *kap_resolve_raw(struct kap_gen *gen, const char *name,
+                                    int rrtype, int rrclass,
+                                    kap_resolve_raw_fn cb, void *data)
+{
+    struct kap_resolve *q;
+
+    if (cb == NULL || rrtype < 0 || rrtype > 65535 || rrclass < 0
+        || rrclass > 65535)
+        return NULL;
+    q = resolver_query_new(gen, name, Q_RAW);
+    if (q == NULL)
+        return NULL;
+    q->raw_cb = cb;
+    q->data = data;
+    q->nsub = 1;
+    if (resolver_sub_start(q, 0, name, rrtype, rrclass) != KAP_OK) {
+        free(q);
+        return NULL;
+    }
+    resolver_query_link(q);
+    return q;
+}
+
+void kap_resolve_cancel(struct kap_resolve *q)
+{
+    if (q == NULL)
+        return;
+    resolver_gen_unref(resolver_query_release(q));
+}
+
+unsigned kap_resolve_pending(struct kap_gen *gen)
+{
+    struct resolver_conf *c;
+
+    if (gen == NULL)
+        return 0;
+    c = kap_gen_module_conf(gen, RESOLVER_NAME);
+    return c != NULL ? c->pending : 0;
+}
