@@ -1,0 +1,327 @@
+/*
+ * kapd_addr.c -- IP address literals in every spelling, and the built-in
+ * address deny set (DESIGN §6), behind the public kap_addr.h.
+ *
+ * The IPv4 parser is our own, not inet_aton(3): glibc's stops at the first
+ * whitespace ("127.0.0.1 x" parses), and we want the whole string or
+ * nothing.  It accepts exactly what inet_aton and the WHATWG URL parser
+ * accept otherwise (1-4 parts, decimal/octal/hex, last part fills the
+ * rest, one trailing dot), so that no spelling of a denied address slips
+ * through as a "name".  IPv6 goes through inet_pton(3), which rejects zone
+ * ids.  Nothing here allocates or keeps state.
+ */
+#include "kapd.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include <kapd/kap_addr.h>
+
+/* ---- IPv4 ----------------------------------------------------------- */
+
+/* One inet_aton part: "0x1f", "017", "10", "0x" (= 0).  -1 when invalid. */
+static int
+v4_part(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t   i = 0;
+    unsigned base = 10;
+
+    if (len == 0)
+        return -1;
+    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        i = 2;
+    } else if (len >= 2 && s[0] == '0') {
+        base = 8;
+        i = 1;
+    }
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (base == 16 && c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (base == 16 && c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return -1;
+        if (d >= base)
+            return -1;
+        v = v * base + d;
+        if (v > 0xffffffffULL)
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Does the label look like a number (so the name must be an IPv4)? */
+static int
+v4_numeric_label(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    if (len == 0)
+        return 0;
+    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        for (i = 2; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+                  || (c >= 'A' && c <= 'F')))
+                return 0;
+        }
+        return 1;
+    }
+    for (i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* KAP_OK with *addr (host order), KAP_DECLINED (a name), KAP_ERROR. */
+static int
+v4_parse(const char *s, size_t len, uint32_t *addr)
+{
+    uint64_t parts[4];
+    size_t   n = 0, start = 0, i, last_start;
+    uint64_t v;
+
+    if (len > 0 && s[len - 1] == '.')
+        len--;                       /* one trailing dot, as WHATWG */
+    if (len == 0)
+        return KAP_DECLINED;
+
+    /* the last label decides whether this is meant as a number */
+    last_start = len;
+    while (last_start > 0 && s[last_start - 1] != '.')
+        last_start--;
+    if (!v4_numeric_label(s + last_start, len - last_start))
+        return KAP_DECLINED;
+
+    for (i = 0; i <= len; i++) {
+        if (i < len && s[i] != '.')
+            continue;
+        if (n == 4)
+            return KAP_ERROR;        /* "1.2.3.4.5" */
+        if (v4_part(s + start, i - start, &parts[n]) != 0)
+            return KAP_ERROR;        /* "1.2.3.256x", "08", "a..1" */
+        n++;
+        start = i + 1;
+    }
+
+    for (i = 0; i + 1 < n; i++)
+        if (parts[i] > 255)
+            return KAP_ERROR;
+    if (parts[n - 1] > (0xffffffffULL >> (8 * (n - 1))))
+        return KAP_ERROR;
+    v = parts[n - 1];
+    for (i = 0; i + 1 < n; i++)
+        v |= parts[i] << (24 - 8 * i);
+    *addr = (uint32_t)v;
+    return KAP_OK;
+}
+
+/* ---- IPv6 ----------------------------------------------------------- */
+
+static const unsigned char v4mapped_prefix[12] =
+    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static int
+v6_parse(const char *s, size_t len, struct sockaddr_storage *ss)
+{
+    char            buf[64];
+    struct in6_addr a6;
+
+    if (len > 0 && s[0] == '[') {
+        if (len < 2 || s[len - 1] != ']')
+            return KAP_ERROR;
+        s++;
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof(buf))
+        return KAP_ERROR;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET6, buf, &a6) != 1)
+        return KAP_ERROR;            /* includes zone ids "fe80::1%eth0" */
+
+    memset(ss, 0, sizeof(*ss));
+    if (memcmp(a6.s6_addr, v4mapped_prefix, 12) == 0) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, a6.s6_addr + 12, 4);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = a6;
+    }
+    return KAP_OK;
+}
+
+int
+kap_addr_parse_literal_n(const char *s, size_t len,
+                         struct sockaddr_storage *ss)
+{
+    uint32_t a4;
+    int      rc;
+
+    if (s == NULL || ss == NULL || len == 0)
+        return KAP_DECLINED;
+    if (memchr(s, '\0', len) != NULL)
+        return KAP_ERROR;
+    if (s[0] == '[' || memchr(s, ':', len) != NULL)
+        return v6_parse(s, len, ss);
+    rc = v4_parse(s, len, &a4);
+    if (rc == KAP_OK) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        memset(ss, 0, sizeof(*ss));
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(a4);
+    }
+    return rc;
+}
+
+int
+kap_addr_parse_literal(const char *host, struct sockaddr_storage *ss)
+{
+    if (host == NULL)
+        return KAP_DECLINED;
+    return kap_addr_parse_literal_n(host, strlen(host), ss);
+}
+
+char *
+kap_addr_to_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+    if (sa == NULL || buf == NULL)
+        return NULL;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len) == NULL)
+            return NULL;
+        return buf;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)len)
+            == NULL)
+            return NULL;
+        return buf;
+    }
+    return NULL;
+}
+
+/* ---- the deny set --------------------------------------------------- */
+
+int
+kap_addr_prefix_eq(const unsigned char *a, const unsigned char *b,
+                   unsigned plen)
+{
+    unsigned full = plen / 8, rest = plen % 8;
+
+    if (full > 0 && memcmp(a, b, full) != 0)
+        return 0;
+    if (rest != 0) {
+        unsigned char mask = (unsigned char)(0xff << (8 - rest));
+        if ((a[full] & mask) != (b[full] & mask))
+            return 0;
+    }
+    return 1;
+}
+
+struct deny_net {
+    unsigned char addr[16];
+    unsigned      plen;
+    const char   *why;
+};
+
+static const struct deny_net deny_v4[] = {
+    { { 0, 0, 0, 0 },         8, "\"this\" network (0.0.0.0/8)" },
+    { { 127, 0, 0, 0 },       8, "loopback" },
+    { { 169, 254, 0, 0 },    16, "link-local (cloud metadata)" },
+    { { 10, 0, 0, 0 },        8, "private (RFC 1918)" },
+    { { 172, 16, 0, 0 },     12, "private (RFC 1918)" },
+    { { 192, 168, 0, 0 },    16, "private (RFC 1918)" },
+    { { 100, 64, 0, 0 },     10, "shared address space (CGNAT)" },
+    { { 192, 0, 0, 0 },      24, "IETF protocol assignments" },
+    { { 198, 18, 0, 0 },     15, "benchmarking (198.18.0.0/15)" },
+    { { 224, 0, 0, 0 },       4, "multicast" },
+    { { 240, 0, 0, 0 },       4, "reserved (240.0.0.0/4)" },
+};
+
+static const struct deny_net deny_v6[] = {
+    { { 0 }, 128, "unspecified (::)" },
+    { { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 128, "loopback" },
+    { { 0xfe, 0x80 },  10, "link-local" },
+    { { 0xfc },         7, "unique local (ULA)" },
+    { { 0xff },         8, "multicast" },
+    { { 0 },           96, "IPv4-compatible (deprecated)" },
+    { { 0, 0x64, 0xff, 0x9b, 0, 1 }, 48, "local-use NAT64" },
+    { { 0x20, 0x01, 0, 0 }, 32, "Teredo" },
+    { { 0x01, 0, 0, 0, 0, 0, 0, 0 }, 64, "discard-only (100::/64)" },
+};
+
+int
+kap_addr_embedded_v4(const unsigned char *a6, unsigned char *v4)
+{
+    static const unsigned char nat64[12] =
+        { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+
+    if (memcmp(a6, v4mapped_prefix, 12) == 0
+        || memcmp(a6, nat64, 12) == 0) {
+        memcpy(v4, a6 + 12, 4);
+        return 1;
+    }
+    if (a6[0] == 0x20 && a6[1] == 0x02) {      /* 6to4: 2002:AABB:CCDD:: */
+        memcpy(v4, a6 + 2, 4);
+        return 1;
+    }
+    return 0;
+}
+
+static int
+v4_denied(const unsigned char *a4, const char **why)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(deny_v4) / sizeof(deny_v4[0]); i++) {
+        if (kap_addr_prefix_eq(a4, deny_v4[i].addr, deny_v4[i].plen)) {
+            if (why)
+                *why = deny_v4[i].why;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+kap_addr_is_denied(const struct sockaddr *sa, const char **why)
+{
+    size_t i;
+
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        return v4_denied((const unsigned char *)&sin->sin_addr, why);
+    }
+    if (sa != NULL && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        const unsigned char *a6 = sin6->sin6_addr.s6_addr;
+        unsigned char v4[4];
+
+        for (i = 0; i < sizeof(deny_v6) / sizeof(deny_v6[0]); i++) {
+            if (kap_addr_prefix_eq(a6, deny_v6[i].addr, deny_v6[i].plen)) {
+                if (why)
+                    *why = deny_v6[i].why;
+                return 1;
+            }
+        }
+        if (kap_addr_embedded_v4(a6, v4))
+            return v4_denied(v4, why);
+        return 0;
+    }
+    if (why)
+        *why = "not an IP address";
+    return 1;
+}

@@ -1,0 +1,181 @@
+/*
+ * test_addr.c -- kap_addr_parse_literal() in every spelling, and the
+ * built-in address deny set (DESIGN §6, bypass classes 3, 5 and 6).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include <kapd/kap_core.h>
+#include <kapd/kap_addr.h>
+#include "tap.h"
+
+/* Parse s and return its canonical text, or "DECLINED"/"ERROR". */
+static const char *
+lit(const char *s)
+{
+    static char             buf[KAP_ADDR_TEXT_MAX];
+    struct sockaddr_storage ss;
+    int                     rc = kap_addr_parse_literal(s, &ss);
+
+    if (rc == KAP_DECLINED)
+        return "DECLINED";
+    if (rc != KAP_OK)
+        return "ERROR";
+    if (kap_addr_to_text((struct sockaddr *)&ss, buf, sizeof(buf)) == NULL)
+        return "NOTEXT";
+    return buf;
+}
+
+/* Is the literal s in the deny set?  -1 when s is not a literal. */
+static int
+denied(const char *s, const char **why)
+{
+    struct sockaddr_storage ss;
+
+    if (kap_addr_parse_literal(s, &ss) != KAP_OK)
+        return -1;
+    return kap_addr_is_denied((struct sockaddr *)&ss, why);
+}
+
+int
+main(void)
+{
+    static const char *loop[] = {
+        "127.0.0.1", "127.1", "127.0.1", "0x7f.0.0.1", "0x7F.1",
+        "2130706433", "017700000001", "0177.0.0.1", "0177.0.0.01",
+        "0x7f000001", "127.0.0.1.", "0x7f.0x0.0x0.0x1", "127.0x0.1",
+        "[::ffff:127.0.0.1]", "::ffff:7f00:1", "0000177.0.0.1",
+        "0X7F000001", "127.00.0.1",
+    };
+    static const char *meta[] = {
+        "169.254.169.254", "0xa9.0xfe.0xa9.0xfe", "0xa9fea9fe",
+        "2852039166", "025177524776", "0251.0376.0251.0376", "169.254.43518",
+        "169.16689662", "::ffff:169.254.169.254", "[::ffff:a9fe:a9fe]",
+    };
+    static const char *bad[] = {
+        "1.2.3.256", "256.1.1.1", "1.2.3.4.5", "08.1.1.1", "0x1g.1.1.1",
+        "1..2.3", ".1.2.3", "4294967296", "0x100000000",
+        "1.16777216", "1.2.65536", "[::1", "::1]", "fe80::1%eth0",
+        "[fe80::1%25eth0]", "1:2:3:4:5:6:7:8:9", "[]", "[1.2.3.4]",
+        "::g", "example.123", "a.0x10",
+    };
+    static const char *names[] = {
+        "example.com", "github.com", "1.2.3.4.example", "0x7f.example",
+        "xn--bcher-kva.example", "a1", "1a.com", "localhost", "1.2.3.4 ",
+    };
+    const char *why = NULL;
+    size_t      i;
+    char        buf[KAP_ADDR_TEXT_MAX];
+    unsigned char a6[16], v4[4];
+
+    for (i = 0; i < sizeof(loop) / sizeof(loop[0]); i++)
+        is_str(lit(loop[i]), "127.0.0.1", loop[i]);
+    for (i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+        is_str(lit(meta[i]), "169.254.169.254", meta[i]);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        is_str(lit(bad[i]), "ERROR", bad[i]);
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        is_str(lit(names[i]), "DECLINED", names[i]);
+    /* "0x" alone is a number (0) for inet_aton and WHATWG */
+    is_str(lit("0x.0x.0x.0x"), "0.0.0.0", "0x parts are 0");
+    is_str(lit("0"), "0.0.0.0", "0");
+    is_str(lit("1.2.3.4"), "1.2.3.4", "plain dotted quad");
+    is_str(lit("255.255.255.255"), "255.255.255.255", "broadcast");
+    is_str(lit("0xffffffff"), "255.255.255.255", "broadcast in hex");
+    is_str(lit("10.1"), "10.0.0.1", "two parts");
+    is_str(lit("10.1.2"), "10.1.0.2", "three parts");
+
+    /* IPv6 forms */
+    is_str(lit("::1"), "::1", "::1");
+    is_str(lit("[::1]"), "::1", "[::1]");
+    is_str(lit("0:0:0:0:0:0:0:1"), "::1", "long ::1");
+    is_str(lit("2001:DB8::1"), "2001:db8::1", "upper-case v6 folded");
+    is_str(lit("[2001:db8:0:0:0:0:0:1]"), "2001:db8::1", "bracketed long");
+    is_str(lit("::ffff:1.2.3.4"), "1.2.3.4", "mapped becomes IPv4");
+    is_str(lit("64:ff9b::7f00:1"), "64:ff9b::7f00:1", "NAT64 stays v6");
+    is_str(lit(""), "DECLINED", "empty is not a literal");
+    ok(kap_addr_parse_literal_n("127.0.0.1\0x", 11,
+       &(struct sockaddr_storage){0}) == KAP_ERROR, "embedded NUL refused");
+
+    /* deny set */
+    is_int(denied("127.0.0.1", &why), 1, "127.0.0.1 denied");
+    is_str(why, "loopback", "why loopback");
+    is_int(denied("0x7f.1", NULL), 1, "0x7f.1 denied");
+    is_int(denied("127.255.255.254", NULL), 1, "127/8 denied");
+    is_int(denied("169.254.169.254", &why), 1, "metadata denied");
+    ok(why && strstr(why, "link-local"), "why link-local");
+    is_int(denied("0251.0376.0251.0376", NULL), 1, "octal metadata denied");
+    is_int(denied("0.0.0.0", NULL), 1, "0.0.0.0 denied");
+    is_int(denied("0", NULL), 1, "\"0\" denied");
+    is_int(denied("10.200.0.1", NULL), 1, "10/8 denied");
+    is_int(denied("172.16.0.1", NULL), 1, "172.16/12 low denied");
+    is_int(denied("172.31.255.255", NULL), 1, "172.16/12 high denied");
+    is_int(denied("172.32.0.1", NULL), 0, "172.32.0.1 allowed");
+    is_int(denied("172.15.255.255", NULL), 0, "172.15.255.255 allowed");
+    is_int(denied("192.168.1.1", NULL), 1, "192.168/16 denied");
+    is_int(denied("100.64.0.1", NULL), 1, "CGNAT denied");
+    is_int(denied("100.127.255.255", NULL), 1, "CGNAT top denied");
+    is_int(denied("100.128.0.1", NULL), 0, "100.128.0.1 allowed");
+    is_int(denied("192.0.0.8", NULL), 1, "192.0.0.0/24 denied");
+    is_int(denied("198.18.0.1", NULL), 1, "198.18/15 denied");
+    is_int(denied("198.19.255.1", NULL), 1, "198.19 denied");
+    is_int(denied("198.20.0.1", NULL), 0, "198.20 allowed");
+    is_int(denied("224.0.0.1", NULL), 1, "multicast denied");
+    is_int(denied("239.255.255.250", NULL), 1, "SSDP multicast denied");
+    is_int(denied("240.0.0.1", NULL), 1, "240/4 denied");
+    is_int(denied("255.255.255.255", NULL), 1, "broadcast denied");
+    is_int(denied("8.8.8.8", NULL), 0, "8.8.8.8 allowed");
+    is_int(denied("140.82.114.4", NULL), 0, "public address allowed");
+    is_int(denied("::", NULL), 1, ":: denied");
+    is_int(denied("::1", NULL), 1, "::1 denied");
+    is_int(denied("fe80::1", NULL), 1, "fe80::/10 denied");
+    is_int(denied("febf::1", NULL), 1, "febf:: denied");
+    is_int(denied("fc00::1", NULL), 1, "ULA fc00 denied");
+    is_int(denied("fd12:3456::1", NULL), 1, "ULA fd denied");
+    is_int(denied("ff02::1", NULL), 1, "v6 multicast denied");
+    is_int(denied("::ffff:10.0.0.1", NULL), 1, "mapped 10/8 denied");
+    is_int(denied("::ffff:8.8.8.8", NULL), 0, "mapped 8.8.8.8 allowed");
+    is_int(denied("64:ff9b::7f00:1", &why), 1, "NAT64 loopback denied");
+    is_str(why, "loopback", "NAT64 why = embedded v4");
+    is_int(denied("64:ff9b::a9fe:a9fe", NULL), 1, "NAT64 metadata denied");
+    is_int(denied("64:ff9b::808:808", NULL), 0, "NAT64 8.8.8.8 allowed");
+    is_int(denied("2002:7f00:1::1", NULL), 1, "6to4 loopback denied");
+    is_int(denied("2002:c0a8:101::", NULL), 1, "6to4 192.168 denied");
+    is_int(denied("2002:808:808::1", NULL), 0, "6to4 8.8.8.8 allowed");
+    is_int(denied("::127.0.0.1", NULL), 1, "v4-compatible denied");
+    is_int(denied("2606:4700::1111", NULL), 0, "public v6 allowed");
+    {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        ss.ss_family = AF_UNIX;
+        is_int(kap_addr_is_denied((struct sockaddr *)&ss, NULL), 1,
+               "unknown family denied");
+    }
+
+    /* helpers */
+    inet_pton(AF_INET6, "2002:0102:0304::", a6);
+    ok(kap_addr_embedded_v4(a6, v4) && v4[0] == 1 && v4[3] == 4,
+       "6to4 embedded v4");
+    inet_pton(AF_INET6, "2001:db8::", a6);
+    is_int(kap_addr_embedded_v4(a6, v4), 0, "no embedded v4");
+    {
+        struct sockaddr_in6 s6;
+        memset(&s6, 0, sizeof(s6));
+        s6.sin6_family = AF_INET6;
+        inet_pton(AF_INET6, "2001:db8::1", &s6.sin6_addr);
+        is_str(kap_addr_to_text((struct sockaddr *)&s6, buf, sizeof(buf)),
+               "2001:db8::1", "to_text v6");
+        ok(kap_addr_to_text((struct sockaddr *)&s6, buf, 4) == NULL,
+           "to_text short buffer");
+    }
+    {
+        unsigned char x[4] = { 10, 1, 2, 3 }, y[4] = { 10, 1, 255, 0 };
+        ok(kap_addr_prefix_eq(x, y, 16), "prefix /16 equal");
+        ok(!kap_addr_prefix_eq(x, y, 17), "prefix /17 differs");
+        ok(kap_addr_prefix_eq(x, y, 0), "prefix /0 equal");
+    }
+    return done_testing();
+}
