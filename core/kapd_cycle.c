@@ -1,0 +1,1490 @@
+/*
+ * kapd_cycle.c -- configuration generations: build, activate, retire,
+ * reload, and the config content watch.
+ *
+ * A generation is built whole from the config file(s): the files are read
+ * here (libconfig 1.5 has no include hook, so @include is expanded by this
+ * file, relative to the including file, with glob patterns such as
+ * conf.d/<glob>.conf, and every setting gets its true file:line back), each
+ * file's content is hashed (SHA-256) for the watch, the `kapd` group is
+ * parsed, the modules are loaded (built-ins first, then kapd.load), each
+ * module parses and checks its own top-level group, and the policy and
+ * audit chains are flattened.  Only a complete generation is activated:
+ * listeners handed over, init() of every module, then it becomes current
+ * and the previous one retires when its last connection lets go of it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "kapd.h"
+#include "kapd_cycle.h"
+
+struct kapd_state kapd;
+
+#define KAPD_CONF_MAX_BYTES   (16u * 1024 * 1024)  /* all files together */
+#define KAPD_INCLUDE_DEPTH    10                   /* nested @include */
+#define KAPD_MAX_MODULES      64
+
+/* ---- process-wide accessors ------------------------------------------- */
+
+struct ev_loop *
+kap_loop(void)
+{
+    if (kapd.loop == NULL)
+        kapd.loop = ev_default_loop(0);
+    return kapd.loop;
+}
+
+double
+kap_now(void)
+{
+    return ev_now(kap_loop());
+}
+
+int
+kap_shutting_down(void)
+{
+    return kapd.shutting_down;
+}
+
+/* ---- generations: references and retirement --------------------------- */
+
+struct kap_gen *
+kap_gen_current(void)
+{
+    return kapd.current;
+}
+
+void
+kap_gen_ref(struct kap_gen *gen)
+{
+    if (gen != NULL)
+        gen->refs++;
+}
+
+static void
+gen_destroy(struct kap_gen *gen)
+{
+    size_t i;
+    int was_live = 0;
+
+    for (i = gen->nmods; i-- > 0;) {
+        struct kapd_gen_module *gm = &gen->mods[i];
+        if (gm->inited) {
+            was_live = 1;
+            if (gm->mod->fini != NULL)
+                gm->mod->fini(gen, gm->conf);
+            gm->inited = 0;
+        }
+    }
+    if (was_live)
+        KAP_LOG(KAP_LOG_INFO, NULL, 0, "generation %llu retired",
+                (unsigned long long) gen->id);
+    gen->retired = 1;
+    gen->magic = 0;
+    /* the pool's cleanups (listeners, module state) may still use the
+       modules' code: destroy it before the modules are released */
+    {
+        struct kapd_modref *refs[KAPD_MAX_MODULES];
+        size_t n = gen->nmods < KAPD_MAX_MODULES ? gen->nmods
+                                                 : KAPD_MAX_MODULES;
+        for (i = 0; i < n; i++)
+            refs[i] = gen->mods[i].ref;
+        kap_pool_destroy(gen->pool);
+        for (i = n; i-- > 0;)
+            kapd_module_unref(refs[i]);
+    }
+}
+
+void
+kap_gen_unref(struct kap_gen *gen)
+{
+    if (gen == NULL)
+        return;
+    if (--gen->refs > 0)
+        return;
+    if (gen->current) {
+        KAP_LOG(KAP_LOG_ALERT, NULL, 0,
+                "generation %llu: last reference dropped while current",
+                (unsigned long long) gen->id);
+        if (kapd.current == gen)
+            kapd.current = NULL;
+    }
+    gen_destroy(gen);
+}
+
+uint64_t
+kap_gen_id(const struct kap_gen *gen)
+{
+    return gen ? gen->id : 0;
+}
+
+struct kap_pool *
+kap_gen_pool(struct kap_gen *gen)
+{
+    return gen ? gen->pool : NULL;
+}
+
+struct kapd_gen_module *
+kapd_gen_find_module(struct kap_gen *gen, const char *name)
+{
+    size_t i;
+
+    if (gen == NULL || name == NULL)
+        return NULL;
+    for (i = 0; i < gen->nmods; i++)
+        if (strcmp(gen->mods[i].mod->name, name) == 0)
+            return &gen->mods[i];
+    return NULL;
+}
+
+void *
+kap_gen_module_conf(struct kap_gen *gen, const char *name)
+{
+    struct kapd_gen_module *gm = kapd_gen_find_module(gen, name);
+
+    return gm ? gm->conf : NULL;
+}
+
+int
+kap_gen_is_current(const struct kap_gen *gen)
+{
+    return gen != NULL && gen->current && kapd.current == gen;
+}
+
+/* ---- errors of a build -------------------------------------------------- */
+
+static struct kap_err build_errors[KAPD_BUILD_ERRORS_MAX];
+static size_t nbuild_errors;
+static int build_exit = KAPD_EXIT_CONFIG;
+
+size_t
+kapd_gen_build_errors(const struct kap_err **v)
+{
+    *v = build_errors;
+    return nbuild_errors;
+}
+
+int
+kapd_gen_build_exit_code(void)
+{
+    return build_exit;
+}
+
+/* keep e in the list and as the first error in err */
+static void
+record_error(struct kap_err *err, const struct kap_err *e)
+{
+    if (!e->set)
+        return;
+    if (nbuild_errors < KAPD_BUILD_ERRORS_MAX)
+        build_errors[nbuild_errors++] = *e;
+    if (err != NULL && !err->set)
+        *err = *e;
+}
+
+/* ---- reading files: @include expansion, line map, digests ------------- */
+
+struct src_line {
+    const char *file;       /* gen pool */
+    int         line;
+};
+
+struct watch_file {
+    char          *path;    /* heap; "glob:<pattern>" for a glob */
+    unsigned char  digest[32];
+};
+
+/* files of the last build attempt (heap) */
+static struct watch_file attempt[KAPD_MAX_CONF_FILES];
+static size_t nattempt;
+
+struct rd {
+    struct kap_pool *pool;
+    struct kap_buf   text;
+    struct src_line *map;
+    size_t           nmap, capmap;
+    size_t           total;
+    struct kap_err  *err;
+};
+
+static void
+sha256(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int len = 32;
+
+    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+        memset(out, 0xee, 32);
+}
+
+static void
+attempt_clear(void)
+{
+    size_t i;
+
+    for (i = 0; i < nattempt; i++)
+        free(attempt[i].path);
+    nattempt = 0;
+}
+
+static int
+attempt_add(struct rd *rd, const char *path, const unsigned char d[32],
+            const char *ifile, int iline)
+{
+    if (nattempt >= KAPD_MAX_CONF_FILES) {
+        kap_err_set(rd->err, "too many configuration files (more than %d)",
+                    KAPD_MAX_CONF_FILES);
+        if (ifile != NULL)
+            snprintf(rd->err->file, sizeof(rd->err->file), "%s", ifile),
+            rd->err->line = iline;
+        return KAP_ERROR;
+    }
+    attempt[nattempt].path = strdup(path);
+    if (attempt[nattempt].path == NULL) {
+        kap_err_set(rd->err, "out of memory");
+        return KAP_ERROR;
+    }
+    memcpy(attempt[nattempt].digest, d, 32);
+    nattempt++;
+    return KAP_OK;
+}
+
+/* read a whole file (heap, NUL-terminated); NULL and errno on failure */
+static char *
+read_file(const char *path, size_t *len, size_t max)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            errno = EISDIR;
+        close(fd);
+        return NULL;
+    }
+    for (;;) {
+        ssize_t r;
+        if (n + 4097 > cap) {
+            char *nb;
+            cap = cap ? cap * 2 : 8192;
+            if (cap > max + 4098)
+                cap = max + 4098;
+            nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                close(fd);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = nb;
+        }
+        r = read(fd, buf + n, cap - n - 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t) r;
+        if (n > max) {
+            free(buf);
+            close(fd);
+            errno = EFBIG;
+            return NULL;
+        }
+    }
+    close(fd);
+    if (buf == NULL && (buf = malloc(1)) == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* digest of a watched entry as it is now (all zero when unreadable) */
+static void
+digest_now(const char *path, unsigned char d[32])
+{
+    memset(d, 0, 32);
+    if (strncmp(path, "glob:", 5) == 0) {
+        glob_t g;
+        struct kap_buf names = { 0 };
+        size_t i;
+        int rc = glob(path + 5, 0, NULL, &g);
+        if (rc == 0) {
+            for (i = 0; i < g.gl_pathc; i++) {
+                kap_buf_append(&names, g.gl_pathv[i], strlen(g.gl_pathv[i]));
+                kap_buf_append(&names, "\n", 1);
+            }
+            globfree(&g);
+        }
+        sha256(names.data ? names.data : "", names.len, d);
+        kap_buf_free(&names);
+    } else {
+        size_t len;
+        char *buf = read_file(path, &len, KAPD_CONF_MAX_BYTES);
+        if (buf != NULL) {
+            sha256(buf, len, d);
+            free(buf);
+        }
+    }
+}
+
+static int
+map_add(struct rd *rd, const char *file, int line)
+{
+    if (rd->nmap == rd->capmap) {
+        size_t cap = rd->capmap ? rd->capmap * 2 : 256;
+        struct src_line *nm = realloc(rd->map, cap * sizeof(*nm));
+        if (nm == NULL)
+            return KAP_ERROR;
+        rd->map = nm;
+        rd->capmap = cap;
+    }
+    rd->map[rd->nmap].file = file;
+    rd->map[rd->nmap].line = line;
+    rd->nmap++;
+    return KAP_OK;
+}
+
+static void
+err_pos(struct kap_err *err, const char *file, int line)
+{
+    if (err != NULL && file != NULL) {
+        snprintf(err->file, sizeof(err->file), "%s", file);
+        err->line = line;
+    }
+}
+
+static int read_conf(struct rd *rd, const char *path, int depth,
+                     const char *ifile, int iline);
+
+/* an @include line: pattern resolved against the including file's dir */
+static int
+do_include(struct rd *rd, const char *file, int line, const char *pat,
+           int depth)
+{
+    char full[PATH_MAX];
+    const char *slash;
+    int n;
+
+    if (pat[0] == '\0') {
+        kap_err_set(rd->err, "empty @include");
+        err_pos(rd->err, file, line);
+        return KAP_ERROR;
+    }
+    if (pat[0] == '/') {
+        n = snprintf(full, sizeof(full), "%s", pat);
+    } else if ((slash = strrchr(file, '/')) != NULL) {
+        n = snprintf(full, sizeof(full), "%.*s/%s", (int) (slash - file),
+                     file, pat);
+    } else {
+        n = snprintf(full, sizeof(full), "%s", pat);
+    }
+    if (n < 0 || (size_t) n >= sizeof(full)) {
+        kap_err_set(rd->err, "@include path too long");
+        err_pos(rd->err, file, line);
+        return KAP_ERROR;
+    }
+    if (strpbrk(pat, "*?[") != NULL) {
+        glob_t g;
+        unsigned char d[32];
+        struct kap_buf names = { 0 };
+        char key[PATH_MAX + 8];
+        size_t i;
+        int rc = glob(full, 0, NULL, &g);
+
+        if (rc != 0 && rc != GLOB_NOMATCH) {
+            kap_err_set(rd->err, "@include \"%s\": glob failed", pat);
+            err_pos(rd->err, file, line);
+            return KAP_ERROR;
+        }
+        if (rc == 0) {
+            for (i = 0; i < g.gl_pathc; i++) {
+                kap_buf_append(&names, g.gl_pathv[i], strlen(g.gl_pathv[i]));
+                kap_buf_append(&names, "\n", 1);
+            }
+        }
+        sha256(names.data ? names.data : "", names.len, d);
+        kap_buf_free(&names);
+        snprintf(key, sizeof(key), "glob:%s", full);
+        if (attempt_add(rd, key, d, file, line) != KAP_OK) {
+            if (rc == 0)
+                globfree(&g);
+            return KAP_ERROR;
+        }
+        if (rc == 0) {
+            for (i = 0; i < g.gl_pathc; i++) {
+                if (read_conf(rd, g.gl_pathv[i], depth + 1, file, line)
+                    != KAP_OK) {
+                    globfree(&g);
+                    return KAP_ERROR;
+                }
+            }
+            globfree(&g);
+        }
+        return KAP_OK;
+    }
+    return read_conf(rd, full, depth + 1, file, line);
+}
+
+static int
+read_conf(struct rd *rd, const char *path, int depth, const char *ifile,
+          int iline)
+{
+    unsigned char d[32];
+    const char *file, *p, *end;
+    size_t len;
+    char *buf;
+    int line = 0;
+
+    if (depth > KAPD_INCLUDE_DEPTH) {
+        kap_err_set(rd->err, "@include nested deeper than %d (a loop?)",
+                    KAPD_INCLUDE_DEPTH);
+        err_pos(rd->err, ifile, iline);
+        return KAP_ERROR;
+    }
+    buf = read_file(path, &len, KAPD_CONF_MAX_BYTES - rd->total);
+    if (buf == NULL) {
+        int e = errno;
+        memset(d, 0, sizeof(d));
+        attempt_add(rd, path, d, ifile, iline);
+        if (e == EFBIG)
+            kap_err_set(rd->err, "configuration too large (more than %u "
+                        "bytes) reading \"%s\"", KAPD_CONF_MAX_BYTES, path);
+        else
+            kap_err_set(rd->err, "cannot read configuration file \"%s\": %s",
+                        path, strerror(e));
+        err_pos(rd->err, ifile, iline);
+        return KAP_ERROR;
+    }
+    rd->total += len;
+    sha256(buf, len, d);
+    if (attempt_add(rd, path, d, ifile, iline) != KAP_OK) {
+        free(buf);
+        return KAP_ERROR;
+    }
+    if (memchr(buf, '\0', len) != NULL) {
+        kap_err_set(rd->err, "configuration file \"%s\" contains a NUL byte",
+                    path);
+        err_pos(rd->err, ifile, iline);
+        free(buf);
+        return KAP_ERROR;
+    }
+    file = kap_pstrdup(rd->pool, path);
+    if (file == NULL) {
+        kap_err_set(rd->err, "out of memory");
+        free(buf);
+        return KAP_ERROR;
+    }
+
+    for (p = buf; p < buf + len; p = end + 1) {
+        const char *q, *nl = memchr(p, '\n', (size_t) (buf + len - p));
+        end = nl ? nl : buf + len;
+        line++;
+
+        q = p;
+        while (q < end && (*q == ' ' || *q == '\t'))
+            q++;
+        if ((size_t) (end - q) > 8 && memcmp(q, "@include", 8) == 0
+            && (q[8] == ' ' || q[8] == '\t')) {
+            const char *s, *e;
+            char pat[PATH_MAX];
+            q += 8;
+            while (q < end && (*q == ' ' || *q == '\t'))
+                q++;
+            if (q >= end || *q != '"'
+                || (e = memchr(q + 1, '"', (size_t) (end - q - 1))) == NULL) {
+                kap_err_set(rd->err, "@include needs a quoted file name");
+                err_pos(rd->err, file, line);
+                free(buf);
+                return KAP_ERROR;
+            }
+            s = q + 1;
+            if ((size_t) (e - s) >= sizeof(pat)) {
+                kap_err_set(rd->err, "@include path too long");
+                err_pos(rd->err, file, line);
+                free(buf);
+                return KAP_ERROR;
+            }
+            memcpy(pat, s, (size_t) (e - s));
+            pat[e - s] = '\0';
+            for (q = e + 1; q < end && (*q == ' ' || *q == '\t'
+                                        || *q == '\r' || *q == ';'); q++)
+                ;
+            if (q < end && *q != '#' && !(end - q >= 2 && q[0] == '/'
+                                          && q[1] == '/')) {
+                kap_err_set(rd->err, "unexpected text after @include");
+                err_pos(rd->err, file, line);
+                free(buf);
+                return KAP_ERROR;
+            }
+            if (do_include(rd, file, line, pat, depth) != KAP_OK) {
+                free(buf);
+                return KAP_ERROR;
+            }
+            continue;
+        }
+        if (kap_buf_append(&rd->text, p, (size_t) (end - p)) != KAP_OK
+            || kap_buf_append(&rd->text, "\n", 1) != KAP_OK
+            || map_add(rd, file, line) != KAP_OK) {
+            kap_err_set(rd->err, "out of memory");
+            free(buf);
+            return KAP_ERROR;
+        }
+        if (nl == NULL)
+            break;
+    }
+    free(buf);
+    return KAP_OK;
+}
+
+/* give every setting its true file:line back */
+static void
+fix_positions(config_setting_t *s, const struct rd *rd)
+{
+    int i, n;
+
+    if (s->line > 0 && s->line <= rd->nmap) {
+        const struct src_line *m = &rd->map[s->line - 1];
+        s->file = m->file;
+        s->line = (unsigned) m->line;
+    }
+    if (config_setting_is_aggregate(s)) {
+        n = config_setting_length(s);
+        for (i = 0; i < n; i++)
+            fix_positions(config_setting_get_elem(s, (unsigned) i), rd);
+    }
+}
+
+/* ---- the kapd group ----------------------------------------------------- */
+
+static const char *const kapd_keys[] = {
+    "load", "module_path", "policy", "audit", "error_log", "log_level",
+    "debug", "pid_file", "shutdown_grace", "reload_check", "user",
+    "unix_mode", NULL
+};
+static const char *const policy_keys[] = { "chain", "default", NULL };
+static const char *const audit_keys[] = { "chain", NULL };
+
+/* a list/array of strings, or one string, into a NULL-terminated array */
+static int
+get_names(struct kap_gen *gen, const config_setting_t *s, const char ***out,
+          const char ***files, int **lines, int one_ok, struct kap_err *err)
+{
+    int i, n;
+    const char **v;
+
+    if (one_ok && config_setting_type(s) == CONFIG_TYPE_STRING) {
+        v = kap_palloc(gen->pool, 2 * sizeof(*v));
+        if (v == NULL || (v[0] = kap_pstrdup(gen->pool,
+                                  config_setting_get_string(s))) == NULL) {
+            kap_err_set(err, "out of memory");
+            return KAP_ERROR;
+        }
+        *out = v;
+        return KAP_OK;
+    }
+    if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+        kap_err_at(err, s, "\"%s\" must be a list of strings",
+                   config_setting_name(s));
+        return KAP_ERROR;
+    }
+    n = config_setting_length(s);
+    v = kap_palloc(gen->pool, (size_t) (n + 1) * sizeof(*v));
+    if (v == NULL)
+        goto nomem;
+    if (files != NULL) {
+        *files = kap_palloc(gen->pool, (size_t) (n + 1) * sizeof(**files));
+        *lines = kap_palloc(gen->pool, (size_t) (n + 1) * sizeof(**lines));
+        if (*files == NULL || *lines == NULL)
+            goto nomem;
+    }
+    for (i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            kap_err_at(err, e, "\"%s\" must be a list of strings",
+                       config_setting_name(s));
+            return KAP_ERROR;
+        }
+        if ((v[i] = kap_pstrdup(gen->pool, config_setting_get_string(e)))
+            == NULL)
+            goto nomem;
+        if (files != NULL) {
+            (*files)[i] = config_setting_source_file(e);
+            (*lines)[i] = (int) config_setting_source_line(e);
+        }
+    }
+    *out = v;
+    return KAP_OK;
+nomem:
+    kap_err_set(err, "out of memory");
+    return KAP_ERROR;
+}
+
+static int
+get_path(struct kap_gen *gen, const config_setting_t *g, const char *key,
+         const char **out, struct kap_err *err)
+{
+    const char *s = NULL;
+    int rc = kap_conf_get_str(g, key, gen->pool, &s, err);
+
+    if (rc != KAP_OK)
+        return rc;
+    if (strcmp(s, "stderr") == 0 || s[0] == '\0') {
+        *out = s;
+        return KAP_OK;
+    }
+    if ((*out = kap_conf_path(gen, s)) == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+static int
+parse_kapd_group(struct kap_gen *gen, const config_setting_t *g,
+                 struct kap_err *err)
+{
+    struct kapd_core_conf *cc = &gen->core;
+    config_setting_t *s;
+    const char *str;
+    long long ll;
+    int rc;
+
+    if (!config_setting_is_group(g)) {
+        kap_err_at(err, g, "\"kapd\" must be a group");
+        return KAP_ERROR;
+    }
+    if (kap_conf_check_keys(g, kapd_keys, err) != KAP_OK)
+        return KAP_ERROR;
+
+    if ((s = config_setting_get_member(g, "load")) != NULL
+        && get_names(gen, s, &cc->load, &cc->load_files, &cc->load_lines, 0,
+                     err) != KAP_OK)
+        return KAP_ERROR;
+    if ((s = config_setting_get_member(g, "module_path")) != NULL) {
+        size_t i;
+        if (get_names(gen, s, &cc->module_path, NULL, NULL, 1, err)
+            != KAP_OK)
+            return KAP_ERROR;
+        for (i = 0; cc->module_path[i]; i++)
+            if ((cc->module_path[i] = kap_conf_path(gen, cc->module_path[i]))
+                == NULL) {
+                kap_err_set(err, "out of memory");
+                return KAP_ERROR;
+            }
+    }
+    if ((s = config_setting_get_member(g, "policy")) != NULL) {
+        static const char *const defaults[] = { "deny", "allow", NULL };
+        config_setting_t *c;
+        int d;
+        if (!config_setting_is_group(s)) {
+            kap_err_at(err, s, "\"policy\" must be a group");
+            return KAP_ERROR;
+        }
+        if (kap_conf_check_keys(s, policy_keys, err) != KAP_OK)
+            return KAP_ERROR;
+        if ((c = config_setting_get_member(s, "chain")) != NULL
+            && get_names(gen, c, &cc->policy_chain, NULL, NULL, 0, err)
+               != KAP_OK)
+            return KAP_ERROR;
+        rc = kap_conf_get_enum(s, "default", defaults, &d, err);
+        if (rc == KAP_ERROR)
+            return KAP_ERROR;
+        if (rc == KAP_OK)
+            cc->policy_default = d == 1 ? KAP_ALLOW : KAP_DENY;
+    }
+    if ((s = config_setting_get_member(g, "audit")) != NULL) {
+        config_setting_t *c;
+        if (!config_setting_is_group(s)) {
+            kap_err_at(err, s, "\"audit\" must be a group");
+            return KAP_ERROR;
+        }
+        if (kap_conf_check_keys(s, audit_keys, err) != KAP_OK)
+            return KAP_ERROR;
+        if ((c = config_setting_get_member(s, "chain")) != NULL
+            && get_names(gen, c, &cc->audit_chain, NULL, NULL, 0, err)
+               != KAP_OK)
+            return KAP_ERROR;
+    }
+    if (get_path(gen, g, "error_log", &cc->error_log, err) == KAP_ERROR)
+        return KAP_ERROR;
+    rc = kap_conf_get_str(g, "log_level", gen->pool, &str, err);
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+    if (rc == KAP_OK) {
+        int lv = kapd_log_level_parse(str);
+        if (lv < 0) {
+            kap_err_at(err, config_setting_get_member(g, "log_level"),
+                       "unknown log_level \"%s\" (emerg, alert, crit, error, "
+                       "warn, notice, info, debug)", str);
+            return KAP_ERROR;
+        }
+        cc->log_level = lv;
+    }
+    if ((s = config_setting_get_member(g, "debug")) != NULL
+        && get_names(gen, s, &cc->debug, NULL, NULL, 1, err) != KAP_OK)
+        return KAP_ERROR;
+    if (get_path(gen, g, "pid_file", &cc->pid_file, err) == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_secs(g, "shutdown_grace", &cc->shutdown_grace, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_secs(g, "reload_check", &cc->reload_check, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    if (cc->shutdown_grace < 0 || cc->shutdown_grace > 86400) {
+        kap_err_at(err, config_setting_get_member(g, "shutdown_grace"),
+                   "shutdown_grace must be between 0 and 86400 seconds");
+        return KAP_ERROR;
+    }
+    if (cc->reload_check < 0 || cc->reload_check > 86400
+        || (cc->reload_check > 0 && cc->reload_check < 0.05)) {
+        kap_err_at(err, config_setting_get_member(g, "reload_check"),
+                   "reload_check must be 0 (off) or between 0.05 and 86400 "
+                   "seconds");
+        return KAP_ERROR;
+    }
+    if (kap_conf_get_str(g, "user", gen->pool, &cc->user, err) == KAP_ERROR)
+        return KAP_ERROR;
+    if ((s = config_setting_get_member(g, "unix_mode")) != NULL) {
+        if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+            char *endp;
+            const char *v = config_setting_get_string(s);
+            errno = 0;
+            ll = strtol(v, &endp, 8);
+            if (errno || *v == '\0' || *endp != '\0') {
+                kap_err_at(err, s, "unix_mode must be octal, e.g. \"0660\"");
+                return KAP_ERROR;
+            }
+        } else if (kap_conf_get_int(g, "unix_mode", 0, 07777, &ll, err)
+                   != KAP_OK) {
+            return KAP_ERROR;
+        }
+        if (ll < 0 || ll > 07777) {
+            kap_err_at(err, s, "unix_mode out of range");
+            return KAP_ERROR;
+        }
+        cc->unix_mode = ll;
+    }
+    return KAP_OK;
+}
+
+/* ---- building a generation --------------------------------------------- */
+
+static int
+gen_add_module(struct kap_gen *gen, const char *name, const char *file,
+               int line, int implicit, struct kap_err *err)
+{
+    struct kapd_gen_module *gm;
+    struct kapd_modref *ref;
+    struct kap_err e = { 0 };
+    int notfound = 0;
+
+    if (kapd_gen_find_module(gen, name) != NULL) {
+        kap_err_set(&e, "module \"%s\" is loaded twice%s", name,
+                    kapd_gen_find_module(gen, name)->ref->builtin
+                    ? " (it is built in)" : "");
+        err_pos(&e, file, line);
+        record_error(err, &e);
+        return KAP_ERROR;
+    }
+    if (gen->nmods >= KAPD_MAX_MODULES) {
+        kap_err_set(&e, "too many modules (more than %d)", KAPD_MAX_MODULES);
+        err_pos(&e, file, line);
+        record_error(err, &e);
+        return KAP_ERROR;
+    }
+    ref = kapd_module_find(name, gen->core.module_path, &notfound, &e);
+    if (ref == NULL) {
+        if (implicit && notfound)
+            return KAP_DECLINED;
+        err_pos(&e, file, line);
+        record_error(err, &e);
+        build_exit = KAPD_EXIT_MODULE;
+        return KAP_ERROR;
+    }
+    gm = &gen->mods[gen->nmods++];
+    gm->ref = ref;
+    gm->mod = ref->mod;
+    gm->load_file = file;
+    gm->load_line = line;
+    return KAP_OK;
+}
+
+/* every chain name is loaded, and an explicit chain lists every module
+   that has a hook of that type */
+static int
+check_chain(struct kap_gen *gen, const config_setting_t *chain,
+            enum kap_hook_id id, const char *what, struct kap_err *err)
+{
+    int i, n = config_setting_length(chain);
+    size_t m;
+
+    for (i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(chain,
+                                                            (unsigned) i);
+        const char *name = config_setting_get_string(e);
+        struct kapd_gen_module *gm = kapd_gen_find_module(gen, name);
+        const struct kap_hook *h;
+        int has = 0, j;
+
+        if (gm == NULL) {
+            kap_err_at(err, e, "kapd.%s.chain names module \"%s\", which is "
+                       "not loaded", what, name);
+            return KAP_ERROR;
+        }
+        for (h = gm->mod->hooks; h != NULL && h->id != KAP_HOOK_NONE; h++)
+            if (h->id == id)
+                has = 1;
+        if (!has) {
+            kap_err_at(err, e, "kapd.%s.chain names module \"%s\", which has "
+                       "no %s hook", what, name, what);
+            return KAP_ERROR;
+        }
+        for (j = 0; j < i; j++) {
+            const char *o = config_setting_get_string(
+                config_setting_get_elem(chain, (unsigned) j));
+            if (strcmp(o, name) == 0) {
+                kap_err_at(err, e, "kapd.%s.chain names module \"%s\" twice",
+                           what, name);
+                return KAP_ERROR;
+            }
+        }
+    }
+    for (m = 0; m < gen->nmods; m++) {
+        const struct kap_hook *h;
+        int listed = 0;
+        for (h = gen->mods[m].mod->hooks; h != NULL && h->id != KAP_HOOK_NONE;
+             h++) {
+            if (h->id != id)
+                continue;
+            for (i = 0; i < n && !listed; i++)
+                if (strcmp(config_setting_get_string(
+                               config_setting_get_elem(chain, (unsigned) i)),
+                           gen->mods[m].mod->name) == 0)
+                    listed = 1;
+            if (!listed) {
+                kap_err_at(err, chain, "module \"%s\" has a %s hook but is "
+                           "not in kapd.%s.chain", gen->mods[m].mod->name,
+                           what, what);
+                return KAP_ERROR;
+            }
+            break;
+        }
+    }
+    return KAP_OK;
+}
+
+static config_setting_t *
+member2(const config_setting_t *g, const char *a, const char *b)
+{
+    config_setting_t *s = config_setting_get_member(g, a);
+
+    return s != NULL && config_setting_is_group(s)
+           ? config_setting_get_member(s, b) : NULL;
+}
+
+struct kap_gen *
+kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
+{
+    struct kap_err localerr = { 0 };
+    struct kap_pool *pool;
+    struct kap_gen *gen;
+    struct rd rd;
+    config_t cfg;
+    config_setting_t *root, *kg = NULL, *s;
+    const struct kap_module *const *b;
+    char *mainpath;
+    size_t i;
+    int n, ok = 0, have_cfg = 0;
+
+    if (err == NULL)
+        err = &localerr;
+    nbuild_errors = 0;
+    build_exit = KAPD_EXIT_CONFIG;
+    attempt_clear();
+    memset(&rd, 0, sizeof(rd));
+
+    if ((pool = kap_pool_create()) == NULL
+        || (gen = kap_palloc(pool, sizeof(*gen))) == NULL) {
+        kap_pool_destroy(pool);
+        kap_err_set(err, "out of memory");
+        record_error(NULL, err);
+        build_exit = KAPD_EXIT_NOMEM;
+        return NULL;
+    }
+    gen->magic = KAPD_GEN_MAGIC;
+    gen->id = kapd.next_gen_id + 1;
+    gen->refs = 1;
+    gen->pool = pool;
+    gen->prefix = prefix ? kap_pstrdup(pool, prefix) : NULL;
+    if (conf_path == NULL)
+        conf_path = KAPD_SYSCONFDIR "/kap/kap.conf";
+    if (conf_path[0] != '/' && prefix != NULL && prefix[0] != '\0')
+        mainpath = kap_psprintf(pool, "%s/%s", prefix, conf_path);
+    else
+        mainpath = kap_pstrdup(pool, conf_path);
+    gen->conf_path = mainpath;
+    gen->core.policy_default = KAP_DENY;
+    gen->core.shutdown_grace = KAPD_DEFAULT_GRACE;
+    gen->core.reload_check = KAPD_DEFAULT_RELOAD_CHECK;
+    gen->core.log_level = KAP_LOG_NOTICE;
+    gen->core.unix_mode = -1;
+    gen->mods = kap_palloc(pool, KAPD_MAX_MODULES * sizeof(*gen->mods));
+    if (mainpath == NULL || gen->mods == NULL) {
+        kap_err_set(err, "out of memory");
+        goto fail;
+    }
+
+    /* read and parse the files */
+    rd.pool = pool;
+    rd.err = err;
+    if (read_conf(&rd, mainpath, 0, NULL, 0) != KAP_OK) {
+        record_error(NULL, err);
+        goto fail;
+    }
+    config_init(&cfg);
+    have_cfg = 1;
+    if (config_read_string(&cfg, rd.text.data ? rd.text.data : "")
+        != CONFIG_TRUE) {
+        int l = config_error_line(&cfg);
+        const char *txt = config_error_text(&cfg);
+        kap_err_set(err, "%s", txt ? txt : "syntax error");
+        if (l > 0 && (size_t) l <= rd.nmap)
+            err_pos(err, rd.map[l - 1].file, rd.map[l - 1].line);
+        else
+            err_pos(err, mainpath, l);
+        record_error(NULL, err);
+        goto fail;
+    }
+    root = config_root_setting(&cfg);
+    fix_positions(root, &rd);
+
+    /* the core's own group */
+    kg = config_setting_get_member(root, "kapd");
+    if (kg != NULL) {
+        struct kap_err e = { 0 };
+        if (parse_kapd_group(gen, kg, &e) != KAP_OK) {
+            record_error(err, &e);
+            goto fail;
+        }
+    }
+
+    /* modules: built-ins, then kapd.load (or the implicit default set) */
+    for (b = kapd_builtin_list(); b != NULL && *b != NULL; b++)
+        if (gen_add_module(gen, (*b)->name, NULL, 0, 0, err) == KAP_ERROR)
+            goto fail;
+    if (gen->core.load != NULL) {
+        for (i = 0; gen->core.load[i]; i++)
+            gen_add_module(gen, gen->core.load[i], gen->core.load_files[i],
+                           gen->core.load_lines[i], 0, err);
+    } else {
+        for (i = 0; kapd_default_modules[i]; i++)
+            gen_add_module(gen, kapd_default_modules[i], NULL, 0, 1, err);
+    }
+    if (nbuild_errors > 0)
+        goto fail;
+
+    /* every top-level setting belongs to the core or a loaded module */
+    n = config_setting_length(root);
+    for (i = 0; i < (size_t) n; i++) {
+        struct kap_err e = { 0 };
+        const char *name;
+        s = config_setting_get_elem(root, (unsigned) i);
+        name = config_setting_name(s);
+        if (name == NULL || strcmp(name, "kapd") == 0
+            || kapd_gen_find_module(gen, name) != NULL) {
+            if (name != NULL && strcmp(name, "kapd") != 0
+                && !config_setting_is_group(s)) {
+                kap_err_at(&e, s, "\"%s\" must be a group", name);
+                record_error(err, &e);
+            }
+            continue;
+        }
+        if (!config_setting_is_group(s))
+            kap_err_at(&e, s, "unknown directive \"%s\"", name);
+        else if (kapd_module_known(name, gen->core.module_path))
+            kap_err_at(&e, s, "group \"%s\" but module \"%s\" is not loaded "
+                       "(kapd.load)", name, name);
+        else
+            kap_err_at(&e, s, "unknown group \"%s\"", name);
+        record_error(err, &e);
+    }
+    if (nbuild_errors > 0)
+        goto fail;
+
+    /* each module parses and checks its own group */
+    for (i = 0; i < gen->nmods; i++) {
+        struct kapd_gen_module *gm = &gen->mods[i];
+        const struct kap_module *m = gm->mod;
+        struct kap_err e = { 0 };
+        config_setting_t *g = config_setting_get_member(root, m->name);
+
+        if (m->conf_create != NULL
+            && (gm->conf = m->conf_create(gen)) == NULL) {
+            kap_err_set(&e, "module \"%s\": out of memory creating its "
+                        "configuration", m->name);
+            record_error(err, &e);
+            continue;
+        }
+        if (g != NULL && m->conf_parse == NULL) {
+            kap_err_at(&e, g, "module \"%s\" takes no configuration",
+                       m->name);
+            record_error(err, &e);
+            continue;
+        }
+        if (m->conf_parse != NULL
+            && m->conf_parse(gen, gm->conf, g, &e) != KAP_OK) {
+            if (!e.set)
+                kap_err_at(&e, g, "module \"%s\": invalid configuration",
+                           m->name);
+            record_error(err, &e);
+            continue;
+        }
+        if (m->conf_check != NULL
+            && m->conf_check(gen, gm->conf, &e) != KAP_OK) {
+            if (!e.set)
+                kap_err_at(&e, g, "module \"%s\": invalid configuration",
+                           m->name);
+            record_error(err, &e);
+            continue;
+        }
+    }
+    if (nbuild_errors > 0)
+        goto fail;
+
+    /* chains */
+    if (kg != NULL && (s = member2(kg, "policy", "chain")) != NULL) {
+        struct kap_err e = { 0 };
+        if (check_chain(gen, s, KAP_HOOK_POLICY, "policy", &e) != KAP_OK)
+            record_error(err, &e);
+    }
+    if (kg != NULL && (s = member2(kg, "audit", "chain")) != NULL) {
+        struct kap_err e = { 0 };
+        if (check_chain(gen, s, KAP_HOOK_AUDIT, "audit", &e) != KAP_OK)
+            record_error(err, &e);
+    }
+    if (nbuild_errors > 0)
+        goto fail;
+    {
+        struct kap_err e = { 0 };
+        if (kapd_chain_build(gen, &e) != KAP_OK) {
+            record_error(err, &e);
+            goto fail;
+        }
+    }
+
+    /* the files read, for the content watch */
+    for (i = nattempt; i-- > 0;) {
+        struct kapd_conf_file *f = kap_palloc(pool, sizeof(*f));
+        if (f == NULL || (f->path = kap_pstrdup(pool, attempt[i].path))
+                         == NULL) {
+            kap_err_set(err, "out of memory");
+            record_error(NULL, err);
+            goto fail;
+        }
+        memcpy(f->digest, attempt[i].digest, 32);
+        f->next = gen->files;
+        gen->files = f;
+    }
+    ok = 1;
+
+fail:
+    if (have_cfg)
+        config_destroy(&cfg);
+    kap_buf_free(&rd.text);
+    free(rd.map);
+    if (!ok) {
+        if (!err->set)
+            kap_err_set(err, "configuration failed");
+        if (nbuild_errors == 0)
+            record_error(NULL, err);
+        kap_gen_unref(gen);
+        return NULL;
+    }
+    return gen;
+}
+
+/* ---- activation ---------------------------------------------------------- */
+
+static const struct kap_module *started[KAPD_MAX_MODULES * 4];
+static size_t nstarted;
+
+static int
+is_started(const struct kap_module *m)
+{
+    size_t i;
+
+    for (i = 0; i < nstarted; i++)
+        if (started[i] == m)
+            return 1;
+    return 0;
+}
+
+int
+kapd_gen_startup(struct kap_gen *gen, struct kap_err *err)
+{
+    size_t i;
+
+    for (i = 0; i < gen->nmods; i++) {
+        const struct kap_module *m = gen->mods[i].mod;
+        if (is_started(m))
+            continue;
+        if (nstarted >= sizeof(started) / sizeof(started[0])) {
+            kap_err_set(err, "too many modules started");
+            return KAP_ERROR;
+        }
+        if (m->startup != NULL && m->startup() != KAP_OK) {
+            kap_err_set(err, "module \"%s\" failed to start up", m->name);
+            return KAP_ERROR;
+        }
+        started[nstarted++] = m;
+    }
+    return KAP_OK;
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static int watch_enabled;
+
+int
+kapd_gen_activate(struct kap_gen *gen, struct kap_err *err)
+{
+    struct kap_gen *prev = kapd.current;
+    const char *log;
+    size_t i;
+
+    /* the error log first: a bad path keeps everything as it was */
+    log = gen->core.error_log;
+    if (log != NULL && (strcmp(log, "stderr") == 0 || log[0] == '\0'))
+        log = NULL;
+    if (prev == NULL || !same_str(prev->core.error_log, gen->core.error_log)) {
+        const char *plog = prev ? prev->core.error_log : NULL;
+        if (plog != NULL && (strcmp(plog, "stderr") == 0 || plog[0] == '\0'))
+            plog = NULL;
+        if ((prev == NULL && log != NULL) || !same_str(plog, log))
+            if (kapd_log_open(log, err) != KAP_OK)
+                return KAP_ERROR;
+    }
+    if (kapd_gen_startup(gen, err) != KAP_OK)
+        return KAP_ERROR;
+    if (kapd_listen_activate(gen, prev, err) != KAP_OK) {
+        build_exit = KAPD_EXIT_NETWORK;
+        return KAP_ERROR;
+    }
+    for (i = 0; i < gen->nmods; i++) {
+        struct kapd_gen_module *gm = &gen->mods[i];
+        if (gm->mod->init != NULL && gm->mod->init(gen, gm->conf) != KAP_OK) {
+            size_t j;
+            kap_err_set(err, "module \"%s\" failed to initialise generation "
+                        "%llu", gm->mod->name, (unsigned long long) gen->id);
+            if (gm->load_file != NULL)
+                err_pos(err, gm->load_file, gm->load_line);
+            for (j = i; j-- > 0;) {
+                struct kapd_gen_module *o = &gen->mods[j];
+                if (o->inited && o->mod->fini != NULL)
+                    o->mod->fini(gen, o->conf);
+                o->inited = 0;
+            }
+            if (prev != NULL) {
+                struct kap_err e2 = { 0 };
+                if (kapd_listen_activate(prev, gen, &e2) != KAP_OK)
+                    KAP_LOG(KAP_LOG_ALERT, NULL, 0, "cannot give the "
+                            "listeners back to generation %llu: %s",
+                            (unsigned long long) prev->id, e2.msg);
+            }
+            build_exit = KAPD_EXIT_MODULE;
+            return KAP_ERROR;
+        }
+        gm->inited = 1;
+    }
+
+    kapd_log_set_level(gen->core.log_level);
+    kapd_log_set_debug(gen->core.debug);
+    gen->current = 1;
+    kapd.current = gen;
+    if (gen->id > kapd.next_gen_id)
+        kapd.next_gen_id = gen->id;
+    if (prev != NULL) {
+        prev->current = 0;
+        kap_gen_unref(prev);
+    }
+    if (watch_enabled)
+        kapd_watch_start();
+    return KAP_OK;
+}
+
+/* ---- reload and the content watch -------------------------------------- */
+
+static struct watch_file failed[KAPD_MAX_CONF_FILES];
+static size_t nfailed;
+
+static void
+failed_clear(void)
+{
+    size_t i;
+
+    for (i = 0; i < nfailed; i++)
+        free(failed[i].path);
+    nfailed = 0;
+}
+
+int
+kapd_reload(const char *why)
+{
+    struct kap_err err = { 0 };
+    struct kap_gen *gen;
+    uint64_t cur = kapd.current ? kapd.current->id : 0;
+
+    gen = kapd_gen_build(kapd.conf_path, kapd.prefix, &err);
+    if (gen != NULL && kapd_gen_activate(gen, &err) != KAP_OK) {
+        kap_gen_unref(gen);
+        gen = NULL;
+    }
+    if (gen == NULL) {
+        size_t i;
+        kapd.reload_failed++;
+        if (err.file[0])
+            KAP_LOG(KAP_LOG_ERR, NULL, 0, "reload failed, keeping generation "
+                    "%llu: %s in %s:%d", (unsigned long long) cur, err.msg,
+                    err.file, err.line);
+        else
+            KAP_LOG(KAP_LOG_ERR, NULL, 0, "reload failed, keeping generation "
+                    "%llu: %s", (unsigned long long) cur, err.msg);
+        /* remember what failed: the same content is not tried again */
+        failed_clear();
+        for (i = 0; i < nattempt; i++) {
+            failed[i] = attempt[i];
+            attempt[i].path = NULL;
+        }
+        nfailed = nattempt;
+        nattempt = 0;
+        return KAP_ERROR;
+    }
+    failed_clear();
+    kapd.reload_ok++;
+    KAP_LOG(KAP_LOG_NOTICE, NULL, 0, "reloaded (%s), generation %llu",
+            why ? why : "signal", (unsigned long long) gen->id);
+    return KAP_OK;
+}
+
+static ev_timer watch_timer;
+
+/* non-zero when any watched file's content differs from what was read */
+static int
+watch_changed(void)
+{
+    unsigned char d[32];
+    size_t i;
+
+    if (nfailed > 0) {
+        for (i = 0; i < nfailed; i++) {
+            digest_now(failed[i].path, d);
+            if (memcmp(d, failed[i].digest, 32) != 0)
+                return 1;
+        }
+        return 0;
+    }
+    if (kapd.current != NULL) {
+        struct kapd_conf_file *f;
+        for (f = kapd.current->files; f != NULL; f = f->next) {
+            digest_now(f->path, d);
+            if (memcmp(d, f->digest, 32) != 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static void
+watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) w;
+    (void) revents;
+    if (kapd.shutting_down || kapd.current == NULL)
+        return;
+    if (watch_changed())
+        kapd_reload("configuration changed");
+}
+
+void
+kapd_watch_start(void)
+{
+    double every = kapd.current ? kapd.current->core.reload_check
+                                : KAPD_DEFAULT_RELOAD_CHECK;
+
+    watch_enabled = 1;
+    ev_timer_stop(kap_loop(), &watch_timer);
+    if (every <= 0)
+        return;
+    ev_timer_init(&watch_timer, watch_cb, every, every);
+    ev_timer_start(kap_loop(), &watch_timer);
+    ev_unref(kap_loop());   /* the watch alone does not keep the loop alive */
+}
+
+void
+kapd_watch_stop(void)
+{
+    if (!watch_enabled)
+        return;
+    watch_enabled = 0;
+    if (ev_is_active(&watch_timer)) {
+        ev_ref(kap_loop());
+        ev_timer_stop(kap_loop(), &watch_timer);
+    }
+    failed_clear();
+}
+
+/* ---- exit ----------------------------------------------------------------- */
+
+void
+kapd_cycle_exit(void)
+{
+    struct kapd_modref *refs[KAPD_MAX_MODULES];
+    struct kap_gen *gen = kapd.current;
+    size_t i, n = 0;
+
+    kapd_watch_stop();
+    if (gen != NULL) {
+        for (i = 0; i < gen->nmods && n < KAPD_MAX_MODULES; i++) {
+            refs[n] = gen->mods[i].ref;
+            refs[n]->refs++;        /* keep the code until shutdown() ran */
+            n++;
+        }
+        kapd.current = NULL;
+        gen->current = 0;
+        kap_gen_unref(gen);
+    }
+    for (i = nstarted; i-- > 0;)
+        if (started[i]->shutdown != NULL) {
+            size_t j;
+            int loaded = 0;
+            for (j = 0; j < n; j++)
+                if (refs[j]->mod == started[i])
+                    loaded = 1;
+            if (loaded)
+                started[i]->shutdown();
+        }
+    nstarted = 0;
+    for (i = n; i-- > 0;)
+        kapd_module_unref(refs[i]);
+    attempt_clear();
+    failed_clear();
+}
+
+/* ---- kapd -T -------------------------------------------------------------- */
+
+static void
+print_names(const char *label, const char *const *v)
+{
+    size_t i;
+
+    printf("#   %s:", label);
+    if (v == NULL)
+        printf(" (default)");
+    for (i = 0; v != NULL && v[i]; i++)
+        printf(" %s", v[i]);
+    printf("\n");
+}
+
+void
+kapd_gen_dump(struct kap_gen *gen)
+{
+    static const uint32_t kinds[] = {
+        KAP_REQ_CONNECT, KAP_REQ_HTTP, KAP_REQ_DNS, KAP_REQ_MCP_LIST,
+        KAP_REQ_MCP_CALL, KAP_REQ_CLI, KAP_REQ_TEST
+    };
+    struct kapd_conf_file *f;
+    size_t i, k;
+
+    for (f = gen->files; f != NULL; f = f->next) {
+        size_t len;
+        char *buf;
+        if (strncmp(f->path, "glob:", 5) == 0) {
+            printf("# include pattern %s\n\n", f->path + 5);
+            continue;
+        }
+        printf("# configuration file %s:\n", f->path);
+        buf = read_file(f->path, &len, KAPD_CONF_MAX_BYTES);
+        if (buf != NULL) {
+            fwrite(buf, 1, len, stdout);
+            if (len > 0 && buf[len - 1] != '\n')
+                fputc('\n', stdout);
+            free(buf);
+        }
+        printf("\n");
+    }
+
+    printf("# effective kapd settings (generation %llu):\n",
+           (unsigned long long) gen->id);
+    print_names("load", gen->core.load);
+    print_names("module_path", gen->core.module_path);
+    printf("#   policy.default: %s\n",
+           gen->core.policy_default == KAP_ALLOW ? "allow" : "deny");
+    printf("#   error_log: %s\n",
+           gen->core.error_log ? gen->core.error_log : "stderr");
+    printf("#   log_level: %s\n", kapd_log_level_name(gen->core.log_level));
+    printf("#   pid_file: %s\n",
+           gen->core.pid_file ? gen->core.pid_file : "(none)");
+    printf("#   shutdown_grace: %g\n", gen->core.shutdown_grace);
+    printf("#   reload_check: %g\n", gen->core.reload_check);
+    printf("#   user: %s\n", gen->core.user ? gen->core.user : "(none)");
+
+    printf("# modules, in load order:\n");
+    for (i = 0; i < gen->nmods; i++) {
+        const struct kapd_gen_module *gm = &gen->mods[i];
+        printf("#   %s %s (%s)\n", gm->mod->name,
+               gm->mod->version ? gm->mod->version : "-",
+               gm->ref->builtin ? "built in" : gm->ref->path);
+    }
+
+    printf("# chains, per request kind:\n");
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        int ki = kapd_kind_index(kinds[k]);
+        const struct kapd_chain *c = &gen->policy[ki];
+        printf("#   policy %s:", kap_req_kind_name(kinds[k]));
+        for (i = 0; i < c->n; i++)
+            printf(" %s", c->v[i].gm->mod->name);
+        printf("%s default %s\n", c->n ? " ->" : "",
+               gen->core.policy_default == KAP_ALLOW ? "allow" : "deny");
+    }
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        int ki = kapd_kind_index(kinds[k]);
+        const struct kapd_chain *c = &gen->audit[ki];
+        printf("#   audit %s:", kap_req_kind_name(kinds[k]));
+        for (i = 0; i < c->n; i++)
+            printf(" %s", c->v[i].gm->mod->name);
+        printf("%s\n", c->n ? "" : " (none)");
+    }
+    fflush(stdout);
+}

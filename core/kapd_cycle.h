@@ -1,0 +1,60 @@
+/*
+ * kapd_cycle.h -- core-internal additions for the lifecycle (engineer a2):
+ * everything main() and the unit tests need from kapd_cycle.c,
+ * kapd_module.c, kapd_chain.c and kapd_builtin.c beyond core/kapd.h.
+ * kapd_ prefix: never exported to modules.
+ */
+#ifndef KAPD_CYCLE_H
+#define KAPD_CYCLE_H
+
+#include "kapd.h"
+
+/* kapd_builtin.c --------------------------------------------------------- */
+/*
+ * Tests only: when non-NULL, replaces kapd_builtin_modules (NULL-terminated
+ * array).  Set before the first kapd_gen_build(); borrowed for the process
+ * lifetime.
+ */
+extern const struct kap_module *const *kapd_builtin_override;
+/* The built-in list in effect (override or kapd_builtin_modules). */
+const struct kap_module *const *kapd_builtin_list(void);
+/* Default sidecar modules loaded when the config has no kapd.load. */
+extern const char *const kapd_default_modules[];
+
+/* kapd_cycle.c ----------------------------------------------------------- */
+/*
+ * Every error of the last kapd_gen_build() (the first is also in its err).
+ * Returns the number (at most KAPD_BUILD_ERRORS_MAX); *v is borrowed until
+ * the next build.
+ */
+#define KAPD_BUILD_ERRORS_MAX 16
+size_t kapd_gen_build_errors(const struct kap_err **v);
+/* Exit code class of the last failed build: KAPD_EXIT_CONFIG or _MODULE. */
+int kapd_gen_build_exit_code(void);
+/*
+ * Start (or re-arm with the current generation's kapd.reload_check) the
+ * config content watch.  No-op when reload_check is 0.
+ */
+void kapd_watch_start(void);
+void kapd_watch_stop(void);
+/*
+ * Process exit: retire the current generation (module fini in reverse
+ * load order), then call every started module's shutdown() in reverse
+ * order, then release the modules.  Connections must be closed first.
+ */
+void kapd_cycle_exit(void);
+/* Call startup() of modules of gen not started yet (in load order). */
+int kapd_gen_startup(struct kap_gen *gen, struct kap_err *err);
+
+/* kapd_module.c ---------------------------------------------------------- */
+/*
+ * Like kapd_module_get(), with *notfound set to 1 (and err set) when no
+ * file kap_<name>.so exists in any directory of dirs (other failures set 0).
+ * dirs: NULL-terminated list of directories, NULL = KAPD_MODULEDIR.
+ */
+struct kapd_modref *kapd_module_find(const char *name, const char **dirs,
+                                     int *notfound, struct kap_err *err);
+/* Non-zero when name is a built-in module or a known first-party module. */
+int kapd_module_known(const char *name, const char **dirs);
+
+#endif /* KAPD_CYCLE_H */
