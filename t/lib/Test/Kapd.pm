@@ -588,6 +588,15 @@ sub finish {
     $self->_emit_checks(1);
 }
 
+# finish_quiet(): like finish, for extra objects in a planned test: the
+# checks are reported only when they fail (a failure fails the test).
+sub finish_quiet {
+    my ($self) = @_;
+    return if $self->{finalized}++ || $self->{owner} != $$;
+    $self->_shutdown_all;
+    $self->_emit_checks(0);
+}
+
 sub _shutdown_all {
     my ($self) = @_;
     $self->stop if $self->{pid};
