@@ -297,6 +297,27 @@ sub wait_log {
     return $line;
 }
 
+# audit([name]): the audit JSONL file (default audit.jsonl) as a list of
+# hashes; lines that do not parse are skipped (the end-of-test check
+# reports them).
+sub audit {
+    my ($self, $name) = @_;
+    my $c = $self->read_file($name // 'audit.jsonl') // '';
+    my $j = JSON::PP->new;
+    return map { my $v = eval { $j->decode($_) }; ref $v eq 'HASH' ? $v : () }
+        split /\n/, $c;
+}
+
+# wait_audit(code, [timeout], [name]): poll the audit file until code
+# returns true for the list of its lines; returns the lines or ().
+sub wait_audit {
+    my ($self, $code, $tmo, $name) = @_;
+    my @l;
+    wait_until(sub { @l = $self->audit($name); $code->(@l) }, kapd_tmo($tmo // 5))
+        or return ();
+    return @l;
+}
+
 # ---- running kapd --------------------------------------------------------
 
 # kapd_cmd(args...): run kapd synchronously with -p prefix; returns
