@@ -1,0 +1,490 @@
+/*
+ * kap_test_hooks_module.c -- the test module "test_hooks" (never
+ * installed).  It registers a policy hook and an audit hook for every
+ * request kind and answers as its configuration says, so the chain and
+ * generation machinery can be tested without real policy:
+ *
+ *   test_hooks: {
+ *       listen = "127.0.0.1:PORT";     # line protocol below
+ *       answer = "allow";              # allow|deny|decline|error|wait
+ *       wait = 0.2;                    # seconds, for answer = "wait"
+ *       after_wait = "allow";          # answer once the wait is over
+ *       kinds = ["test", "connect"];   # kinds it answers (others: decline)
+ *       audit = true;                  # record audit events ...
+ *       audit_file = "hooks.log";      # ... one line each, in this file
+ *   };
+ *
+ * Line protocol (one command per line):
+ *   CHECK <subject> [<kind> [<port>]]  ->  "ALLOW <decided_by> <reason>"
+ *                                          or "DENY <decided_by> <reason>"
+ *   GEN                                ->  generation id of the connection
+ *   anything else                      ->  echoed back
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kapd/kap_core.h>
+
+#define TH_NAME "test_hooks"
+
+enum th_answer { TH_ALLOW = 0, TH_DENY, TH_DECLINE, TH_ERROR, TH_WAIT };
+static const char *const th_answers[] = {
+    "allow", "deny", "decline", "error", "wait", NULL
+};
+
+struct th_conf {
+    int          answer;        /* enum th_answer */
+    int          after_wait;    /* enum th_answer (not wait) */
+    double       wait;
+    uint32_t     kinds;
+    int          audit;
+    const char  *audit_file;    /* gen pool, or NULL */
+};
+
+/* state of one waiting policy question (r->hook_data) */
+struct th_wait {
+    ev_timer        timer;
+    struct kap_req *r;
+    int             ready;
+};
+
+/* one connection of the line protocol */
+struct th_conn {
+    struct kap_conn *c;
+    ev_io            io;
+    char             buf[4096];
+    size_t           len;
+    int              busy;      /* a CHECK is waiting for its answer */
+    struct kap_pool *rpool;     /* that CHECK's request pool */
+};
+
+static const struct {
+    const char *name;
+    uint32_t    bit;
+} th_kinds[] = {
+    { "connect", KAP_REQ_CONNECT }, { "http", KAP_REQ_HTTP },
+    { "dns", KAP_REQ_DNS }, { "mcp_list", KAP_REQ_MCP_LIST },
+    { "mcp_call", KAP_REQ_MCP_CALL }, { "cli", KAP_REQ_CLI },
+    { "test", KAP_REQ_TEST }, { NULL, 0 }
+};
+
+static uint32_t
+th_kind(const char *name)
+{
+    size_t i;
+
+    for (i = 0; th_kinds[i].name; i++)
+        if (strcmp(th_kinds[i].name, name) == 0)
+            return th_kinds[i].bit;
+    return 0;
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+static void *
+th_conf_create(struct kap_gen *gen)
+{
+    struct th_conf *cf = kap_palloc(kap_gen_pool(gen), sizeof(*cf));
+
+    if (cf == NULL)
+        return NULL;
+    cf->answer = -1;
+    cf->after_wait = -1;
+    cf->wait = -1;
+    cf->audit = -1;
+    return cf;
+}
+
+static int
+th_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *g,
+              struct kap_err *err)
+{
+    static const char *const keys[] = {
+        "listen", "answer", "wait", "after_wait", "kinds", "audit",
+        "audit_file", NULL
+    };
+    struct th_conf *cf = conf;
+    struct kap_pool *pool = kap_gen_pool(gen);
+    const char *s, **kinds;
+    size_t i, n;
+    int rc;
+
+    if (g == NULL)
+        return KAP_OK;
+    if (kap_conf_check_keys(g, keys, err) != KAP_OK)
+        return KAP_ERROR;
+    rc = kap_conf_get_str(g, "listen", pool, &s, err);
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+    if (rc == KAP_OK
+        && kap_listen_add(gen, TH_NAME, KAP_LISTEN_TCP, s,
+                          config_setting_get_member(g, "listen"), err)
+           != KAP_OK)
+        return KAP_ERROR;
+    if (kap_conf_get_enum(g, "answer", th_answers, &cf->answer, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_enum(g, "after_wait", th_answers, &cf->after_wait, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    if (cf->after_wait == TH_WAIT) {
+        kap_err_at(err, config_setting_get_member(g, "after_wait"),
+                   "after_wait cannot be \"wait\"");
+        return KAP_ERROR;
+    }
+    if (kap_conf_get_secs(g, "wait", &cf->wait, err) == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_bool(g, "audit", &cf->audit, err) == KAP_ERROR)
+        return KAP_ERROR;
+    rc = kap_conf_get_str(g, "audit_file", pool, &s, err);
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+    if (rc == KAP_OK && (cf->audit_file = kap_conf_path(gen, s)) == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    rc = kap_conf_get_strlist(g, "kinds", pool, &kinds, &n, err);
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+    if (rc == KAP_OK) {
+        cf->kinds = 0;
+        for (i = 0; i < n; i++) {
+            uint32_t b = th_kind(kinds[i]);
+            if (b == 0) {
+                kap_err_at(err, config_setting_get_member(g, "kinds"),
+                           "unknown request kind \"%s\"", kinds[i]);
+                return KAP_ERROR;
+            }
+            cf->kinds |= b;
+        }
+    }
+    return KAP_OK;
+}
+
+static int
+th_conf_check(struct kap_gen *gen, void *conf, struct kap_err *err)
+{
+    struct th_conf *cf = conf;
+
+    (void) gen;
+    (void) err;
+    if (cf->answer < 0)
+        cf->answer = TH_DECLINE;
+    if (cf->after_wait < 0)
+        cf->after_wait = TH_ALLOW;
+    if (cf->wait < 0)
+        cf->wait = 0.2;
+    if (cf->kinds == 0)
+        cf->kinds = KAP_REQ_TEST;
+    if (cf->audit < 0)
+        cf->audit = 1;
+    return KAP_OK;
+}
+
+/* ---- hooks ---------------------------------------------------------------- */
+
+static int
+th_answer(struct kap_req *r, int answer)
+{
+    switch (answer) {
+    case TH_ALLOW:
+        kap_req_decide(r, KAP_ALLOW, TH_NAME, "test allow");
+        return KAP_OK;
+    case TH_DENY:
+        kap_req_decide(r, KAP_DENY, TH_NAME, "test deny");
+        return KAP_OK;
+    case TH_ERROR:
+        return KAP_ERROR;
+    default:
+        return KAP_DECLINED;
+    }
+}
+
+static void
+th_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct th_wait *tw = (struct th_wait *) w;
+
+    (void) loop;
+    (void) revents;
+    tw->ready = 1;
+    kap_policy_resume(tw->r);
+}
+
+static void
+th_cancel(struct kap_req *r)
+{
+    struct th_wait *tw = r->hook_data;
+
+    if (tw != NULL)
+        ev_timer_stop(kap_loop(), &tw->timer);
+}
+
+static int
+th_policy(struct kap_req *r, void *conf)
+{
+    struct th_conf *cf = conf;
+    struct th_wait *tw = r->hook_data;
+
+    if (!(cf->kinds & r->kind))
+        return KAP_DECLINED;
+    if (tw != NULL) {                       /* called again after resume */
+        if (!tw->ready)
+            return KAP_AGAIN;
+        return th_answer(r, cf->after_wait);
+    }
+    if (cf->answer != TH_WAIT)
+        return th_answer(r, cf->answer);
+    tw = kap_palloc(r->pool, sizeof(*tw));
+    if (tw == NULL)
+        return KAP_ERROR;
+    tw->r = r;
+    ev_timer_init(&tw->timer, th_wait_cb, cf->wait, 0.);
+    ev_timer_start(kap_loop(), &tw->timer);
+    r->hook_data = tw;
+    r->hook_cancel = th_cancel;
+    return KAP_AGAIN;
+}
+
+static void
+th_audit(const struct kap_audit_event *ev, void *conf)
+{
+    struct th_conf *cf = conf;
+    char line[2048];
+    int fd, n;
+
+    if (!cf->audit || cf->audit_file == NULL)
+        return;
+    n = snprintf(line, sizeof(line), "%s %s %s %s %s %s gen=%llu\n",
+                 ev->event ? ev->event : "-", kap_req_kind_name(ev->kind),
+                 ev->subject ? ev->subject : "-",
+                 ev->action ? ev->action : "-",
+                 ev->decided_by ? ev->decided_by : "-",
+                 ev->reason ? ev->reason : "-",
+                 (unsigned long long) ev->gen_id);
+    if (n < 0)
+        return;
+    if ((size_t) n >= sizeof(line))
+        n = (int) sizeof(line) - 1;
+    fd = open(cf->audit_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+              0644);
+    if (fd < 0)
+        return;
+    if (write(fd, line, (size_t) n) < 0)
+        KAP_LOG(KAP_LOG_WARN, TH_NAME, ev->conn_id, "audit_file: %s",
+                strerror(errno));
+    close(fd);
+}
+
+static const struct kap_hook th_hooks[] = {
+    { KAP_HOOK_POLICY, KAP_REQ_ALL, th_policy, NULL },
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, th_audit },
+    { KAP_HOOK_NONE, 0, NULL, NULL }
+};
+
+/* ---- the line protocol ------------------------------------------------- */
+
+static void th_process(struct th_conn *tc);
+
+static void
+th_pool_free(void *p)
+{
+    kap_pool_destroy(p);
+}
+
+static void
+th_reply(struct th_conn *tc, const char *s)
+{
+    size_t n = strlen(s), off = 0;
+
+    while (off < n) {
+        ssize_t w = write(tc->c->fd, s + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;     /* tests read small replies: good enough */
+        off += (size_t) w;
+    }
+}
+
+static void
+th_close(struct th_conn *tc)
+{
+    ev_io_stop(kap_loop(), &tc->io);
+    kap_conn_close(tc->c);     /* runs the cleanups: cancels a waiting CHECK */
+}
+
+static void
+th_answered(struct th_conn *tc, struct kap_req *r)
+{
+    char out[1024];
+
+    snprintf(out, sizeof(out), "%s %s %s\n",
+             r->verdict == KAP_ALLOW ? "ALLOW" : "DENY",
+             r->decided_by ? r->decided_by : "-",
+             r->reason ? r->reason : "");
+    th_reply(tc, out);
+    kap_pool_cleanup_run(tc->c->pool, th_pool_free,
+                         tc->rpool);
+    tc->rpool = NULL;
+}
+
+static void
+th_done(struct kap_req *r, void *data)
+{
+    struct th_conn *tc = data;
+
+    th_answered(tc, r);
+    tc->busy = 0;
+    ev_io_start(kap_loop(), &tc->io);
+    th_process(tc);
+}
+
+static void
+th_check(struct th_conn *tc, char *args)
+{
+    char *subject, *kind, *port, *save = NULL;
+    uint32_t bit = KAP_REQ_TEST;
+    struct kap_req *r;
+
+    subject = strtok_r(args, " ", &save);
+    kind = strtok_r(NULL, " ", &save);
+    port = strtok_r(NULL, " ", &save);
+    if (subject == NULL) {
+        th_reply(tc, "ERR no subject\n");
+        return;
+    }
+    if (kind != NULL && (bit = th_kind(kind)) == 0) {
+        th_reply(tc, "ERR unknown kind\n");
+        return;
+    }
+    tc->rpool = kap_pool_create();
+    if (tc->rpool == NULL
+        || kap_pool_cleanup_add(tc->c->pool, th_pool_free,
+                                tc->rpool) != KAP_OK) {
+        kap_pool_destroy(tc->rpool);
+        tc->rpool = NULL;
+        th_reply(tc, "ERR no memory\n");
+        return;
+    }
+    r = kap_req_new(tc->c->gen, tc->rpool, bit, TH_NAME, subject);
+    if (r == NULL) {
+        th_reply(tc, "ERR no memory\n");
+        return;
+    }
+    r->conn = tc->c;
+    r->client = tc->c->peer_text;
+    if (port != NULL) {
+        long p = strtol(port, NULL, 10);
+        r->port = (uint16_t) (p > 0 && p < 65536 ? p : 0);
+    }
+    if (kap_policy_check(r, th_done, tc) == KAP_AGAIN) {
+        tc->busy = 1;
+        ev_io_stop(kap_loop(), &tc->io);
+        return;
+    }
+    th_answered(tc, r);
+}
+
+/* handle every complete line in the buffer (stops while a CHECK waits) */
+static void
+th_process(struct th_conn *tc)
+{
+    char *nl;
+
+    while (!tc->busy && (nl = memchr(tc->buf, '\n', tc->len)) != NULL) {
+        size_t n = (size_t) (nl - tc->buf);
+        char line[sizeof(tc->buf)];
+
+        memcpy(line, tc->buf, n);
+        line[n] = '\0';
+        if (n > 0 && line[n - 1] == '\r')
+            line[n - 1] = '\0';
+        memmove(tc->buf, nl + 1, tc->len - n - 1);
+        tc->len -= n + 1;
+
+        if (strncmp(line, "CHECK ", 6) == 0) {
+            th_check(tc, line + 6);
+        } else if (strcmp(line, "GEN") == 0) {
+            char out[32];
+            snprintf(out, sizeof(out), "%llu\n",
+                     (unsigned long long) kap_gen_id(tc->c->gen));
+            th_reply(tc, out);
+        } else {
+            char out[sizeof(line) + 1];
+            snprintf(out, sizeof(out), "%s\n", line);
+            th_reply(tc, out);
+        }
+    }
+}
+
+static void
+th_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct th_conn *tc = (struct th_conn *) ((char *) w
+                                             - offsetof(struct th_conn, io));
+    ssize_t n;
+
+    (void) loop;
+    (void) revents;
+    if (tc->len == sizeof(tc->buf)) {
+        th_reply(tc, "ERR line too long\n");
+        th_close(tc);
+        return;
+    }
+    n = read(tc->c->fd, tc->buf + tc->len, sizeof(tc->buf) - tc->len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        th_close(tc);
+        return;
+    }
+    tc->len += (size_t) n;
+    th_process(tc);
+}
+
+static void
+th_accept(struct kap_conn *c)
+{
+    struct th_conn *tc = kap_palloc(c->pool, sizeof(*tc));
+
+    if (tc == NULL) {
+        kap_conn_close(c);
+        return;
+    }
+    tc->c = c;
+    c->data = tc;
+    ev_io_init(&tc->io, th_read_cb, c->fd, EV_READ);
+    ev_io_start(kap_loop(), &tc->io);
+}
+
+static void
+th_conn_close(struct kap_conn *c)
+{
+    struct th_conn *tc = c->data;
+
+    if (tc != NULL)
+        ev_io_stop(kap_loop(), &tc->io);
+}
+
+static const struct kap_listener_ops th_listener = {
+    th_accept, NULL, th_conn_close
+};
+
+const struct kap_module kap_test_hooks_module = {
+    KAP_MODULE_V1(TH_NAME),
+    .version = "1.0",
+    .flags = KAP_MOD_LISTENER | KAP_MOD_POLICY | KAP_MOD_AUDIT,
+    .conf_create = th_conf_create,
+    .conf_parse = th_conf_parse,
+    .conf_check = th_conf_check,
+    .listener = &th_listener,
+    .hooks = th_hooks,
+};
