@@ -1,0 +1,649 @@
+/*
+ * kapd_audit_log.c -- the built-in `audit_log` module: the JSONL sink of
+ * the audit chain.
+ *
+ *   audit_log = {
+ *     path = "audit.jsonl";     # relative to the prefix; "off" disables
+ *     max_size = "10M";         # rotate before a line would pass this
+ *     keep = 3;                 # path.1 .. path.3
+ *   };
+ *
+ * One JSON object per line, written with one write(2) on an O_APPEND
+ * descriptor, so lines from concurrent writers never interleave:
+ *
+ *   {"ts":"2026-11-29T10:00:00.123456Z","gen":1,"conn":17,
+ *    "module":"http_connect","kind":"connect","event":"decision",
+ *    "subject":"github.com","domain":"github.com","port":443,
+ *    "action":"allowed","reason":"allow \"github.com\" (kap.conf:3)",
+ *    "decided_by":"network","detail":"CONNECT","method":"CONNECT",
+ *    "client":"172.28.0.2:41234", ...extra fields}
+ *
+ * "domain" and "method" repeat subject and detail for the old kap format
+ * (kap why-denied).  Every string is escaped byte by byte: control
+ * characters as \u00XX, and every byte that is not part of valid UTF-8 as
+ * \u00XX too, so a line is always valid JSON whatever an agent sends.
+ * Values are cut at a bounded length ("truncated":true) so a line stays
+ * under KAPD_AUDIT_LINE_MAX.
+ *
+ * The open file is process-wide and shared by every generation naming the
+ * same path (a registry with reference counts): init() of a new
+ * generation reopens it (SIGUSR1 after an external rotation, and any
+ * reload), and an older generation still serving connections writes
+ * through the new descriptor.  Size-based rotation renames path to
+ * path.1 ... path.keep.  The sink never blocks for long and never fails a
+ * request: a write error is counted and logged at most every 10 s.
+ */
+#include "kapd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AUDIT_VALUE_MAX       2048   /* input bytes of one value, 1st try */
+#define AUDIT_VALUE_MAX_SMALL  160   /* input bytes of one value, 2nd try */
+#define AUDIT_WARN_EVERY      10.0   /* s between write-error warnings */
+#define AUDIT_MAX_KEEP         100
+
+/* One open audit file, shared by the generations that name its path. */
+struct audit_file {
+    char              *path;         /* heap */
+    int                fd;
+    long long          size;         /* bytes in the current file */
+    int                refs;
+    unsigned long      dropped;      /* lines lost to write errors */
+    double             last_warn;
+    struct audit_file *next;
+};
+
+static struct audit_file *audit_files;   /* the registry */
+
+struct audit_conf {
+    const char        *path_cfg;     /* as configured */
+    const char        *path;         /* resolved against the prefix */
+    int                off;
+    long long          max_size;     /* -1 unset; 0 no rotation */
+    long long          keep;         /* -1 unset */
+    struct audit_file *file;         /* after init */
+};
+
+static const char *const audit_keys[] = {
+    "path", "max_size", "keep", NULL
+};
+
+/* ---- configuration ------------------------------------------------- */
+
+static void *
+audit_conf_create(struct kap_gen *gen)
+{
+    struct audit_conf *conf = kap_palloc(kap_gen_pool(gen), sizeof(*conf));
+
+    if (conf == NULL)
+        return NULL;
+    conf->max_size = -1;
+    conf->keep = -1;
+    return conf;
+}
+
+static int
+audit_conf_parse(struct kap_gen *gen, void *vconf,
+                 const config_setting_t *group, struct kap_err *err)
+{
+    struct audit_conf *conf = vconf;
+
+    if (group == NULL)
+        return KAP_OK;
+    if (kap_conf_check_keys(group, audit_keys, err) != KAP_OK)
+        return KAP_ERROR;
+    if (kap_conf_get_str(group, "path", kap_gen_pool(gen), &conf->path_cfg,
+                         err) == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_size(group, "max_size", &conf->max_size, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    if (conf->max_size != -1 && conf->max_size != 0
+        && conf->max_size < 1024) {
+        kap_err_at(err, config_setting_get_member(group, "max_size"),
+                   "audit_log.max_size must be 0 (no rotation) or at least"
+                   " 1k");
+        return KAP_ERROR;
+    }
+    if (kap_conf_get_int(group, "keep", 0, AUDIT_MAX_KEEP, &conf->keep, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    return KAP_OK;
+}
+
+static int
+audit_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
+{
+    struct audit_conf *conf = vconf;
+
+    if (conf->path_cfg == NULL)
+        conf->path_cfg = "audit.jsonl";
+    if (conf->max_size < 0)
+        conf->max_size = 10LL * 1024 * 1024;
+    if (conf->keep < 0)
+        conf->keep = 3;
+    if (conf->path_cfg[0] == '\0' || strcmp(conf->path_cfg, "off") == 0) {
+        conf->off = 1;
+        return KAP_OK;
+    }
+    conf->path = kap_conf_path(gen, conf->path_cfg);
+    if (conf->path == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    if (strlen(conf->path) + 8 >= PATH_MAX) {
+        kap_err_set(err, "audit_log.path is too long");
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+/* ---- the file ------------------------------------------------------ */
+
+/* mkdir -p of path's parent directories, mode 0750. */
+static int
+audit_mkdirs(const char *path)
+{
+    char   buf[PATH_MAX];
+    size_t n = strlen(path), i;
+
+    if (n >= sizeof(buf))
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (i = 1; i < n; i++) {
+        if (buf[i] != '/')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = '/';
+    }
+    return 0;
+}
+
+static int
+audit_open(const char *path, long long *size)
+{
+    struct stat st;
+    int         fd;
+
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+              0640);
+    if (fd < 0 && errno == ENOENT && audit_mkdirs(path) == 0)
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+                  0640);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        /* a FIFO or a device would block the loop */
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    *size = (long long)st.st_size;
+    return fd;
+}
+
+/* path.N for N > 0, path for 0.  0 or -1 (too long). */
+static int
+audit_name(char *buf, size_t len, const char *path, long long n)
+{
+    int r = n > 0 ? snprintf(buf, len, "%s.%lld", path, n)
+                  : snprintf(buf, len, "%s", path);
+    return r < 0 || (size_t)r >= len ? -1 : 0;
+}
+
+/* Rotate f: path -> path.1 -> ... -> path.keep, then reopen. */
+static void
+audit_rotate(struct audit_file *f, long long keep)
+{
+    char      from[PATH_MAX], to[PATH_MAX];
+    long long i, size = 0;
+    int       fd;
+
+    if (keep == 0) {
+        (void)unlink(f->path);
+    } else {
+        if (audit_name(to, sizeof(to), f->path, keep) == 0)
+            (void)unlink(to);
+        for (i = keep - 1; i >= 0; i--) {
+            if (audit_name(from, sizeof(from), f->path, i) != 0
+                || audit_name(to, sizeof(to), f->path, i + 1) != 0)
+                continue;
+            (void)rename(from, to);
+        }
+    }
+    fd = audit_open(f->path, &size);
+    if (fd < 0) {
+        KAP_LOG(KAP_LOG_ERR, "audit_log", 0, "reopen \"%s\" after rotation"
+                " failed: %s", f->path, strerror(errno));
+        return;                      /* keep writing to the old file */
+    }
+    close(f->fd);
+    f->fd = fd;
+    f->size = size;
+}
+
+static void
+audit_write(struct audit_file *f, const struct audit_conf *conf,
+            const char *line, size_t n)
+{
+    ssize_t w;
+
+    if (conf->max_size > 0 && f->size > 0
+        && f->size + (long long)n > conf->max_size) {
+        struct stat st;
+        /* trust the file, not our count: someone may have rotated it */
+        if (fstat(f->fd, &st) == 0)
+            f->size = (long long)st.st_size;
+        if (f->size > 0 && f->size + (long long)n > conf->max_size)
+            audit_rotate(f, conf->keep);
+    }
+    do
+        w = write(f->fd, line, n);
+    while (w < 0 && errno == EINTR);
+    if (w == (ssize_t)n) {
+        f->size += (long long)n;
+        return;
+    }
+    if (w > 0)
+        f->size += (long long)w;
+    f->dropped++;
+    if (kap_now() - f->last_warn >= AUDIT_WARN_EVERY) {
+        f->last_warn = kap_now();
+        KAP_LOG(KAP_LOG_ERR, "audit_log", 0,
+                "write to \"%s\" failed (%s); %lu line(s) lost so far",
+                f->path, w < 0 ? strerror(errno) : "short write",
+                f->dropped);
+    }
+}
+
+static int
+audit_init(struct kap_gen *gen, void *vconf)
+{
+    struct audit_conf *conf = vconf;
+    struct audit_file *f;
+    long long          size = 0;
+    int                fd;
+
+    (void)gen;
+    if (conf->off)
+        return KAP_OK;
+    fd = audit_open(conf->path, &size);
+    if (fd < 0) {
+        KAP_LOG(KAP_LOG_EMERG, "audit_log", 0, "cannot open \"%s\": %s",
+                conf->path, strerror(errno));
+        return KAP_ERROR;
+    }
+    for (f = audit_files; f; f = f->next)
+        if (strcmp(f->path, conf->path) == 0)
+            break;
+    if (f != NULL) {
+        close(f->fd);                /* reopen: new generation, SIGUSR1 */
+    } else {
+        f = calloc(1, sizeof(*f));
+        if (f == NULL || (f->path = strdup(conf->path)) == NULL) {
+            free(f);
+            close(fd);
+            KAP_LOG(KAP_LOG_EMERG, "audit_log", 0, "out of memory");
+            return KAP_ERROR;
+        }
+        f->next = audit_files;
+        audit_files = f;
+    }
+    f->fd = fd;
+    f->size = size;
+    f->refs++;
+    conf->file = f;
+    return KAP_OK;
+}
+
+static void
+audit_fini(struct kap_gen *gen, void *vconf)
+{
+    struct audit_conf  *conf = vconf;
+    struct audit_file **pp, *f = conf->file;
+
+    (void)gen;
+    if (f == NULL)
+        return;
+    conf->file = NULL;
+    if (--f->refs > 0)
+        return;
+    for (pp = &audit_files; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    close(f->fd);
+    free(f->path);
+    free(f);
+}
+
+/* ---- JSON ---------------------------------------------------------- */
+
+struct jw {
+    char   *p;
+    size_t  len;
+    size_t  cap;          /* room kept for the closing "}\n" */
+    int     overflow;
+    int     truncated;
+    size_t  vmax;         /* input bytes per value */
+};
+
+static void
+jw_raw(struct jw *w, const char *s, size_t n)
+{
+    if (w->overflow)
+        return;
+    if (w->len + n > w->cap) {
+        w->overflow = 1;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+static void
+jw_lit(struct jw *w, const char *s)
+{
+    jw_raw(w, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t        need, i;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        if (c == 0xe0)
+            lo = 0xa0;               /* no overlong */
+        else if (c == 0xed)
+            hi = 0x9f;               /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;               /* <= U+10FFFF */
+    } else
+        return 0;
+    if (n < need + 1)
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (i = 2; i <= need; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return need + 1;
+}
+
+/* A JSON string of s, escaped byte by byte, cut at w->vmax input bytes. */
+static void
+jw_str(struct jw *w, const char *str)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), i = 0, k;
+    char   esc[8];
+
+    if (n > w->vmax) {
+        n = w->vmax;
+        w->truncated = 1;
+    }
+    jw_raw(w, "\"", 1);
+    while (i < n && !w->overflow) {
+        size_t run = i;
+        /* copy the longest run of plain printable ASCII at once */
+        while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"'
+               && s[run] != '\\')
+            run++;
+        if (run > i) {
+            jw_raw(w, (const char *)s + i, run - i);
+            i = run;
+            continue;
+        }
+        switch (s[i]) {
+        case '"':  jw_raw(w, "\\\"", 2); i++; continue;
+        case '\\': jw_raw(w, "\\\\", 2); i++; continue;
+        case '\n': jw_raw(w, "\\n", 2); i++; continue;
+        case '\r': jw_raw(w, "\\r", 2); i++; continue;
+        case '\t': jw_raw(w, "\\t", 2); i++; continue;
+        default: break;
+        }
+        k = s[i] >= 0x80 ? utf8_seq(s + i, n - i) : 0;
+        if (k == 3 && s[i] == 0xe2 && s[i + 1] == 0x80
+            && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
+            /* U+2028/U+2029: valid JSON, but not valid JavaScript */
+            jw_lit(w, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029");
+            i += 3;
+        } else if (k > 0) {
+            jw_raw(w, (const char *)s + i, k);
+            i += k;
+        } else {
+            /* control character, DEL, or a byte of invalid UTF-8 */
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[s[i] >> 4];
+            esc[5] = hex[s[i] & 15];
+            jw_raw(w, esc, 6);
+            i++;
+        }
+    }
+    jw_raw(w, "\"", 1);
+}
+
+static void
+jw_key(struct jw *w, const char *name)
+{
+    jw_raw(w, ",", 1);
+    jw_str(w, name);
+    jw_raw(w, ":", 1);
+}
+
+static void
+jw_field_str(struct jw *w, const char *name, const char *value)
+{
+    if (value == NULL)
+        return;
+    jw_key(w, name);
+    jw_str(w, value);
+}
+
+static void
+jw_field_u64(struct jw *w, const char *name, unsigned long long v)
+{
+    char num[32];
+    int  n = snprintf(num, sizeof(num), "%llu", v);
+
+    jw_key(w, name);
+    jw_raw(w, num, (size_t)n);
+}
+
+static void
+jw_field_num(struct jw *w, const char *name, double v)
+{
+    char num[40];
+    int  n;
+
+    jw_key(w, name);
+    if (!isfinite(v)) {
+        jw_lit(w, "null");
+        return;
+    }
+    if (v > -9007199254740992.0 && v < 9007199254740992.0
+        && v == (double)(long long)v)
+        n = snprintf(num, sizeof(num), "%lld", (long long)v);
+    else
+        n = snprintf(num, sizeof(num), "%.17g", v);
+    jw_raw(w, num, (size_t)n);
+}
+
+static const char *const audit_reserved[] = {
+    "ts", "gen", "conn", "module", "kind", "event", "subject", "domain",
+    "port", "action", "reason", "decided_by", "detail", "method", "client",
+    "truncated", NULL
+};
+
+static int
+audit_reserved_name(const struct kap_audit_event *ev, size_t idx)
+{
+    const char *name = ev->fields[idx].name;
+    size_t      i;
+
+    if (name == NULL)
+        return 1;
+    for (i = 0; audit_reserved[i]; i++)
+        if (strcmp(name, audit_reserved[i]) == 0)
+            return 1;
+    for (i = 0; i < idx; i++)        /* no duplicate keys */
+        if (ev->fields[i].name && strcmp(ev->fields[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* RFC 3339 UTC with microseconds. */
+static void
+audit_ts(double ts, char *buf, size_t len)
+{
+    long long  us;
+    time_t     sec;
+    struct tm  tm;
+
+    if (!(ts > 0) || !isfinite(ts))
+        ts = 0;
+    us = (long long)(ts * 1e6 + 0.5);
+    sec = (time_t)(us / 1000000);
+    if (gmtime_r(&sec, &tm) == NULL)
+        memset(&tm, 0, sizeof(tm));
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, us % 1000000);
+}
+
+/* Format ev into w; extras: 0 none, 1 all. */
+static void
+audit_format(struct jw *w, const struct kap_audit_event *ev, int extras)
+{
+    char   ts[48];
+    size_t i;
+
+    w->len = 0;
+    w->overflow = 0;
+    w->truncated = 0;
+    audit_ts(ev->ts != 0 ? ev->ts : kap_now(), ts, sizeof(ts));
+    jw_raw(w, "{\"ts\":\"", 7);
+    jw_lit(w, ts);
+    jw_raw(w, "\"", 1);
+    jw_field_u64(w, "gen", ev->gen_id);
+    if (ev->conn_id != 0)
+        jw_field_u64(w, "conn", ev->conn_id);
+    jw_field_str(w, "module", ev->module);
+    jw_field_str(w, "kind", ev->kind ? kap_req_kind_name(ev->kind) : NULL);
+    jw_field_str(w, "event", ev->event);
+    jw_field_str(w, "subject", ev->subject);
+    jw_field_str(w, "domain", ev->subject);
+    if (ev->port != 0)
+        jw_field_u64(w, "port", ev->port);
+    jw_field_str(w, "action", ev->action);
+    jw_field_str(w, "reason", ev->reason);
+    jw_field_str(w, "decided_by", ev->decided_by);
+    jw_field_str(w, "detail", ev->detail);
+    jw_field_str(w, "method", ev->detail);
+    jw_field_str(w, "client", ev->client);
+    for (i = 0; extras && ev->fields && i < ev->nfields; i++) {
+        if (audit_reserved_name(ev, i))
+            continue;
+        if (ev->fields[i].str != NULL)
+            jw_field_str(w, ev->fields[i].name, ev->fields[i].str);
+        else
+            jw_field_num(w, ev->fields[i].name, ev->fields[i].num);
+    }
+    if (w->truncated)
+        jw_lit(w, ",\"truncated\":true");
+    w->cap += 2;                     /* the reserved room */
+    jw_raw(w, "}\n", 2);
+    w->cap -= 2;
+}
+
+/* Format one line into buf; its length, or 0 when it cannot fit. */
+static size_t
+audit_line(const struct kap_audit_event *ev, char *buf, size_t len)
+{
+    struct jw w;
+
+    memset(&w, 0, sizeof(w));
+    w.p = buf;
+    w.cap = len - 2;
+    w.vmax = AUDIT_VALUE_MAX;
+    audit_format(&w, ev, 1);
+    if (w.overflow) {
+        w.vmax = AUDIT_VALUE_MAX_SMALL;
+        audit_format(&w, ev, 1);
+    }
+    if (w.overflow)
+        audit_format(&w, ev, 0);
+    return w.overflow ? 0 : w.len;
+}
+
+static void
+audit_event(const struct kap_audit_event *ev, void *vconf)
+{
+    static char        line[KAPD_AUDIT_LINE_MAX];
+    struct audit_conf *conf = vconf;
+    size_t             n;
+
+    if (conf == NULL || conf->file == NULL || ev == NULL)
+        return;
+    n = audit_line(ev, line, sizeof(line));
+    if (n > 0)
+        audit_write(conf->file, conf, line, n);
+}
+
+static void
+audit_status(struct kap_gen *gen, void *vconf, struct kap_buf *out)
+{
+    struct audit_conf *conf = vconf;
+
+    (void)gen;
+    if (conf->off) {
+        kap_buf_printf(out, "audit_log: off");
+        return;
+    }
+    kap_buf_printf(out, "audit_log: %s, %lld bytes, %lu lost",
+                   conf->path, conf->file ? conf->file->size : 0LL,
+                   conf->file ? conf->file->dropped : 0UL);
+}
+
+static const struct kap_hook audit_hooks[] = {
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, audit_event },
+    { KAP_HOOK_NONE, 0, NULL, NULL }
+};
+
+const struct kap_module kapd_audit_log_module = {
+    KAP_MODULE_V1("audit_log"),
+    .version     = PACKAGE_VERSION,
+    .flags       = KAP_MOD_AUDIT,
+    .conf_create = audit_conf_create,
+    .conf_parse  = audit_conf_parse,
+    .conf_check  = audit_conf_check,
+    .init        = audit_init,
+    .fini        = audit_fini,
+    .hooks       = audit_hooks,
+    .status      = audit_status,
+};

@@ -1,0 +1,438 @@
+/*
+ * kapd_network.c -- the built-in `network` module: the domain allowlist
+ * policy shared by http_connect (CONNECT, plain HTTP) and dns, and the
+ * resolved-address check (kap_network_addr_check) they run before they
+ * dial or answer.
+ *
+ *   network = {
+ *     allow = [ "github.com", "*.githubusercontent.com", "github.com:22" ];
+ *     deny  = [ "gist.github.com" ];
+ *     observe = false;          # allow everything, log what would be denied
+ *     ports = [ 80, 443 ];      # ports of an allow rule that lists none
+ *     deny_addresses = [ "172.17.0.1" ];   # e.g. the Docker gateway
+ *   };
+ *
+ * The rules are compiled into a kapd_match (kapd_match.h) once per
+ * generation, in conf_parse, so that a bad rule is an error with its
+ * file:line and a lookup never allocates.  Everything lives in the
+ * generation pool.
+ *
+ * Address check order (kap_network_addr_check): a network.deny address
+ * rule, network.deny_addresses -> refused; an address rule of
+ * network.allow covering it (and the port, when sa has one) -> allowed,
+ * even in the built-in deny set (this is how a test or an intranet target
+ * is allowed on purpose); the built-in deny set (kap_addr_is_denied) and
+ * this host's own interface addresses -> refused; anything else allowed.
+ * A name rule never lets a name resolve into the deny set.
+ *
+ * Observe mode turns every policy deny into an allow with r->observed set
+ * and a reason "observe: would deny: ..." -- except names and literals
+ * that are malformed, which stay denied (they are protocol errors, not
+ * policy).  It does not change kap_network_addr_check(); modules that
+ * want observe to cover addresses too ask kap_network_observe().
+ */
+#include "kapd.h"
+
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <kapd/kap_addr.h>
+#include "kapd_match.h"
+
+#define NETWORK_KINDS (KAP_REQ_CONNECT | KAP_REQ_HTTP | KAP_REQ_DNS)
+
+struct network_cidr {
+    struct sockaddr_storage ss;       /* AF_INET or AF_INET6 */
+    unsigned                plen;
+    const char             *text;     /* as configured */
+};
+
+struct network_conf {
+    struct kapd_match   *match;       /* allow + deny rules */
+    int                  observe;     /* -1 unset */
+    int                  ports_set;
+    uint16_t             ports[KAPD_MATCH_MAX_PORTS];
+    size_t               nports;
+    struct network_cidr *deny_addrs;  /* network.deny_addresses */
+    size_t               ndeny_addrs;
+    struct network_cidr *own;         /* this host's addresses (/32, /128) */
+    size_t               nown;
+};
+
+static const char *const network_keys[] = {
+    "allow", "deny", "observe", "ports", "deny_addresses", NULL
+};
+
+static void *
+network_conf_create(struct kap_gen *gen)
+{
+    struct network_conf *conf = kap_palloc(kap_gen_pool(gen), sizeof(*conf));
+
+    if (conf == NULL)
+        return NULL;
+    conf->observe = -1;
+    return conf;
+}
+
+/* A list or array setting, or an error. */
+static const config_setting_t *
+network_list(const config_setting_t *group, const char *key,
+             struct kap_err *err)
+{
+    config_setting_t *s = config_setting_get_member(group, key);
+
+    if (s == NULL)
+        return NULL;
+    if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
+        kap_err_at(err, s, "network.%s must be a list, e.g. %s = [ ... ]",
+                   key, key);
+        return NULL;
+    }
+    return s;
+}
+
+static int
+network_parse_rules(struct kap_gen *gen, struct network_conf *conf,
+                    const config_setting_t *group, const char *key,
+                    int deny, struct kap_err *err)
+{
+    const config_setting_t *list;
+    int                     i, n;
+
+    (void)gen;
+    list = network_list(group, key, err);
+    if (list == NULL)
+        return err->set ? KAP_ERROR : KAP_OK;
+    n = config_setting_length(list);
+    for (i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+        const char             *text;
+
+        if (e == NULL || config_setting_type(e) != CONFIG_TYPE_STRING) {
+            kap_err_at(err, e ? e : list,
+                       "network.%s: every entry must be a string", key);
+            return KAP_ERROR;
+        }
+        text = config_setting_get_string(e);
+        if (kapd_match_add(conf->match, deny, text,
+                           config_setting_source_file(e),
+                           config_setting_source_line(e), err) != KAP_OK)
+            return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+static int
+network_conf_parse(struct kap_gen *gen, void *vconf,
+                   const config_setting_t *group, struct kap_err *err)
+{
+    struct network_conf    *conf = vconf;
+    struct kap_pool        *pool = kap_gen_pool(gen);
+    const config_setting_t *list;
+    int                     i, n, rc;
+
+    if (group == NULL)
+        return KAP_OK;
+    if (kap_conf_check_keys(group, network_keys, err) != KAP_OK)
+        return KAP_ERROR;
+
+    rc = kap_conf_get_bool(group, "observe", &conf->observe, err);
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+
+    list = network_list(group, "ports", err);
+    if (err->set)
+        return KAP_ERROR;
+    if (list != NULL) {
+        n = config_setting_length(list);
+        if (n > KAPD_MATCH_MAX_PORTS) {
+            kap_err_at(err, list, "network.ports: at most %d ports",
+                       KAPD_MATCH_MAX_PORTS);
+            return KAP_ERROR;
+        }
+        for (i = 0; i < n; i++) {
+            const config_setting_t *e =
+                config_setting_get_elem(list, (unsigned)i);
+            long long v;
+            if (e == NULL || (config_setting_type(e) != CONFIG_TYPE_INT
+                              && config_setting_type(e) != CONFIG_TYPE_INT64)) {
+                kap_err_at(err, e ? e : list,
+                           "network.ports: every entry must be a number");
+                return KAP_ERROR;
+            }
+            v = config_setting_get_int64(e);
+            if (config_setting_type(e) == CONFIG_TYPE_INT)
+                v = config_setting_get_int(e);
+            if (v < 1 || v > 65535) {
+                kap_err_at(err, e, "network.ports: %lld is not a port"
+                           " (1-65535)", v);
+                return KAP_ERROR;
+            }
+            conf->ports[conf->nports++] = (uint16_t)v;
+        }
+        conf->ports_set = 1;
+    }
+
+    conf->match = kapd_match_create(pool);
+    if (conf->match == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    if (network_parse_rules(gen, conf, group, "allow", 0, err) != KAP_OK
+        || network_parse_rules(gen, conf, group, "deny", 1, err) != KAP_OK)
+        return KAP_ERROR;
+
+    list = network_list(group, "deny_addresses", err);
+    if (err->set)
+        return KAP_ERROR;
+    if (list != NULL) {
+        n = config_setting_length(list);
+        conf->deny_addrs = kap_palloc(pool, sizeof(*conf->deny_addrs)
+                                      * (size_t)(n > 0 ? n : 1));
+        if (conf->deny_addrs == NULL) {
+            kap_err_set(err, "out of memory");
+            return KAP_ERROR;
+        }
+        for (i = 0; i < n; i++) {
+            const config_setting_t *e =
+                config_setting_get_elem(list, (unsigned)i);
+            struct network_cidr *c = &conf->deny_addrs[conf->ndeny_addrs];
+            if (e == NULL || config_setting_type(e) != CONFIG_TYPE_STRING) {
+                kap_err_at(err, e ? e : list,
+                           "network.deny_addresses: every entry must be a"
+                           " string");
+                return KAP_ERROR;
+            }
+            c->text = kap_pstrdup(pool, config_setting_get_string(e));
+            if (c->text == NULL) {
+                kap_err_set(err, "out of memory");
+                return KAP_ERROR;
+            }
+            if (kapd_match_parse_cidr(c->text, &c->ss, &c->plen,
+                                      config_setting_source_file(e),
+                                      config_setting_source_line(e), err)
+                != KAP_OK)
+                return KAP_ERROR;
+            conf->ndeny_addrs++;
+        }
+    }
+    return KAP_OK;
+}
+
+/* This host's own addresses, except loopback (covered by the deny set). */
+static int
+network_own_addrs(struct kap_pool *pool, struct network_conf *conf,
+                  struct kap_err *err)
+{
+    struct ifaddrs *ifa, *i;
+    size_t          n = 0;
+
+    if (getifaddrs(&ifa) != 0) {
+        kap_err_set(err, "getifaddrs: %s", strerror(errno));
+        return KAP_ERROR;
+    }
+    for (i = ifa; i; i = i->ifa_next)
+        if (i->ifa_addr && (i->ifa_addr->sa_family == AF_INET
+                            || i->ifa_addr->sa_family == AF_INET6))
+            n++;
+    conf->own = kap_palloc(pool, sizeof(*conf->own) * (n > 0 ? n : 1));
+    if (conf->own == NULL) {
+        freeifaddrs(ifa);
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    for (i = ifa; i; i = i->ifa_next) {
+        struct network_cidr *c = &conf->own[conf->nown];
+        if (i->ifa_addr == NULL)
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET) {
+            memcpy(&c->ss, i->ifa_addr, sizeof(struct sockaddr_in));
+            c->plen = 32;
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            memcpy(&c->ss, i->ifa_addr, sizeof(struct sockaddr_in6));
+            c->plen = 128;
+        } else {
+            continue;
+        }
+        c->text = "this host's own address";
+        conf->nown++;
+    }
+    freeifaddrs(ifa);
+    return KAP_OK;
+}
+
+static int
+network_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
+{
+    struct network_conf *conf = vconf;
+    struct kap_pool     *pool = kap_gen_pool(gen);
+
+    if (conf->observe < 0)
+        conf->observe = 0;
+    if (conf->match == NULL) {
+        conf->match = kapd_match_create(pool);
+        if (conf->match == NULL) {
+            kap_err_set(err, "out of memory");
+            return KAP_ERROR;
+        }
+    }
+    if (conf->ports_set
+        && kapd_match_set_default_ports(conf->match, conf->ports,
+                                        conf->nports) != KAP_OK) {
+        kap_err_set(err, "network.ports: too many ports");
+        return KAP_ERROR;
+    }
+    return network_own_addrs(pool, conf, err);
+}
+
+static int
+network_policy(struct kap_req *r, void *vconf)
+{
+    struct network_conf     *conf = vconf;
+    struct kapd_match_result res;
+    char                     reason[640], obs[700];
+    int                      verdict;
+
+    verdict = kapd_match_lookup(conf->match, r->subject, r->port, &res);
+    kapd_match_reason(&res, r->port, reason, sizeof(reason));
+    if (verdict != KAP_ALLOW && conf->observe > 0
+        && res.why != KAPD_MATCH_INVALID_NAME
+        && res.why != KAPD_MATCH_INVALID_ADDR) {
+        snprintf(obs, sizeof(obs), "observe: would deny: %s", reason);
+        kap_req_decide(r, KAP_ALLOW, "network", obs);
+        r->observed = 1;
+        return KAP_OK;
+    }
+    kap_req_decide(r, verdict == KAP_ALLOW ? KAP_ALLOW : KAP_DENY, "network",
+                   reason);
+    return KAP_OK;
+}
+
+/* Is the address of sa (v4, or v6 with mapped v4 unwrapped) in c? */
+static int
+network_cidr_has(const struct network_cidr *c, const struct sockaddr *sa)
+{
+    const unsigned char *a, *b;
+    unsigned char        v4[4];
+
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *a6 =
+            ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const unsigned char mapped[12] =
+            { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (c->ss.ss_family == AF_INET && memcmp(a6, mapped, 12) == 0) {
+            memcpy(v4, a6 + 12, 4);
+            b = (const unsigned char *)
+                &((const struct sockaddr_in *)&c->ss)->sin_addr;
+            return kap_addr_prefix_eq(v4, b, c->plen);
+        }
+        if (c->ss.ss_family != AF_INET6)
+            return 0;
+        b = ((const struct sockaddr_in6 *)&c->ss)->sin6_addr.s6_addr;
+        return kap_addr_prefix_eq(a6, b, c->plen);
+    }
+    if (sa->sa_family != AF_INET || c->ss.ss_family != AF_INET)
+        return 0;
+    a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    b = (const unsigned char *)&((const struct sockaddr_in *)&c->ss)->sin_addr;
+    return kap_addr_prefix_eq(a, b, c->plen);
+}
+
+int
+kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
+                       const char **why)
+{
+    struct network_conf     *conf = NULL;
+    struct kapd_match_result res;
+    const char              *w = NULL;
+    uint16_t                 port = 0;
+    size_t                   i;
+
+    if (why)
+        *why = NULL;
+    if (sa == NULL
+        || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
+        if (why)
+            *why = "not an IP address";
+        return KAP_DECLINED;
+    }
+    if (gen != NULL)
+        conf = kap_gen_module_conf(gen, "network");
+    if (sa->sa_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    else
+        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+
+    if (conf != NULL) {
+        for (i = 0; i < conf->ndeny_addrs; i++)
+            if (network_cidr_has(&conf->deny_addrs[i], sa)) {
+                if (why)
+                    *why = "in network.deny_addresses";
+                return KAP_DECLINED;
+            }
+        if (conf->match != NULL) {
+            kapd_match_lookup_addr(conf->match, sa, port, &res);
+            if (res.why == KAPD_MATCH_DENIED) {
+                if (why)
+                    *why = "denied by a network.deny address rule";
+                return KAP_DECLINED;
+            }
+            if (res.why == KAPD_MATCH_ALLOWED)
+                return KAP_OK;       /* listed on purpose */
+        }
+    }
+    if (kap_addr_is_denied(sa, &w)) {
+        if (why)
+            *why = w;
+        return KAP_DECLINED;
+    }
+    if (conf != NULL)
+        for (i = 0; i < conf->nown; i++)
+            if (network_cidr_has(&conf->own[i], sa)) {
+                if (why)
+                    *why = "this host's own address";
+                return KAP_DECLINED;
+            }
+    return KAP_OK;
+}
+
+int
+kap_network_observe(struct kap_gen *gen)
+{
+    struct network_conf *conf;
+
+    if (gen == NULL)
+        return 0;
+    conf = kap_gen_module_conf(gen, "network");
+    return conf != NULL && conf->observe > 0;
+}
+
+static void
+network_status(struct kap_gen *gen, void *vconf, struct kap_buf *out)
+{
+    struct network_conf *conf = vconf;
+
+    (void)gen;
+    kap_buf_printf(out, "network: %zu rules, %zu deny_addresses, observe %s",
+                   kapd_match_count(conf->match), conf->ndeny_addrs,
+                   conf->observe > 0 ? "on" : "off");
+}
+
+static const struct kap_hook network_hooks[] = {
+    { KAP_HOOK_POLICY, NETWORK_KINDS, network_policy, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL }
+};
+
+const struct kap_module kapd_network_module = {
+    KAP_MODULE_V1("network"),
+    .version     = PACKAGE_VERSION,
+    .flags       = KAP_MOD_POLICY,
+    .conf_create = network_conf_create,
+    .conf_parse  = network_conf_parse,
+    .conf_check  = network_conf_check,
+    .hooks       = network_hooks,
+    .status      = network_status,
+};
