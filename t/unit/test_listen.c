@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -303,6 +304,44 @@ static int udp_roundtrip(int port, char *reply, size_t size)
     return 0;
 }
 
+/*
+ * Out of descriptors: accept4 fails with EMFILE.  The listener must pause
+ * (a handful of loop iterations, not a spin) and accept again once
+ * descriptors are available (it retries after 1 s).
+ */
+static void test_emfile(int port)
+{
+    struct rlimit old, low;
+    struct ev_loop *loop = kap_loop();
+    unsigned before;
+    int fd, probe, n0 = naccepted, flag = 0;
+    ev_timer t;
+
+    fd = tcp_connect(port);
+    probe = dup(0);
+    if (fd < 0 || probe < 0 || getrlimit(RLIMIT_NOFILE, &old) < 0) {
+        ok(0, "EMFILE test set-up");
+        return;
+    }
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;           /* no descriptor left */
+    ok(setrlimit(RLIMIT_NOFILE, &low) == 0, "descriptor limit lowered");
+    before = ev_iteration(loop);
+    ev_timer_init(&t, deadline_cb, 0.3, 0.0);
+    t.data = &flag;
+    ev_timer_start(loop, &t);
+    while (!flag)
+        ev_run(loop, EVRUN_ONCE);
+    ok(naccepted == n0, "nothing accepted without descriptors");
+    ok(ev_iteration(loop) - before < 20, "the loop does not spin on EMFILE "
+       "(%u iterations in 0.3 s)", ev_iteration(loop) - before);
+    setrlimit(RLIMIT_NOFILE, &old);
+    ok(run_until(&naccepted, n0 + 1) && read_hi(fd),
+       "accepting resumes once descriptors are back");
+    close(fd);
+}
+
 /* ---- runtime ---------------------------------------------------------- */
 
 static void test_runtime(void)
@@ -313,7 +352,7 @@ static void test_runtime(void)
     config_t cfg;
     char path[128], reply[128], want[128];
     struct stat st;
-    int p1, p2, pu, fd, fd2, kept, blocker;
+    int p1, p2, pu, pw, fd, fd2, kept, blocker;
     struct sockaddr_in a;
 
     snprintf(prefix, sizeof(prefix), "/tmp/kapd-test-listen-XXXXXX");
@@ -322,8 +361,9 @@ static void test_runtime(void)
     p1 = free_port(SOCK_STREAM);
     p2 = free_port(SOCK_STREAM);
     pu = free_port(SOCK_DGRAM);
-    ok(p1 > 0 && p2 > 0 && pu > 0 && p1 != p2, "free ports %d %d %d",
-       p1, p2, pu);
+    pw = free_port(SOCK_STREAM);
+    ok(p1 > 0 && p2 > 0 && pu > 0 && pw > 0 && p1 != p2 && pw != p1
+       && pw != p2, "free ports %d %d %d %d", p1, p2, pu, pw);
     kap_loop();
 
     /* generation 1: tcp p1, udp pu, unix tcp rel.sock */
@@ -424,10 +464,12 @@ static void test_runtime(void)
     kap_listen_add(g2, "tmod", KAP_LISTEN_TCP, path, NULL, &e);
     snprintf(path, sizeof(path), "localhost:%d", p1);   /* same address */
     kap_listen_add(g2, "tmod", KAP_LISTEN_TCP, path, NULL, &e);
+    snprintf(path, sizeof(path), "*:%d", pw);           /* dual stack */
+    kap_listen_add(g2, "tmod", KAP_LISTEN_TCP, path, NULL, &e);
     memset(&e, 0, sizeof(e));
     if (!ok(kapd_listen_activate(g2, g1, &e) == KAP_OK, "activate gen 2"))
         diag("%s", e.msg);
-    tcp2 = g2->nlistens == 2 ? g2->listens[1] : NULL;
+    tcp2 = g2->nlistens == 3 ? g2->listens[1] : NULL;
     ok(tcp2 == tcp1, "the p1 listener was handed over, not rebound");
     fd = tcp_roundtrip(p1);
     ok(fd >= 0 && last_gen == g2 && last_conf == &confs[1],
@@ -438,6 +480,12 @@ static void test_runtime(void)
     ok(fd >= 0 && last_gen == g2, "the new listener works");
     if (fd >= 0)
         close(fd);
+    fd = tcp_roundtrip(pw);
+    ok(fd >= 0 && strncmp(last_peer, "127.0.0.1:", 10) == 0,
+       "wildcard listener reached over IPv4, peer %s", last_peer);
+    if (fd >= 0)
+        close(fd);
+    test_emfile(p1);
     snprintf(path, sizeof(path), "%s/rel.sock", prefix);
     ok(stat(path, &st) < 0 && errno == ENOENT, "dropped unix socket removed");
     {
