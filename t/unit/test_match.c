@@ -6,12 +6,15 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kapd.h"
 #include "kapd_match.h"
+#include <kapd/kap_addr.h>
 #include "tap.h"
 
 static struct kap_pool *pool;
@@ -72,6 +75,251 @@ static int
 has(const char *s, const char *sub)
 {
     return s && strstr(s, sub) != NULL;
+}
+
+/* ---- the network module ------------------------------------------------ */
+
+struct ngen {
+    struct kap_gen         gen;
+    struct kapd_gen_module gm;
+    config_t               cfg;
+};
+
+static void
+ngen_free(struct ngen *t)
+{
+    if (t == NULL)
+        return;
+    config_destroy(&t->cfg);
+    kap_pool_destroy(t->gen.pool);
+    free(t);
+}
+
+/* A generation with only `network`, configured by text; NULL + err. */
+static struct ngen *
+ngen_new(const char *text, struct kap_err *err)
+{
+    const struct kap_module *mod = &kapd_network_module;
+    struct ngen             *t = calloc(1, sizeof(*t));
+
+    t->gen.magic = KAPD_GEN_MAGIC;
+    t->gen.id = 3;
+    t->gen.refs = 1;
+    t->gen.pool = kap_pool_create();
+    t->gm.mod = mod;
+    t->gen.mods = &t->gm;
+    t->gen.nmods = 1;
+    memset(err, 0, sizeof(*err));
+    config_init(&t->cfg);
+    if (config_read_string(&t->cfg, text) != CONFIG_TRUE) {
+        kap_err_set(err, "libconfig line %d: %s",
+                    config_error_line(&t->cfg), config_error_text(&t->cfg));
+        ngen_free(t);
+        return NULL;
+    }
+    t->gm.conf = mod->conf_create(&t->gen);
+    if (mod->conf_parse(&t->gen, t->gm.conf,
+                        config_lookup(&t->cfg, "network"), err) != KAP_OK
+        || mod->conf_check(&t->gen, t->gm.conf, err) != KAP_OK) {
+        ngen_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Run the policy hook: "allow"/"deny"/"observed", reason in *why. */
+static const char *
+ask(struct ngen *t, uint32_t kind, const char *subject, unsigned port,
+    const char **why)
+{
+    static char    reason[700];
+    struct kap_req r;
+    int            rc;
+
+    memset(&r, 0, sizeof(r));
+    r.magic = KAP_REQ_MAGIC;
+    r.kind = kind;
+    r.gen = &t->gen;
+    r.pool = t->gen.pool;
+    r.asked_by = "test";
+    r.subject = subject;
+    r.port = (uint16_t)port;
+    rc = kapd_network_module.hooks[0].policy(&r, t->gm.conf);
+    snprintf(reason, sizeof(reason), "%s", r.reason ? r.reason : "(none)");
+    if (why)
+        *why = reason;
+    if (rc != KAP_OK || r.decided_by == NULL
+        || strcmp(r.decided_by, "network") != 0)
+        return "error";
+    if (r.verdict == KAP_ALLOW)
+        return r.observed ? "observed" : "allow";
+    return r.verdict == KAP_DENY ? "deny" : "none";
+}
+
+/* kap_network_addr_check of a literal (with port) */
+static int
+addr_ok(struct ngen *t, const char *lit, unsigned port, const char **why)
+{
+    struct sockaddr_storage ss;
+
+    if (kap_addr_parse_literal(lit, &ss) != KAP_OK)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    return kap_network_addr_check(t ? &t->gen : NULL,
+                                  (struct sockaddr *)&ss, why);
+}
+
+static void
+test_network(void)
+{
+    struct ngen    *t;
+    struct kap_err  err;
+    const char     *why = NULL;
+
+    t = ngen_new(
+        "network = {\n"
+        "  allow = [ \"github.com\", \"*.example.com\", \"10.0.0.0/8\",\n"
+        "            \"127.0.0.1:8080\", \"github.com:22\" ];\n"
+        "  deny = [ \"bad.example.com\" ];\n"
+        "  ports = [ 443 ];\n"
+        "  deny_addresses = [ \"172.17.0.1\", \"203.0.113.0/24\" ];\n"
+        "};\n", &err);
+    ok(t != NULL, "network config parses (%s)", err.msg);
+    if (t == NULL)
+        return;
+    is_str(ask(t, KAP_REQ_CONNECT, "github.com", 443, &why), "allow",
+           "policy: allowed");
+    is_str(why, "allow \"github.com\" (line 2)", "policy reason");
+    is_str(ask(t, KAP_REQ_CONNECT, "github.com", 80, &why), "deny",
+           "ports = [443]: 80 denied");
+    ok(has(why, "port 80 not allowed"), "port reason: %s", why);
+    is_str(ask(t, KAP_REQ_CONNECT, "github.com", 22, NULL), "allow",
+           "github.com:22");
+    is_str(ask(t, KAP_REQ_HTTP, "a.example.com", 443, NULL), "allow",
+           "http kind");
+    is_str(ask(t, KAP_REQ_DNS, "bad.example.com", 0, &why), "deny",
+           "dns deny");
+    is_str(why, "deny \"bad.example.com\" (line 4)", "deny reason line 4");
+    is_str(ask(t, KAP_REQ_DNS, "evil.net", 0, &why), "deny", "not listed");
+    is_str(why, "not in network.allow", "not listed reason");
+    is_str(ask(t, KAP_REQ_CONNECT, "10.9.8.7", 443, NULL), "allow",
+           "IP literal in listed CIDR");
+    is_str(ask(t, KAP_REQ_CONNECT, "0xa.0x9.8.7", 443, NULL), "allow",
+           "hex IP literal in listed CIDR");
+    is_str(ask(t, KAP_REQ_CONNECT, "140.82.114.4", 443, NULL), "deny",
+           "IP literal not listed (bypass class 3)");
+    is_str(ask(t, KAP_REQ_CONNECT, "2130706433", 8080, NULL), "allow",
+           "decimal 127.0.0.1 matches its rule");
+    is_str(ask(t, KAP_REQ_CONNECT, "2130706433", 443, NULL), "deny",
+           "decimal 127.0.0.1 other port");
+    is_int(kap_network_observe(&t->gen), 0, "observe off");
+
+    /* the resolved-address check */
+    is_int(addr_ok(t, "140.82.114.4", 443, &why), KAP_OK, "public address");
+    is_int(addr_ok(t, "127.0.0.1", 443, &why), KAP_DECLINED, "loopback");
+    is_str(why, "loopback", "loopback why");
+    is_int(addr_ok(t, "127.0.0.1", 8080, NULL), KAP_OK,
+           "listed loopback:port allowed");
+    is_int(addr_ok(t, "127.0.0.2", 8080, NULL), KAP_DECLINED,
+           "other loopback address");
+    is_int(addr_ok(t, "10.1.1.1", 443, NULL), KAP_OK,
+           "listed CIDR overrides RFC 1918");
+    is_int(addr_ok(t, "192.168.1.1", 443, NULL), KAP_DECLINED, "RFC 1918");
+    is_int(addr_ok(t, "169.254.169.254", 80, &why), KAP_DECLINED,
+           "metadata (bypass class 6)");
+    is_int(addr_ok(t, "172.17.0.1", 443, &why), KAP_DECLINED,
+           "deny_addresses");
+    ok(has(why, "deny_addresses"), "deny_addresses why: %s", why);
+    is_int(addr_ok(t, "::ffff:172.17.0.1", 443, NULL), KAP_DECLINED,
+           "deny_addresses via mapped v6");
+    is_int(addr_ok(t, "203.0.113.77", 443, NULL), KAP_DECLINED,
+           "deny_addresses CIDR");
+    is_int(addr_ok(t, "64:ff9b::a9fe:a9fe", 443, NULL), KAP_DECLINED,
+           "NAT64 metadata");
+    is_int(addr_ok(t, "2606:4700::1111", 443, NULL), KAP_OK, "public v6");
+    is_int(addr_ok(NULL, "127.0.0.1", 443, NULL), KAP_DECLINED,
+           "no generation: built-in set still applies");
+    {
+        struct ifaddrs *ifa, *i;
+        char            txt[KAP_ADDR_TEXT_MAX];
+        const char     *own = NULL;
+        if (getifaddrs(&ifa) == 0) {
+            for (i = ifa; i && own == NULL; i = i->ifa_next) {
+                const char *w = NULL;
+                if (i->ifa_addr == NULL
+                    || (i->ifa_addr->sa_family != AF_INET
+                        && i->ifa_addr->sa_family != AF_INET6))
+                    continue;
+                if (kap_addr_is_denied(i->ifa_addr, &w))
+                    continue;
+                own = kap_addr_to_text(i->ifa_addr, txt, sizeof(txt));
+            }
+            freeifaddrs(ifa);
+        }
+        if (own != NULL) {
+            is_int(addr_ok(t, own, 443, &why), KAP_DECLINED,
+                   "this host's own address");
+        } else {
+            ok(1, "# SKIP no public interface address here");
+        }
+    }
+    ngen_free(t);
+
+    /* observe */
+    t = ngen_new("network = { allow = [ \"github.com\" ]; observe = true; };",
+                 &err);
+    ok(t != NULL, "observe config (%s)", err.msg);
+    if (t == NULL)
+        return;
+    is_int(kap_network_observe(&t->gen), 1, "observe on");
+    is_str(ask(t, KAP_REQ_CONNECT, "evil.net", 443, &why), "observed",
+           "observe allows and marks");
+    is_str(why, "observe: would deny: not in network.allow",
+           "observe reason");
+    is_str(ask(t, KAP_REQ_CONNECT, "github.com", 443, NULL), "allow",
+           "observe: listed is a plain allow");
+    is_str(ask(t, KAP_REQ_CONNECT, "b\xc3\xbc" "cher.de", 443, &why), "deny",
+           "observe: invalid names stay denied");
+    ngen_free(t);
+
+    /* no network group: deny everything */
+    t = ngen_new("", &err);
+    ok(t != NULL, "no network group");
+    if (t != NULL) {
+        is_str(ask(t, KAP_REQ_CONNECT, "github.com", 443, NULL), "deny",
+               "no group: deny all");
+        is_int(addr_ok(t, "8.8.8.8", 443, NULL), KAP_OK,
+               "no group: public address passes the address check");
+        ngen_free(t);
+    }
+
+    /* config errors, with their line */
+    t = ngen_new("network = {\n allow = [\n \"github.com\",\n \"*\" ];\n};",
+                 &err);
+    ok(t == NULL && err.line == 4 && has(err.msg, "defeat"),
+       "bare * refused at line 4: %d %s", err.line, err.msg);
+    t = ngen_new("network = {\n deny = [ \"*evil.com\" ];\n};", &err);
+    ok(t == NULL && err.line == 2, "bad deny at line 2: %d %s", err.line,
+       err.msg);
+    t = ngen_new("network = { allow = \"github.com\"; };", &err);
+    ok(t == NULL && has(err.msg, "list"), "allow must be a list: %s",
+       err.msg);
+    t = ngen_new("network = { allow = [ 42 ]; };", &err);
+    ok(t == NULL && has(err.msg, "string"), "entries are strings: %s",
+       err.msg);
+    t = ngen_new("network = {\n\n ports = [ 443, 0 ];\n};", &err);
+    ok(t == NULL && err.line == 3, "bad port at line 3: %d %s", err.line,
+       err.msg);
+    t = ngen_new("network = { deny_addresses = [ \"github.com\" ]; };", &err);
+    ok(t == NULL && err.set, "deny_addresses must be addresses: %s",
+       err.msg);
+    t = ngen_new("network = { alow = [ \"github.com\" ]; };", &err);
+    ok(t == NULL && has(err.msg, "alow"), "unknown key: %s", err.msg);
+    t = ngen_new("network = { observe = 1; };", &err);
+    ok(t == NULL && err.set, "observe must be a bool: %s", err.msg);
 }
 
 int
@@ -291,6 +539,7 @@ main(void)
     is_str(bad(0, "_dmarc.example.com"), "OK", "underscore accepted");
     is_str(bad(0, "[2001:db8::]/32:443,8443"), "OK", "bracketed CIDR ports");
 
+    test_network();
     kap_pool_destroy(pool);
     return done_testing();
 }
