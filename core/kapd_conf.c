@@ -8,7 +8,8 @@
  *   "port" must be an integer between 1 and 65535
  *   unknown directive "alow" in group "network" (did you mean "allow"?)
  * Strings are copied into the caller's pool: libconfig's own strings die
- * with the config_t.
+ * with the config_t.  kap_conf_get_strlist() also takes a single string
+ * as a list of one (listen = "127.0.0.1:53";).
  */
 #include "kapd.h"
 
@@ -246,6 +247,21 @@ int kap_conf_get_strlist(const config_setting_t *group, const char *key,
     if (s == NULL)
         return KAP_DECLINED;
     t = config_setting_type(s);
+    if (t == CONFIG_TYPE_STRING) {
+        /* a single string is a list of one: listen = "127.0.0.1:53"; */
+        v = kap_palloc(pool, 2 * sizeof(*v));
+        if (v == NULL
+            || (v[0] = kap_pstrdup(pool, config_setting_get_string(s)))
+               == NULL) {
+            kap_err_at(err, s, "\"%s\": out of memory", key);
+            return KAP_ERROR;
+        }
+        v[1] = NULL;
+        *out = v;
+        if (n)
+            *n = 1;
+        return KAP_OK;
+    }
     if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
         kap_err_at(err, s, "\"%s\" must be a list of strings, such as "
                    "[\"a\", \"b\"]", key);

@@ -161,10 +161,14 @@ int main(void)
     is_int(kap_conf_get_strlist(g, "mixed", pool, &list, &n, &e), KAP_ERROR,
            "strlist with a number");
     CHECK_ERR(e, 16, "element 2", "strlist element error at file:16");
-    is_int(kap_conf_get_strlist(g, "name", pool, &list, &n, &e), KAP_ERROR,
+    is_int(kap_conf_get_strlist(g, "name", pool, &list, &n, &e), KAP_OK,
+           "a single string is a list of one");
+    ok(n == 1 && strcmp(list[0], "kap") == 0 && list[1] == NULL,
+       "  its value");
+    is_int(kap_conf_get_strlist(g, "port", pool, &list, &n, &e), KAP_ERROR,
            "strlist wrong type");
-    CHECK_ERR(e, 2, "\"name\" must be a list of strings",
-              "strlist type error at file:2");
+    CHECK_ERR(e, 3, "\"port\" must be a list of strings",
+              "strlist type error at file:3");
 
     /* enums */
     is_int(kap_conf_get_enum(g, "mode", modes, &idx, &e), KAP_OK, "enum ok");
