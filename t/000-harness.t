@@ -103,7 +103,7 @@ SKIP: {
         SSL_ca_file => $tls->cert, SSL_verifycn_name => 'a.test',
         Timeout => 5);
     ok($cs, 'TLS handshake with the self-signed cert')
-        or diag($IO::Socket::SSL::SSL_ERROR);
+        or diag(IO::Socket::SSL::errstr());
     my $tr = $cs ? http_parse(http_raw($cs,
         "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")) : undef;
     my $tj = $tr && eval { JSON::PP->new->decode($tr->{body}) };

@@ -15,7 +15,7 @@ use Test::More;
 use Test::Kapd;
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
-$t->plan(22);
+$t->plan(24);
 
 sub conf {
     my ($answer, $extra) = @_;
@@ -118,3 +118,11 @@ is($reloads, 6, 'every reload succeeded');
 my $last = conn();
 like(check($last, 'a.test'), qr/^ALLOW test_hooks/,
      'after the reloads the last config is in force');
+
+# -- with every connection closed after many reloads, kapd still serves --------
+# (a reload must not leak loop references: an idle loop must not exit)
+close $_ for @cs, grep { defined } $c1, $c2, $c3, $c4, $last;
+my $alive = wait_until(sub { !$t->is_running }, kapd_tmo(1)) ? 0 : 1;
+ok($alive, 'kapd still running once every connection is closed');
+my $again = conn();
+like($again ? gen($again) // '' : '', qr/^\d+$/, 'and accepts new connections');

@@ -465,6 +465,12 @@ sub stop {
     my ($self, $tmo) = @_;
     return $self->exit_code unless $self->{pid};
     my $pid = $self->{pid};
+    if (!$self->is_running) {
+        push @{$self->{problems}}, sprintf(
+            "kapd (pid %d) had exited on its own before stop (status %d, signal %d)",
+            $pid, $self->{exit_status} >> 8, $self->{exit_status} & 127);
+        return $self->exit_code;
+    }
     CORE::kill 'TERM', $pid;
     my $st = $self->wait_exit($tmo // 20);
     if (!defined $st) {
