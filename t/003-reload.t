@@ -15,11 +15,12 @@ use Test::More;
 use Test::Kapd;
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
-$t->plan(24);
+$t->plan(31);
 
 sub conf {
-    my ($answer, $extra) = @_;
+    my ($answer, $extra, $port) = @_;
     $extra //= '';
+    $port //= 'hooks';
     return <<"EOF";
 kapd: {
     load = ["test_hooks"];
@@ -30,7 +31,7 @@ kapd: {
 network: { allow = ["github.com"]; };
 audit_log: { path = "audit.jsonl"; };
 test_hooks: {
-    listen = "127.0.0.1:%%PORT_hooks%%";
+    listen = "127.0.0.1:%%PORT_$port%%";
     answer = "$answer";
 };
 $extra
@@ -126,3 +127,25 @@ my $alive = wait_until(sub { !$t->is_running }, kapd_tmo(1)) ? 0 : 1;
 ok($alive, 'kapd still running once every connection is closed');
 my $again = conn();
 like($again ? gen($again) // '' : '', qr/^\d+$/, 'and accepts new connections');
+
+# -- listeners: kept across reloads, moved when the address changes -------------
+my $old = conn();
+my $gold = gen($old);
+$t->write_conf(conf('deny', '', 'hooks2'));
+like($t->reload // '', qr/reloaded/, 'reload with a new listen port');
+my $new = tcp_connect($t->port('hooks2'));
+like($new ? check($new, 'a.test') : '', qr/^DENY test_hooks/, 'the new port serves the new generation');
+ok(wait_until(sub { !tcp_connect($t->port('hooks'), 1) }, kapd_tmo(5)),
+   'the old port stops accepting');
+is(gen($old), $gold, 'a connection accepted on the old port still works, in its generation');
+
+# a listen address that cannot be bound: the reload fails, nothing changes
+use Test::Kapd::FakeBanner;
+my $squat = Test::Kapd::FakeBanner->new($t, port => $t->port('busy'));
+$t->write_conf(conf('allow', '', 'busy'));
+like($t->reload // '', qr/reload failed/, 'reload to a port in use fails');
+my $still = tcp_connect($t->port('hooks2'));
+like($still ? check($still, 'a.test') : '', qr/^DENY test_hooks/,
+     'the previous listener and policy keep serving');
+ok($t->is_running, 'kapd still running');
+$t->write_conf(conf('deny', '', 'hooks2'));   # back to good: no more retries
