@@ -12,7 +12,7 @@ use Test::More;
 use Test::Kapd;
 
 my $t = Test::Kapd->new->has_kapd;
-$t->plan(27);
+$t->plan(31);
 
 my $base = <<'EOF';
 kapd: {
@@ -88,6 +88,16 @@ like($r->{all}, qr/"colour"/, 'and the key');
 $t->write_file_expand('conf.d/net.conf', "network: { allow = [\"github.com\"]; };\n");
 $r = check('inc.conf', $t->read_file('inc.conf'));
 is($r->{rc}, 0, 'good included file: exit 0') or diag($r->{all});
+
+# -- a missing file; a group of a module that is not loaded ------------------
+$r = $t->kapd_cmd('-t', '-c', $t->path('nosuch.conf'), '-p', $t->testdir);
+is($r->{rc}, 1, 'missing config file: exit 1');
+like($r->{all}, qr/nosuch\.conf/, 'missing config file: names it');
+$r = check('notloaded.conf', $base
+    . "test_hooks: { listen = \"127.0.0.1:%%PORT_hooks%%\"; };\n");
+is($r->{rc}, 1, 'group of a module that is not loaded: exit 1');
+like($r->{all}, qr/notloaded\.conf:10\b.*|test_hooks.*not loaded|not loaded.*test_hooks/s,
+     'says the module is not loaded, with file:line') or diag($r->{all});
 
 # -- -T dumps chains in order --------------------------------------------------
 SKIP: {

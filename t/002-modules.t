@@ -12,7 +12,7 @@ use Test::More;
 use Test::Kapd;
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
-$t->plan(4 + 6 * 3 + 3);
+$t->plan(4 + 6 * 3 + 3 + 4);
 
 # -- a good module ------------------------------------------------------------
 $t->write_conf(<<'EOF');
@@ -85,3 +85,32 @@ is($m->exit_code, 3, 'missing module: exit code 3');
 like($m->error_log, qr/nosuch.*\Q${\$m->module_path}\E/,
      'missing module: the message names the path searched') or diag($m->error_log);
 $m->finish_quiet;
+
+# -- a module named twice; -t reports a bad module too ----------------------------
+my $w = Test::Kapd->new;
+$w->write_conf(<<'EOF');
+kapd: {
+    load = ["test_hooks", "test_hooks"];
+    module_path = ["%%MODULE_PATH%%"];
+    error_log = "error.log";
+};
+EOF
+my $r = $w->kapd_cmd('-t', '-c', $w->conf_path, '-p', $w->testdir);
+isnt($r->{rc}, 0, 'a module loaded twice is refused');
+like($r->{all}, qr/test_hooks.*(twice|already|duplicate)|(twice|already|duplicate).*test_hooks/i,
+     'and the message says so') or diag($r->{all});
+SKIP: {
+    skip 'kap_bad_major.so not built', 2
+        unless -e $w->module_path . '/kap_bad_major.so';
+    $w->write_conf(<<'EOF');
+kapd: {
+    load = ["bad_major"];
+    module_path = ["%%MODULE_PATH%%"];
+    error_log = "error.log";
+};
+EOF
+    $r = $w->kapd_cmd('-t', '-c', $w->conf_path, '-p', $w->testdir);
+    isnt($r->{rc}, 0, 'kapd -t refuses a mis-versioned module');
+    like($r->{all}, qr/bad_major.*ABI/, 'kapd -t prints why') or diag($r->{all});
+}
+$w->finish_quiet;
