@@ -42,6 +42,11 @@ struct kapd_match {
     struct kap_pool   *pool;
     struct match_slot *slots;         /* heap, power-of-two size */
     size_t             cap;
+    uint64_t          *filter;        /* heap: 8 bits per slot, one set
+                                         per key: most misses never touch
+                                         the (large) slot array */
+    size_t             fmask;         /* filter bits - 1 */
+    const char        *last_file;     /* interned file name of rules */
     size_t             used;
     size_t             nrules;
     uint64_t           seed;
@@ -115,13 +120,25 @@ hash_index(uint64_t h, size_t mask)
     return (size_t)h & mask;
 }
 
+static inline size_t
+filter_index(uint64_t h, size_t fmask)
+{
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    return (size_t)h & fmask;
+}
+
 static const struct match_slot *
 slot_find(const struct kapd_match *m, uint64_t h, const char *key,
           size_t klen)
 {
-    size_t mask, i;
+    size_t mask, i, f;
 
     if (m->used == 0)
+        return NULL;
+    f = filter_index(h, m->fmask);
+    if (!(m->filter[f / 64] & (1ULL << (f % 64))))
         return NULL;
     mask = m->cap - 1;
     for (i = hash_index(h, mask);; i = (i + 1) & mask) {
@@ -134,14 +151,19 @@ slot_find(const struct kapd_match *m, uint64_t h, const char *key,
 }
 
 static int
-table_grow(struct kapd_match *m)
+table_resize(struct kapd_match *m, size_t ncap)
 {
-    size_t             ncap = m->cap ? m->cap * 2 : 64, i, j, mask;
+    size_t             i, j, f, mask, fbits = ncap * 8;
     struct match_slot *ns;
+    uint64_t          *nf;
 
     ns = calloc(ncap, sizeof(*ns));
-    if (ns == NULL)
+    nf = calloc(fbits / 64, sizeof(*nf));
+    if (ns == NULL || nf == NULL) {
+        free(ns);
+        free(nf);
         return KAP_ERROR;
+    }
     mask = ncap - 1;
     for (i = 0; i < m->cap; i++) {
         if (m->slots[i].key == NULL)
@@ -150,20 +172,42 @@ table_grow(struct kapd_match *m)
              j = (j + 1) & mask)
             ;
         ns[j] = m->slots[i];
+        f = filter_index(m->slots[i].hash, fbits - 1);
+        nf[f / 64] |= 1ULL << (f % 64);
     }
     free(m->slots);
+    free(m->filter);
     m->slots = ns;
+    m->filter = nf;
     m->cap = ncap;
+    m->fmask = fbits - 1;
     return KAP_OK;
 }
 
-/* Add rule r under key (copied into the pool when new). */
 static int
-table_add(struct kapd_match *m, const char *key, size_t klen,
+table_grow(struct kapd_match *m)
+{
+    return table_resize(m, m->cap ? m->cap * 2 : 64);
+}
+
+int
+kapd_match_reserve(struct kapd_match *m, size_t n)
+{
+    size_t ncap = m->cap ? m->cap : 64;
+
+    while ((m->used + n) * 10 > ncap * 7)
+        ncap *= 2;
+    return ncap == m->cap ? KAP_OK : table_resize(m, ncap);
+}
+
+/* Add rule r under key (copied into the pool when new, unless stable:
+ * then key lives as long as the matcher already). */
+static int
+table_add(struct kapd_match *m, const char *key, size_t klen, int stable,
           struct kapd_match_rule *r)
 {
     uint64_t           h = hash_key(m, key, klen);
-    size_t             mask, i;
+    size_t             mask, i, f;
     struct match_slot *s;
     char              *k;
 
@@ -180,12 +224,18 @@ table_add(struct kapd_match *m, const char *key, size_t klen,
             return KAP_OK;
         }
     }
-    k = kap_palloc(m->pool, klen + 1);
-    if (k == NULL)
-        return KAP_ERROR;
-    memcpy(k, key, klen);
+    if (stable) {
+        s->key = key;
+    } else {
+        k = kap_palloc(m->pool, klen + 1);
+        if (k == NULL)
+            return KAP_ERROR;
+        memcpy(k, key, klen);
+        s->key = k;
+    }
     s->hash = h;
-    s->key = k;
+    f = filter_index(h, m->fmask);
+    m->filter[f / 64] |= 1ULL << (f % 64);
     s->klen = klen;
     s->rules = s->tail = r;
     m->used++;
@@ -199,7 +249,9 @@ match_cleanup(void *data)
 {
     struct kapd_match *m = data;
     free(m->slots);
+    free(m->filter);
     m->slots = NULL;
+    m->filter = NULL;
     m->cap = m->used = 0;
 }
 
@@ -454,7 +506,7 @@ kapd_match_add(struct kapd_match *m, int deny, const char *text,
     char                    key[18];
     const char             *k;
     size_t                  klen;
-    int                     n;
+    int                     n, stable = 0;
 
     len = text ? strlen(text) : 0;
     if (len == 0) {
@@ -473,7 +525,12 @@ kapd_match_add(struct kapd_match *m, int deny, const char *text,
         return KAP_ERROR;
     }
     r->text = kap_pstrdup(m->pool, text);
-    r->file = kap_pstrdup(m->pool, file ? file : "");
+    if (file == NULL)
+        file = "";
+    if (m->last_file != NULL && strcmp(m->last_file, file) == 0)
+        r->file = m->last_file;      /* one copy per file, not per rule */
+    else
+        r->file = m->last_file = kap_pstrdup(m->pool, file);
     if (r->text == NULL || r->file == NULL) {
         match_err(err, file, line, "out of memory");
         return KAP_ERROR;
@@ -576,9 +633,14 @@ kapd_match_add(struct kapd_match *m, int deny, const char *text,
     }
     k = norm;
     klen = (size_t)n;
+    if ((size_t)n == hlen && memcmp(host, norm, hlen) == 0) {
+        /* already normal: the key is a piece of the rule's own copy */
+        k = r->text + (host - text);
+        stable = 1;
+    }
 
 add:
-    if (table_add(m, k, klen, r) != KAP_OK) {
+    if (table_add(m, k, klen, stable, r) != KAP_OK) {
         match_err(err, file, line, "out of memory");
         return KAP_ERROR;
     }

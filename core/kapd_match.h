@@ -115,6 +115,12 @@ int kapd_match_lookup_addr(const struct kapd_match *m,
 char *kapd_match_reason(const struct kapd_match_result *res, uint16_t port,
                         char *buf, size_t len);
 
+/*
+ * Make room for n more rules at once (optional: saves rehashing while a
+ * long list is added).  KAP_OK or KAP_ERROR (out of memory).
+ */
+int kapd_match_reserve(struct kapd_match *m, size_t n);
+
 /* Number of rules compiled into m. */
 size_t kapd_match_count(const struct kapd_match *m);
 

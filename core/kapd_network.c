@@ -181,6 +181,17 @@ network_conf_parse(struct kap_gen *gen, void *vconf,
         kap_err_set(err, "out of memory");
         return KAP_ERROR;
     }
+    {
+        /* size the table once for the whole list (100 000 rules) */
+        const config_setting_t *a = config_setting_get_member(group, "allow");
+        const config_setting_t *d = config_setting_get_member(group, "deny");
+        size_t n_rules = (a ? (size_t)config_setting_length(a) : 0)
+                         + (d ? (size_t)config_setting_length(d) : 0);
+        if (kapd_match_reserve(conf->match, n_rules) != KAP_OK) {
+            kap_err_set(err, "out of memory");
+            return KAP_ERROR;
+        }
+    }
     if (network_parse_rules(gen, conf, group, "allow", 0, err) != KAP_OK
         || network_parse_rules(gen, conf, group, "deny", 1, err) != KAP_OK)
         return KAP_ERROR;
