@@ -269,13 +269,19 @@ read_file(const char *path, size_t *len, size_t max)
     size_t cap = 0, n = 0;
     int fd;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return NULL;
-    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-        if (S_ISDIR(st.st_mode))
-            errno = EISDIR;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
         close(fd);
+        errno = e;
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        /* a FIFO or a device would block or never end */
+        close(fd);
+        errno = S_ISDIR(st.st_mode) ? EISDIR : ENOTSUP;
         return NULL;
     }
     for (;;) {
@@ -1344,7 +1350,10 @@ kapd_watch_start(void)
                                 : KAPD_DEFAULT_RELOAD_CHECK;
 
     watch_enabled = 1;
-    ev_timer_stop(kap_loop(), &watch_timer);
+    if (ev_is_active(&watch_timer)) {
+        ev_ref(kap_loop());     /* undo the ev_unref of the previous start */
+        ev_timer_stop(kap_loop(), &watch_timer);
+    }
     if (every <= 0)
         return;
     ev_timer_init(&watch_timer, watch_cb, every, every);
