@@ -951,6 +951,18 @@ build_requests(struct kb_worker *w, const struct kb_opts *o)
     return 0;
 }
 
+static void
+workers_free(struct kb_worker *ws, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (ws[i].ep >= 0)
+            close(ws[i].ep);
+        free(ws[i].conns);
+        free(ws[i].lat);
+    }
+    free(ws);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1068,8 +1080,11 @@ main(int argc, char **argv)
         w->warm_end = t0 + (uint64_t) (o.warm * 1e9);
         w->end = w->warm_end + (uint64_t) (o.secs * 1e9);
     }
-    if (o.mode == KB_IDLE)
-        return run_idle(&ws[0], &o);
+    if (o.mode == KB_IDLE) {
+        int rc = run_idle(&ws[0], &o);
+        workers_free(ws, o.threads);
+        return rc;
+    }
 
     for (int i = 0; i < o.threads; i++)
         if (pthread_create(&ws[i].tid, NULL, worker_run, &ws[i]) != 0) {
@@ -1106,5 +1121,7 @@ main(int argc, char **argv)
            pct_us(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0,
            (unsigned long long) bytes, (double) bytes / window / 1e6);
     fflush(stdout);
+    free(lat);
+    workers_free(ws, o.threads);
     return ok > 0 || bytes > 0 ? 0 : 1;
 }
