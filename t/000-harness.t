@@ -14,7 +14,7 @@ use Test::Kapd::FakeHTTP;
 use Test::Kapd::FakeBanner;
 
 my $t = Test::Kapd->new;
-$t->plan(31);
+$t->plan(36);
 
 # -- isolation -------------------------------------------------------------
 is($ENV{KAPD_TEST_NETNS}, 1, 'running inside the test namespace');
@@ -96,7 +96,7 @@ is($h->count, 3, 'requests recorded');
 SKIP: {
     my $tls = eval { Test::Kapd::FakeHTTP->new($t, port => $t->port('tls'),
         name => 'tls', tls => 1, cert_names => ['a.test', '127.0.0.1']) };
-    skip "TLS fake: $@", 2 unless $tls;
+    skip "TLS fake: $@", 7 unless $tls;
     require IO::Socket::SSL;
     my $cs = IO::Socket::SSL->new(PeerHost => '127.0.0.1',
         PeerPort => $tls->port, SSL_hostname => 'a.test',
@@ -108,6 +108,48 @@ SKIP: {
         "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")) : undef;
     my $tj = $tr && eval { JSON::PP->new->decode($tr->{body}) };
     is($tj && $tj->{sni}, 'a.test', 'TLS fake records the SNI');
+
+    # connect_tunnel + tls_client through a minimal CONNECT relay
+    my $pp = $t->port('relay');
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $pp,
+        Listen => 8, ReuseAddr => 1) or die "relay: $!";
+    $t->run_daemon(sub {
+        while (my $c = $ls->accept) {
+            my $head = '';
+            while ($head !~ /\r\n\r\n/) {
+                sysread($c, my $ch, 1) or last;
+                $head .= $ch;
+            }
+            my ($hp) = $head =~ /^CONNECT (\S+) / or next;
+            my $u = IO::Socket::INET->new(PeerAddr => $hp) or next;
+            syswrite($c, "HTTP/1.1 200 Connection established\r\n\r\n");
+            my $sel = IO::Select->new($c, $u);
+            RELAY: while (1) {
+                for my $fh ($sel->can_read) {
+                    sysread($fh, my $b, 65536) or last RELAY;
+                    syswrite($fh == $c ? $u : $c, $b);
+                }
+            }
+        }
+    });
+    close $ls;
+    my $before = $tls->connections;
+    my ($ts, $tr2) = connect_tunnel($pp, '127.0.0.1:' . $tls->port);
+    is($tr2 && $tr2->{status}, 200, 'connect_tunnel: 200 from the relay');
+    my $ssl = $ts && tls_client($ts, 'a.test', ca => $tls->cert);
+    ok($ssl, 'tls_client: verified TLS through the tunnel')
+        or diag(IO::Socket::SSL::errstr());
+    my $tr3 = $ssl ? http_parse(http_raw($ssl,
+        "GET /t HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")) : undef;
+    my $tj3 = $tr3 && eval { JSON::PP->new->decode($tr3->{body}) };
+    is($tj3 && $tj3->{sni}, 'a.test', 'SNI seen through the tunnel');
+    is($tls->connections, $before + 1, 'connections() counts accepted connections');
+    my ($ns) = connect_tunnel($pp, '127.0.0.1:' . $tls->port);
+    my $nossl = $ns && tls_client($ns, 'a.test', sni => 0);
+    my $tr4 = $nossl ? http_parse(http_raw($nossl,
+        "GET /t HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")) : undef;
+    my $tj4 = $tr4 && eval { JSON::PP->new->decode($tr4->{body}) };
+    ok($tj4 && !defined $tj4->{sni}, 'tls_client sni => 0 sends no SNI');
 }
 
 # -- FakeBanner ------------------------------------------------------------

@@ -51,7 +51,8 @@ use Test::More ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(http_get http_raw http_parse dns_query tcp_connect
-                 line_cmd read_line wait_until kapd_tmo);
+                 line_cmd read_line wait_until kapd_tmo connect_tunnel
+                 tls_client);
 
 my $LIBDIR = dirname(dirname(abs_path(__FILE__)));   # .../t/lib
 my $TDIR   = dirname($LIBDIR);                        # .../t
@@ -824,6 +825,52 @@ sub http_get {
     $req .= "\r\n" . ($o{body} // '');
     my $addr = $o{via} // $o{addr} // croak "http_get: via or addr needed";
     return http_raw($addr, $req, %o, one => $o{keepalive}, method => $method);
+}
+
+# connect_tunnel(proxy, "host:port", %o): send "CONNECT host:port" to
+# the proxy (port or host:port) and read the response head.  Returns
+# (socket, parsed response) — the socket is the tunnel when the status is
+# 200.  o{headers} adds request headers, o{raw} replaces the request.
+sub connect_tunnel {
+    my ($proxy, $target, %o) = @_;
+    my $s = tcp_connect($proxy, $o{timeout}) or return;
+    my $req = $o{raw} // ("CONNECT $target HTTP/1.1\r\nHost: $target\r\n"
+        . join('', map { "$_\r\n" } @{$o{headers} // []}) . "\r\n");
+    my $data = $req;
+    while (length $data) {
+        my $n = syswrite($s, $data);
+        return ($s, undef) unless $n;
+        substr($data, 0, $n) = '';
+    }
+    # read byte by byte up to the end of the head: nothing of the tunnel
+    # may be consumed here
+    my $head = '';
+    my $deadline = time + kapd_tmo($o{timeout} // 5);
+    my $sel = IO::Select->new($s);
+    while ($head !~ /\r?\n\r?\n\z/ && time < $deadline) {
+        next unless $sel->can_read(0.1);
+        my $n = sysread($s, my $ch, 1);
+        last unless $n;
+        $head .= $ch;
+    }
+    return ($s, http_parse($head));
+}
+
+# tls_client(socket, hostname, %o): start TLS on a connected socket (a
+# tunnel); o{ca} = CA/cert file to verify with (else no verification),
+# o{sni} = 0 to send no SNI.  Returns the IO::Socket::SSL or undef.
+sub tls_client {
+    my ($s, $host, %o) = @_;
+    require IO::Socket::SSL;
+    my %a = (SSL_startHandshake => 1, Timeout => kapd_tmo($o{timeout} // 5));
+    if ($o{ca}) {
+        @a{qw(SSL_ca_file SSL_verify_mode SSL_verifycn_name SSL_verifycn_scheme)}
+            = ($o{ca}, IO::Socket::SSL::SSL_VERIFY_PEER(), $host, 'http');
+    } else {
+        $a{SSL_verify_mode} = IO::Socket::SSL::SSL_VERIFY_NONE();
+    }
+    $a{SSL_hostname} = ($o{sni} // 1) ? $host : '';
+    return IO::Socket::SSL->start_SSL($s, %a);
 }
 
 # dns_query(name, type, %o): ask 127.0.0.1:o{port} (o{tcp} for TCP);

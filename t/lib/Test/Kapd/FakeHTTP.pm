@@ -10,7 +10,8 @@ package Test::Kapd::FakeHTTP;
 #     "tls": 0|1, "sni": "a.test"|null, "peer": "127.0.0.1:port" }
 #
 # and carries "X-Fake-Server: <name>".  Each request is also appended (as
-# a JSON line) to <prefix>/fakehttp-<name>.requests, see requests().
+# a JSON line) to <prefix>/fakehttp-<name>.requests, see requests(), and
+# every accepted connection to fakehttp-<name>.conns, see connections().
 #
 #   my $o = Test::Kapd::FakeHTTP->new($t, port => $t->port('origin'),
 #       name => 'origin', addr => '127.0.0.1',
@@ -43,6 +44,7 @@ sub new {
         tls     => $o{tls} ? 1 : 0,
         handler => $o{handler},
         log     => $t->testdir . "/fakehttp-$name.requests",
+        clog    => $t->testdir . "/fakehttp-$name.conns",
     }, $class;
     if ($self->{tls}) {
         my ($c, $k) = $o{cert}
@@ -51,8 +53,10 @@ sub new {
         @$self{qw(cert key)} = ($c, $k);
         require IO::Socket::SSL;
     }
-    open my $fh, '>', $self->{log} or croak "$self->{log}: $!";
-    close $fh;
+    for my $f ($self->{log}, $self->{clog}) {
+        open my $fh, '>', $f or croak "$f: $!";
+        close $fh;
+    }
     my $ls = IO::Socket::IP->new(LocalHost => $addr, LocalPort => $port,
         Proto => 'tcp', Listen => 128, ReuseAddr => 1)
         or croak "FakeHTTP: listen $addr:$port: $!";
@@ -110,6 +114,10 @@ sub _serve {
 sub _conn {
     my ($self, $c) = @_;
     my $peer = $c->peerhost . ':' . $c->peerport;
+    if (open my $fh, '>>', $self->{clog}) {
+        print $fh "$peer\n";
+        close $fh;
+    }
     my $sni;
     if ($self->{tls}) {
         IO::Socket::SSL->start_SSL($c, SSL_server => 1,
@@ -236,6 +244,15 @@ sub requests {
 }
 
 sub count { scalar @{$_[0]->requests} }
+
+# connections(): TCP connections accepted so far (before any TLS or
+# request parsing), e.g. to prove a denied target was never dialled.
+sub connections {
+    my ($self) = @_;
+    open my $fh, '<', $self->{clog} or return 0;
+    my @l = <$fh>;
+    return scalar @l;
+}
 
 sub stop {
     my ($self) = @_;
