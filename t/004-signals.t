@@ -12,7 +12,7 @@ use Test::Kapd;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
-$t->plan(17);
+$t->plan(19);
 
 sub conf {
     my ($grace, $extra) = @_;
@@ -72,6 +72,14 @@ $st = $t->wait_exit(10);
 $took = time - $t0;
 ok(defined $st && $took < 10, sprintf('second TERM: exits at once (%.1fs, grace 60s)', $took));
 is($t->exit_code, 0, 'second TERM: exit code 0');
+$t->stop;
+
+# -- INT is a graceful stop too ----------------------------------------------------
+$t->write_conf(conf(2));
+$t->run;
+$t->kill('INT');
+ok(defined $t->wait_exit(10), 'INT: kapd exits');
+is($t->exit_code, 0, 'INT: exit code 0');
 $t->stop;
 
 # -- USR1 reopens the error log ----------------------------------------------------
