@@ -292,6 +292,9 @@ run_chain(struct kap_req *r)
 
         if (rc == KAP_AGAIN)
             return KAP_AGAIN;
+        /* a resume this hook asked for before answering is void now */
+        if (ev_is_active(&((struct kapd_req *) r)->resume))
+            ev_timer_stop(kap_loop(), &((struct kapd_req *) r)->resume);
         r->hook_data = NULL;
         r->hook_cancel = NULL;
         if (rc == KAP_DECLINED) {

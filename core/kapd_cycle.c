@@ -981,6 +981,9 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
         kap_err_set(err, "%s", txt ? txt : "syntax error");
         if (l > 0 && (size_t) l <= rd.nmap)
             err_pos(err, rd.map[l - 1].file, rd.map[l - 1].line);
+        else if (l > 0 && rd.nmap > 0)      /* at the end of the input */
+            err_pos(err, rd.map[rd.nmap - 1].file,
+                    rd.map[rd.nmap - 1].line);
         else
             err_pos(err, mainpath, l);
         record_error(NULL, err);

@@ -22,7 +22,7 @@
 /* ---- fake modules --------------------------------------------------------- */
 
 enum { A_DECLINE = 0, A_ALLOW, A_DENY, A_ERROR, A_AGAIN, A_AGAIN_SELF,
-       A_OK_NOVERDICT };
+       A_OK_NOVERDICT, A_RESUME_DECLINE };
 
 static int answer_ta, answer_tb;     /* what each hook answers */
 static char calls[256];              /* "tb,ta," call log */
@@ -63,6 +63,9 @@ answer(struct kap_req *r, int a, const char *who)
         return KAP_ERROR;
     case A_OK_NOVERDICT:
         return KAP_OK;
+    case A_RESUME_DECLINE:              /* a stray resume, then no opinion */
+        kap_policy_resume(r);
+        return KAP_DECLINED;
     case A_AGAIN:
     case A_AGAIN_SELF:
         if (r->hook_data != NULL) {         /* second call: answer now */
@@ -389,6 +392,28 @@ main(void)
     is_int(done_calls, 1, "self-resume: done once from the loop");
     is_int(audits, 1, "self-resume: one audit event");
     kap_pool_destroy(pool);
+
+    /* 7b: a stray resume from a hook that then declined re-calls nothing */
+    reset();
+    answer_tb = A_RESUME_DECLINE;
+    answer_ta = A_AGAIN;
+    flag = 0;
+    pool = kap_pool_create();
+    r = kap_req_new(gen, pool, KAP_REQ_TEST, "unit", "g2.test");
+    rc = kap_policy_check(r, done_cb, &flag);
+    is_int(rc, KAP_AGAIN, "stray resume: ta waits");
+    {
+        int i;
+        for (i = 0; i < 5; i++)
+            ev_run(kap_loop(), EVRUN_ONCE | EVRUN_NOWAIT), usleep(2000);
+    }
+    is_str(calls, "tb,ta,", "the stray resume did not re-call ta");
+    kap_policy_resume(r);
+    spin(&flag);
+    is_str(calls, "tb,ta,ta,", "ta re-called after its own resume");
+    is_int(done_calls, 1, "and done once");
+    kap_pool_destroy(pool);
+    answer_ta = A_DENY;
 
     /* 8: request freed while waiting: cancelled, no done, no audit */
     reset();
