@@ -69,7 +69,7 @@ pipe(my $rd, my $wr) or die "pipe: $!";
 my $bpid = fork // die "fork: $!";
 if ($bpid == 0) {
     close $rd;
-    open STDERR, '>>', "$dir/bridge.stderr";
+    open STDERR, ">>", "$dir/stderr-bridge";   # scanned for sanitizer reports
     # the ready fd must survive exec
     my $fd = fileno($wr);
     use Fcntl qw(F_GETFD F_SETFD FD_CLOEXEC);

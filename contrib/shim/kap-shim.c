@@ -633,6 +633,14 @@ static int role_bridge(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* TERM/HUP are only delivered inside ppoll(): no lost wake-up */
+    sigset_t block, pollmask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &pollmask);
+    sigdelset(&pollmask, SIGTERM);
+    sigdelset(&pollmask, SIGHUP);
     /* the user's Ctrl-C is for the agent, not for its plumbing */
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
@@ -689,8 +697,9 @@ static int role_bridge(int argc, char **argv)
             np++;
         }
         int timeout = backoff ? SHIM_BACKOFF_MS : (nusess ? 1000 : -1);
+        struct timespec ts = { timeout / 1000, (long)(timeout % 1000) * 1000000L };
         backoff = 0;
-        int rc = poll(pfd, (nfds_t)np, timeout);
+        int rc = ppoll(pfd, (nfds_t)np, timeout < 0 ? NULL : &ts, &pollmask);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
