@@ -73,6 +73,8 @@ kap_gen_ref(struct kap_gen *gen)
         gen->refs++;
 }
 
+static void module_stopped(const struct kap_module *m);
+
 static void
 gen_destroy(struct kap_gen *gen)
 {
@@ -102,8 +104,12 @@ gen_destroy(struct kap_gen *gen)
         for (i = 0; i < n; i++)
             refs[i] = gen->mods[i].ref;
         kap_pool_destroy(gen->pool);
-        for (i = n; i-- > 0;)
+        for (i = n; i-- > 0;) {
+            /* the last user of a module: shut it down before its code goes */
+            if (refs[i]->refs == 1)
+                module_stopped(refs[i]->mod);
             kapd_module_unref(refs[i]);
+        }
     }
 }
 
@@ -1151,6 +1157,24 @@ is_started(const struct kap_module *m)
         if (started[i] == m)
             return 1;
     return 0;
+}
+
+/* m is released for good: shutdown() if it was started */
+static void
+module_stopped(const struct kap_module *m)
+{
+    size_t i;
+
+    for (i = 0; i < nstarted; i++) {
+        if (started[i] != m)
+            continue;
+        memmove(&started[i], &started[i + 1],
+                (nstarted - i - 1) * sizeof(started[0]));
+        nstarted--;
+        if (m->shutdown != NULL)
+            m->shutdown();
+        return;
+    }
 }
 
 int
