@@ -39,7 +39,13 @@ EOF
 my $c = $t->read_file('kap.conf');
 like($c, qr/listen = "127\.0\.0\.1:$p1"/, 'PORT placeholder expanded');
 like($c, qr/dir = "\Q${\$t->testdir}\E"/, 'PREFIX placeholder expanded');
-is_deeply([keys %{$t->{wait_ports}{'kap.conf'}}], [$p1], 'listen port remembered for run()');
+$t->write_conf(<<'EOF', 'multi.conf');
+x: { listen = "127.0.0.1:%%PORT_a%%"; };
+y: { listen = ["[::1]:%%PORT_b%%", "localhost:%%PORT_c%%", "unix:/x/y"]; };
+EOF
+is_deeply([sort keys %{$t->{wait_ports}{'multi.conf'}}],
+          [sort("127.0.0.1:$p1", "[::1]:$p2", '127.0.0.1:' . $t->port('c'))],
+          'listen addresses remembered for run() (string and list forms)');
 
 # -- FakeDNS ---------------------------------------------------------------
 my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('dns'), zone => {
@@ -163,7 +169,9 @@ my $u = Test::Kapd->new;
 $u->write_file('error.log', "2026/01/01 00:00:00 [crit] 1#0: boom\n");
 $u->write_file('audit.jsonl', "{\"a\":1}\nnot json\n");
 $u->write_file('x.log', "==1==ERROR: AddressSanitizer: heap-use-after-free\n");
-my ($al, $san, $js) = $u->_check_results;
-ok(@$al == 1 && @$san == 1 && @$js == 1 && $js->[0] =~ /audit\.jsonl:2/,
-   'checks find a [crit], a sanitizer report and a bad JSONL line');
+my ($al, $san, $js);
+$u->write_file('y.log', "Fatal glibc error: malloc assertion failure in sysmalloc\n");
+($al, $san, $js) = $u->_check_results;
+ok(@$al == 1 && @$san == 2 && @$js == 1 && $js->[0] =~ /audit\.jsonl:2/,
+   'checks find a [crit], sanitizer/glibc reports and a bad JSONL line');
 $u->{finalized} = 1;

@@ -239,9 +239,18 @@ sub write_file {
 sub write_file_expand {
     my ($self, $name, $text) = @_;
     $text = $self->expand($text);
-    # remember listener ports so run() can wait for them
-    while ($text =~ /listen\s*=\s*"(?:\d+\.\d+\.\d+\.\d+|localhost)?:(\d+)"/g) {
-        $self->{wait_ports}{$name}{$1} = 1;
+    # remember TCP listen addresses so run() can wait for them:
+    # listen = "127.0.0.1:N" or listen = ["127.0.0.1:N", "[::1]:N", ...]
+    while ($text =~ /\blisten\s*=\s*(\[(?:[^\]"]|"[^"]*")*\]|"[^"]*")/g) {
+        my $v = $1;
+        while ($v =~ /"(\d+\.\d+\.\d+\.\d+|localhost|\[[0-9a-fA-F:.]+\]|\*)?:(\d+)"/g) {
+            my ($h, $p) = ($1 // '127.0.0.1', $2);
+            $h = '127.0.0.1' if $h eq 'localhost' || $h eq '*'
+                                || $h eq '0.0.0.0';
+            $h = '::1' if $h eq '[::]';
+            $h =~ s/^\[(.*)\]$/$1/;
+            $self->{wait_ports}{$name}{$h =~ /:/ ? "[$h]:$p" : "$h:$p"} = 1;
+        }
     }
     return $self->write_file($name, $text);
 }
@@ -394,8 +403,7 @@ sub try_run {
             return 1;
         }
         for my $p (@ports) {
-            my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                PeerPort => $p, Proto => 'tcp', Timeout => 1) or return 0;
+            my $s = tcp_connect($p, 1) or return 0;
             close $s;
         }
         if ($re) {
@@ -411,7 +419,7 @@ sub try_run {
         return undef;
     }
     if (!$ready) {
-        $self->{run_error} = "kapd not ready in time (ports @ports)\n"
+        $self->{run_error} = "kapd not ready in time (listening on @ports?)\n"
             . $self->_log_tail($from);
         return undef;
     }
@@ -583,7 +591,7 @@ sub _check_results {
                     unless grep { $l =~ $_ } @{$self->{ignore_log}};
             }
             push @san, "$rel: $l"
-                if $l =~ /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|MemorySanitizer|runtime error:/;
+                if $l =~ /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|MemorySanitizer|runtime error:|Fatal glibc error|malloc\(\): |free\(\): |double free|corrupted (size|double-linked)|stack smashing detected/;
         }
     }
     my $json = JSON::PP->new->allow_nonref(0);
