@@ -591,7 +591,7 @@ sub _check_results {
                     unless grep { $l =~ $_ } @{$self->{ignore_log}};
             }
             push @san, "$rel: $l"
-                if $l =~ /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|MemorySanitizer|runtime error:|Fatal glibc error|malloc\(\): |free\(\): |double free|corrupted (size|double-linked)|stack smashing detected/;
+                if $l =~ /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|MemorySanitizer|runtime error:|Fatal glibc error|malloc\(\): |free\(\): |double free|corrupted (size|double-linked)|stack smashing detected|Assertion `.*. failed/;
         }
     }
     my $json = JSON::PP->new->allow_nonref(0);
