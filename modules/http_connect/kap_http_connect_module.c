@@ -1,0 +1,2195 @@
+/*
+ * kap_http_connect_module.c -- the HTTP forward proxy and CONNECT tunnel
+ * (module "http_connect", default 127.0.0.1:3128).
+ *
+ * One state machine per client connection:
+ *
+ *   HEAD      read and strictly parse a request head (kap_http.h)
+ *   POLICY    ask the policy chain (KAP_REQ_CONNECT / KAP_REQ_HTTP)
+ *   RESOLVE   resolve the target with the shared resolver, check EVERY
+ *             address with kap_network_addr_check() before any connect
+ *   CONNECT   dial exactly the checked addresses (happy eyeballs)
+ *   FIRST     CONNECT only: 200 sent; wait for whichever side speaks
+ *             first; a client-first ClientHello must name the CONNECT
+ *             host (DESIGN §6), SSH ident lines pass, plain HTTP passes
+ *             when its Host is the CONNECT host, anything else is refused
+ *   TUNNEL    splice(2) relay through a pipe per direction, allocated only
+ *             while bytes are in flight (read/write fallback), half-close
+ *   FORWARD   plain HTTP: request head rewritten (hop-by-hop removed),
+ *             bodies streamed both ways with backpressure, upstream
+ *             connections kept in a per-destination idle pool
+ *   RESPOND   a local answer (403, 400, 502, ...) is being written
+ *
+ * Every resource of a connection (fds, watchers, heap buffers, pipes, the
+ * resolver query, dial attempts) is released by one pool cleanup,
+ * registered at accept before any of them exists, so a close at any point
+ * releases everything.  Every refusal is sent to the audit chain with its
+ * reason; every tunnel close is audited with its byte counts.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <kapd/kap_core.h>
+#include <kapd/kap_addr.h>
+#include <kapd/kap_http.h>
+#include <kapd/kap_resolver.h>
+#include <kapd/kap_tls.h>
+
+#define HC_NAME          "http_connect"
+#define HC_IOBUF         16384     /* read size / forward buffer high-water */
+#define HC_EYEBALL_DELAY 0.25      /* s before trying the next address */
+#define HC_POOL_PER_DEST 8         /* idle upstream conns per destination */
+#define HC_POOL_MAX      256       /* idle upstream conns in total */
+
+enum { SNI_UNSET = -1, SNI_REQUIRE = 0, SNI_IF_PRESENT = 1 };
+
+struct hc_conf {
+    const char **listen;
+    int          sni;
+    double       connect_timeout;
+    double       idle_timeout;
+    double       tunnel_timeout;     /* 0: no total limit */
+    double       handshake_timeout;
+    double       header_timeout;
+    long long    max_connections;
+    long long    max_per_client;
+    long long    max_header_size;
+    double       upstream_keepalive; /* idle seconds kept; 0: off */
+};
+
+enum hc_state {
+    S_HEAD = 0, S_POLICY, S_RESOLVE, S_CONNECT, S_FIRST, S_TUNNEL,
+    S_FORWARD, S_RESPOND
+};
+
+/* a byte buffer: data is p[off..len) */
+struct hc_buf {
+    char   *p;
+    size_t  off, len, cap;
+};
+
+/* one direction of a tunnel */
+struct hc_dir {
+    struct hc *hc;
+    int        from, to;
+    ev_io      rd, wr;
+    int        pipe[2];        /* -1 when no bytes are in flight */
+    size_t     inpipe;
+    char      *buf;            /* read/write fallback, while in flight */
+    size_t     boff, blen;
+    int        eof;            /* source hit EOF */
+    int        shut;           /* shutdown(to, SHUT_WR) done */
+    int        nosplice;
+    uint64_t   bytes;
+};
+
+struct hc_attempt {
+    int                     fd;
+    ev_io                   io;
+    struct hc              *hc;
+    struct sockaddr_storage sa;
+};
+
+/* dialling state: heap, freed once connected */
+struct hc_dial {
+    struct sockaddr_storage addrs[KAP_RESOLVE_MAX_ADDRS];
+    size_t                  naddrs, next;
+    struct hc_attempt       att[KAP_RESOLVE_MAX_ADDRS];
+    size_t                  natt, live;
+    ev_timer                eyeball;
+    int                     last_errno;
+};
+
+struct hc {
+    struct kap_conn      *c;
+    struct hc_conf       *conf;
+    int                   state;
+    int                   closing;
+    ev_io                 crd, cwr, urd, uwr;
+    ev_timer              timer;
+    double                deadline_total;  /* tunnel: absolute, or 0 */
+    double                last_active;
+    double                idle;            /* current idle limit */
+    int                   ufd;
+    struct sockaddr_storage usa;            /* the address dialled */
+    struct hc_buf         cin, cout, uin, uout;
+    struct kap_http_req  *req;              /* heap while parsing */
+    struct kap_http_resp *resp;             /* heap while forwarding */
+    struct kap_req       *preq;             /* policy question */
+    struct kap_resolve   *rq;               /* pending resolver query */
+    struct hc_dial       *dial;
+
+    /* the current request */
+    char                  host[KAP_HTTP_HOST_MAX + 1];
+    char                  subject[KAP_HTTP_HOST_MAX + 1];
+    uint16_t              port;
+    int                   is_connect;
+    int                   literal;
+    char                  method[24];
+    int                   client_minor;
+    int                   client_ka;
+    int                   head_only;
+
+    /* forward: request body and response progress */
+    int                   q_body;           /* KAP_HTTP_BODY_* */
+    uint64_t              q_left;
+    struct kap_http_chunked qch;
+    int                   q_done;
+    int                   r_body;
+    uint64_t              r_left;
+    struct kap_http_chunked rch;
+    int                   r_dechunk;        /* 1.0 client, chunked resp */
+    int                   r_started;        /* bytes sent to the client */
+    int                   r_done;
+    int                   upstream_ka;
+    int                   c_eof, u_eof;
+
+    /* tunnel */
+    struct hc_dir         up, down;
+    double                tstart;
+    char                 *first;            /* client-first bytes */
+    size_t                first_len;
+    int                   first_checked;
+    int                   respond_close;    /* RESPOND: close when flushed */
+    int                   tunnel_audited;
+    int                   depth;            /* callbacks on the stack */
+};
+
+/*
+ * Every loop callback brackets its work with ENTER/LEAVE: hc_close() only
+ * marks the connection while a callback is on the stack, and the last
+ * LEAVE frees it, so no code ever touches a freed connection.
+ */
+#define ENTER(hc) ((hc)->depth++)
+#define LEAVE(hc)                                                          \
+    do {                                                                   \
+        if (--(hc)->depth == 0 && (hc)->closing)                           \
+            kap_conn_close((hc)->c);                                       \
+    } while (0)
+
+static unsigned hc_tunnels;
+
+static void hc_close(struct hc *hc);
+static void hc_run(struct hc *hc);
+static void hc_sync_watchers(struct hc *hc);
+static void hc_start_head(struct hc *hc);
+static void hc_tunnel_start(struct hc *hc);
+static void hc_dir_pump(struct hc_dir *d);
+
+/* ---- configuration ------------------------------------------------------- */
+
+static void *
+hc_conf_create(struct kap_gen *gen)
+{
+    struct hc_conf *cf = kap_palloc(kap_gen_pool(gen), sizeof(*cf));
+
+    if (cf == NULL)
+        return NULL;
+    cf->sni = SNI_UNSET;
+    cf->connect_timeout = cf->idle_timeout = cf->tunnel_timeout = -1;
+    cf->handshake_timeout = cf->header_timeout = -1;
+    cf->upstream_keepalive = -1;
+    cf->max_connections = cf->max_per_client = cf->max_header_size = -1;
+    return cf;
+}
+
+static const char *const hc_keys[] = {
+    "listen", "sni", "connect_timeout", "idle_timeout", "tunnel_timeout",
+    "handshake_timeout", "header_timeout", "max_connections",
+    "max_per_client", "max_header_size", "upstream_keepalive", NULL
+};
+
+static int
+hc_conf_parse(struct kap_gen *gen, void *vconf, const config_setting_t *group,
+              struct kap_err *err)
+{
+    static const char *const sni_choices[] = { "require", "if-present", NULL };
+    struct hc_conf *cf = vconf;
+    struct kap_pool *pool = kap_gen_pool(gen);
+    const config_setting_t *ls = NULL;
+    static const char *def_listen[] = { "127.0.0.1:3128", NULL };
+
+    if (group != NULL) {
+        if (kap_conf_check_keys(group, hc_keys, err) != KAP_OK)
+            return KAP_ERROR;
+        ls = config_setting_get_member(group, "listen");
+        if (ls != NULL && config_setting_type(ls) == CONFIG_TYPE_STRING) {
+            const char **v = kap_palloc(pool, 2 * sizeof(*v));
+            if (v == NULL ||
+                (v[0] = kap_pstrdup(pool, config_setting_get_string(ls)))
+                    == NULL) {
+                kap_err_set(err, "out of memory");
+                return KAP_ERROR;
+            }
+            cf->listen = v;
+        } else if (kap_conf_get_strlist(group, "listen", pool, &cf->listen,
+                                        NULL, err) == KAP_ERROR) {
+            return KAP_ERROR;
+        }
+        if (kap_conf_get_enum(group, "sni", sni_choices, &cf->sni, err)
+                == KAP_ERROR ||
+            kap_conf_get_secs(group, "connect_timeout", &cf->connect_timeout,
+                              err) == KAP_ERROR ||
+            kap_conf_get_secs(group, "idle_timeout", &cf->idle_timeout, err)
+                == KAP_ERROR ||
+            kap_conf_get_secs(group, "tunnel_timeout", &cf->tunnel_timeout,
+                              err) == KAP_ERROR ||
+            kap_conf_get_secs(group, "handshake_timeout",
+                              &cf->handshake_timeout, err) == KAP_ERROR ||
+            kap_conf_get_secs(group, "header_timeout", &cf->header_timeout,
+                              err) == KAP_ERROR ||
+            kap_conf_get_secs(group, "upstream_keepalive",
+                              &cf->upstream_keepalive, err) == KAP_ERROR ||
+            kap_conf_get_int(group, "max_connections", 1, 1000000,
+                             &cf->max_connections, err) == KAP_ERROR ||
+            kap_conf_get_int(group, "max_per_client", 0, 1000000,
+                             &cf->max_per_client, err) == KAP_ERROR ||
+            kap_conf_get_size(group, "max_header_size", &cf->max_header_size,
+                              err) == KAP_ERROR)
+            return KAP_ERROR;
+    }
+    if (cf->listen == NULL)
+        cf->listen = def_listen;
+    for (size_t i = 0; cf->listen[i]; i++)
+        if (kap_listen_add(gen, HC_NAME, KAP_LISTEN_TCP, cf->listen[i], ls,
+                           err) != KAP_OK)
+            return KAP_ERROR;
+    return KAP_OK;
+}
+
+static int
+hc_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
+{
+    struct hc_conf *cf = vconf;
+
+    if (cf->connect_timeout < 0) cf->connect_timeout = 10;
+    if (cf->idle_timeout < 0) cf->idle_timeout = 300;
+    if (cf->tunnel_timeout < 0) cf->tunnel_timeout = 0;
+    if (cf->handshake_timeout < 0) cf->handshake_timeout = 10;
+    if (cf->header_timeout < 0) cf->header_timeout = 10;
+    if (cf->upstream_keepalive < 0) cf->upstream_keepalive = 30;
+    if (cf->max_connections < 0) cf->max_connections = 20000;
+    if (cf->max_per_client < 0) cf->max_per_client = 0;
+    if (cf->max_header_size < 0) cf->max_header_size = 32768;
+    if (cf->max_header_size < 1024 || cf->max_header_size > 1048576) {
+        kap_err_set(err, "http_connect.max_header_size must be between 1k "
+                    "and 1M");
+        return KAP_ERROR;
+    }
+    if (cf->connect_timeout <= 0 || cf->idle_timeout <= 0 ||
+        cf->handshake_timeout <= 0 || cf->header_timeout <= 0) {
+        kap_err_set(err, "http_connect: timeouts must be positive");
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int
+buf_reserve(struct hc_buf *b, size_t more, size_t max)
+{
+    if (b->off && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->len + more <= b->cap)
+        return KAP_OK;
+    if (b->off) {
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->len + more <= b->cap)
+            return KAP_OK;
+    }
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->len + more)
+        ncap *= 2;
+    if (max && ncap > max)
+        ncap = max;
+    if (ncap < b->len + more)
+        return KAP_ERROR;
+    char *np = realloc(b->p, ncap);
+    if (np == NULL)
+        return KAP_ERROR;
+    b->p = np;
+    b->cap = ncap;
+    return KAP_OK;
+}
+
+static int
+buf_add(struct hc_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return KAP_OK;
+    if (buf_reserve(b, n, 0) != KAP_OK)
+        return KAP_ERROR;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return KAP_OK;
+}
+
+static int
+buf_str(struct hc_buf *b, const char *s)
+{
+    return buf_add(b, s, strlen(s));
+}
+
+static size_t
+buf_used(const struct hc_buf *b)
+{
+    return b->len - b->off;
+}
+
+static void
+buf_free(struct hc_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+/* shrink an idle buffer so that idle connections stay small */
+static void
+buf_trim(struct hc_buf *b)
+{
+    if (buf_used(b) == 0)
+        buf_free(b);
+}
+
+static void
+io_stop(ev_io *w)
+{
+    ev_io_stop(kap_loop(), w);
+}
+
+static void
+audit(struct hc *hc, const char *event, const char *action,
+      const char *reason, const struct kap_audit_field *f, size_t nf)
+{
+    struct kap_audit_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = hc->is_connect ? KAP_REQ_CONNECT : KAP_REQ_HTTP;
+    ev.module = HC_NAME;
+    ev.event = event;
+    ev.subject = hc->subject[0] ? hc->subject : hc->host;
+    ev.port = hc->port;
+    ev.action = action;
+    ev.reason = reason;
+    ev.decided_by = HC_NAME;
+    ev.detail = hc->method;
+    ev.client = hc->c->peer_text;
+    ev.conn_id = hc->c->id;
+    ev.fields = f;
+    ev.nfields = nf;
+    kap_audit_emit(hc->c->gen, &ev);
+}
+
+static void
+refuse_audit(struct hc *hc, const char *reason)
+{
+    KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id, "%s %s:%u refused: %s",
+            hc->method, hc->subject, (unsigned)hc->port, reason);
+    audit(hc, "decision", "denied", reason, NULL, 0);
+}
+
+/* ---- cleanup ------------------------------------------------------------- */
+
+static void
+dir_free_pipe(struct hc_dir *d)
+{
+    if (d->pipe[0] >= 0) {
+        close(d->pipe[0]);
+        close(d->pipe[1]);
+        d->pipe[0] = d->pipe[1] = -1;
+    }
+    d->inpipe = 0;
+    free(d->buf);
+    d->buf = NULL;
+    d->boff = d->blen = 0;
+}
+
+static void
+dial_free(struct hc *hc)
+{
+    struct hc_dial *dl = hc->dial;
+
+    if (dl == NULL)
+        return;
+    ev_timer_stop(kap_loop(), &dl->eyeball);
+    for (size_t i = 0; i < dl->natt; i++)
+        if (dl->att[i].fd >= 0) {
+            io_stop(&dl->att[i].io);
+            close(dl->att[i].fd);
+            dl->att[i].fd = -1;
+        }
+    free(dl);
+    hc->dial = NULL;
+}
+
+static void
+hc_stop_all(struct hc *hc)
+{
+    io_stop(&hc->crd);
+    io_stop(&hc->cwr);
+    io_stop(&hc->urd);
+    io_stop(&hc->uwr);
+    io_stop(&hc->up.rd);
+    io_stop(&hc->up.wr);
+    io_stop(&hc->down.rd);
+    io_stop(&hc->down.wr);
+    ev_timer_stop(kap_loop(), &hc->timer);
+}
+
+/* the one pool cleanup: releases everything the connection holds */
+static void
+hc_cleanup(void *data)
+{
+    struct hc *hc = data;
+
+    hc_stop_all(hc);
+    if (hc->rq) {
+        kap_resolve_cancel(hc->rq);
+        hc->rq = NULL;
+    }
+    dial_free(hc);
+    dir_free_pipe(&hc->up);
+    dir_free_pipe(&hc->down);
+    if (hc->state == S_TUNNEL && hc_tunnels)
+        hc_tunnels--;
+    if (hc->ufd >= 0) {
+        close(hc->ufd);
+        hc->ufd = -1;
+    }
+    buf_free(&hc->cin);
+    buf_free(&hc->cout);
+    buf_free(&hc->uin);
+    buf_free(&hc->uout);
+    free(hc->req);
+    hc->req = NULL;
+    free(hc->resp);
+    hc->resp = NULL;
+    free(hc->first);
+    hc->first = NULL;
+}
+
+static void tunnel_close_audit(struct hc *hc);
+
+static void
+hc_close(struct hc *hc)
+{
+    if (hc->closing)
+        return;
+    hc->closing = 1;
+    hc_stop_all(hc);
+    if (hc->state == S_TUNNEL)
+        tunnel_close_audit(hc);
+    if (hc->depth == 0)
+        kap_conn_close(hc->c);  /* runs hc_cleanup; else the last LEAVE */
+}
+
+/* ---- upstream idle pool --------------------------------------------------- */
+
+struct pool_ent {
+    int                     fd;
+    char                    key[KAP_HTTP_HOST_MAX + 8];
+    struct sockaddr_storage sa;
+    double                  expires;
+    ev_io                   io;
+    ev_timer                t;
+    struct pool_ent        *next, *prev;
+};
+
+static struct pool_ent *pool_head;
+static unsigned         pool_n;
+
+static void
+pool_del(struct pool_ent *e, int close_fd)
+{
+    io_stop(&e->io);
+    ev_timer_stop(kap_loop(), &e->t);
+    if (e->prev) e->prev->next = e->next; else pool_head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    if (close_fd)
+        close(e->fd);
+    pool_n--;
+    free(e);
+}
+
+static void
+pool_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop; (void)revents;
+    /* an idle upstream connection became readable: closed or junk */
+    pool_del(w->data, 1);
+}
+
+static void
+pool_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    pool_del(w->data, 1);
+}
+
+static void
+pool_key(char *key, size_t n, const char *host, unsigned port)
+{
+    snprintf(key, n, "%s:%u", host, port);
+}
+
+static void
+pool_put(struct hc *hc, int fd)
+{
+    struct pool_ent *e;
+    unsigned same = 0;
+    char key[KAP_HTTP_HOST_MAX + 8];
+
+    pool_key(key, sizeof(key), hc->subject, hc->port);
+    for (e = pool_head; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            same++;
+    if (same >= HC_POOL_PER_DEST || pool_n >= HC_POOL_MAX ||
+        (e = calloc(1, sizeof(*e))) == NULL) {
+        close(fd);
+        return;
+    }
+    e->fd = fd;
+    memcpy(e->key, key, sizeof(key));
+    e->sa = hc->usa;
+    ev_io_init(&e->io, pool_io_cb, fd, EV_READ);
+    e->io.data = e;
+    ev_timer_init(&e->t, pool_timer_cb, hc->conf->upstream_keepalive, 0);
+    e->t.data = e;
+    ev_io_start(kap_loop(), &e->io);
+    ev_timer_start(kap_loop(), &e->t);
+    e->next = pool_head;
+    if (pool_head)
+        pool_head->prev = e;
+    pool_head = e;
+    pool_n++;
+}
+
+/* take an idle connection to host:port whose address still passes */
+static int
+pool_get(struct hc *hc)
+{
+    char key[KAP_HTTP_HOST_MAX + 8];
+    struct pool_ent *e, *next;
+
+    pool_key(key, sizeof(key), hc->subject, hc->port);
+    for (e = pool_head; e; e = next) {
+        next = e->next;
+        if (strcmp(e->key, key) != 0)
+            continue;
+        const char *why = NULL;
+        if (kap_network_addr_check(hc->c->gen, (struct sockaddr *)&e->sa,
+                                   &why) != KAP_OK) {
+            pool_del(e, 1);
+            continue;
+        }
+        int fd = e->fd;
+        hc->usa = e->sa;
+        pool_del(e, 0);
+        return fd;
+    }
+    return -1;
+}
+
+/* ---- client output and local responses ------------------------------------ */
+
+/* write as much of b as possible to fd; KAP_OK, KAP_AGAIN (more left) or
+   KAP_ERROR */
+static int
+flush_buf(int fd, struct hc_buf *b, struct hc *hc)
+{
+    while (buf_used(b)) {
+        ssize_t n = send(fd, b->p + b->off, buf_used(b), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return KAP_AGAIN;
+            return KAP_ERROR;
+        }
+        b->off += (size_t)n;
+        hc->last_active = kap_now();
+    }
+    b->off = b->len = 0;
+    return KAP_OK;
+}
+
+/* queue a local response; the connection is closed after it unless keep */
+static void
+respond(struct hc *hc, int status, const char *body, int keep)
+{
+    char head[512];
+    size_t blen = strlen(body);
+
+    if (hc->req && hc->req->body != KAP_HTTP_BODY_NONE)
+        keep = 0;               /* the request body was not consumed */
+    if (!hc->client_ka || kap_shutting_down())
+        keep = 0;
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+             "Connection: %s\r\n\r\n",
+             status, kap_http_reason(status), blen,
+             keep ? "keep-alive" : "close");
+    if (buf_str(&hc->cout, head) != KAP_OK ||
+        buf_add(&hc->cout, body, blen) != KAP_OK) {
+        hc_close(hc);
+        return;
+    }
+    if (hc->req && keep) {
+        /* drop the answered head; pipelined bytes stay in cin */
+        hc->cin.off += hc->req->head_len;
+    }
+    hc->respond_close = !keep;
+    hc->state = S_RESPOND;
+    hc_run(hc);
+}
+
+static void
+respond_error(struct hc *hc, int status, const char *why)
+{
+    char body[512];
+
+    snprintf(body, sizeof(body), "kap: %s\n", why);
+    respond(hc, status, body, 0);
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void
+timer_set(struct hc *hc, double secs)
+{
+    ev_timer_stop(kap_loop(), &hc->timer);
+    ev_timer_set(&hc->timer, secs, 0);
+    ev_timer_start(kap_loop(), &hc->timer);
+}
+
+static void
+hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct hc *hc = w->data;
+    double now = kap_now();
+    (void)loop; (void)revents;
+    ENTER(hc);
+
+    switch (hc->state) {
+    case S_HEAD:
+        if (buf_used(&hc->cin) == 0) {
+            hc_close(hc);           /* idle keep-alive connection */
+        } else {
+            KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id,
+                    "client sent no complete request head in time");
+            hc->client_ka = 0;
+            respond_error(hc, 408, "request head timeout");
+        }
+        goto out;
+    case S_POLICY:
+        /* a waiting policy hook (ask a human): give up at idle_timeout */
+        hc_close(hc);
+        goto out;
+    case S_RESOLVE:
+    case S_CONNECT:
+        refuse_audit(hc, "upstream connect timeout");
+        if (hc->rq) {
+            kap_resolve_cancel(hc->rq);
+            hc->rq = NULL;
+        }
+        dial_free(hc);
+        respond_error(hc, 504, "timed out connecting upstream");
+        goto out;
+    case S_FIRST:
+        if (hc->first_len)
+            refuse_audit(hc, "incomplete TLS ClientHello / first bytes "
+                             "(handshake timeout)");
+        else
+            refuse_audit(hc, "no first bytes from either side "
+                             "(handshake timeout)");
+        hc_close(hc);
+        goto out;
+    case S_TUNNEL:
+    case S_FORWARD:
+        if (hc->deadline_total > 0 && now >= hc->deadline_total) {
+            hc_close(hc);
+            goto out;
+        }
+        if (now - hc->last_active >= hc->idle) {
+            hc_close(hc);
+            goto out;
+        }
+        {
+            double next = hc->last_active + hc->idle - now;
+            if (hc->deadline_total > 0 && hc->deadline_total - now < next)
+                next = hc->deadline_total - now;
+            timer_set(hc, next > 0.001 ? next : 0.001);
+        }
+        goto out;
+    case S_RESPOND:
+        hc_close(hc);
+        goto out;
+    default:
+        hc_close(hc);
+        goto out;
+    }
+out:
+    LEAVE(hc);
+}
+
+/* ---- tunnel (splice relay) -------------------------------------------------- */
+
+static void hc_tunnel_finish_check(struct hc *hc);
+
+static void
+dir_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc_dir *d = w->data;
+    struct hc *hc = d->hc;
+    (void)loop; (void)revents;
+
+    ENTER(hc);
+    hc_dir_pump(d);
+    LEAVE(hc);
+}
+
+static void
+dir_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc_dir *d = w->data;
+    struct hc *hc = d->hc;
+    (void)loop; (void)revents;
+
+    ENTER(hc);
+    hc_dir_pump(d);
+    LEAVE(hc);
+}
+
+static void
+dir_init(struct hc_dir *d, struct hc *hc, int from, int to)
+{
+    d->hc = hc;
+    d->from = from;
+    d->to = to;
+    d->pipe[0] = d->pipe[1] = -1;
+    ev_io_init(&d->rd, dir_rd_cb, from, EV_READ);
+    ev_io_init(&d->wr, dir_wr_cb, to, EV_WRITE);
+    d->rd.data = d->wr.data = d;
+}
+
+/* move bytes in flight to d->to; 1 drained, 0 would block, -1 error */
+static int
+dir_drain(struct hc_dir *d)
+{
+    while (d->inpipe) {
+        ssize_t n = splice(d->pipe[0], NULL, d->to, NULL, d->inpipe,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return 0;
+            return -1;
+        }
+        d->inpipe -= (size_t)n;
+    }
+    while (d->blen > d->boff) {
+        ssize_t n = send(d->to, d->buf + d->boff, d->blen - d->boff,
+                         MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        d->boff += (size_t)n;
+    }
+    return 1;
+}
+
+static void
+hc_dir_pump(struct hc_dir *d)
+{
+    struct hc *hc = d->hc;
+    struct ev_loop *loop = kap_loop();
+
+    for (int rounds = 0; rounds < 16; rounds++) {
+        int r = dir_drain(d);
+        if (r < 0) {
+            hc_close(hc);
+            return;
+        }
+        if (r == 0) {
+            io_stop(&d->rd);
+            ev_io_start(loop, &d->wr);
+            return;
+        }
+        io_stop(&d->wr);
+        if (d->eof) {
+            dir_free_pipe(d);
+            if (!d->shut) {
+                shutdown(d->to, SHUT_WR);
+                d->shut = 1;
+            }
+            io_stop(&d->rd);
+            hc_tunnel_finish_check(hc);
+            return;
+        }
+        /* read more */
+        ssize_t n;
+        if (!d->nosplice) {
+            if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+                d->pipe[0] = d->pipe[1] = -1;
+                d->nosplice = 1;
+                continue;
+            }
+            n = splice(d->from, NULL, d->pipe[1], NULL, 65536,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0 && errno == EINVAL) {
+                dir_free_pipe(d);
+                d->nosplice = 1;
+                continue;
+            }
+            if (n > 0)
+                d->inpipe = (size_t)n;
+        } else {
+            if (d->buf == NULL && (d->buf = malloc(HC_IOBUF)) == NULL) {
+                hc_close(hc);
+                return;
+            }
+            d->boff = d->blen = 0;
+            n = recv(d->from, d->buf, HC_IOBUF, 0);
+            if (n > 0)
+                d->blen = (size_t)n;
+        }
+        if (n > 0) {
+            d->bytes += (uint64_t)n;
+            hc->last_active = kap_now();
+            continue;
+        }
+        if (n == 0) {
+            d->eof = 1;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* nothing in flight: give the pipe / buffer back */
+            dir_free_pipe(d);
+            ev_io_start(loop, &d->rd);
+            return;
+        }
+        hc_close(hc);
+        return;
+    }
+    /* fairness: come back on the next loop iteration */
+    ev_io_start(loop, &d->rd);
+}
+
+static void
+hc_tunnel_finish_check(struct hc *hc)
+{
+    if (!(hc->up.eof && hc->up.shut && hc->down.eof && hc->down.shut))
+        return;
+    hc_close(hc);
+}
+
+static void
+tunnel_close_audit(struct hc *hc)
+{
+    struct kap_audit_field f[3];
+
+    if (hc->tunnel_audited)
+        return;
+    hc->tunnel_audited = 1;
+    f[0].name = "bytes_up";   f[0].str = NULL; f[0].num = (double)hc->up.bytes;
+    f[1].name = "bytes_down"; f[1].str = NULL; f[1].num = (double)hc->down.bytes;
+    f[2].name = "duration";   f[2].str = NULL; f[2].num = kap_now() - hc->tstart;
+    audit(hc, "tunnel_close", "closed", NULL, f, 3);
+}
+
+static void
+hc_tunnel_start(struct hc *hc)
+{
+    struct hc_conf *cf = hc->conf;
+
+    /* bytes already read on either side go first */
+    hc->state = S_TUNNEL;
+    hc_tunnels++;
+    io_stop(&hc->crd);
+    io_stop(&hc->cwr);
+    io_stop(&hc->urd);
+    io_stop(&hc->uwr);
+    dir_init(&hc->up, hc, hc->c->fd, hc->ufd);
+    dir_init(&hc->down, hc, hc->ufd, hc->c->fd);
+    if (hc->first_len) {
+        hc->up.buf = hc->first;           /* send it with the fallback path */
+        hc->up.blen = hc->first_len;
+        hc->up.boff = 0;
+        hc->up.bytes += hc->first_len;
+        hc->first = NULL;
+        hc->first_len = 0;
+    }
+    if (buf_used(&hc->uin) || buf_used(&hc->cout)) {
+        /* an unsent 200 first, then what the server already said */
+        size_t a = buf_used(&hc->cout), n = buf_used(&hc->uin);
+        hc->down.buf = malloc(a + n > HC_IOBUF ? a + n : HC_IOBUF);
+        if (hc->down.buf == NULL) {
+            hc_close(hc);
+            return;
+        }
+        memcpy(hc->down.buf, hc->cout.p + hc->cout.off, a);
+        memcpy(hc->down.buf + a, hc->uin.p + hc->uin.off, n);
+        hc->down.blen = a + n;
+        hc->down.bytes += n;
+    }
+    buf_free(&hc->cin);
+    buf_free(&hc->cout);
+    buf_free(&hc->uin);
+    buf_free(&hc->uout);
+    free(hc->req);
+    hc->req = NULL;
+    hc->idle = cf->idle_timeout;
+    hc->last_active = kap_now();
+    hc->deadline_total = cf->tunnel_timeout > 0
+                         ? hc->tstart + cf->tunnel_timeout : 0;
+    timer_set(hc, 0.001 + (hc->deadline_total > 0 &&
+                           cf->tunnel_timeout < hc->idle
+                           ? cf->tunnel_timeout : hc->idle));
+    hc_dir_pump(&hc->up);
+    if (hc->closing)
+        return;
+    hc_dir_pump(&hc->down);
+}
+
+/* ---- CONNECT: first bytes ---------------------------------------------------- */
+
+static int
+sni_required(struct hc *hc)
+{
+    if (hc->conf->sni == SNI_REQUIRE)
+        return 1;
+    if (hc->conf->sni == SNI_IF_PRESENT)
+        return 0;
+    return hc->port == 443;
+}
+
+/* refuse or pass the client-first bytes; returns 1 pass, 0 wait, -1 refused */
+static int
+first_check(struct hc *hc)
+{
+    struct kap_first f;
+    char why[400];
+    int observe = kap_network_observe(hc->c->gen);
+    const unsigned char *b = (const unsigned char *)hc->first;
+
+    why[0] = '\0';
+    switch (kap_first_classify(b, hc->first_len, &f)) {
+    case KAP_FIRST_NEED_MORE:
+        if (hc->first_len >= KAP_TLS_BUF_MAX)
+            snprintf(why, sizeof(why), "unrecognised first bytes");
+        else
+            return 0;
+        break;
+    case KAP_FIRST_SSH:
+        return 1;
+    case KAP_FIRST_HTTP:
+        if (kap_tls_host_eq(f.host, hc->host))
+            return 1;
+        snprintf(why, sizeof(why), "HTTP Host mismatch: %s", f.host);
+        break;
+    case KAP_FIRST_TLS: {
+        struct kap_tls_hello h;
+        int rc = kap_tls_parse_hello(b, hc->first_len, &h);
+        switch (rc) {
+        case KAP_TLS_NEED_MORE:
+            return 0;
+        case KAP_TLS_SNI:
+            if (kap_tls_host_eq(h.sni, hc->host))
+                return 1;
+            snprintf(why, sizeof(why), "SNI mismatch: %s", h.sni);
+            break;
+        case KAP_TLS_NO_SNI:
+            if (!sni_required(hc) || hc->literal)
+                return 1;
+            snprintf(why, sizeof(why), "TLS without SNI");
+            break;
+        case KAP_TLS_MULTI_SNI:
+            snprintf(why, sizeof(why), "TLS with several server names");
+            break;
+        case KAP_TLS_ECH:
+            snprintf(why, sizeof(why), "TLS with encrypted ClientHello "
+                     "(ECH/ESNI)");
+            break;
+        default:
+            snprintf(why, sizeof(why), "invalid TLS ClientHello: %s",
+                     h.error ? h.error : kap_tls_result_name(rc));
+            break;
+        }
+        break;
+    }
+    default:
+        snprintf(why, sizeof(why), "not TLS, SSH or HTTP: %s",
+                 f.error ? f.error : "unrecognised");
+        break;
+    }
+    if (observe) {
+        KAP_LOG(KAP_LOG_NOTICE, HC_NAME, hc->c->id,
+                "observe: would refuse tunnel to %s: %s", hc->host, why);
+        audit(hc, "decision", "observed", why, NULL, 0);
+        return 1;
+    }
+    refuse_audit(hc, why);
+    return -1;
+}
+
+static void
+first_client_read(struct hc *hc)
+{
+    if (hc->first == NULL &&
+        (hc->first = malloc(KAP_TLS_BUF_MAX)) == NULL) {
+        hc_close(hc);
+        return;
+    }
+    for (;;) {
+        size_t room = KAP_TLS_BUF_MAX - hc->first_len;
+        if (room == 0)
+            break;
+        ssize_t n = recv(hc->c->fd, hc->first + hc->first_len, room, 0);
+        if (n > 0) {
+            hc->first_len += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            hc->c_eof = 1;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        hc_close(hc);
+        return;
+    }
+    int r = hc->first_len ? first_check(hc) : 0;
+    if (r < 0) {
+        hc_close(hc);
+        return;
+    }
+    if (r > 0) {
+        hc_tunnel_start(hc);
+        return;
+    }
+    if (hc->c_eof) {
+        if (hc->first_len)
+            refuse_audit(hc, "client closed before a complete first message");
+        hc_close(hc);
+    }
+}
+
+static void
+first_upstream_read(struct hc *hc)
+{
+    if (buf_reserve(&hc->uin, HC_IOBUF, 0) != KAP_OK) {
+        hc_close(hc);
+        return;
+    }
+    ssize_t n = recv(hc->ufd, hc->uin.p + hc->uin.len,
+                     hc->uin.cap - hc->uin.len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0) {
+        hc_close(hc);
+        return;
+    }
+    hc->uin.len += (size_t)n;
+    /* server speaks first (SSH banner): forward at once, no SNI check;
+       client bytes already buffered are an incomplete message and are
+       forwarded after it */
+    hc_tunnel_start(hc);
+}
+
+/* ---- connected upstream ------------------------------------------------------- */
+
+static void hc_forward_begin(struct hc *hc);
+
+static void
+hc_connected(struct hc *hc)
+{
+    int one = 1;
+
+    setsockopt(hc->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    dial_free(hc);
+    if (hc->is_connect) {
+        static const char ok200[] =
+            "HTTP/1.1 200 Connection Established\r\n\r\n";
+        /* bytes the client pipelined after the CONNECT head are first bytes */
+        if (hc->req) {
+            hc->cin.off += hc->req->head_len;
+            free(hc->req);
+            hc->req = NULL;
+        }
+        size_t extra = buf_used(&hc->cin);
+        if (extra) {
+            hc->first = malloc(KAP_TLS_BUF_MAX);
+            if (hc->first == NULL || extra > KAP_TLS_BUF_MAX) {
+                hc_close(hc);
+                return;
+            }
+            memcpy(hc->first, hc->cin.p + hc->cin.off, extra);
+            hc->first_len = extra;
+        }
+        buf_free(&hc->cin);
+        if (buf_add(&hc->cout, ok200, sizeof(ok200) - 1) != KAP_OK) {
+            hc_close(hc);
+            return;
+        }
+        hc->state = S_FIRST;
+        hc->tstart = kap_now();
+        timer_set(hc, hc->conf->handshake_timeout);
+        if (hc->first_len) {
+            int r = first_check(hc);
+            if (r < 0) {
+                hc_close(hc);
+                return;
+            }
+            if (r > 0) {
+                if (flush_buf(hc->c->fd, &hc->cout, hc) == KAP_ERROR) {
+                    hc_close(hc);
+                    return;
+                }
+                if (buf_used(&hc->cout) == 0) {
+                    hc_tunnel_start(hc);
+                    return;
+                }
+            }
+        }
+        hc_run(hc);
+        return;
+    }
+    hc_forward_begin(hc);
+}
+
+static void dial_next(struct hc *hc);
+
+static void
+att_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc_attempt *a = w->data;
+    struct hc *hc = a->hc;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    (void)loop; (void)revents;
+    ENTER(hc);
+
+    io_stop(&a->io);
+    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        close(a->fd);
+        a->fd = -1;
+        hc->dial->live--;
+        hc->dial->last_errno = err;
+        dial_next(hc);
+        goto out;
+    }
+    hc->ufd = a->fd;
+    hc->usa = a->sa;
+    a->fd = -1;
+    hc_connected(hc);
+out:
+    LEAVE(hc);
+}
+
+static void
+eyeball_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct hc *hc = w->data;
+    (void)loop; (void)revents;
+
+    ENTER(hc);
+    dial_next(hc);
+    LEAVE(hc);
+}
+
+/* start the next attempt; respond 502 when all have failed */
+static void
+dial_next(struct hc *hc)
+{
+    struct hc_dial *dl = hc->dial;
+
+    while (dl->next < dl->naddrs) {
+        struct sockaddr_storage *ss = &dl->addrs[dl->next++];
+        socklen_t sl = ss->ss_family == AF_INET6
+                       ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+                        SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            dl->last_errno = errno;
+            continue;
+        }
+        struct hc_attempt *a = &dl->att[dl->natt++];
+        a->fd = fd;
+        a->hc = hc;
+        a->sa = *ss;
+        if (connect(fd, (struct sockaddr *)ss, sl) == 0) {
+            hc->ufd = fd;
+            hc->usa = *ss;
+            a->fd = -1;
+            hc_connected(hc);
+            return;
+        }
+        if (errno != EINPROGRESS) {
+            dl->last_errno = errno;
+            close(fd);
+            a->fd = -1;
+            continue;
+        }
+        ev_io_init(&a->io, att_cb, fd, EV_WRITE);
+        a->io.data = a;
+        ev_io_start(kap_loop(), &a->io);
+        dl->live++;
+        ev_timer_stop(kap_loop(), &dl->eyeball);
+        if (dl->next < dl->naddrs) {
+            ev_timer_set(&dl->eyeball, HC_EYEBALL_DELAY, 0);
+            ev_timer_start(kap_loop(), &dl->eyeball);
+        }
+        return;
+    }
+    if (dl->live)
+        return;                     /* others still trying */
+    char why[300];
+    snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", hc->subject,
+             (unsigned)hc->port, strerror(dl->last_errno ? dl->last_errno
+                                                         : ECONNREFUSED));
+    dial_free(hc);
+    KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id, "%s", why);
+    respond_error(hc, 502, why);
+}
+
+static void
+resolve_answer(struct hc *hc, int rc, const struct sockaddr_storage *addrs,
+               size_t naddrs, const char *errmsg)
+{
+    char why[400];
+
+    hc->rq = NULL;
+    if (rc != KAP_OK || naddrs == 0) {
+        int tmo = errmsg && strcmp(errmsg, "timeout") == 0;
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", hc->subject,
+                 errmsg ? errmsg : "no address");
+        refuse_audit(hc, why);
+        respond_error(hc, tmo ? 504 : 502, why);
+        return;
+    }
+    if (naddrs > KAP_RESOLVE_MAX_ADDRS)
+        naddrs = KAP_RESOLVE_MAX_ADDRS;
+    struct hc_dial *dl = calloc(1, sizeof(*dl));
+    if (dl == NULL) {
+        hc_close(hc);
+        return;
+    }
+    hc->dial = dl;
+    ev_timer_init(&dl->eyeball, eyeball_cb, HC_EYEBALL_DELAY, 0);
+    dl->eyeball.data = hc;
+    /* check EVERY address before any connect attempt */
+    for (size_t i = 0; i < naddrs; i++) {
+        struct sockaddr_storage ss = addrs[i];
+        const char *w = NULL;
+        if (ss.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ss)->sin_port = htons(hc->port);
+        else if (ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(hc->port);
+        if (kap_network_addr_check(hc->c->gen, (struct sockaddr *)&ss, &w)
+            != KAP_OK) {
+            char at[KAP_ADDR_TEXT_MAX];
+            if (kap_addr_to_text((struct sockaddr *)&ss, at, sizeof(at))
+                == NULL)
+                snprintf(at, sizeof(at), "?");
+            snprintf(why, sizeof(why), "%s resolves to %s (%s)", hc->subject,
+                     at, w ? w : "denied address");
+            dial_free(hc);
+            refuse_audit(hc, why);
+            respond_error(hc, 502, why);
+            return;
+        }
+        dl->addrs[dl->naddrs++] = ss;
+    }
+    hc->state = S_CONNECT;
+    dial_next(hc);
+}
+
+static void
+resolve_cb(void *data, int rc, const struct sockaddr_storage *addrs,
+           size_t naddrs, const char *errmsg)
+{
+    struct hc *hc = data;
+
+    ENTER(hc);
+    resolve_answer(hc, rc, addrs, naddrs, errmsg);
+    LEAVE(hc);
+}
+
+static void
+hc_resolve(struct hc *hc)
+{
+    hc->state = S_RESOLVE;
+    timer_set(hc, hc->conf->connect_timeout);
+    io_stop(&hc->crd);
+    hc->rq = kap_resolve_addrs(hc->c->gen, hc->subject, 1, resolve_cb, hc);
+    if (hc->rq == NULL) {
+        char why[300];
+        snprintf(why, sizeof(why), "cannot resolve %s: resolver unavailable",
+                 hc->subject);
+        refuse_audit(hc, why);
+        respond_error(hc, 502, why);
+    }
+}
+
+/* ---- policy ----------------------------------------------------------------- */
+
+static void
+deny_403(struct hc *hc, const struct kap_req *r)
+{
+    char body[800];
+
+    snprintf(body, sizeof(body),
+             "kap: %s is not on the allowlist (denied by %s).\n"
+             "Add it to network.allow in kap.conf, or see `kap why-denied`.\n",
+             hc->subject, r->reason ? r->reason
+                                    : (r->decided_by ? r->decided_by
+                                                     : "policy"));
+    respond(hc, 403, body, 1);
+}
+
+static void
+policy_answer(struct kap_req *r, struct hc *hc)
+{
+    hc->preq = NULL;
+    if (r->verdict != KAP_ALLOW) {
+        deny_403(hc, r);
+        return;
+    }
+    /* the upstream pool is only for plain HTTP */
+    if (!hc->is_connect) {
+        int fd = pool_get(hc);
+        if (fd >= 0) {
+            hc->ufd = fd;
+            hc_forward_begin(hc);
+            return;
+        }
+    }
+    hc_resolve(hc);
+}
+
+static void
+policy_done(struct kap_req *r, void *data)
+{
+    struct hc *hc = data;
+
+    ENTER(hc);
+    policy_answer(r, hc);
+    LEAVE(hc);
+}
+
+static void
+hc_ask(struct hc *hc)
+{
+    struct kap_req *r = kap_req_new(hc->c->gen, hc->c->pool,
+                                    hc->is_connect ? KAP_REQ_CONNECT
+                                                   : KAP_REQ_HTTP,
+                                    HC_NAME, hc->subject);
+    if (r == NULL) {
+        hc_close(hc);
+        return;
+    }
+    r->conn = hc->c;
+    r->port = hc->port;
+    r->client = hc->c->peer_text;
+    r->detail = kap_pstrdup(hc->c->pool, hc->method);
+    hc->preq = r;
+    hc->state = S_POLICY;
+    io_stop(&hc->crd);
+    timer_set(hc, hc->conf->idle_timeout);
+    if (kap_policy_check(r, policy_done, hc) == KAP_OK)
+        policy_done(r, hc);
+}
+
+/* ---- request heads ---------------------------------------------------------- */
+
+/* set hc->host/subject/port from a parsed URI; 0 ok, or an HTTP status */
+static int
+set_target(struct hc *hc, const struct kap_http_uri *u, const char **why)
+{
+    struct sockaddr_storage ss;
+    size_t hl = strlen(u->host);
+
+    memcpy(hc->host, u->host, hl + 1);
+    if (hl > 1 && hc->host[hl - 1] == '.')
+        hc->host[--hl] = '\0';          /* one trailing dot ignored */
+    hc->port = u->port;
+    hc->literal = 0;
+    memcpy(hc->subject, hc->host, hl + 1);
+    int rc = kap_addr_parse_literal(hc->host, &ss);
+    if (rc == KAP_OK) {
+        char t[KAP_ADDR_TEXT_MAX];
+        if (kap_addr_to_text((struct sockaddr *)&ss, t, sizeof(t)) == NULL) {
+            *why = "invalid IP address";
+            return 400;
+        }
+        snprintf(hc->subject, sizeof(hc->subject), "%s", t);
+        hc->literal = 1;
+    } else if (rc == KAP_ERROR) {
+        *why = "invalid IP address literal or numeric host name";
+        return 400;
+    }
+    return 0;
+}
+
+static void
+hc_head_done(struct hc *hc)
+{
+    struct kap_http_req *q = hc->req;
+    const char *why = NULL;
+    int st;
+
+    hc->is_connect = q->form == KAP_HTTP_FORM_AUTHORITY;
+    snprintf(hc->method, sizeof(hc->method), "%.*s",
+             (int)(q->method.len < sizeof(hc->method) - 1
+                   ? q->method.len : sizeof(hc->method) - 1),
+             q->method.data);
+    hc->client_minor = q->minor;
+    hc->client_ka = q->keep_alive && !hc->is_connect;
+    hc->subject[0] = '\0';
+    hc->port = 0;
+
+    if (q->form != KAP_HTTP_FORM_AUTHORITY && q->form != KAP_HTTP_FORM_ABSOLUTE) {
+        respond(hc, 400, "kap: this is a proxy: send absolute-form requests "
+                "(http://host/path) or CONNECT host:port\n",
+                q->body == KAP_HTTP_BODY_NONE);
+        return;
+    }
+    if ((st = set_target(hc, &q->uri, &why)) != 0) {
+        char body[300];
+        snprintf(body, sizeof(body), "kap: %s\n", why);
+        refuse_audit(hc, why);
+        respond(hc, st, body, 0);
+        return;
+    }
+    if (!hc->is_connect) {
+        /* Host must agree with the absolute URI */
+        if (q->host && q->host->value.len) {
+            struct kap_http_uri hu;
+            if (kap_http_parse_authority(q->host->value.data,
+                                         q->host->value.len, 80,
+                                         &hu) != KAP_OK ||
+                !kap_tls_host_eq(hu.host, q->uri.host) ||
+                hu.port != q->uri.port) {
+                refuse_audit(hc, "Host header does not match the request URI");
+                respond(hc, 400, "kap: the Host header does not match the "
+                        "request URI\n", 0);
+                return;
+            }
+        }
+        if (q->upgrade) {
+            /* Upgrade is hop-by-hop; we do not tunnel upgraded plain HTTP */
+        }
+    }
+    hc_ask(hc);
+}
+
+static void
+hc_parse_head(struct hc *hc)
+{
+    struct kap_http_limits lim = {
+        .max_line = (size_t)hc->conf->max_header_size,
+        .max_head = (size_t)hc->conf->max_header_size,
+        .max_headers = KAP_HTTP_MAX_HEADERS
+    };
+
+    if (buf_used(&hc->cin) == 0)
+        return;
+    if (hc->req == NULL) {
+        hc->req = malloc(sizeof(*hc->req));
+        if (hc->req == NULL) {
+            hc_close(hc);
+            return;
+        }
+        kap_http_req_reset(hc->req);
+    }
+    int rc = kap_http_parse_request(hc->req, hc->cin.p + hc->cin.off,
+                                    buf_used(&hc->cin), &lim);
+    if (rc == KAP_AGAIN)
+        return;
+    if (rc == KAP_ERROR) {
+        char body[300];
+        snprintf(body, sizeof(body), "kap: bad request: %s\n",
+                 hc->req->error ? hc->req->error : "malformed");
+        hc->client_ka = 0;
+        KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id, "bad request from %s: %s",
+                hc->c->peer_text, hc->req->error ? hc->req->error : "");
+        respond(hc, hc->req->status, body, 0);
+        return;
+    }
+    hc_head_done(hc);
+}
+
+static void
+hc_start_head(struct hc *hc)
+{
+    hc->state = S_HEAD;
+    free(hc->req);
+    hc->req = NULL;
+    free(hc->resp);
+    hc->resp = NULL;
+    buf_trim(&hc->cin);
+    buf_trim(&hc->cout);
+    buf_trim(&hc->uin);
+    buf_trim(&hc->uout);
+    hc->subject[0] = '\0';
+    hc->is_connect = 0;
+    timer_set(hc, buf_used(&hc->cin) ? hc->conf->header_timeout
+                                     : hc->conf->idle_timeout);
+    hc_parse_head(hc);
+    if (!hc->closing && hc->state == S_HEAD)
+        hc_sync_watchers(hc);
+}
+
+/* ---- plain HTTP forwarding ------------------------------------------------------ */
+
+static void
+hc_forward_begin(struct hc *hc)
+{
+    struct kap_http_req *q = hc->req;
+    struct hc_buf *o = &hc->uout;
+    char line[64];
+    int ok = KAP_OK;
+
+    hc->state = S_FORWARD;
+    hc->idle = hc->conf->idle_timeout;
+    hc->last_active = kap_now();
+    hc->deadline_total = 0;
+    timer_set(hc, hc->idle);
+
+    /* request line: origin-form towards the origin */
+    ok |= buf_add(o, q->method.data, q->method.len);
+    ok |= buf_str(o, " ");
+    if (q->uri.path.data[0] == '?')
+        ok |= buf_str(o, "/");
+    ok |= buf_add(o, q->uri.path.data, q->uri.path.len);
+    ok |= buf_str(o, " HTTP/1.1\r\n");
+    if (!q->host) {
+        ok |= buf_str(o, "Host: ");
+        if (q->uri.host_type == KAP_HTTP_HOST_IPV6)
+            ok |= buf_str(o, "[");
+        ok |= buf_str(o, q->uri.host);
+        if (q->uri.host_type == KAP_HTTP_HOST_IPV6)
+            ok |= buf_str(o, "]");
+        if (q->uri.port_given) {
+            snprintf(line, sizeof(line), ":%u", (unsigned)q->uri.port);
+            ok |= buf_str(o, line);
+        }
+        ok |= buf_str(o, "\r\n");
+    }
+    for (size_t i = 0; i < q->nheaders; i++) {
+        if (kap_http_is_hop_by_hop(q->headers, q->nheaders, i))
+            continue;
+        ok |= buf_add(o, q->headers[i].name.data, q->headers[i].name.len);
+        ok |= buf_str(o, ": ");
+        ok |= buf_add(o, q->headers[i].value.data, q->headers[i].value.len);
+        ok |= buf_str(o, "\r\n");
+    }
+    if (q->body == KAP_HTTP_BODY_CHUNKED)
+        ok |= buf_str(o, "Transfer-Encoding: chunked\r\n");
+    ok |= buf_str(o, hc->conf->upstream_keepalive > 0
+                     ? "Connection: keep-alive\r\n\r\n"
+                     : "Connection: close\r\n\r\n");
+    if (ok != KAP_OK) {
+        hc_close(hc);
+        return;
+    }
+    hc->cin.off += q->head_len;
+    hc->q_body = q->body;
+    hc->q_left = q->content_length;
+    hc->q_done = q->body == KAP_HTTP_BODY_NONE;
+    kap_http_chunked_reset(&hc->qch);
+    hc->head_only = strcmp(hc->method, "HEAD") == 0;
+    hc->r_started = hc->r_done = 0;
+    hc->r_dechunk = 0;
+    hc->u_eof = 0;
+    hc->upstream_ka = hc->conf->upstream_keepalive > 0;
+    if (hc->resp == NULL && (hc->resp = malloc(sizeof(*hc->resp))) == NULL) {
+        hc_close(hc);
+        return;
+    }
+    kap_http_resp_reset(hc->resp);
+    hc_run(hc);
+}
+
+/* move request body bytes from cin to uout; -1 on a framing error */
+static int
+fwd_request_body(struct hc *hc)
+{
+    while (!hc->q_done && buf_used(&hc->cin) && buf_used(&hc->uout) < HC_IOBUF) {
+        const char *p = hc->cin.p + hc->cin.off;
+        size_t n = buf_used(&hc->cin);
+        if (hc->q_body == KAP_HTTP_BODY_LENGTH) {
+            if (n > hc->q_left)
+                n = (size_t)hc->q_left;
+            if (buf_add(&hc->uout, p, n) != KAP_OK)
+                return -1;
+            hc->cin.off += n;
+            hc->q_left -= n;
+            if (hc->q_left == 0)
+                hc->q_done = 1;
+        } else {
+            size_t used;
+            struct kap_str d;
+            int rc = kap_http_chunked_parse(&hc->qch, p, n, &used, &d);
+            if (rc == KAP_ERROR)
+                return -1;
+            if (buf_add(&hc->uout, p, used) != KAP_OK)
+                return -1;
+            hc->cin.off += used;
+            if (rc == KAP_OK)
+                hc->q_done = 1;
+        }
+    }
+    return 0;
+}
+
+static int
+resp_head_out(struct hc *hc)
+{
+    struct kap_http_resp *p = hc->resp;
+    struct hc_buf *o = &hc->cout;
+    char line[64];
+    int ok = KAP_OK;
+
+    snprintf(line, sizeof(line), "HTTP/1.1 %03d ", p->status);
+    ok |= buf_str(o, line);
+    ok |= buf_add(o, p->reason.data, p->reason.len);
+    ok |= buf_str(o, "\r\n");
+    for (size_t i = 0; i < p->nheaders; i++) {
+        if (kap_http_is_hop_by_hop(p->headers, p->nheaders, i))
+            continue;
+        ok |= buf_add(o, p->headers[i].name.data, p->headers[i].name.len);
+        ok |= buf_str(o, ": ");
+        ok |= buf_add(o, p->headers[i].value.data, p->headers[i].value.len);
+        ok |= buf_str(o, "\r\n");
+    }
+    if (p->status >= 200) {
+        if (p->body == KAP_HTTP_BODY_CHUNKED && !hc->r_dechunk)
+            ok |= buf_str(o, "Transfer-Encoding: chunked\r\n");
+        ok |= buf_str(o, hc->client_ka ? "Connection: keep-alive\r\n"
+                                       : "Connection: close\r\n");
+    }
+    ok |= buf_str(o, "\r\n");
+    return ok;
+}
+
+/* parse response heads and move body bytes from uin to cout */
+static int
+fwd_response(struct hc *hc)
+{
+    struct kap_http_resp *p = hc->resp;
+
+    while (!hc->r_done && buf_used(&hc->cout) < HC_IOBUF) {
+        if (!hc->r_started) {
+            /* reading a head */
+            if (buf_used(&hc->uin) == 0)
+                return 0;
+            int rc = kap_http_parse_response(p, hc->uin.p + hc->uin.off,
+                                             buf_used(&hc->uin), hc->method,
+                                             NULL);
+            if (rc == KAP_AGAIN)
+                return 0;
+            if (rc == KAP_ERROR || p->body == KAP_HTTP_BODY_TUNNEL) {
+                KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id,
+                        "bad response from %s: %s", hc->subject,
+                        p->error ? p->error : "unexpected upgrade");
+                return -1;
+            }
+            if (p->status < 200) {
+                /* interim: forward to 1.1 clients, then the next head */
+                if (hc->client_minor >= 1 && resp_head_out(hc) != KAP_OK)
+                    return -2;
+                hc->uin.off += p->head_len;
+                kap_http_resp_reset(p);
+                continue;
+            }
+            hc->r_body = p->body;
+            hc->r_left = p->content_length;
+            kap_http_chunked_reset(&hc->rch);
+            if (p->body == KAP_HTTP_BODY_CHUNKED && hc->client_minor == 0) {
+                hc->r_dechunk = 1;
+                hc->client_ka = 0;
+            }
+            if (p->body == KAP_HTTP_BODY_CLOSE)
+                hc->client_ka = 0;
+            if (!p->keep_alive || p->body == KAP_HTTP_BODY_CLOSE)
+                hc->upstream_ka = 0;
+            if (resp_head_out(hc) != KAP_OK)
+                return -2;
+            hc->r_started = 1;
+            hc->uin.off += p->head_len;
+            if (p->body == KAP_HTTP_BODY_NONE) {
+                hc->r_done = 1;
+                break;
+            }
+            continue;
+        }
+        if (buf_used(&hc->uin) == 0)
+            return 0;
+        const char *d = hc->uin.p + hc->uin.off;
+        size_t n = buf_used(&hc->uin);
+        if (hc->r_body == KAP_HTTP_BODY_LENGTH) {
+            if (n > hc->r_left)
+                n = (size_t)hc->r_left;
+            if (buf_add(&hc->cout, d, n) != KAP_OK)
+                return -2;
+            hc->uin.off += n;
+            hc->r_left -= n;
+            if (hc->r_left == 0)
+                hc->r_done = 1;
+        } else if (hc->r_body == KAP_HTTP_BODY_CHUNKED) {
+            size_t used;
+            struct kap_str s;
+            int rc = kap_http_chunked_parse(&hc->rch, d, n, &used, &s);
+            if (rc == KAP_ERROR)
+                return -1;
+            if (buf_add(&hc->cout, hc->r_dechunk ? s.data : d,
+                        hc->r_dechunk ? s.len : used) != KAP_OK)
+                return -2;
+            hc->uin.off += used;
+            if (rc == KAP_OK)
+                hc->r_done = 1;
+        } else {                                /* until close */
+            if (buf_add(&hc->cout, d, n) != KAP_OK)
+                return -2;
+            hc->uin.off += n;
+        }
+    }
+    return 0;
+}
+
+/* the exchange is complete: recycle or close both sides */
+static void
+fwd_finish(struct hc *hc)
+{
+    if (hc->upstream_ka && hc->q_done && buf_used(&hc->uin) == 0 &&
+        buf_used(&hc->uout) == 0 && !hc->u_eof) {
+        pool_put(hc, hc->ufd);
+    } else {
+        close(hc->ufd);
+    }
+    hc->ufd = -1;
+    io_stop(&hc->urd);
+    io_stop(&hc->uwr);
+    if (!hc->client_ka || !hc->q_done || kap_shutting_down()) {
+        hc->respond_close = 1;
+        hc->state = S_RESPOND;
+        return;
+    }
+    hc->respond_close = 0;
+    hc->state = S_RESPOND;       /* flush, then next head */
+}
+
+static int
+read_into(int fd, struct hc_buf *b, size_t max, int *eof, struct hc *hc)
+{
+    if (buf_reserve(b, HC_IOBUF, max) != KAP_OK) {
+        if (buf_reserve(b, 1, max) != KAP_OK)
+            return 0;           /* full: parsing will complain */
+    }
+    ssize_t n = recv(fd, b->p + b->len, b->cap - b->len, 0);
+    if (n > 0) {
+        b->len += (size_t)n;
+        hc->last_active = kap_now();
+        return 1;
+    }
+    if (n == 0) {
+        *eof = 1;
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return 0;
+    return -1;
+}
+
+/* ---- the pump --------------------------------------------------------------- */
+
+static void
+hc_sync_watchers(struct hc *hc)
+{
+    struct ev_loop *loop = kap_loop();
+    int crd = 0, cwr = 0, urd = 0, uwr = 0;
+
+    switch (hc->state) {
+    case S_HEAD:
+        crd = !hc->c_eof;
+        break;
+    case S_FIRST:
+        crd = !hc->c_eof && buf_used(&hc->cout) == 0;
+        urd = 1;
+        cwr = buf_used(&hc->cout) > 0;
+        break;
+    case S_FORWARD:
+        crd = !hc->q_done && !hc->c_eof && buf_used(&hc->uout) < HC_IOBUF;
+        urd = !hc->u_eof && !hc->r_done && buf_used(&hc->cout) < HC_IOBUF;
+        cwr = buf_used(&hc->cout) > 0;
+        uwr = buf_used(&hc->uout) > 0;
+        break;
+    case S_RESPOND:
+        cwr = buf_used(&hc->cout) > 0;
+        break;
+    default:
+        break;
+    }
+#define SYNC(w, want)                                                      \
+    do {                                                                   \
+        if ((want) && !ev_is_active(w)) ev_io_start(loop, (w));            \
+        else if (!(want) && ev_is_active(w)) ev_io_stop(loop, (w));        \
+    } while (0)
+    SYNC(&hc->crd, crd);
+    SYNC(&hc->cwr, cwr);
+    if (hc->ufd >= 0) {
+        if (hc->urd.fd != hc->ufd) {
+            io_stop(&hc->urd);
+            io_stop(&hc->uwr);
+            ev_io_set(&hc->urd, hc->ufd, EV_READ);
+            ev_io_set(&hc->uwr, hc->ufd, EV_WRITE);
+        }
+        SYNC(&hc->urd, urd);
+        SYNC(&hc->uwr, uwr);
+    } else {
+        io_stop(&hc->urd);
+        io_stop(&hc->uwr);
+    }
+#undef SYNC
+}
+
+/* progress without I/O readiness knowledge; called after every event */
+static void
+hc_run(struct hc *hc)
+{
+    for (int guard = 0; guard < 64 && !hc->closing; guard++) {
+        switch (hc->state) {
+        case S_RESPOND: {
+            int rc = flush_buf(hc->c->fd, &hc->cout, hc);
+            if (rc == KAP_ERROR) {
+                hc_close(hc);
+                return;
+            }
+            if (rc == KAP_AGAIN)
+                break;
+            if (hc->respond_close) {
+                hc_close(hc);
+                return;
+            }
+            hc_start_head(hc);
+            if (hc->state != S_HEAD)
+                continue;
+            break;
+        }
+        case S_FIRST:
+            if (flush_buf(hc->c->fd, &hc->cout, hc) == KAP_ERROR) {
+                hc_close(hc);
+                return;
+            }
+            break;
+        case S_FORWARD: {
+            int r = fwd_request_body(hc);
+            if (r < 0) {
+                KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id,
+                        "bad request body framing from %s", hc->c->peer_text);
+                hc_close(hc);
+                return;
+            }
+            if (flush_buf(hc->ufd, &hc->uout, hc) == KAP_ERROR) {
+                if (!hc->r_started) {
+                    close(hc->ufd);
+                    hc->ufd = -1;
+                    hc->client_ka = 0;
+                    respond_error(hc, 502, "upstream closed the connection");
+                    return;
+                }
+                hc_close(hc);
+                return;
+            }
+            r = fwd_response(hc);
+            if (r < 0) {
+                if (!hc->r_started && r == -1) {
+                    close(hc->ufd);
+                    hc->ufd = -1;
+                    hc->client_ka = 0;
+                    respond_error(hc, 502, "invalid response from upstream");
+                    return;
+                }
+                hc_close(hc);
+                return;
+            }
+            if (flush_buf(hc->c->fd, &hc->cout, hc) == KAP_ERROR) {
+                hc_close(hc);
+                return;
+            }
+            if (hc->u_eof && !hc->r_done) {
+                if (hc->r_started && hc->r_body == KAP_HTTP_BODY_CLOSE &&
+                    buf_used(&hc->uin) == 0) {
+                    hc->r_done = 1;
+                    hc->client_ka = 0;
+                } else if (!hc->r_started) {
+                    close(hc->ufd);
+                    hc->ufd = -1;
+                    hc->client_ka = 0;
+                    respond_error(hc, 502, "upstream closed the connection "
+                                  "without a response");
+                    return;
+                } else if (buf_used(&hc->uin) == 0) {
+                    hc_close(hc);       /* truncated body */
+                    return;
+                }
+            }
+            if (hc->r_done) {
+                if (!hc->q_done)
+                    hc->client_ka = 0;
+                fwd_finish(hc);
+                continue;
+            }
+            if (hc->c_eof && !hc->q_done) {
+                hc_close(hc);
+                return;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+        break;
+    }
+    if (!hc->closing)
+        hc_sync_watchers(hc);
+}
+
+static void
+crd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc *hc = w->data;
+    (void)loop; (void)revents;
+    ENTER(hc);
+
+    switch (hc->state) {
+    case S_HEAD: {
+        size_t before = buf_used(&hc->cin);
+        int r = read_into(hc->c->fd, &hc->cin,
+                          (size_t)hc->conf->max_header_size + HC_IOBUF,
+                          &hc->c_eof, hc);
+        if (r < 0 || (hc->c_eof && buf_used(&hc->cin) == 0)) {
+            hc_close(hc);
+            goto out;
+        }
+        if (hc->c_eof) {
+            hc->client_ka = 0;
+            respond_error(hc, 400, "incomplete request head");
+            goto out;
+        }
+        if (before == 0 && buf_used(&hc->cin))
+            timer_set(hc, hc->conf->header_timeout);
+        hc_parse_head(hc);
+        if (!hc->closing && hc->state == S_HEAD) {
+            if (buf_used(&hc->cin) >= (size_t)hc->conf->max_header_size +
+                                      HC_IOBUF) {
+                hc->client_ka = 0;
+                respond_error(hc, 431, "request header too large");
+            }
+        }
+        goto out;
+    }
+    case S_FIRST:
+        first_client_read(hc);
+        goto out;
+    case S_FORWARD: {
+        int r = read_into(hc->c->fd, &hc->cin, 0, &hc->c_eof, hc);
+        if (r < 0) {
+            hc_close(hc);
+            goto out;
+        }
+        hc_run(hc);
+        goto out;
+    }
+    default:
+        io_stop(w);
+        goto out;
+    }
+out:
+    LEAVE(hc);
+}
+
+static void
+cwr_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc *hc = w->data;
+    (void)loop; (void)revents;
+
+    ENTER(hc);
+    hc_run(hc);
+    LEAVE(hc);
+}
+
+static void
+urd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc *hc = w->data;
+    (void)loop; (void)revents;
+    ENTER(hc);
+
+    if (hc->state == S_FIRST) {
+        first_upstream_read(hc);
+        goto out;
+    }
+    if (hc->state != S_FORWARD) {
+        io_stop(w);
+        goto out;
+    }
+    if (read_into(hc->ufd, &hc->uin, 0, &hc->u_eof, hc) < 0)
+        hc->u_eof = 1;
+    hc_run(hc);
+out:
+    LEAVE(hc);
+}
+
+static void
+uwr_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc *hc = w->data;
+    (void)loop; (void)revents;
+
+    ENTER(hc);
+    hc_run(hc);
+    LEAVE(hc);
+}
+
+/* ---- listener ------------------------------------------------------------------ */
+
+static void
+hc_accept_setup(struct kap_conn *c)
+{
+    struct hc_conf *cf = c->conf;
+    struct hc *hc = kap_palloc(c->pool, sizeof(*hc));
+
+    if (hc == NULL) {
+        kap_conn_close(c);
+        return;
+    }
+    hc->c = c;
+    hc->conf = cf;
+    hc->ufd = -1;
+    hc->up.pipe[0] = hc->up.pipe[1] = -1;
+    hc->down.pipe[0] = hc->down.pipe[1] = -1;
+    ev_io_init(&hc->crd, crd_cb, c->fd, EV_READ);
+    ev_io_init(&hc->cwr, cwr_cb, c->fd, EV_WRITE);
+    ev_io_init(&hc->urd, urd_cb, -1, EV_READ);
+    ev_io_init(&hc->uwr, uwr_cb, -1, EV_WRITE);
+    hc->crd.data = hc->cwr.data = hc->urd.data = hc->uwr.data = hc;
+    ev_timer_init(&hc->timer, hc_timer_cb, 1, 0);
+    hc->timer.data = hc;
+    hc->up.hc = hc->down.hc = hc;
+    if (kap_pool_cleanup_add(c->pool, hc_cleanup, hc) != KAP_OK) {
+        kap_conn_close(c);
+        return;
+    }
+    c->data = hc;
+    hc->client_ka = 1;
+}
+
+static void
+hc_accept_limits(struct hc *hc)
+{
+    struct kap_conn *c = hc->c;
+    struct hc_conf *cf = hc->conf;
+
+    if (kap_conn_count(HC_NAME) > (unsigned)cf->max_connections) {
+        KAP_LOG(KAP_LOG_WARN, HC_NAME, c->id,
+                "max_connections (%lld) reached, refusing %s",
+                cf->max_connections, c->peer_text);
+        hc->client_ka = 0;
+        respond_error(hc, 503, "too many connections");
+        return;
+    }
+    if (cf->max_per_client > 0 &&
+        kap_conn_count_peer(HC_NAME, &c->peer) > (unsigned)cf->max_per_client) {
+        KAP_LOG(KAP_LOG_WARN, HC_NAME, c->id,
+                "max_per_client (%lld) reached for %s", cf->max_per_client,
+                c->peer_text);
+        hc->client_ka = 0;
+        respond_error(hc, 429, "too many connections from this client");
+        return;
+    }
+    hc_start_head(hc);
+}
+
+static void
+hc_accept(struct kap_conn *c)
+{
+    struct hc *hc;
+
+    hc_accept_setup(c);
+    if ((hc = c->data) == NULL)
+        return;
+    ENTER(hc);
+    hc_accept_limits(hc);
+    LEAVE(hc);
+}
+
+static void
+hc_conn_close(struct kap_conn *c)
+{
+    struct hc *hc = c->data;
+
+    if (hc != NULL) {
+        hc->closing = 1;
+        hc_stop_all(hc);
+        if (hc->state == S_TUNNEL)
+            tunnel_close_audit(hc);
+    }
+}
+
+static void
+hc_status(struct kap_gen *gen, void *conf, struct kap_buf *out)
+{
+    (void)gen; (void)conf;
+    kap_buf_printf(out, "%u connections, %u tunnels, %u idle upstream",
+                   kap_conn_count(HC_NAME), hc_tunnels, pool_n);
+}
+
+static void
+hc_shutdown(void)
+{
+    while (pool_head)
+        pool_del(pool_head, 1);
+}
+
+static const struct kap_listener_ops hc_listener = {
+    hc_accept, NULL, hc_conn_close
+};
+
+const struct kap_module kap_http_connect_module = {
+    KAP_MODULE_V1(HC_NAME),
+    .version     = "0.1.0",
+    .flags       = KAP_MOD_LISTENER,
+    .conf_create = hc_conf_create,
+    .conf_parse  = hc_conf_parse,
+    .conf_check  = hc_conf_check,
+    .shutdown    = hc_shutdown,
+    .listener    = &hc_listener,
+    .status      = hc_status,
+};
