@@ -392,6 +392,39 @@ err_pos(struct kap_err *err, const char *file, int line)
 static int read_conf(struct rd *rd, const char *path, int depth,
                      const char *ifile, int iline);
 
+/*
+ * Whether a block comment is open at the end of the line p..end, given
+ * whether one was open at its start (strings and # // comments skipped),
+ * so that an @include inside a block comment stays a comment.
+ */
+static int
+in_block_comment(const char *p, const char *end, int in)
+{
+    while (p < end) {
+        if (in) {
+            if (end - p >= 2 && p[0] == '*' && p[1] == '/') {
+                in = 0;
+                p += 2;
+            } else {
+                p++;
+            }
+        } else if (*p == '"') {
+            for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\' && p + 1 < end)
+                    p++;
+            p++;
+        } else if (*p == '#' || (end - p >= 2 && p[0] == '/' && p[1] == '/')) {
+            return 0;
+        } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+            in = 1;
+            p += 2;
+        } else {
+            p++;
+        }
+    }
+    return in;
+}
+
 /* an @include line: pattern resolved against the including file's dir */
 static int
 do_include(struct rd *rd, const char *file, int line, const char *pat,
@@ -469,7 +502,7 @@ read_conf(struct rd *rd, const char *path, int depth, const char *ifile,
     const char *file, *p, *end;
     size_t len;
     char *buf;
-    int line = 0;
+    int line = 0, comment = 0;
 
     if (depth > KAPD_INCLUDE_DEPTH) {
         kap_err_set(rd->err, "@include nested deeper than %d (a loop?)",
@@ -519,7 +552,8 @@ read_conf(struct rd *rd, const char *path, int depth, const char *ifile,
         q = p;
         while (q < end && (*q == ' ' || *q == '\t'))
             q++;
-        if ((size_t) (end - q) > 8 && memcmp(q, "@include", 8) == 0
+        if (!comment && (size_t) (end - q) > 8
+            && memcmp(q, "@include", 8) == 0
             && (q[8] == ' ' || q[8] == '\t')) {
             const char *s, *e;
             char pat[PATH_MAX];
@@ -558,6 +592,7 @@ read_conf(struct rd *rd, const char *path, int depth, const char *ifile,
             }
             continue;
         }
+        comment = in_block_comment(p, end, comment);
         if (kap_buf_append(&rd->text, p, (size_t) (end - p)) != KAP_OK
             || kap_buf_append(&rd->text, "\n", 1) != KAP_OK
             || map_add(rd, file, line) != KAP_OK) {

@@ -567,6 +567,15 @@ main(void)
         is_int(nglob, 1, "and one glob pattern");
         kap_gen_unref(gen);
     }
+    gen = build("kapd: {\n load = [];\n"
+                " policy: { chain = [\"tb\", \"ta\", \"tc\"]; };\n"
+                " audit: { chain = [\"tb\", \"tc\"]; };\n"
+                " error_log = \"/*.log\"; # /* not a comment start\n"
+                "};\n/* commented out:\n@include \"nosuch.conf\"\n*/\n", &err);
+    if (!ok(gen != NULL, "@include inside a block comment stays a comment"))
+        diag("%s at %s:%d", err.msg, err.file, err.line);
+    if (gen != NULL)
+        kap_gen_unref(gen);
     write_conf("inc_loop.conf", "@include \"inc_loop.conf\"\n");
     gen = build("@include \"inc_loop.conf\"\n", &err);
     if (!ok(gen == NULL && strstr(err.msg, "deeper") != NULL, "include loop"))
