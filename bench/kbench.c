@@ -131,6 +131,7 @@ struct kb_worker {
     size_t                get_len;
     char                  rbuf[KB_RBUF];       /* body sink */
     /* idle mode */
+    int                   limit;   /* idle: set up this many for now */
     int                   started; /* connections started so far */
     int                   inflight;/* connections in set-up or GET */
     int                   held;    /* tunnels established */
@@ -779,11 +780,11 @@ static int
 idle_setup_done(struct kb_worker *w)
 {
     /* top up the connections being set up */
-    while (w->started < w->nconn && w->inflight < KB_IDLE_INFL) {
+    while (w->started < w->limit && w->inflight < KB_IDLE_INFL) {
         w->inflight++;
         conn_start(&w->conns[w->started++]);
     }
-    return w->held + w->failed >= w->nconn;
+    return w->held + w->failed >= w->limit;
 }
 
 static int
@@ -811,15 +812,22 @@ settle(void)
 static int
 run_idle(struct kb_worker *w, const struct kb_opts *o)
 {
-    long rss0, rss1, rss2 = 0;
-    int held, n = w->nconn, alive = 0;
+    long rss0, rssh, rss1, rss2 = 0;
+    int held, heldh, n = w->nconn, alive = 0;
     uint64_t t;
 
     w->warm_end = 0;
     w->end = UINT64_MAX;
     rss0 = rss_kb(o->pids);
+    /* half, then all: the slope between the two excludes one-time costs */
     t = now_ns();
+    w->limit = n / 2;
     loop(w, t + 120ull * 1000000000u, idle_setup_done);
+    settle();
+    rssh = rss_kb(o->pids);
+    heldh = w->held;
+    w->limit = n;
+    loop(w, now_ns() + 120ull * 1000000000u, idle_setup_done);
     settle();
     rss1 = rss_kb(o->pids);
     held = w->held;
@@ -836,13 +844,16 @@ run_idle(struct kb_worker *w, const struct kb_opts *o)
             alive++;
     printf("kbench label=%s mode=idle via=%s tunnels=%d held=%d got=%d "
            "alive_after_hold=%d dropped=%d rss_before_kb=%ld "
-           "rss_connect_kb=%ld rss_get_kb=%ld per_tunnel_connect_b=%.0f "
-           "per_tunnel_get_b=%.0f hold_s=%.1f\n",
+           "rss_half_kb=%ld rss_connect_kb=%ld rss_get_kb=%ld "
+           "per_tunnel_connect_b=%.0f per_tunnel_get_b=%.0f "
+           "marginal_b=%.0f hold_s=%.1f\n",
            o->label, o->proxied ? "proxy" : "direct", n, held, w->got, alive,
-           w->dropped, rss0, rss1, rss2,
+           w->dropped, rss0, rssh, rss1, rss2,
            held ? (double) (rss1 - rss0) * 1024.0 / held : 0.0,
            (o->idle_get && w->got) ? (double) (rss2 - rss0) * 1024.0 / w->got
                                    : 0.0,
+           held > heldh ? (double) (rss1 - rssh) * 1024.0 / (held - heldh)
+                        : 0.0,
            o->secs);
     for (int i = 0; i < n; i++)
         conn_close(&w->conns[i]);
