@@ -606,6 +606,7 @@ kapd_match_add(struct kapd_match *m, int deny, const char *text,
                 != KAP_OK)
                 return KAP_ERROR;
             r->addr = 1;
+            r->plen = (uint16_t)plen;
             if (ss.ss_family == AF_INET) {
                 a = (const unsigned char *)
                     &((struct sockaddr_in *)&ss)->sin_addr;

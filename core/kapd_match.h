@@ -42,6 +42,8 @@ struct kapd_match_rule {
     unsigned                deny:1;   /* from the deny list */
     unsigned                wildcard:1;  /* "*.suffix" */
     unsigned                addr:1;   /* IP literal or CIDR */
+    uint16_t                plen;     /* address rules: prefix length
+                                         (32 or 128: a single address) */
     uint16_t                nports;   /* 0: default (allow) / all (deny) */
     uint16_t                ports[KAPD_MATCH_MAX_PORTS];
     struct kapd_match_rule *next;     /* same key, in order of addition */

@@ -17,12 +17,17 @@
  * file:line and a lookup never allocates.  Everything lives in the
  * generation pool.
  *
- * Address check order (kap_network_addr_check): a network.deny address
- * rule, network.deny_addresses -> refused; an address rule of
- * network.allow covering it (and the port, when sa has one) -> allowed,
- * even in the built-in deny set (this is how a test or an intranet target
- * is allowed on purpose); the built-in deny set (kap_addr_is_denied) and
- * this host's own interface addresses -> refused; anything else allowed.
+ * Address check order (kap_network_addr_check):
+ *   1. network.deny_addresses, or a network.deny address rule -> refused;
+ *   2. this host's own interface addresses and its default gateways (in a
+ *      sidecar: the Docker bridge gateway, i.e. the host) -> refused,
+ *      unless network.allow lists that single address (a /32 or /128 rule,
+ *      not a wider CIDR that merely covers it);
+ *   3. an address rule of network.allow covering it (and the port, when
+ *      sa has one) -> allowed, even in the built-in deny set (this is how
+ *      a test or an intranet target is allowed on purpose);
+ *   4. the built-in deny set (kap_addr_is_denied) -> refused;
+ *   5. anything else is allowed.
  * A name rule never lets a name resolve into the deny set.
  *
  * Observe mode turns every policy deny into an allow with r->observed set
@@ -35,8 +40,10 @@
 
 #include <errno.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <kapd/kap_addr.h>
@@ -58,7 +65,8 @@ struct network_conf {
     size_t               nports;
     struct network_cidr *deny_addrs;  /* network.deny_addresses */
     size_t               ndeny_addrs;
-    struct network_cidr *own;         /* this host's addresses (/32, /128) */
+    struct network_cidr *own;         /* this host's addresses and default
+                                         gateways (/32, /128) */
     size_t               nown;
 };
 
@@ -233,45 +241,124 @@ network_conf_parse(struct kap_gen *gen, void *vconf,
     return KAP_OK;
 }
 
-/* This host's own addresses, except loopback (covered by the deny set). */
+#define NETWORK_OWN_MAX 256      /* interface addresses + gateways kept */
+
+static void
+network_own_add(struct network_conf *conf, const struct sockaddr *sa,
+                const char *why)
+{
+    struct network_cidr *c;
+
+    if (conf->nown == NETWORK_OWN_MAX)
+        return;
+    c = &conf->own[conf->nown];
+    memset(c, 0, sizeof(*c));
+    if (sa->sa_family == AF_INET) {
+        memcpy(&c->ss, sa, sizeof(struct sockaddr_in));
+        c->plen = 32;
+    } else if (sa->sa_family == AF_INET6) {
+        memcpy(&c->ss, sa, sizeof(struct sockaddr_in6));
+        c->plen = 128;
+    } else {
+        return;
+    }
+    c->text = why;
+    conf->nown++;
+}
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The default gateways of this network namespace (/proc/net/route and
+ * /proc/net/ipv6_route); missing files are fine. */
+static void
+network_gateways(struct network_conf *conf)
+{
+    char  line[512];
+    FILE *f;
+
+    f = fopen("/proc/net/route", "re");
+    if (f != NULL) {
+        while (fgets(line, sizeof(line), f) != NULL) {
+            char               ifname[64], dst[16], gw[16];
+            struct sockaddr_in sin;
+            unsigned long      g;
+            char              *end;
+
+            if (sscanf(line, "%63s %15s %15s", ifname, dst, gw) != 3
+                || strcmp(dst, "00000000") != 0)
+                continue;
+            g = strtoul(gw, &end, 16);
+            if (*end != '\0' || g == 0)
+                continue;
+            memset(&sin, 0, sizeof(sin));
+            sin.sin_family = AF_INET;
+            sin.sin_addr.s_addr = (uint32_t)g;   /* printed as stored */
+            network_own_add(conf, (struct sockaddr *)&sin,
+                            "the default gateway (the host)");
+        }
+        fclose(f);
+    }
+    f = fopen("/proc/net/ipv6_route", "re");
+    if (f != NULL) {
+        while (fgets(line, sizeof(line), f) != NULL) {
+            char                dst[40], dplen[4], src[40], splen[4], nh[40];
+            struct sockaddr_in6 s6;
+            int                 i, zero = 1;
+
+            if (sscanf(line, "%32s %2s %32s %2s %32s", dst, dplen, src,
+                       splen, nh) != 5
+                || strcmp(dplen, "00") != 0 || strlen(nh) != 32)
+                continue;
+            memset(&s6, 0, sizeof(s6));
+            s6.sin6_family = AF_INET6;
+            for (i = 0; i < 16; i++) {
+                int hi = hexval(nh[2 * i]), lo = hexval(nh[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                    break;
+                s6.sin6_addr.s6_addr[i] = (unsigned char)(hi << 4 | lo);
+                if (s6.sin6_addr.s6_addr[i] != 0)
+                    zero = 0;
+            }
+            if (i == 16 && !zero)
+                network_own_add(conf, (struct sockaddr *)&s6,
+                                "the default gateway (the host)");
+        }
+        fclose(f);
+    }
+}
+
+/* This host's own addresses (not loopback's: the built-in set has them,
+ * and a test may allow 127.0.0.0/8 on purpose) and its default gateways. */
 static int
 network_own_addrs(struct kap_pool *pool, struct network_conf *conf,
                   struct kap_err *err)
 {
     struct ifaddrs *ifa, *i;
-    size_t          n = 0;
 
+    conf->own = kap_palloc(pool, sizeof(*conf->own) * NETWORK_OWN_MAX);
+    if (conf->own == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
     if (getifaddrs(&ifa) != 0) {
         kap_err_set(err, "getifaddrs: %s", strerror(errno));
         return KAP_ERROR;
     }
     for (i = ifa; i; i = i->ifa_next)
-        if (i->ifa_addr && (i->ifa_addr->sa_family == AF_INET
-                            || i->ifa_addr->sa_family == AF_INET6))
-            n++;
-    conf->own = kap_palloc(pool, sizeof(*conf->own) * (n > 0 ? n : 1));
-    if (conf->own == NULL) {
-        freeifaddrs(ifa);
-        kap_err_set(err, "out of memory");
-        return KAP_ERROR;
-    }
-    for (i = ifa; i; i = i->ifa_next) {
-        struct network_cidr *c = &conf->own[conf->nown];
-        if (i->ifa_addr == NULL)
-            continue;
-        if (i->ifa_addr->sa_family == AF_INET) {
-            memcpy(&c->ss, i->ifa_addr, sizeof(struct sockaddr_in));
-            c->plen = 32;
-        } else if (i->ifa_addr->sa_family == AF_INET6) {
-            memcpy(&c->ss, i->ifa_addr, sizeof(struct sockaddr_in6));
-            c->plen = 128;
-        } else {
-            continue;
-        }
-        c->text = "this host's own address";
-        conf->nown++;
-    }
+        if (i->ifa_addr != NULL && !(i->ifa_flags & IFF_LOOPBACK))
+            network_own_add(conf, i->ifa_addr, "this host's own address");
     freeifaddrs(ifa);
+    network_gateways(conf);
     return KAP_OK;
 }
 
@@ -361,6 +448,7 @@ kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
     const char              *w = NULL;
     uint16_t                 port = 0;
     size_t                   i;
+    struct sockaddr_in       v4;
 
     if (why)
         *why = NULL;
@@ -370,6 +458,19 @@ kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
             *why = "not an IP address";
         return KAP_DECLINED;
     }
+    if (sa->sa_family == AF_INET6) {
+        /* ::ffff:a.b.c.d is a.b.c.d everywhere below */
+        static const unsigned char mapped[12] =
+            { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (memcmp(s6->sin6_addr.s6_addr, mapped, 12) == 0) {
+            memset(&v4, 0, sizeof(v4));
+            v4.sin_family = AF_INET;
+            v4.sin_port = s6->sin6_port;
+            memcpy(&v4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+            sa = (const struct sockaddr *)&v4;
+        }
+    }
     if (gen != NULL)
         conf = kap_gen_module_conf(gen, "network");
     if (sa->sa_family == AF_INET)
@@ -378,6 +479,8 @@ kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
         port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 
     if (conf != NULL) {
+        int exact = 0, listed = 0;
+
         for (i = 0; i < conf->ndeny_addrs; i++)
             if (network_cidr_has(&conf->deny_addrs[i], sa)) {
                 if (why)
@@ -391,22 +494,27 @@ kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
                     *why = "denied by a network.deny address rule";
                 return KAP_DECLINED;
             }
-            if (res.why == KAPD_MATCH_ALLOWED)
-                return KAP_OK;       /* listed on purpose */
+            if (res.why == KAPD_MATCH_ALLOWED) {
+                listed = 1;
+                exact = res.rule != NULL
+                        && res.rule->plen == (sa->sa_family == AF_INET
+                                              ? 32 : 128);
+            }
         }
+        for (i = 0; !exact && i < conf->nown; i++)
+            if (network_cidr_has(&conf->own[i], sa)) {
+                if (why)
+                    *why = conf->own[i].text;
+                return KAP_DECLINED;
+            }
+        if (listed)
+            return KAP_OK;           /* listed on purpose */
     }
     if (kap_addr_is_denied(sa, &w)) {
         if (why)
             *why = w;
         return KAP_DECLINED;
     }
-    if (conf != NULL)
-        for (i = 0; i < conf->nown; i++)
-            if (network_cidr_has(&conf->own[i], sa)) {
-                if (why)
-                    *why = "this host's own address";
-                return KAP_DECLINED;
-            }
     return KAP_OK;
 }
 

@@ -268,6 +268,50 @@ test_network(void)
     }
     ngen_free(t);
 
+    /* the default gateway (the Docker host) and own addresses: a CIDR that
+     * covers them does not open them, only the single address does */
+    {
+        FILE         *f = fopen("/proc/net/route", "re");
+        char          line[512], ifn[64], dst[16], gw[16], txt[64];
+        unsigned long g = 0;
+        while (f && fgets(line, sizeof(line), f))
+            if (sscanf(line, "%63s %15s %15s", ifn, dst, gw) == 3
+                && strcmp(dst, "00000000") == 0
+                && (g = strtoul(gw, NULL, 16)) != 0)
+                break;
+        if (f)
+            fclose(f);
+        if (g != 0) {
+            struct in_addr ia;
+            char           conf[300];
+            ia.s_addr = (uint32_t)g;
+            inet_ntop(AF_INET, &ia, txt, sizeof(txt));
+            snprintf(conf, sizeof(conf), "network = { allow = ["
+                     " \"0.0.0.0/1\", \"128.0.0.0/1\" ]; };");
+            t = ngen_new(conf, &err);
+            ok(t != NULL, "gateway CIDR config (%s)", err.msg);
+            if (t) {
+                is_int(addr_ok(t, txt, 443, &why), KAP_DECLINED,
+                       "default gateway refused under a covering CIDR");
+                ok(has(why, "gateway"), "gateway why: %s", why);
+                ngen_free(t);
+            }
+            snprintf(conf, sizeof(conf), "network = { allow = [ \"%s\" ];"
+                     " };", txt);
+            t = ngen_new(conf, &err);
+            if (t) {
+                is_int(addr_ok(t, txt, 443, NULL), KAP_OK,
+                       "gateway allowed when listed exactly");
+                ngen_free(t);
+            }
+        } else {
+            ok(1, "# SKIP no IPv4 default route here");
+            ok(1, "# SKIP no IPv4 default route here");
+            ok(1, "# SKIP no IPv4 default route here");
+            ok(1, "# SKIP no IPv4 default route here");
+        }
+    }
+
     /* observe */
     t = ngen_new("network = { allow = [ \"github.com\" ]; observe = true; };",
                  &err);
