@@ -446,7 +446,8 @@ parse_addr_rule(const char *text, const struct rule_parts *p, int deny,
     memset(masked, 0, sizeof(masked));
     memcpy(masked, a, plen / 8);
     if (plen % 8)
-        masked[plen / 8] = (unsigned char)(a[plen / 8] & (0xff << (8 - plen % 8)));
+        masked[plen / 8] =
+            (unsigned char)(a[plen / 8] & (0xff << (8 - plen % 8)));
     if (memcmp(masked, a, max / 8) != 0) {
         match_err(err, file, line,
                   "\"%s\" has host bits set after the /%lu prefix", text,

@@ -155,6 +155,44 @@ main(void)
                "unknown family denied");
     }
 
+    /* differential: whatever glibc's inet_aton accepts (no whitespace
+     * here, which glibc lets trail) we accept too, with the same value */
+    {
+        static const char alpha[] = "0123456789xX.abfg";
+        unsigned long n, missed = 0, differs = 0, accepted = 0;
+        unsigned int  seed = 12345;
+        char          s[16];
+        for (n = 0; n < 300000; n++) {
+            struct in_addr          a;
+            struct sockaddr_storage ss;
+            int len, k, mine;
+            seed = seed * 1103515245u + 12345u;
+            len = 1 + (int)((seed >> 16) % 12);
+            for (k = 0; k < len; k++) {
+                seed = seed * 1103515245u + 12345u;
+                s[k] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+            }
+            s[len] = '\0';
+            if (!inet_aton(s, &a))
+                continue;
+            accepted++;
+            mine = kap_addr_parse_literal(s, &ss) == KAP_OK
+                   && ss.ss_family == AF_INET;
+            if (!mine) {
+                if (missed++ < 5)
+                    diag("inet_aton accepts \"%s\", we do not", s);
+            } else if (memcmp(&a, &((struct sockaddr_in *)&ss)->sin_addr,
+                              4) != 0) {
+                if (differs++ < 5)
+                    diag("\"%s\": value differs from inet_aton", s);
+            }
+        }
+        ok(accepted > 10000, "differential: %lu inet_aton literals",
+           accepted);
+        is_int(missed, 0, "every inet_aton literal recognised");
+        is_int(differs, 0, "same value as inet_aton");
+    }
+
     /* helpers */
     inet_pton(AF_INET6, "2002:0102:0304::", a6);
     ok(kap_addr_embedded_v4(a6, v4) && v4[0] == 1 && v4[3] == 4,
