@@ -302,7 +302,10 @@ show_version(int conf_given)
     printf("libev %d.%d, libconfig %d.%d.%d\n", ev_version_major(),
            ev_version_minor(), LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
            LIBCONFIG_VER_REVISION);
-    printf("module path: %s\n", KAPD_MODULEDIR);
+    printf("module path: %s%s\n",
+           getenv("KAPD_MODULE_PATH") ? getenv("KAPD_MODULE_PATH")
+                                      : KAPD_MODULEDIR,
+           getenv("KAPD_MODULE_PATH") ? " (from KAPD_MODULE_PATH)" : "");
     printf("built-in modules:");
     for (b = kapd_builtin_list(); b != NULL && *b != NULL; b++)
         printf(" %s/%s", (*b)->name, (*b)->version ? (*b)->version : "-");

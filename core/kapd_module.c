@@ -146,11 +146,27 @@ modref_new(const struct kap_module *m, void *handle, const char *path,
     return ref;
 }
 
+/*
+ * The module path used when the config names none: $KAPD_MODULE_PATH
+ * (one directory; for running from a build tree) or the compiled-in
+ * KAPD_MODULEDIR.
+ */
+static const char *const *
+module_default_dirs(void)
+{
+    static const char *dirs[2];
+    const char *env = getenv("KAPD_MODULE_PATH");
+
+    dirs[0] = env && *env ? env : KAPD_MODULEDIR;
+    dirs[1] = NULL;
+    return dirs;
+}
+
 struct kapd_modref *
 kapd_module_find(const char *name, const char **dirs, int *notfound,
                  struct kap_err *err)
 {
-    static const char *const default_dirs[] = { KAPD_MODULEDIR, NULL };
+    const char *const *default_dirs = module_default_dirs();
     const struct kap_module *m;
     struct kapd_modref *ref;
     char path[4096], sym[128];
@@ -255,7 +271,7 @@ kapd_module_unref(struct kapd_modref *ref)
 int
 kapd_module_known(const char *name, const char **dirs)
 {
-    static const char *const default_dirs[] = { KAPD_MODULEDIR, NULL };
+    const char *const *default_dirs = module_default_dirs();
     const char *const *d;
     struct stat st;
     char path[4096];
