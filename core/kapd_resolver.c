@@ -17,6 +17,7 @@
 #include "kapd.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -282,6 +283,27 @@ static int resolver_ub_option(struct ub_ctx *ctx, const char *opt,
     return KAP_OK;
 }
 
+/*
+ * libunbound's helper thread runs libevent; libev exports functions of
+ * the same names.  If libev's won the symbol lookup (kapd linked without
+ * -levent before -lev), every query would crash the helper thread: refuse
+ * to start instead.
+ */
+static int resolver_event_check(void)
+{
+    Dl_info info;
+    void *sym = dlsym(RTLD_DEFAULT, "event_base_loop");
+
+    if (sym != NULL && dladdr(sym, &info) != 0 && info.dli_fname != NULL
+        && strstr(info.dli_fname, "libev.") != NULL) {
+        KAP_LOG(KAP_LOG_CRIT, RESOLVER_NAME, 0, "event_base_loop resolves "
+                "to %s, not libevent: kapd must be linked with -levent "
+                "before -lev", info.dli_fname);
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
 static int resolver_init(struct kap_gen *gen, void *conf)
 {
     struct resolver_conf *c = conf;
@@ -290,6 +312,8 @@ static int resolver_init(struct kap_gen *gen, void *conf)
     int r;
 
     c->gen = gen;
+    if (resolver_event_check() != KAP_OK)
+        return KAP_ERROR;
     ctx = ub_ctx_create();
     if (ctx == NULL) {
         KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "ub_ctx_create failed");
@@ -329,6 +353,19 @@ static int resolver_init(struct kap_gen *gen, void *conf)
         if (r != 0) {
             KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "trust_anchor %s: %s",
                     c->trust_anchor, ub_strerror(r));
+            goto fail;
+        }
+    }
+    if (!c->recursion) {
+        /*
+         * libunbound answers RFC 6761 "test." itself (NXDOMAIN); a
+         * forwarder passes it to its upstream, which may serve it (test
+         * setups do).  This finalises the context: keep it last.
+         */
+        r = ub_ctx_zone_add(ctx, "test.", "transparent");
+        if (r != 0) {
+            KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "local zone test.: %s",
+                    ub_strerror(r));
             goto fail;
         }
     }
