@@ -36,9 +36,11 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-"usage: kapd [-dtTVh] [-c file] [-p prefix]\n"
+"usage: kapd [-dtTVh] [-c file] [-g file] [-p prefix]\n"
 "  -c file    configuration file (default " KAPD_SYSCONFDIR "/kap/kap.conf;\n"
 "             relative to the prefix when -p is given)\n"
+"  -g file    global configuration merged under -c's (e.g. ~/.kap/kap.conf):\n"
+"             lists concatenate, the -c file wins on everything else\n"
 "  -p prefix  prefix for relative paths in the configuration\n"
 "  -d         daemonize (detach; writes kapd.pid_file)\n"
 "  -t         test the configuration and exit\n"
@@ -344,9 +346,10 @@ main(int argc, char **argv)
     const char *conf = KAPD_SYSCONFDIR "/kap/kap.conf";
     const char *prefix = NULL;
 
-    while ((opt = getopt(argc, argv, "c:p:dtTVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:g:p:dtTVh")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; conf_given = 1; break;
+        case 'g': kapd.global_path = optarg; break;
         case 'p': prefix = optarg; break;
         case 'd': kapd.daemonize = 1; break;
         case 't': test = 1; break;

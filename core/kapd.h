@@ -117,6 +117,7 @@ struct kapd_state {
     struct ev_loop  *loop;
     struct kap_gen  *current;
     const char      *conf_path;
+    const char      *global_path;   /* -g: merged under conf_path, or NULL */
     const char      *prefix;
     int              shutting_down;
     int              daemonize;

@@ -625,6 +625,178 @@ fix_positions(config_setting_t *s, const struct rd *rd)
     }
 }
 
+/* ---- the global configuration (-g), merged under the main one ----------- */
+
+static int merge_group(config_setting_t *dst, const config_setting_t *src);
+
+/* deep copy of src as a new member/element of parent (name NULL in lists) */
+static config_setting_t *
+copy_setting(config_setting_t *parent, const char *name,
+             const config_setting_t *src)
+{
+    config_setting_t *d;
+    int i, n, t = config_setting_type(src);
+
+    d = config_setting_add(parent, name, t);
+    if (d == NULL)
+        return NULL;
+    switch (t) {
+    case CONFIG_TYPE_INT:
+        config_setting_set_int(d, config_setting_get_int(src));
+        break;
+    case CONFIG_TYPE_INT64:
+        config_setting_set_int64(d, config_setting_get_int64(src));
+        break;
+    case CONFIG_TYPE_FLOAT:
+        config_setting_set_float(d, config_setting_get_float(src));
+        break;
+    case CONFIG_TYPE_BOOL:
+        config_setting_set_bool(d, config_setting_get_bool(src));
+        break;
+    case CONFIG_TYPE_STRING:
+        config_setting_set_string(d, config_setting_get_string(src));
+        break;
+    default:                            /* group, list, array */
+        n = config_setting_length(src);
+        for (i = 0; i < n; i++) {
+            const config_setting_t *e =
+                config_setting_get_elem(src, (unsigned) i);
+            if (copy_setting(d, t == CONFIG_TYPE_GROUP ? config_setting_name(e)
+                                                       : NULL, e) == NULL)
+                return NULL;
+        }
+        break;
+    }
+    d->file = src->file;                /* strings in the generation pool */
+    d->line = src->line;
+    return d;
+}
+
+/* the "name" member of a group, or NULL */
+static const char *
+entry_name(const config_setting_t *g)
+{
+    const char *v = NULL;
+
+    if (config_setting_type(g) == CONFIG_TYPE_GROUP)
+        config_setting_lookup_string(g, "name", &v);
+    return v;
+}
+
+/* whether list/array dst already holds an element equal to e (strings, or
+ * groups with the same "name") */
+static int
+list_has(const config_setting_t *dst, const config_setting_t *e)
+{
+    int i, n = config_setting_length(dst);
+    const char *en = config_setting_type(e) == CONFIG_TYPE_STRING
+                     ? config_setting_get_string(e) : entry_name(e);
+
+    if (en == NULL)
+        return 0;
+    for (i = 0; i < n; i++) {
+        const config_setting_t *d = config_setting_get_elem(dst, (unsigned) i);
+        const char *dn = config_setting_type(d) == CONFIG_TYPE_STRING
+                         ? config_setting_get_string(d) : entry_name(d);
+        if (dn != NULL && strcmp(dn, en) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Merge src (global) into dst (project): missing settings are copied;
+ * groups merge recursively; lists and arrays concatenate (a string or a
+ * named group already present is not repeated: the project wins on a
+ * tool or server of the same name); every other value stays the
+ * project's.
+ */
+static int
+merge_group(config_setting_t *dst, const config_setting_t *src)
+{
+    int i, j, n = config_setting_length(src);
+
+    for (i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(src, (unsigned) i);
+        const char *name = config_setting_name(s);
+        config_setting_t *d = config_setting_get_member(dst, name);
+        int st = config_setting_type(s);
+
+        if (d == NULL) {
+            if (copy_setting(dst, name, s) == NULL)
+                return KAP_ERROR;
+            continue;
+        }
+        if (st == CONFIG_TYPE_GROUP && config_setting_is_group(d)) {
+            if (merge_group(d, s) != KAP_OK)
+                return KAP_ERROR;
+        } else if ((st == CONFIG_TYPE_LIST || st == CONFIG_TYPE_ARRAY)
+                   && config_setting_is_aggregate(d)
+                   && !config_setting_is_group(d)) {
+            int m = config_setting_length(s);
+            for (j = 0; j < m; j++) {
+                const config_setting_t *e =
+                    config_setting_get_elem(s, (unsigned) j);
+                if (list_has(d, e))
+                    continue;
+                if (config_setting_is_array(d) && config_setting_length(d) > 0
+                    && config_setting_type(e)
+                       != config_setting_type(config_setting_get_elem(d, 0)))
+                    return KAP_ERROR;       /* arrays hold one type */
+                if (copy_setting(d, NULL, e) == NULL)
+                    return KAP_ERROR;
+            }
+        }
+        /* scalars and type mismatches: the project's value stays */
+    }
+    return KAP_OK;
+}
+
+/* read the global file (if it exists) and merge it under root */
+static int
+merge_global(config_setting_t *root, const char *path, struct kap_pool *pool,
+             struct kap_err *err)
+{
+    struct rd rd2;
+    config_t g;
+    int rc = KAP_OK;
+
+    if (access(path, F_OK) != 0)
+        return KAP_OK;                  /* no global file: nothing to merge */
+    memset(&rd2, 0, sizeof(rd2));
+    rd2.pool = pool;
+    rd2.err = err;
+    if (read_conf(&rd2, path, 0, NULL, 0) != KAP_OK) {
+        kap_buf_free(&rd2.text);
+        free(rd2.map);
+        return KAP_ERROR;
+    }
+    config_init(&g);
+    if (config_read_string(&g, rd2.text.data ? rd2.text.data : "")
+        != CONFIG_TRUE) {
+        int l = config_error_line(&g);
+        kap_err_set(err, "%s", config_error_text(&g) ? config_error_text(&g)
+                                                     : "syntax error");
+        if (l > 0 && (size_t) l <= rd2.nmap)
+            err_pos(err, rd2.map[l - 1].file, rd2.map[l - 1].line);
+        else
+            err_pos(err, path, l);
+        rc = KAP_ERROR;
+    } else {
+        fix_positions(config_root_setting(&g), &rd2);
+        if (merge_group(root, config_root_setting(&g)) != KAP_OK) {
+            kap_err_set(err, "cannot merge the global configuration \"%s\" "
+                        "(an array mixes types?)", path);
+            err_pos(err, path, 0);
+            rc = KAP_ERROR;
+        }
+    }
+    config_destroy(&g);
+    kap_buf_free(&rd2.text);
+    free(rd2.map);
+    return rc;
+}
+
 /* ---- the kapd group ----------------------------------------------------- */
 
 static const char *const kapd_keys[] = {
@@ -1032,6 +1204,11 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     }
     root = config_root_setting(&cfg);
     fix_positions(root, &rd);
+    if (kapd.global_path != NULL
+        && merge_global(root, kapd.global_path, pool, err) != KAP_OK) {
+        record_error(NULL, err);
+        goto fail;
+    }
 
     /* the core's own group */
     kg = config_setting_get_member(root, "kapd");
