@@ -1,0 +1,139 @@
+/*
+ * kap_module.h -- the kapd module ABI.
+ *
+ * A module is a shared object that exports exactly one symbol,
+ * kap_<name>_module, a const struct kap_module.  kapd checks the identity
+ * block (magic, ABI major/minor, struct size, build signature, name) before
+ * it calls any function of the module.  Every callback is optional.
+ *
+ * ABI rules: the major version changes on any incompatible change (and the
+ * minor resets to 0); the minor grows when fields are appended before
+ * `spare`.  The core reads a field only when `size` covers it.
+ */
+#ifndef KAP_MODULE_H
+#define KAP_MODULE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <libconfig.h>
+#include <kapd/kap_build.h>
+
+#define KAP_MODULE_MAGIC  0x4b41504dU   /* "KAPM" */
+#define KAP_ABI_MAJOR     1             /* incompatible change: bump, reset minor */
+#define KAP_ABI_MINOR     0             /* append-only change: bump */
+
+/* One return vocabulary for every hook and API call. */
+enum kap_rc {
+    KAP_OK       =  0,   /* done / decided */
+    KAP_ERROR    = -1,   /* failed; the caller fails closed */
+    KAP_AGAIN    = -2,   /* in progress; the core will be resumed */
+    KAP_DECLINED = -3,   /* no opinion; continue with the next hook */
+    KAP_DONE     = -4    /* finished elsewhere (e.g. connection taken over) */
+};
+
+struct kap_gen;
+struct kap_conn;
+struct kap_listen;
+struct kap_dgram;
+struct kap_req;
+struct kap_audit_event;
+struct kap_err;
+struct kap_buf;
+
+/* module flags (informational, printed by kapd -V) */
+#define KAP_MOD_LISTENER  0x1u
+#define KAP_MOD_POLICY    0x2u
+#define KAP_MOD_AUDIT     0x4u
+
+/*
+ * Listener callbacks.  The core owns listening sockets and accept(2).
+ *   accept:   a stream connection was accepted; c is nonblocking and owned
+ *             by the core until kap_conn_close(c).  c->conf is the module's
+ *             conf in the generation the connection belongs to.
+ *   datagram: one UDP packet; d and its buffer are borrowed for the call
+ *             only.  conf is the module's conf in the current generation.
+ *   close:    the core is closing c (shutdown grace expired, or the
+ *             listener went away).  Stop every watcher; the core frees c
+ *             (and runs its pool cleanups) after this returns.  Do not call
+ *             kap_conn_close() from here.
+ */
+struct kap_listener_ops {
+    void (*accept)(struct kap_conn *c);
+    void (*datagram)(struct kap_listen *ls, void *conf, struct kap_dgram *d);
+    void (*close)(struct kap_conn *c);
+};
+
+enum kap_hook_id {
+    KAP_HOOK_NONE = 0,   /* terminates a hook table */
+    KAP_HOOK_POLICY,     /* answers questions: int policy(r, conf) */
+    KAP_HOOK_AUDIT       /* watches decisions:  void audit(ev, conf) */
+};
+
+/*
+ * A hook table entry.  `kinds` is a mask of KAP_REQ_* bits; the core
+ * flattens chains per kind when a generation is built, so a hook is only
+ * called for the kinds it asked for.
+ *
+ * policy: return KAP_DECLINED (no opinion), KAP_OK after setting the
+ *   verdict with kap_req_decide(), KAP_AGAIN to wait (then call
+ *   kap_policy_resume(r) later: the core calls this same hook again), or
+ *   KAP_ERROR (the request is denied: fail closed).
+ * audit: must not block and must not fail; it cannot veto.
+ */
+struct kap_hook {
+    enum kap_hook_id id;
+    uint32_t         kinds;
+    int            (*policy)(struct kap_req *r, void *conf);
+    void           (*audit)(const struct kap_audit_event *ev, void *conf);
+};
+
+struct kap_module {
+    /* -- identity and ABI gate: fixed layout forever (KAP_MODULE_V1) -- */
+    uint32_t     magic;
+    uint16_t     abi_major;
+    uint16_t     abi_minor;
+    uint32_t     size;             /* sizeof(struct kap_module) at module build */
+    const char  *build_sig;        /* KAP_BUILD_SIG at module build */
+    /* -- description -- */
+    const char  *name;             /* also its config group and symbol name */
+    const char  *version;          /* module release, for -V */
+    uint32_t     flags;            /* KAP_MOD_* */
+
+    /*
+     * Configuration: pure functions run on every load (kapd -t too).
+     * conf_create returns the module's conf, allocated from the
+     * generation's pool (kap_gen_pool()), with every field UNSET.
+     * conf_parse gets the module's top-level group, or NULL when the file
+     * has none; it copies everything it keeps into the generation pool
+     * (never keep config_setting_t pointers).  conf_check sets defaults
+     * and checks cross-field rules.  Errors go into err with file:line;
+     * modules never print while parsing.
+     */
+    void  *(*conf_create)(struct kap_gen *gen);
+    int    (*conf_parse)(struct kap_gen *gen, void *conf,
+                         const config_setting_t *group, struct kap_err *err);
+    int    (*conf_check)(struct kap_gen *gen, void *conf, struct kap_err *err);
+
+    /* -- lifecycle -- */
+    int    (*startup)(void);                         /* once, at process start */
+    int    (*init)(struct kap_gen *gen, void *conf); /* generation goes live */
+    void   (*fini)(struct kap_gen *gen, void *conf); /* generation retired */
+    void   (*shutdown)(void);                        /* once, at exit */
+
+    /* -- serving -- */
+    const struct kap_listener_ops *listener;        /* NULL: no listeners */
+    const struct kap_hook         *hooks;           /* NULL or ends with KAP_HOOK_NONE */
+
+    /* -- introspection: append a one-line status to out (kapd -V, remote UI) -- */
+    void   (*status)(struct kap_gen *gen, void *conf, struct kap_buf *out);
+
+    uintptr_t    spare[8];         /* must be zero */
+};
+
+/* Fills the identity block; use as the first line of the initialiser. */
+#define KAP_MODULE_V1(modname)                                          \
+    .magic = KAP_MODULE_MAGIC, .abi_major = KAP_ABI_MAJOR,              \
+    .abi_minor = KAP_ABI_MINOR, .size = sizeof(struct kap_module),      \
+    .build_sig = KAP_BUILD_SIG, .name = (modname)
+
+#endif /* KAP_MODULE_H */

@@ -1,0 +1,159 @@
+/*
+ * kap_req.h -- one question (policy chain) and the audit chain.
+ *
+ * A protocol module never decides policy itself.  It creates a request
+ * with kap_req_new(), fills subject/port/attributes and asks
+ * kap_policy_check().  Policy hooks run in the order of
+ * kapd.policy.chain; the first that decides wins; an exhausted chain is
+ * kapd.policy.default (deny).  Each decision is sent to the audit chain
+ * exactly once, by the core.
+ */
+#ifndef KAP_REQ_H
+#define KAP_REQ_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct kap_gen;
+struct kap_conn;
+struct kap_pool;
+
+/* Request kinds: one bit each. */
+#define KAP_REQ_CONNECT   0x0001u  /* CONNECT host:port (http_connect) */
+#define KAP_REQ_HTTP      0x0002u  /* plain HTTP absolute URI host */
+#define KAP_REQ_DNS       0x0004u  /* DNS query name */
+#define KAP_REQ_MCP_LIST  0x0008u  /* MCP tools/list (one tool name) */
+#define KAP_REQ_MCP_CALL  0x0010u  /* MCP tools/call */
+#define KAP_REQ_CLI       0x0020u  /* CLI command */
+#define KAP_REQ_TEST      0x0040u  /* used by tests and the test module */
+#define KAP_REQ_ALL       0xffffu
+
+enum kap_verdict {
+    KAP_VERDICT_NONE = 0,
+    KAP_ALLOW,
+    KAP_DENY
+};
+
+struct kap_attr {
+    const char *name;
+    const char *value;
+};
+
+struct kap_req;
+typedef void (*kap_policy_done_fn)(struct kap_req *r, void *data);
+typedef void (*kap_req_cancel_fn)(struct kap_req *r);
+
+#define KAP_REQ_MAGIC 0x4b524551U  /* "KREQ" */
+
+struct kap_req {
+    uint32_t          magic;       /* KAP_REQ_MAGIC */
+    uint32_t          kind;        /* exactly one KAP_REQ_* bit */
+    struct kap_gen   *gen;         /* referenced while r lives */
+    struct kap_pool  *pool;        /* r lives in it; borrowed */
+    struct kap_conn  *conn;        /* NULL for datagrams */
+    const char       *asked_by;    /* module name */
+    const char       *subject;     /* host, qname, tool, argv[0]; NUL-terminated */
+    uint16_t          port;        /* 0 when not applicable */
+    const char       *client;      /* client address text, may be NULL */
+    const char       *detail;      /* e.g. HTTP method, DNS qtype; may be NULL */
+    const struct kap_attr *attrs;  /* kind-specific, may be NULL */
+    size_t            nattrs;
+
+    /* set by the deciding hook with kap_req_decide() */
+    int               verdict;     /* enum kap_verdict */
+    int               observed;    /* allowed only because of observe mode */
+    const char       *decided_by;  /* module name, or "default" */
+    const char       *reason;      /* rule or why; pool-owned */
+
+    /* for a hook that returned KAP_AGAIN */
+    void             *hook_data;   /* the waiting hook's private state */
+    kap_req_cancel_fn hook_cancel; /* called if r dies while waiting */
+
+    /* core private */
+    size_t            cursor;
+    int               pending;
+    int               audited;
+    kap_policy_done_fn done;
+    void             *done_data;
+};
+
+/*
+ * New request of `kind` from module `asked_by` about `subject` (copied),
+ * allocated from pool and released with it (a pending asynchronous check
+ * is cancelled then).  Takes a reference to gen.  NULL on out of memory.
+ */
+struct kap_req *kap_req_new(struct kap_gen *gen, struct kap_pool *pool,
+                            uint32_t kind, const char *asked_by,
+                            const char *subject);
+
+/* Set the verdict from a policy hook; reason is copied. */
+void kap_req_decide(struct kap_req *r, int verdict, const char *decided_by,
+                    const char *reason);
+
+/*
+ * Ask the policy chain.  Returns KAP_OK when decided now (r->verdict is
+ * set, done is never called), or KAP_AGAIN when a hook is waiting (done
+ * is called later from the loop, exactly once, never before this returns).
+ * Never returns anything else: errors become KAP_DENY verdicts.
+ */
+int kap_policy_check(struct kap_req *r, kap_policy_done_fn done, void *data);
+
+/*
+ * Called by a hook that returned KAP_AGAIN when it can answer: the core
+ * calls the same hook again (it now returns its answer) and continues the
+ * chain from there.  May be called from any loop callback.
+ */
+void kap_policy_resume(struct kap_req *r);
+
+/* Audit events ---------------------------------------------------------- */
+
+struct kap_audit_field {
+    const char *name;
+    const char *str;      /* string value, or NULL for a number */
+    double      num;
+};
+
+/*
+ * One event for the audit chain.  Every pointer is borrowed for the
+ * duration of kap_audit_emit(); sinks copy what they keep.
+ */
+struct kap_audit_event {
+    double      ts;         /* kap_now() when 0 */
+    uint32_t    kind;       /* KAP_REQ_* bit of the question */
+    const char *module;     /* who reports */
+    const char *event;      /* "decision", "tunnel_close", "dns_answer", ... */
+    const char *subject;
+    uint16_t    port;
+    const char *action;     /* "allowed", "denied", "observed", "closed", ... */
+    const char *reason;
+    const char *decided_by;
+    const char *detail;     /* method, qtype, ... */
+    const char *client;
+    uint64_t    conn_id;
+    uint64_t    gen_id;
+    const struct kap_audit_field *fields;  /* extra fields */
+    size_t      nfields;
+};
+
+/* Name of a kind bit: "connect", "http", "dns", ... */
+const char *kap_req_kind_name(uint32_t kind);
+
+/* Send ev to every audit hook of gen, in chain order.  Never blocks. */
+void kap_audit_emit(struct kap_gen *gen, const struct kap_audit_event *ev);
+
+/* Domain allowlist (the built-in `network` policy) ---------------------- */
+
+/*
+ * Check a resolved address for host against the deny set of DESIGN §6
+ * (loopback, link-local, RFC 1918, CGNAT, ULA, multicast, unspecified,
+ * the sidecar's own addresses, network.deny_addresses) unless the address
+ * or its CIDR is in network.allow.  Returns KAP_OK (may dial) or
+ * KAP_DECLINED (must not), with *why set to a static string.
+ */
+int kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
+                           const char **why);
+
+/* Non-zero when network.observe is on in gen. */
+int kap_network_observe(struct kap_gen *gen);
+
+#endif /* KAP_REQ_H */
