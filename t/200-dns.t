@@ -18,7 +18,7 @@ use Net::DNS;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('dns');
-$t->plan(52);
+$t->plan(50);
 
 my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('up'), zone => {
     'allowed.test'     => ['A 192.0.2.1', 'AAAA 2001:db8::1',
@@ -133,7 +133,7 @@ is(scalar(grep { $_->type eq 'A' } $p ? $p->answer : ()), 60,
 
 # -- upstream failures -----------------------------------------------------------------
 my $t0 = time;
-is(rcode(q1('slow.wild.test', 'A', timeout => 6)), 'SERVFAIL',
+is(rc_of(raw_udp(Net::DNS::Packet->new('slow.wild.test', 'A')->data, 6)), 2,
    'silent upstream: SERVFAIL');
 ok(time - $t0 < kapd_tmo(5), 'SERVFAIL within the resolver timeout');
 is(rcode(q1('fail.wild.test', 'A')), 'SERVFAIL', 'upstream SERVFAIL passed on');
