@@ -46,6 +46,7 @@
 
 #define HC_NAME          "http_connect"
 #define HC_IOBUF         16384     /* read size / forward buffer high-water */
+#define HC_SPLICE_MAX    65536     /* bytes moved per splice(2) */
 #define HC_EYEBALL_DELAY 0.25      /* s before trying the next address */
 #define HC_POOL_PER_DEST 8         /* idle upstream conns per destination */
 #define HC_POOL_MAX      256       /* idle upstream conns in total */
@@ -821,7 +822,15 @@ hc_dir_pump(struct hc_dir *d)
 {
     struct hc *hc = d->hc;
     struct ev_loop *loop = kap_loop();
+    size_t burst = 0;
+    int idle = 0;
 
+    /*
+     * libev polls level-triggered: after a short read the loop stops and
+     * waits for the next readiness instead of reading until EAGAIN.  The
+     * pipe (or fallback buffer) is released when a wake-up moved little,
+     * so idle tunnels hold none; bulk flows keep theirs.
+     */
     for (int rounds = 0; rounds < 16; rounds++) {
         int r = dir_drain(d);
         if (r < 0) {
@@ -844,15 +853,21 @@ hc_dir_pump(struct hc_dir *d)
             hc_tunnel_finish_check(hc);
             return;
         }
+        if (idle)
+            break;
         /* read more */
         ssize_t n;
+        size_t want;
         if (!d->nosplice) {
-            if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-                d->pipe[0] = d->pipe[1] = -1;
-                d->nosplice = 1;
-                continue;
+            if (d->pipe[0] < 0) {
+                if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+                    d->pipe[0] = d->pipe[1] = -1;
+                    d->nosplice = 1;
+                    continue;
+                }
             }
-            n = splice(d->from, NULL, d->pipe[1], NULL, 65536,
+            want = HC_SPLICE_MAX;
+            n = splice(d->from, NULL, d->pipe[1], NULL, want,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n < 0 && errno == EINVAL) {
                 dir_free_pipe(d);
@@ -867,13 +882,17 @@ hc_dir_pump(struct hc_dir *d)
                 return;
             }
             d->boff = d->blen = 0;
-            n = recv(d->from, d->buf, HC_IOBUF, 0);
+            want = HC_IOBUF;
+            n = recv(d->from, d->buf, want, 0);
             if (n > 0)
                 d->blen = (size_t)n;
         }
         if (n > 0) {
             d->bytes += (uint64_t)n;
+            burst += (size_t)n;
             hc->last_active = kap_now();
+            if ((size_t)n < want)
+                idle = 1;               /* drained the socket: drain, wait */
             continue;
         }
         if (n == 0) {
@@ -882,16 +901,18 @@ hc_dir_pump(struct hc_dir *d)
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            /* nothing in flight: give the pipe / buffer back */
-            dir_free_pipe(d);
-            ev_io_start(loop, &d->rd);
-            return;
-        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
         hc_close(hc);
         return;
     }
-    /* fairness: come back on the next loop iteration */
+    if (d->inpipe || d->blen > d->boff) {
+        /* fairness cut with bytes in flight: write them when writable */
+        ev_io_start(loop, &d->wr);
+        return;
+    }
+    if (burst < HC_SPLICE_MAX)
+        dir_free_pipe(d);               /* nothing in flight: give it back */
     ev_io_start(loop, &d->rd);
 }
 
