@@ -289,11 +289,16 @@ static int resolver_ub_option(struct ub_ctx *ctx, const char *opt,
  * -levent before -lev), every query would crash the helper thread: refuse
  * to start instead.
  */
+/* libevent 2 only (libev has no such function): keeps -levent linked. */
+extern const char **event_get_supported_methods(void);
+
 static int resolver_event_check(void)
 {
     Dl_info info;
-    void *sym = dlsym(RTLD_DEFAULT, "event_base_loop");
+    void *sym;
 
+    (void)event_get_supported_methods();
+    sym = dlsym(RTLD_DEFAULT, "event_base_loop");
     if (sym != NULL && dladdr(sym, &info) != 0 && info.dli_fname != NULL
         && strstr(info.dli_fname, "libev.") != NULL) {
         KAP_LOG(KAP_LOG_CRIT, RESOLVER_NAME, 0, "event_base_loop resolves "
