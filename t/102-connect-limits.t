@@ -23,19 +23,24 @@ my $eport = $t->port('echo');
 my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('dns'), zone => {
     'echo.example'  => ['A 127.0.0.2'],
     'other.example' => ['A 127.0.0.2'],
+    'closed.example' => ['A 127.0.0.2'],
+    'slow.example'  => 'silent',
 });
+my $cport = $t->port('closed');     # nothing listens there
 my $echo = Test::Kapd::FakeBanner->new($t, port => $eport, addr => '127.0.0.2',
     name => 'echo', banner => '');
 
 my $conf = <<'EOF';
 kapd: { load = ["http_connect"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info"; };
 network: {
-    allow = [%%ALLOW%%, "127.0.0.2:%%PORT_echo%%"];
+    allow = [%%ALLOW%%, "127.0.0.2:%%PORT_echo%%", "closed.example:%%PORT_closed%%",
+             "127.0.0.2:%%PORT_closed%%", "slow.example:%%PORT_echo%%"];
+    %%OBSERVE%%
 };
-resolver: { upstream = ["127.0.0.1:%%PORT_dns%%"]; };
+resolver: { upstream = ["127.0.0.1:%%PORT_dns%%"]; timeout = 1; };
 audit_log: { path = "audit.jsonl"; };
 http_connect: {
-    listen = ["127.0.0.1:%%PORT_proxy%%"];
+    listen = ["127.0.0.1:%%PORT_proxy%%", "unix:proxy.sock"];
     header_timeout = 1;
     handshake_timeout = 2;
     max_per_client = 12;
@@ -43,10 +48,11 @@ http_connect: {
 };
 EOF
 sub write_conf {
-    my ($allow, $sni) = @_;
+    my ($allow, $sni, $observe) = @_;
     my $c = $conf;
     $c =~ s/%%ALLOW%%/$allow/;
     $c =~ s/%%SNI%%/$sni/;
+    $c =~ s/%%OBSERVE%%/$observe \/\/ ''/e;
     $t->write_conf($c);
 }
 write_conf('"echo.example:%%PORT_echo%%", "other.example:%%PORT_echo%%"', '');
@@ -134,6 +140,44 @@ ok(closed_within($s2, 3), 'sni = require: TLS without SNI refused');
 close $s;
 ok(wait_until(sub { grep { ($_->{event} // '') eq 'tunnel_close' } audit() }, 5),
    'tunnel close audited after the reload');
+
+# -- upstream failures -------------------------------------------------------------------------
+($s2, $st2) = connect_to("closed.example:$cport");
+like($st2, qr/ 502 /, 'connection refused upstream: 502');
+my $t1 = time;
+($s2, $st2) = connect_to("slow.example:$eport");
+like($st2, qr/ 504 /, 'resolver timeout: 504');
+cmp_ok(time - $t1, '<', kapd_tmo(4), 'answered within the resolver timeout');
+
+# -- a unix-socket listener --------------------------------------------------------------------
+SKIP: {
+    require IO::Socket::UNIX;
+    my $u = IO::Socket::UNIX->new(Peer => $t->path('proxy.sock'), Type => Socket::SOCK_STREAM());
+    skip "unix listener not available: $!", 1 unless $u;
+    my $resp = http_raw($u, "CONNECT other.example:$eport HTTP/1.1\r\nHost: x\r\n\r\n",
+                        one => 1, method => 'CONNECT');
+    like($resp // '', qr{^HTTP/1\.1 200 }, 'CONNECT through the unix-socket listener');
+}
+
+# -- observe mode --------------------------------------------------------------------------------
+write_conf('"other.example:%%PORT_echo%%"', '', 'observe = true;');
+like($t->reload // '', qr/reloaded/, 'reload: observe mode');
+($s2, $st2) = connect_to("echo.example:$eport");
+like($st2, qr/ 200 /, 'observe: a name not on the allowlist is let through');
+{
+    my $ext2 = pack('nnCn', 43, 3, 2, 0x0304);
+    my $list = pack('Cn/a*', 0, 'other.example');
+    $ext2 = pack('nn', 0, length($list) + 2) . pack('n/a*', $list) . $ext2;
+    my $b2 = pack('n', 0x0303) . ("\x11" x 32) . pack('C', 0)
+           . pack('n/a*', pack('n', 0x1301)) . pack('C/a*', "\0") . pack('n/a*', $ext2);
+    my $h2 = pack('Cnn', 22, 0x0301, length($b2) + 4) . pack('CCn', 1, 0, length $b2) . $b2;
+    ok(echo_ok($s2, $h2), 'observe: an SNI mismatch is let through');
+}
+ok(wait_until(sub { grep { ($_->{action} // '') eq 'observed'
+                           && ($_->{reason} // '') =~ /SNI mismatch/ } audit() }, 5),
+   'observe: the SNI mismatch is audited as observed');
+($s2, $st2) = connect_to("127.0.0.1:$eport");
+like($st2, qr/ (403|502) /, 'observe: address checks still refuse loopback');
 
 # -- config checks ----------------------------------------------------------------------------
 $t->write_file_expand('bad.conf', <<'EOF');
