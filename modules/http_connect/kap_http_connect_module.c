@@ -163,6 +163,7 @@ struct hc {
     int                   respond_close;    /* RESPOND: close when flushed */
     int                   tunnel_audited;
     int                   depth;            /* callbacks on the stack */
+    unsigned              nreq;             /* request heads parsed */
 };
 
 /*
@@ -1483,6 +1484,7 @@ hc_head_done(struct hc *hc)
     const char *why = NULL;
     int st;
 
+    hc->nreq++;
     hc->is_connect = q->form == KAP_HTTP_FORM_AUTHORITY;
     snprintf(hc->method, sizeof(hc->method), "%.*s",
              (int)(q->method.len < sizeof(hc->method) - 1
@@ -1578,8 +1580,10 @@ hc_start_head(struct hc *hc)
     buf_trim(&hc->uout);
     hc->subject[0] = '\0';
     hc->is_connect = 0;
-    timer_set(hc, buf_used(&hc->cin) ? hc->conf->header_timeout
-                                     : hc->conf->idle_timeout);
+    /* the first head (and any started one) must arrive within
+       header_timeout; an idle keep-alive connection gets idle_timeout */
+    timer_set(hc, buf_used(&hc->cin) || hc->nreq == 0
+                  ? hc->conf->header_timeout : hc->conf->idle_timeout);
     hc_parse_head(hc);
     if (!hc->closing && hc->state == S_HEAD)
         hc_sync_watchers(hc);
@@ -2023,7 +2027,7 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
             respond_error(hc, 400, "incomplete request head");
             goto out;
         }
-        if (before == 0 && buf_used(&hc->cin))
+        if (before == 0 && buf_used(&hc->cin) && hc->nreq > 0)
             timer_set(hc, hc->conf->header_timeout);
         hc_parse_head(hc);
         if (!hc->closing && hc->state == S_HEAD) {
