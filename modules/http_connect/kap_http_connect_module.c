@@ -86,7 +86,7 @@ struct hc_dir {
     int        pipe[2];        /* -1 when no bytes are in flight */
     size_t     inpipe;
     char      *buf;            /* read/write fallback, while in flight */
-    size_t     boff, blen;
+    size_t     boff, blen, bcap;
     int        eof;            /* source hit EOF */
     int        shut;           /* shutdown(to, SHUT_WR) done */
     int        nosplice;
@@ -158,7 +158,7 @@ struct hc {
     struct hc_dir         up, down;
     double                tstart;
     char                 *first;            /* client-first bytes */
-    size_t                first_len;
+    size_t                first_len, first_cap;
     int                   first_checked;
     int                   respond_close;    /* RESPOND: close when flushed */
     int                   tunnel_audited;
@@ -297,6 +297,60 @@ hc_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
 
 /* ---- small helpers ------------------------------------------------------- */
 
+/*
+ * Transient buffers (request parsers, 4 KiB head buffers, 2 KiB first-byte
+ * buffers) are recycled through small free lists, so that they do not
+ * interleave in the heap with the long-lived objects of idle tunnels
+ * (which would leave a hole per tunnel: DESIGN §7 wants <= 4 KiB each).
+ */
+#define HC_CACHE_MAX 64
+
+struct hc_cache {
+    void    *v[HC_CACHE_MAX];
+    unsigned n;
+    size_t   size;
+};
+
+static struct hc_cache cache_req = { .size = sizeof(struct kap_http_req) };
+static struct hc_cache cache_4k = { .size = 4096 };
+static struct hc_cache cache_2k = { .size = 2048 };
+
+static void *
+cache_get(struct hc_cache *c)
+{
+    return c->n ? c->v[--c->n] : malloc(c->size);
+}
+
+static void
+cache_put(struct hc_cache *c, void *p)
+{
+    if (p == NULL)
+        return;
+    if (c->n < HC_CACHE_MAX)
+        c->v[c->n++] = p;
+    else
+        free(p);
+}
+
+/* free a buffer that may have come from a cache of its size */
+static void
+sized_free(void *p, size_t cap)
+{
+    if (cap == 4096)
+        cache_put(&cache_4k, p);
+    else if (cap == 2048)
+        cache_put(&cache_2k, p);
+    else
+        free(p);
+}
+
+static void
+cache_drain(struct hc_cache *c)
+{
+    while (c->n)
+        free(c->v[--c->n]);
+}
+
 static int
 buf_reserve(struct hc_buf *b, size_t more, size_t max)
 {
@@ -318,7 +372,8 @@ buf_reserve(struct hc_buf *b, size_t more, size_t max)
         ncap = max;
     if (ncap < b->len + more)
         return KAP_ERROR;
-    char *np = realloc(b->p, ncap);
+    char *np = b->p == NULL && ncap == 4096 ? cache_get(&cache_4k)
+                                            : realloc(b->p, ncap);
     if (np == NULL)
         return KAP_ERROR;
     b->p = np;
@@ -353,7 +408,7 @@ buf_used(const struct hc_buf *b)
 static void
 buf_free(struct hc_buf *b)
 {
-    free(b->p);
+    sized_free(b->p, b->cap);
     memset(b, 0, sizeof(*b));
 }
 
@@ -413,9 +468,9 @@ dir_free_pipe(struct hc_dir *d)
         d->pipe[0] = d->pipe[1] = -1;
     }
     d->inpipe = 0;
-    free(d->buf);
+    sized_free(d->buf, d->bcap);
     d->buf = NULL;
-    d->boff = d->blen = 0;
+    d->boff = d->blen = d->bcap = 0;
 }
 
 static void
@@ -474,11 +529,11 @@ hc_cleanup(void *data)
     buf_free(&hc->cout);
     buf_free(&hc->uin);
     buf_free(&hc->uout);
-    free(hc->req);
+    cache_put(&cache_req, hc->req);
     hc->req = NULL;
     free(hc->resp);
     hc->resp = NULL;
-    free(hc->first);
+    sized_free(hc->first, hc->first_cap);
     hc->first = NULL;
 }
 
@@ -878,9 +933,14 @@ hc_dir_pump(struct hc_dir *d)
             if (n > 0)
                 d->inpipe = (size_t)n;
         } else {
-            if (d->buf == NULL && (d->buf = malloc(HC_IOBUF)) == NULL) {
-                hc_close(hc);
-                return;
+            if (d->bcap < HC_IOBUF) {
+                char *nb = realloc(d->buf, HC_IOBUF);
+                if (nb == NULL) {
+                    hc_close(hc);
+                    return;
+                }
+                d->buf = nb;
+                d->bcap = HC_IOBUF;
             }
             d->boff = d->blen = 0;
             want = HC_IOBUF;
@@ -955,16 +1015,18 @@ hc_tunnel_start(struct hc *hc)
     dir_init(&hc->down, hc, hc->ufd, hc->c->fd);
     if (hc->first_len) {
         hc->up.buf = hc->first;           /* send it with the fallback path */
+        hc->up.bcap = hc->first_cap;
         hc->up.blen = hc->first_len;
         hc->up.boff = 0;
         hc->up.bytes += hc->first_len;
         hc->first = NULL;
-        hc->first_len = 0;
+        hc->first_len = hc->first_cap = 0;
     }
     if (buf_used(&hc->uin) || buf_used(&hc->cout)) {
         /* an unsent 200 first, then what the server already said */
         size_t a = buf_used(&hc->cout), n = buf_used(&hc->uin);
-        hc->down.buf = malloc(a + n > HC_IOBUF ? a + n : HC_IOBUF);
+        hc->down.bcap = a + n;
+        hc->down.buf = malloc(hc->down.bcap);
         if (hc->down.buf == NULL) {
             hc_close(hc);
             return;
@@ -978,7 +1040,7 @@ hc_tunnel_start(struct hc *hc)
     buf_free(&hc->cout);
     buf_free(&hc->uin);
     buf_free(&hc->uout);
-    free(hc->req);
+    cache_put(&cache_req, hc->req);
     hc->req = NULL;
     hc->idle = cf->idle_timeout;
     hc->last_active = kap_now();
@@ -1077,15 +1139,24 @@ first_check(struct hc *hc)
 static void
 first_client_read(struct hc *hc)
 {
-    if (hc->first == NULL &&
-        (hc->first = malloc(KAP_TLS_BUF_MAX)) == NULL) {
-        hc_close(hc);
-        return;
-    }
     for (;;) {
-        size_t room = KAP_TLS_BUF_MAX - hc->first_len;
-        if (room == 0)
-            break;
+        if (hc->first_len == hc->first_cap) {
+            /* grow from 2 KiB: most hellos and request heads are small */
+            size_t ncap = hc->first_cap ? hc->first_cap * 2 : 2048;
+            if (ncap > KAP_TLS_BUF_MAX)
+                ncap = KAP_TLS_BUF_MAX;
+            if (ncap == hc->first_cap)
+                break;                  /* the bound: classify decides */
+            char *nb = hc->first == NULL && ncap == 2048
+                       ? cache_get(&cache_2k) : realloc(hc->first, ncap);
+            if (nb == NULL) {
+                hc_close(hc);
+                return;
+            }
+            hc->first = nb;
+            hc->first_cap = ncap;
+        }
+        size_t room = hc->first_cap - hc->first_len;
         ssize_t n = recv(hc->c->fd, hc->first + hc->first_len, room, 0);
         if (n > 0) {
             hc->first_len += (size_t)n;
@@ -1157,12 +1228,14 @@ hc_connected(struct hc *hc)
         /* bytes the client pipelined after the CONNECT head are first bytes */
         if (hc->req) {
             hc->cin.off += hc->req->head_len;
-            free(hc->req);
+            cache_put(&cache_req, hc->req);
             hc->req = NULL;
         }
         size_t extra = buf_used(&hc->cin);
         if (extra) {
-            hc->first = malloc(KAP_TLS_BUF_MAX);
+            hc->first_cap = extra > 2048 ? extra : 2048;
+            hc->first = hc->first_cap == 2048 ? cache_get(&cache_2k)
+                                              : malloc(hc->first_cap);
             if (hc->first == NULL || extra > KAP_TLS_BUF_MAX) {
                 hc_close(hc);
                 return;
@@ -1542,7 +1615,7 @@ hc_parse_head(struct hc *hc)
     if (buf_used(&hc->cin) == 0)
         return;
     if (hc->req == NULL) {
-        hc->req = malloc(sizeof(*hc->req));
+        hc->req = cache_get(&cache_req);
         if (hc->req == NULL) {
             hc_close(hc);
             return;
@@ -1570,7 +1643,7 @@ static void
 hc_start_head(struct hc *hc)
 {
     hc->state = S_HEAD;
-    free(hc->req);
+    cache_put(&cache_req, hc->req);
     hc->req = NULL;
     free(hc->resp);
     hc->resp = NULL;
@@ -1830,9 +1903,10 @@ fwd_finish(struct hc *hc)
 }
 
 static int
-read_into(int fd, struct hc_buf *b, size_t max, int *eof, struct hc *hc)
+read_into(int fd, struct hc_buf *b, size_t chunk, size_t max, int *eof,
+          struct hc *hc)
 {
-    if (buf_reserve(b, HC_IOBUF, max) != KAP_OK) {
+    if (buf_reserve(b, chunk, max) != KAP_OK) {
         if (buf_reserve(b, 1, max) != KAP_OK)
             return 0;           /* full: parsing will complain */
     }
@@ -2015,7 +2089,7 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
     switch (hc->state) {
     case S_HEAD: {
         size_t before = buf_used(&hc->cin);
-        int r = read_into(hc->c->fd, &hc->cin,
+        int r = read_into(hc->c->fd, &hc->cin, 2048,
                           (size_t)hc->conf->max_header_size + HC_IOBUF,
                           &hc->c_eof, hc);
         if (r < 0 || (hc->c_eof && buf_used(&hc->cin) == 0)) {
@@ -2043,7 +2117,7 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
         first_client_read(hc);
         goto out;
     case S_FORWARD: {
-        int r = read_into(hc->c->fd, &hc->cin, 0, &hc->c_eof, hc);
+        int r = read_into(hc->c->fd, &hc->cin, HC_IOBUF, 0, &hc->c_eof, hc);
         if (r < 0) {
             hc_close(hc);
             goto out;
@@ -2085,7 +2159,7 @@ urd_cb(struct ev_loop *loop, ev_io *w, int revents)
         io_stop(w);
         goto out;
     }
-    if (read_into(hc->ufd, &hc->uin, 0, &hc->u_eof, hc) < 0)
+    if (read_into(hc->ufd, &hc->uin, HC_IOBUF, 0, &hc->u_eof, hc) < 0)
         hc->u_eof = 1;
     hc_run(hc);
 out:
@@ -2201,6 +2275,9 @@ hc_shutdown(void)
 {
     while (pool_head)
         pool_del(pool_head, 1);
+    cache_drain(&cache_req);
+    cache_drain(&cache_4k);
+    cache_drain(&cache_2k);
 }
 
 static const struct kap_listener_ops hc_listener = {
