@@ -270,6 +270,40 @@ refused($G, "SSH-2.0-x\0evil\r\n" . ("\x99" x 8), 'SSH ident with a NUL');
 refused($G, "SSH-1.5-old\r\n", 'SSH protocol 1 ident');
 refused($G, "EHLO evil.test\r\n", 'SMTP first');
 
+# -- first bytes pipelined with the CONNECT head (one write) ------------------------------
+sub pipelined {
+    my ($data, $name, $expect_pass) = @_;
+    my $s = tcp_connect($proxy);
+    my $lport = $s->sockport;
+    my $before = upstream_bytes();
+    syswrite($s, "CONNECT $G HTTP/1.1\r\nHost: $G\r\n\r\n" . $data);
+    my ($buf, $closed) = ('', 0);
+    my $deadline = time + kapd_tmo(4);
+    while (time < $deadline) {
+        next unless IO::Select->new($s)->can_read(0.1);
+        my $n = sysread($s, $buf, 65536, length $buf);
+        if (!$n) { $closed = 1; last }
+        last if $expect_pass && length($buf) >= length($data);
+    }
+    (my $after = $buf) =~ s/^HTTP\/1\.1 200[^\n]*\r\n\r\n//;
+    if ($expect_pass) {
+        is($after, $data, "$name: passes (echoed)");
+    } else {
+        is($after, '', "$name: nothing came back");
+        ok($closed, "$name: closed");
+        is(upstream_bytes() - $before, 0, "$name: no byte reached the upstream");
+        my $ev = audited($lport);
+        ok($ev && length($ev->{reason} // ''), "$name: audited with a reason");
+    }
+    close $s;
+}
+pipelined(hello(sni => 'github.com'), 'ClientHello in the same write as CONNECT', 1);
+pipelined(hello(sni => 'evil.test'), 'SNI mismatch in the same write as CONNECT', 0);
+pipelined("CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n",
+          'a second CONNECT pipelined after the first', 0);
+pipelined("GET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+          'a GET for another host pipelined after CONNECT', 0);
+
 # -- a half ClientHello then silence: closed at the handshake deadline ---------------------------
 {
     my ($s, $st) = tunnel($G);
