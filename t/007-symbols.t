@@ -51,7 +51,7 @@ sub harmless {
     return 1 if $linker{$name};
     return 1 if $name =~ /\@/;          # versioned: copy-relocated libc data
     # sanitizer builds may put runtime hooks in the binary
-    return 1 if $name =~ /^__(asan|ubsan|lsan|sanitizer|odr_asan)_/;
+    return 1 if $name =~ /^__(asan|ubsan|lsan|sanitizer)_|^__odr_asan[._]/;
     return 0;
 }
 
