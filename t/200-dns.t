@@ -18,7 +18,7 @@ use Net::DNS;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('dns');
-$t->plan(50);
+$t->plan(52);
 
 my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('up'), zone => {
     'allowed.test'     => ['A 192.0.2.1', 'AAAA 2001:db8::1',
@@ -87,6 +87,11 @@ is(addrs($p), '192.0.2.1', 'CNAME chain: final address');
 $p = q1('AlLoWeD.TeSt', 'A');
 is(rcode($p), 'NOERROR', 'mixed case allowed');
 is($p ? ($p->question)[0]->qname : '', 'AlLoWeD.TeSt', 'question case preserved');
+
+ok(scalar $t->wait_audit(sub { grep { ($_->{event} // '') eq 'dns_answer'
+        && ($_->{subject} // '') eq 'AlLoWeD.TeSt' && $_->{cached} } @_ }),
+   'the repeated question was answered from the cache');
+ok(($p->answer)[0] && ($p->answer)[0]->ttl <= 60, 'cached TTL not above the original');
 
 # -- denied ----------------------------------------------------------------------
 my $before = $dns->count;

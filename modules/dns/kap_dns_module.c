@@ -41,6 +41,10 @@
 #define DNS_TCP_WBUF_MAX        (256 * 1024)
 #define DNS_RATE_SLOTS          4096
 #define DNS_MAX_TYPE_RULES      64
+#define DNS_CACHE_SLOTS         8192        /* direct-mapped, per generation */
+#define DNS_CACHE_MAX_REPLY     4096        /* larger replies are not cached */
+#define DNS_CACHE_MAX_TTL       3600
+#define DNS_CACHE_MAX_RRS       64
 #define DNS_REPLY_SMALL         (KAP_DNS_HDR_LEN + KAP_DNS_NAME_MAX + 4 + 64)
 
 enum dns_mode {
@@ -59,9 +63,29 @@ struct dns_type_rule {
     int      mode;
 };
 
+/* One cached reply (as rebuilt for a client, before TC). */
+struct dns_cache_entry {
+    uint32_t       hash;
+    size_t         keylen;
+    unsigned char  key[KAP_DNS_NAME_MAX + 8];
+    double         stored;
+    double         expires;
+    unsigned char *reply;
+    size_t         len;
+    uint16_t       ttl_off[DNS_CACHE_MAX_RRS];
+    size_t         nttl;
+    int            rcode;
+    unsigned       answers;
+    unsigned       removed;          /* addresses the filter removed */
+    const char    *why;              /* static */
+};
+
 struct dns_conf {
+    struct dns_cache_entry **cache;      /* DNS_CACHE_SLOTS, lazily */
+    unsigned long long   cache_hits;
     const char         **listen;
     size_t               nlisten;
+    size_t               nlisten_one;     /* listen_udp + listen_tcp */
     struct dns_type_rule types[DNS_MAX_TYPE_RULES];
     size_t               ntypes;
     int                  rebinding;       /* 0 filter, 1 refuse; -1 unset */
@@ -129,11 +153,30 @@ static struct dns_rate_slot dns_rate[DNS_RATE_SLOTS];
 
 /* -- configuration -------------------------------------------------------- */
 
+static void dns_cache_free(void *data)
+{
+    struct dns_conf *c = data;
+    size_t i;
+
+    if (c->cache == NULL)
+        return;
+    for (i = 0; i < DNS_CACHE_SLOTS; i++)
+        if (c->cache[i] != NULL) {
+            free(c->cache[i]->reply);
+            free(c->cache[i]);
+        }
+    free(c->cache);
+    c->cache = NULL;
+}
+
 static void *dns_conf_create(struct kap_gen *gen)
 {
     struct dns_conf *c = kap_palloc(kap_gen_pool(gen), sizeof(*c));
 
     if (c == NULL)
+        return NULL;
+    if (kap_pool_cleanup_add(kap_gen_pool(gen), dns_cache_free, c)
+        != KAP_OK)
         return NULL;
     c->rebinding = -1;
     c->rate_limit = -1;
@@ -231,11 +274,31 @@ static int dns_parse_types(struct dns_conf *c, const config_setting_t *g,
     return KAP_OK;
 }
 
+/* listen_udp / listen_tcp: one socket type per address (unix paths). */
+static int dns_parse_listen1(struct kap_gen *gen, struct dns_conf *c,
+                             const config_setting_t *group, const char *key,
+                             enum kap_listen_type type, struct kap_err *err)
+{
+    const char **list = NULL;
+    size_t n = 0, i;
+    const config_setting_t *s = config_setting_get_member(group, key);
+    int rc = kap_conf_get_strlist(group, key, kap_gen_pool(gen), &list, &n,
+                                  err);
+
+    if (rc == KAP_ERROR)
+        return KAP_ERROR;
+    for (i = 0; i < n; i++)
+        if (kap_listen_add(gen, DNS_NAME, type, list[i], s, err) != KAP_OK)
+            return KAP_ERROR;
+    c->nlisten_one += n;
+    return KAP_OK;
+}
+
 static int dns_conf_parse(struct kap_gen *gen, void *conf,
                           const config_setting_t *group, struct kap_err *err)
 {
     static const char *const known[] = {
-        "listen", "types", "rebinding", "rate_limit", "burst",
+        "listen", "listen_udp", "listen_tcp", "types", "rebinding", "rate_limit", "burst",
         "max_outstanding", "tcp_idle_timeout", "edns_size", NULL
     };
     static const char *const rebind[] = { "filter", "refuse", NULL };
@@ -263,6 +326,11 @@ static int dns_conf_parse(struct kap_gen *gen, void *conf,
         kap_err_at(err, s, "dns: listen is empty");
         return KAP_ERROR;
     }
+    if (dns_parse_listen1(gen, c, group, "listen_udp", KAP_LISTEN_UDP, err)
+        != KAP_OK
+        || dns_parse_listen1(gen, c, group, "listen_tcp", KAP_LISTEN_TCP, err)
+           != KAP_OK)
+        return KAP_ERROR;
     s = config_setting_get_member(group, "types");
     if (s != NULL && dns_parse_types(c, s, err) != KAP_OK)
         return KAP_ERROR;
@@ -306,7 +374,7 @@ static int dns_conf_check(struct kap_gen *gen, void *conf,
         { LDNS_RR_TYPE_TXT, M_POLICY },
     };
 
-    if (c->listen == NULL) {
+    if (c->listen == NULL && c->nlisten_one == 0) {
         c->listen = kap_palloc(kap_gen_pool(gen), 2 * sizeof(*c->listen));
         if (c->listen == NULL) {
             kap_err_set(err, "out of memory");
@@ -539,6 +607,15 @@ static size_t dnsq_maxlen(const struct dnsq *dq)
     return m;
 }
 
+static void dnsq_finish_tc(struct dnsq *dq, int rcode)
+{
+    unsigned char out[DNS_REPLY_SMALL];
+    size_t n = kap_dns_error_reply(&dq->q, rcode, 1,
+                                   (unsigned)dq->conf->edns_size, out,
+                                   sizeof(out));
+    dnsq_finish(dq, out, n);
+}
+
 static void dnsq_reply_rcode(struct dnsq *dq, int rcode)
 {
     unsigned char out[DNS_REPLY_SMALL];
@@ -564,6 +641,169 @@ static int dns_addr_deny(void *ctx, const struct sockaddr *sa,
     return kap_network_addr_check(dq->gen, sa, why) != KAP_OK;
 }
 
+/* -- answer cache ---------------------------------------------------------- */
+
+/* Key: lower-cased question name, type, class, RD/CD/AD, EDNS, DO. */
+static size_t dns_cache_key(const struct kap_dns_query *q, unsigned char *k,
+                            uint32_t *hash)
+{
+    size_t i, n = q->qname_len;
+    uint32_t h = 2166136261u;
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = q->qname[i];
+        k[i] = (ch >= 'A' && ch <= 'Z') ? (unsigned char)(ch + 32) : ch;
+    }
+    k[n++] = (unsigned char)(q->qtype >> 8);
+    k[n++] = (unsigned char)q->qtype;
+    k[n++] = (unsigned char)(q->qclass >> 8);
+    k[n++] = (unsigned char)q->qclass;
+    k[n++] = (unsigned char)(q->flags & 0x0130);
+    k[n++] = (unsigned char)((q->edns ? 1 : 0) | (q->edns_do ? 2 : 0));
+    for (i = 0; i < n; i++) {
+        h ^= k[i];
+        h *= 16777619u;
+    }
+    *hash = h;
+    return n;
+}
+
+static void dns_cache_put(struct dnsq *dq, const unsigned char *reply,
+                          size_t len, const struct kap_dns_answer_opts *o)
+{
+    struct dns_conf *c = dq->conf;
+    struct dns_cache_entry *e;
+    uint32_t minttl;
+    size_t slot;
+
+    if (o->truncated || len > DNS_CACHE_MAX_REPLY
+        || (o->rcode != KAP_DNS_NOERROR && o->rcode != KAP_DNS_NXDOMAIN))
+        return;
+    if (c->cache == NULL) {
+        c->cache = calloc(DNS_CACHE_SLOTS, sizeof(*c->cache));
+        if (c->cache == NULL)
+            return;
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return;
+    if (kap_dns_reply_ttls(reply, len, e->ttl_off, DNS_CACHE_MAX_RRS,
+                           &e->nttl, &minttl) != 0
+        || minttl == UINT32_MAX || minttl == 0
+        || (e->reply = malloc(len)) == NULL) {
+        free(e);
+        return;
+    }
+    memcpy(e->reply, reply, len);
+    e->len = len;
+    e->keylen = dns_cache_key(&dq->q, e->key, &e->hash);
+    e->stored = kap_now();
+    e->expires = e->stored + (minttl > DNS_CACHE_MAX_TTL ? DNS_CACHE_MAX_TTL
+                                                         : minttl);
+    e->rcode = o->rcode;
+    e->answers = o->answers;
+    e->removed = o->removed;
+    e->why = o->why;
+    slot = e->hash % DNS_CACHE_SLOTS;
+    if (c->cache[slot] != NULL) {
+        free(c->cache[slot]->reply);
+        free(c->cache[slot]);
+    }
+    c->cache[slot] = e;
+}
+
+static void dnsq_audit_answer(struct dnsq *dq, int rcode, unsigned answers,
+                              int truncated, int cached)
+{
+    struct kap_audit_field f[5];
+    char rcbuf[16];
+
+    switch (rcode) {
+    case 0: snprintf(rcbuf, sizeof(rcbuf), "NOERROR"); break;
+    case 2: snprintf(rcbuf, sizeof(rcbuf), "SERVFAIL"); break;
+    case 3: snprintf(rcbuf, sizeof(rcbuf), "NXDOMAIN"); break;
+    case 5: snprintf(rcbuf, sizeof(rcbuf), "REFUSED"); break;
+    default: snprintf(rcbuf, sizeof(rcbuf), "RCODE%d", rcode); break;
+    }
+    memset(f, 0, sizeof(f));
+    f[0].name = "rcode";
+    f[0].str = rcbuf;
+    f[1].name = "answers";
+    f[1].num = answers;
+    f[2].name = "truncated";
+    f[2].num = truncated;
+    f[3].name = "transport";
+    f[3].str = dq->t != NULL ? "tcp" : "udp";
+    f[4].name = "cached";
+    f[4].num = cached;
+    dns_audit(dq, "dns_answer", "answered", NULL, f, 5);
+}
+
+static void dnsq_audit_rebinding(struct dnsq *dq, unsigned removed,
+                                 const char *why, int refused)
+{
+    struct kap_audit_field f[1];
+
+    memset(f, 0, sizeof(f));
+    f[0].name = "removed";
+    f[0].num = removed;
+    dns_audit(dq, "dns_rebinding", refused ? "refused" : "filtered",
+              why ? why : "address in the deny set", f, 1);
+}
+
+/* Answer dq from the cache; returns 1 when it did (dq is gone then). */
+static int dns_cache_answer(struct dnsq *dq)
+{
+    struct dns_conf *c = dq->conf;
+    struct dns_cache_entry *e;
+    unsigned char key[KAP_DNS_NAME_MAX + 8];
+    unsigned char out[DNS_CACHE_MAX_REPLY];
+    uint32_t hash, age;
+    size_t klen, i, slot;
+    double now = kap_now();
+
+    if (c->cache == NULL)
+        return 0;
+    klen = dns_cache_key(&dq->q, key, &hash);
+    slot = hash % DNS_CACHE_SLOTS;
+    e = c->cache[slot];
+    if (e == NULL || e->hash != hash || e->keylen != klen
+        || memcmp(e->key, key, klen) != 0)
+        return 0;
+    if (now >= e->expires) {
+        free(e->reply);
+        free(e);
+        c->cache[slot] = NULL;
+        return 0;
+    }
+    c->cache_hits++;
+    if (e->removed > 0)
+        dnsq_audit_rebinding(dq, e->removed, e->why, 0);
+    if (e->len > dnsq_maxlen(dq)) {
+        dnsq_audit_answer(dq, e->rcode, 0, 1, 1);
+        dnsq_finish_tc(dq, e->rcode);
+        return 1;
+    }
+    memcpy(out, e->reply, e->len);
+    out[0] = (unsigned char)(dq->q.id >> 8);
+    out[1] = (unsigned char)dq->q.id;
+    memcpy(out + KAP_DNS_HDR_LEN, dq->q.qname, dq->q.qname_len);
+    age = (uint32_t)(now - e->stored);
+    for (i = 0; i < e->nttl; i++) {
+        unsigned char *p = out + e->ttl_off[i];
+        uint32_t ttl = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16)
+                       | ((uint32_t)p[2] << 8) | p[3];
+        ttl = ttl > age ? ttl - age : 0;
+        p[0] = (unsigned char)(ttl >> 24);
+        p[1] = (unsigned char)(ttl >> 16);
+        p[2] = (unsigned char)(ttl >> 8);
+        p[3] = (unsigned char)ttl;
+    }
+    dnsq_audit_answer(dq, e->rcode, e->answers, 0, 1);
+    dnsq_finish(dq, out, e->len);
+    return 1;
+}
+
 static void dnsq_resolved(void *data, int rc, const unsigned char *wire,
                           size_t len, int rcode, int secure, int bogus,
                           const char *errmsg)
@@ -572,8 +812,7 @@ static void dnsq_resolved(void *data, int rc, const unsigned char *wire,
     struct kap_dns_answer_opts o;
     unsigned char *out = NULL;
     size_t outlen = 0;
-    char rcbuf[16];
-    struct kap_audit_field f[4];
+    struct kap_audit_field f[1];
 
     (void)rcode;
     (void)secure;
@@ -600,31 +839,11 @@ static void dnsq_resolved(void *data, int rc, const unsigned char *wire,
         dnsq_reply_rcode(dq, KAP_DNS_SERVFAIL);
         return;
     }
-    if (o.removed > 0) {
-        f[0].name = "removed";
-        f[0].str = NULL;
-        f[0].num = o.removed;
-        dns_audit(dq, "dns_rebinding", o.refuse ? "refused" : "filtered",
-                  o.why ? o.why : "address in the deny set", f, 1);
-    }
-    switch (o.rcode) {
-    case 0: snprintf(rcbuf, sizeof(rcbuf), "NOERROR"); break;
-    case 2: snprintf(rcbuf, sizeof(rcbuf), "SERVFAIL"); break;
-    case 3: snprintf(rcbuf, sizeof(rcbuf), "NXDOMAIN"); break;
-    case 5: snprintf(rcbuf, sizeof(rcbuf), "REFUSED"); break;
-    default: snprintf(rcbuf, sizeof(rcbuf), "RCODE%d", o.rcode); break;
-    }
-    f[0].name = "rcode";
-    f[0].str = rcbuf;
-    f[1].name = "answers";
-    f[1].str = NULL;
-    f[1].num = o.answers;
-    f[2].name = "truncated";
-    f[2].str = NULL;
-    f[2].num = o.truncated;
-    f[3].name = "transport";
-    f[3].str = dq->t != NULL ? "tcp" : "udp";
-    dns_audit(dq, "dns_answer", "answered", NULL, f, 4);
+    if (o.removed > 0)
+        dnsq_audit_rebinding(dq, o.removed, o.why, o.refuse);
+    if (!o.refuse || o.removed == 0)
+        dns_cache_put(dq, out, outlen, &o);
+    dnsq_audit_answer(dq, o.rcode, o.answers, o.truncated, 0);
     dnsq_finish(dq, out, outlen);
     free(out);
 }
@@ -658,6 +877,8 @@ static void dnsq_policy_done(struct kap_req *r, void *data)
         dnsq_reply_rcode(dq, KAP_DNS_SERVFAIL);
         return;
     }
+    if (dns_cache_answer(dq))
+        return;
     dns_nforwarded++;
     dq->res = kap_resolve_raw(dq->gen, dq->q.name, dq->q.qtype,
                               dq->q.qclass, dnsq_resolved, dq);
@@ -1048,9 +1269,9 @@ static void dns_status(struct kap_gen *gen, void *conf, struct kap_buf *out)
     (void)gen;
     kap_buf_printf(out, "%zu listen, %llu queries, %llu forwarded, "
                    "%llu denied, %llu malformed, %llu rate-limited, "
-                   "%u outstanding", c->nlisten, dns_nqueries,
+                   "%u outstanding, %llu cache hits", c->nlisten + c->nlisten_one, dns_nqueries,
                    dns_nforwarded, dns_ndenied, dns_nmalformed,
-                   dns_nratelimited, dns_outstanding);
+                   dns_nratelimited, dns_outstanding, c->cache_hits);
 }
 
 static const struct kap_listener_ops dns_listener_ops = {

@@ -608,3 +608,74 @@ done:
         ldns_rdf_deep_free(qn);
     return rc;
 }
+
+/* -- reply TTLs (for the answer cache) ------------------------------------ */
+
+/* Skip a (possibly compressed) name at *pos; 0 or -1 when malformed. */
+static int skip_name(const unsigned char *p, size_t len, size_t *pos)
+{
+    size_t i = *pos;
+    int hops = 0;
+
+    while (i < len) {
+        unsigned l = p[i];
+        if ((l & 0xc0) == 0xc0) {
+            if (i + 2 > len)
+                return -1;
+            *pos = i + 2;
+            return 0;
+        }
+        if (l & 0xc0)
+            return -1;
+        i += 1 + l;
+        if (l == 0) {
+            *pos = i;
+            return 0;
+        }
+        if (++hops > 128)
+            return -1;
+    }
+    return -1;
+}
+
+int kap_dns_reply_ttls(const unsigned char *p, size_t len, uint16_t *offs,
+                       size_t maxoffs, size_t *n, uint32_t *minttl)
+{
+    size_t pos = KAP_DNS_HDR_LEN, i, count;
+    uint32_t min = UINT32_MAX;
+
+    *n = 0;
+    if (len < KAP_DNS_HDR_LEN || rd16(p + 4) > 1)
+        return -1;
+    if (rd16(p + 4) == 1) {
+        if (skip_name(p, len, &pos) != 0 || pos + 4 > len)
+            return -1;
+        pos += 4;
+    }
+    count = (size_t)rd16(p + 6) + rd16(p + 8) + rd16(p + 10);
+    for (i = 0; i < count; i++) {
+        unsigned type;
+        uint32_t ttl;
+        size_t rdlen;
+        if (skip_name(p, len, &pos) != 0 || pos + 10 > len)
+            return -1;
+        type = rd16(p + pos);
+        ttl = ((uint32_t)p[pos + 4] << 24) | ((uint32_t)p[pos + 5] << 16)
+              | ((uint32_t)p[pos + 6] << 8) | p[pos + 7];
+        rdlen = rd16(p + pos + 8);
+        if (type != T_OPT) {
+            if (*n >= maxoffs || pos + 4 > 65535)
+                return -1;
+            offs[(*n)++] = (uint16_t)(pos + 4);
+            if (ttl < min)
+                min = ttl;
+        }
+        pos += 10 + rdlen;
+        if (pos > len)
+            return -1;
+    }
+    if (pos != len)
+        return -1;
+    *minttl = min;
+    return 0;
+}

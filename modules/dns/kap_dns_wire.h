@@ -135,4 +135,13 @@ int kap_dns_answer_reply(const struct kap_dns_query *q,
 size_t kap_dns_hinfo_reply(const struct kap_dns_query *q, unsigned edns_size,
                            unsigned char *out, size_t cap);
 
+/*
+ * Walk a reply built by this layer: the offsets of the TTL fields of its
+ * records (OPT excluded) into offs (at most maxoffs; *n set) and the
+ * smallest TTL into *minttl (UINT32_MAX when there is no record).
+ * Returns 0, or -1 when the packet is malformed or has too many records.
+ */
+int kap_dns_reply_ttls(const unsigned char *p, size_t len, uint16_t *offs,
+                       size_t maxoffs, size_t *n, uint32_t *minttl);
+
 #endif /* KAP_DNS_WIRE_H */

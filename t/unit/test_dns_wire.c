@@ -304,6 +304,17 @@ static void test_answers(void)
     o.deny = deny_private;
     is_int(kap_dns_answer_reply(&q, wire, wl, &o, &out, &ol), 0,
            "chain answer rebuilt");
+    {
+        uint16_t offs[8];
+        size_t nt = 0;
+        uint32_t minttl = 0;
+        ok(kap_dns_reply_ttls(out, ol, offs, 8, &nt, &minttl) == 0
+           && nt == 3 && minttl == 300, "reply TTLs: 3 records, min 300");
+        ok(kap_dns_reply_ttls(out, ol, offs, 2, &nt, &minttl) == -1,
+           "reply TTLs: too many records");
+        ok(kap_dns_reply_ttls(out, ol - 1, offs, 8, &nt, &minttl) == -1,
+           "reply TTLs: truncated packet");
+    }
     pk = reply_of(out, ol);
     ok(pk != NULL, "reply parses");
     if (pk) {
