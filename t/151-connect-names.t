@@ -159,6 +159,21 @@ for my $u (sort keys %abs) {
             "GET $abs{$u}");
 }
 
+# -- credentials presented to the proxy never widen the policy (bypass #10) -----------
+for my $h ('Proxy-Authorization: Basic YWRtaW46YWRtaW4=',
+           'Proxy-Authorization: Bearer kap-admin-token',
+           'X-Kap-Allow: evil.test', 'X-Forwarded-For: 127.0.0.1',
+           'Forwarded: for=127.0.0.1;host=github.com') {
+    refused("CONNECT evil.test:$o HTTP/1.1\r\nHost: evil.test:$o\r\n$h\r\n\r\n",
+            "CONNECT evil.test with '$h'", qr/^403$/);
+}
+refused("GET http://evil.test:$o/ HTTP/1.1\r\nHost: evil.test:$o\r\n"
+        . "Proxy-Authorization: Basic YWRtaW46YWRtaW4=\r\nConnection: close\r\n\r\n",
+        'GET evil.test with Proxy-Authorization', qr/^403$/);
+# method tokens are case-sensitive: a lower-case "connect" is no tunnel
+refused("connect evil.test:$o HTTP/1.1\r\nHost: evil.test:$o\r\n\r\n",
+        'lower-case connect');
+
 # -- nothing evil was ever resolved ----------------------------------------------------
 my @evil_q = grep { $_->{name} =~ /evil|^xn--|^bad\.|^awild|^wild\.example$/i }
              @{$dns->queries};
