@@ -186,6 +186,7 @@ static void hc_sync_watchers(struct hc *hc);
 static void hc_start_head(struct hc *hc);
 static void hc_tunnel_start(struct hc *hc);
 static void hc_dir_pump(struct hc_dir *d);
+static void bad_head_names(struct hc *hc);
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -748,6 +749,9 @@ hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id,
                     "client sent no complete request head in time");
             hc->client_ka = 0;
+            bad_head_names(hc);
+            audit(hc, "decision", "denied", "request head timeout (408)",
+                  NULL, 0);
             respond_error(hc, 408, "request head timeout");
         }
         goto out;
@@ -1569,6 +1573,8 @@ hc_head_done(struct hc *hc)
     hc->port = 0;
 
     if (q->form != KAP_HTTP_FORM_AUTHORITY && q->form != KAP_HTTP_FORM_ABSOLUTE) {
+        bad_head_names(hc);
+        refuse_audit(hc, "not a proxy request (origin-form or asterisk-form)");
         respond(hc, 400, "kap: this is a proxy: send absolute-form requests "
                 "(http://host/path) or CONNECT host:port\n",
                 q->body == KAP_HTTP_BODY_NONE);
@@ -1603,6 +1609,35 @@ hc_head_done(struct hc *hc)
     hc_ask(hc);
 }
 
+/* name what we can of a refused head (method, target) for the audit */
+static void
+bad_head_names(struct hc *hc)
+{
+    const char *p = hc->cin.p + hc->cin.off;
+    size_t n = buf_used(&hc->cin), i;
+
+    hc->method[0] = '\0';
+    hc->subject[0] = '\0';
+    for (i = 0; i < n && i < sizeof(hc->method) - 1; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch < 0x21 || ch > 0x7e)
+            break;
+        hc->method[i] = (char)ch;
+    }
+    hc->method[i] = '\0';
+    hc->is_connect = strcmp(hc->method, "CONNECT") == 0;
+    if (i < n && p[i] == ' ') {
+        size_t j = 0;
+        for (i++; i < n && j < sizeof(hc->subject) - 1; i++, j++) {
+            unsigned char ch = (unsigned char)p[i];
+            if (ch < 0x21 || ch > 0x7e || ch == '"' || ch == '\\')
+                break;
+            hc->subject[j] = (char)ch;
+        }
+        hc->subject[j] = '\0';
+    }
+}
+
 static void
 hc_parse_head(struct hc *hc)
 {
@@ -1633,6 +1668,12 @@ hc_parse_head(struct hc *hc)
         hc->client_ka = 0;
         KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id, "bad request from %s: %s",
                 hc->c->peer_text, hc->req->error ? hc->req->error : "");
+        bad_head_names(hc);
+        snprintf(body, sizeof(body), "bad request (%d): %s", hc->req->status,
+                 hc->req->error ? hc->req->error : "malformed");
+        audit(hc, "decision", "denied", body, NULL, 0);
+        snprintf(body, sizeof(body), "kap: bad request: %s\n",
+                 hc->req->error ? hc->req->error : "malformed");
         respond(hc, hc->req->status, body, 0);
         return;
     }
@@ -2098,6 +2139,9 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (hc->c_eof) {
             hc->client_ka = 0;
+            bad_head_names(hc);
+            audit(hc, "decision", "denied", "incomplete request head",
+                  NULL, 0);
             respond_error(hc, 400, "incomplete request head");
             goto out;
         }
@@ -2108,6 +2152,9 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
             if (buf_used(&hc->cin) >= (size_t)hc->conf->max_header_size +
                                       HC_IOBUF) {
                 hc->client_ka = 0;
+                bad_head_names(hc);
+                audit(hc, "decision", "denied",
+                      "request header too large (431)", NULL, 0);
                 respond_error(hc, 431, "request header too large");
             }
         }
@@ -2221,6 +2268,8 @@ hc_accept_limits(struct hc *hc)
                 "max_connections (%lld) reached, refusing %s",
                 cf->max_connections, c->peer_text);
         hc->client_ka = 0;
+        audit(hc, "decision", "denied", "max_connections reached (503)",
+              NULL, 0);
         respond_error(hc, 503, "too many connections");
         return;
     }
@@ -2230,6 +2279,8 @@ hc_accept_limits(struct hc *hc)
                 "max_per_client (%lld) reached for %s", cf->max_per_client,
                 c->peer_text);
         hc->client_ka = 0;
+        audit(hc, "decision", "denied", "max_per_client reached (429)",
+              NULL, 0);
         respond_error(hc, 429, "too many connections from this client");
         return;
     }
