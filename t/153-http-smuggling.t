@@ -26,14 +26,18 @@ $t->has_kapd->has_module(qw/http_connect/);
 my $o = $t->port('origin');
 my $origin = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'origin',
                                        addr => '127.0.0.2');
+my $other = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'other',
+                                      addr => '127.0.0.3');
 Test::Kapd::FakeDNS->new($t, port => $t->port('dns'), zone => {
+    'other.example'   => ['A 127.0.0.3'],
     'allowed.example' => ['A 127.0.0.2'],
     'denied.example'  => ['A 127.0.0.2'],
 });
 
 $t->write_conf(<<'EOF');
 kapd: { load = ["http_connect"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info"; };
-network: { allow = ["allowed.example:%%PORT_origin%%", "127.0.0.2:%%PORT_origin%%"]; };
+network: { allow = ["allowed.example:%%PORT_origin%%", "127.0.0.2:%%PORT_origin%%",
+                    "other.example:%%PORT_origin%%", "127.0.0.3:%%PORT_origin%%"]; };
 resolver: { upstream = ["127.0.0.1:%%PORT_dns%%"]; timeout = 2; };
 audit_log: { path = "audit.jsonl"; };
 http_connect: { listen = ["127.0.0.1:%%PORT_proxy%%"]; };
@@ -193,6 +197,20 @@ for my $f (@forms) {
     my $e = audited($lport);
     ok($e && length($e->{reason} // ''), "$name: audited with a reason")
         or diag("no audit line for client port $lport");
+}
+
+# -- keep-alive: each request goes to its own host's upstream connection ---------------
+{
+    my $s = tcp_connect($proxy);
+    my @servers;
+    for my $h ($A, "other.example:$o", $A, "other.example:$o") {
+        my $p = http_parse(http_raw($s, "GET http://$h/ka HTTP/1.1\r\nHost: $h\r\n\r\n",
+                                    one => 1));
+        push @servers, $p ? $p->{headers}{'x-fake-server'} // '?' : 'none';
+    }
+    is("@servers", 'origin other origin other',
+       'keep-alive across hosts: every request answered by its own host');
+    close $s;
 }
 
 is(smuggled(), 0, 'no smuggled request ever reached the origin');
