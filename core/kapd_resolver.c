@@ -336,6 +336,15 @@ static int resolver_init(struct kap_gen *gen, void *conf)
             != KAP_OK)
             goto fail;
     }
+    /* no validator without a trust anchor: one module less per query */
+    if (!c->recursion && !c->ta_explicit
+        && resolver_ub_option(ctx, "module-config:", "iterator") != KAP_OK)
+        goto fail;
+    /* a sidecar serves many clients: room for many queries in flight */
+    if (resolver_ub_option(ctx, "outgoing-range:", "4096") != KAP_OK
+        || resolver_ub_option(ctx, "num-queries-per-thread:", "2048")
+           != KAP_OK)
+        goto fail;
     for (i = 0; i < c->nupstream; i++) {
         r = ub_ctx_set_fwd(ctx, c->upstream[i]);
         if (r != 0) {
