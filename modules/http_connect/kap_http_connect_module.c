@@ -757,7 +757,9 @@ hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         goto out;
     case S_POLICY:
         /* a waiting policy hook (ask a human): give up at idle_timeout */
-        hc_close(hc);
+        refuse_audit(hc, "policy decision timed out");
+        hc->client_ka = 0;
+        respond_error(hc, 504, "the policy decision timed out");
         goto out;
     case S_RESOLVE:
     case S_CONNECT:
@@ -1473,6 +1475,8 @@ deny_403(struct hc *hc, const struct kap_req *r)
 static void
 policy_answer(struct kap_req *r, struct hc *hc)
 {
+    if (hc->state != S_POLICY || hc->closing)
+        return;                 /* answered after we gave up */
     hc->preq = NULL;
     if (r->verdict != KAP_ALLOW) {
         deny_403(hc, r);
