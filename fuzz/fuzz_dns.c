@@ -1,9 +1,9 @@
 /*
  * fuzz_dns.c -- libFuzzer target for the dns module's wire layer: the
  * query path (strict parse, error / RFC 8482 replies, PTR names) and the
- * answer path (rebuilding a reply from a resolver packet).  The first
- * byte picks the path; an answer is built for the parsed query when the
- * input holds both (split at a 0xff 0x00 0xff marker).
+ * answer path (rebuilding a reply from a resolver packet, then walking it
+ * as the answer cache does).  The input is a query, optionally followed
+ * by 0xff 0x00 0xff and a resolver answer for it.
  */
 #include "config.h"
 
@@ -64,7 +64,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.refuse = (answer_len & 2) != 0;
         if (kap_dns_answer_reply(&q, answer, answer_len, &o, &ans, &anslen)
             == 0) {
+            uint16_t offs[64];
+            size_t nt;
+            uint32_t minttl;
             if (ans == NULL || anslen > o.maxlen)
+                abort();
+            /* every reply we build must walk cleanly (the cache does) */
+            if (anslen >= 12
+                && ((ans[6] << 8 | ans[7]) + (ans[8] << 8 | ans[9])) < 64
+                && kap_dns_reply_ttls(ans, anslen, offs, 64, &nt, &minttl)
+                   != 0)
                 abort();
             free(ans);
         }
