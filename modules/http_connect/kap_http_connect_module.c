@@ -126,6 +126,7 @@ struct hc {
     struct kap_http_req  *req;              /* heap while parsing */
     struct kap_http_resp *resp;             /* heap while forwarding */
     struct kap_req       *preq;             /* policy question */
+    struct kap_pool      *rpool;            /* the question's own pool */
     struct kap_resolve   *rq;               /* pending resolver query */
     struct hc_dial       *dial;
 
@@ -507,12 +508,29 @@ hc_stop_all(struct hc *hc)
 }
 
 /* the one pool cleanup: releases everything the connection holds */
+/*
+ * Each policy question lives in its own pool, destroyed when the exchange
+ * ends (or the tunnel starts), so a long keep-alive connection does not
+ * grow and an idle tunnel keeps nothing of it.  Destroying it cancels a
+ * question still pending.
+ */
+static void
+rpool_release(struct hc *hc)
+{
+    struct kap_pool *p = hc->rpool;
+
+    hc->rpool = NULL;
+    hc->preq = NULL;
+    kap_pool_destroy(p);
+}
+
 static void
 hc_cleanup(void *data)
 {
     struct hc *hc = data;
 
     hc_stop_all(hc);
+    rpool_release(hc);
     if (hc->rq) {
         kap_resolve_cancel(hc->rq);
         hc->rq = NULL;
@@ -1011,6 +1029,7 @@ hc_tunnel_start(struct hc *hc)
     struct hc_conf *cf = hc->conf;
 
     /* bytes already read on either side go first */
+    rpool_release(hc);
     hc->state = S_TUNNEL;
     hc_tunnels++;
     io_stop(&hc->crd);
@@ -1507,7 +1526,13 @@ policy_done(struct kap_req *r, void *data)
 static void
 hc_ask(struct hc *hc)
 {
-    struct kap_req *r = kap_req_new(hc->c->gen, hc->c->pool,
+    rpool_release(hc);
+    hc->rpool = kap_pool_create();
+    if (hc->rpool == NULL) {
+        hc_close(hc);
+        return;
+    }
+    struct kap_req *r = kap_req_new(hc->c->gen, hc->rpool,
                                     hc->is_connect ? KAP_REQ_CONNECT
                                                    : KAP_REQ_HTTP,
                                     HC_NAME, hc->subject);
@@ -1518,7 +1543,7 @@ hc_ask(struct hc *hc)
     r->conn = hc->c;
     r->port = hc->port;
     r->client = hc->c->peer_text;
-    r->detail = kap_pstrdup(hc->c->pool, hc->method);
+    r->detail = kap_pstrdup(hc->rpool, hc->method);
     hc->preq = r;
     hc->state = S_POLICY;
     io_stop(&hc->crd);
@@ -1687,6 +1712,7 @@ hc_parse_head(struct hc *hc)
 static void
 hc_start_head(struct hc *hc)
 {
+    rpool_release(hc);
     hc->state = S_HEAD;
     cache_put(&cache_req, hc->req);
     hc->req = NULL;
