@@ -300,7 +300,7 @@ hc_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
 /* ---- small helpers ------------------------------------------------------- */
 
 /*
- * Transient buffers (request parsers, 4 KiB head buffers, 2 KiB first-byte
+ * Transient buffers (request parsers, 1 KiB head buffers, 2 KiB first-byte
  * buffers) are recycled through small free lists, so that they do not
  * interleave in the heap with the long-lived objects of idle tunnels
  * (which would leave a hole per tunnel: DESIGN §7 wants <= 4 KiB each).
@@ -314,8 +314,9 @@ struct hc_cache {
 };
 
 static struct hc_cache cache_req = { .size = sizeof(struct kap_http_req) };
-static struct hc_cache cache_4k = { .size = 4096 };
+static struct hc_cache cache_1k = { .size = 1024 };
 static struct hc_cache cache_2k = { .size = 2048 };
+static struct hc_cache cache_dial = { .size = sizeof(struct hc_dial) };
 
 static void *
 cache_get(struct hc_cache *c)
@@ -338,8 +339,8 @@ cache_put(struct hc_cache *c, void *p)
 static void
 sized_free(void *p, size_t cap)
 {
-    if (cap == 4096)
-        cache_put(&cache_4k, p);
+    if (cap == 1024)
+        cache_put(&cache_1k, p);
     else if (cap == 2048)
         cache_put(&cache_2k, p);
     else
@@ -367,14 +368,14 @@ buf_reserve(struct hc_buf *b, size_t more, size_t max)
         if (b->len + more <= b->cap)
             return KAP_OK;
     }
-    size_t ncap = b->cap ? b->cap : 4096;
+    size_t ncap = b->cap ? b->cap : 1024;
     while (ncap < b->len + more)
         ncap *= 2;
     if (max && ncap > max)
         ncap = max;
     if (ncap < b->len + more)
         return KAP_ERROR;
-    char *np = b->p == NULL && ncap == 4096 ? cache_get(&cache_4k)
+    char *np = b->p == NULL && ncap == 1024 ? cache_get(&cache_1k)
                                             : realloc(b->p, ncap);
     if (np == NULL)
         return KAP_ERROR;
@@ -489,7 +490,7 @@ dial_free(struct hc *hc)
             close(dl->att[i].fd);
             dl->att[i].fd = -1;
         }
-    free(dl);
+    cache_put(&cache_dial, dl);
     hc->dial = NULL;
 }
 
@@ -1251,11 +1252,6 @@ hc_connected(struct hc *hc)
         static const char ok200[] =
             "HTTP/1.1 200 Connection Established\r\n\r\n";
         /* bytes the client pipelined after the CONNECT head are first bytes */
-        if (hc->req) {
-            hc->cin.off += hc->req->head_len;
-            cache_put(&cache_req, hc->req);
-            hc->req = NULL;
-        }
         size_t extra = buf_used(&hc->cin);
         if (extra) {
             hc->first_cap = extra > 2048 ? extra : 2048;
@@ -1413,7 +1409,9 @@ resolve_answer(struct hc *hc, int rc, const struct sockaddr_storage *addrs,
     }
     if (naddrs > KAP_RESOLVE_MAX_ADDRS)
         naddrs = KAP_RESOLVE_MAX_ADDRS;
-    struct hc_dial *dl = calloc(1, sizeof(*dl));
+    struct hc_dial *dl = cache_get(&cache_dial);
+    if (dl != NULL)
+        memset(dl, 0, sizeof(*dl));
     if (dl == NULL) {
         hc_close(hc);
         return;
@@ -1526,13 +1524,19 @@ policy_done(struct kap_req *r, void *data)
 static void
 hc_ask(struct hc *hc)
 {
+    /* a CONNECT asks once per connection: its question stays in the
+       connection's pool; plain HTTP asks per request: a pool each */
+    struct kap_pool *qp = hc->c->pool;
     rpool_release(hc);
-    hc->rpool = kap_pool_create();
-    if (hc->rpool == NULL) {
-        hc_close(hc);
-        return;
+    if (!hc->is_connect) {
+        hc->rpool = kap_pool_create();
+        if (hc->rpool == NULL) {
+            hc_close(hc);
+            return;
+        }
+        qp = hc->rpool;
     }
-    struct kap_req *r = kap_req_new(hc->c->gen, hc->rpool,
+    struct kap_req *r = kap_req_new(hc->c->gen, qp,
                                     hc->is_connect ? KAP_REQ_CONNECT
                                                    : KAP_REQ_HTTP,
                                     HC_NAME, hc->subject);
@@ -1543,7 +1547,7 @@ hc_ask(struct hc *hc)
     r->conn = hc->c;
     r->port = hc->port;
     r->client = hc->c->peer_text;
-    r->detail = kap_pstrdup(hc->rpool, hc->method);
+    r->detail = kap_pstrdup(qp, hc->method);
     hc->preq = r;
     hc->state = S_POLICY;
     io_stop(&hc->crd);
@@ -1631,9 +1635,16 @@ hc_head_done(struct hc *hc)
                 return;
             }
         }
-        if (q->upgrade) {
-            /* Upgrade is hop-by-hop; we do not tunnel upgraded plain HTTP */
-        }
+        /* Upgrade is hop-by-hop: upgraded plain HTTP is not tunnelled */
+    } else {
+        /* a CONNECT needs nothing more of its head: give the parser and
+           (unless bytes followed the head) the buffer back at once, so
+           that many tunnels being set up at once stay small */
+        hc->cin.off += q->head_len;
+        cache_put(&cache_req, hc->req);
+        hc->req = NULL;
+        if (buf_used(&hc->cin) == 0)
+            buf_free(&hc->cin);
     }
     hc_ask(hc);
 }
@@ -2160,7 +2171,7 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
     switch (hc->state) {
     case S_HEAD: {
         size_t before = buf_used(&hc->cin);
-        int r = read_into(hc->c->fd, &hc->cin, 2048,
+        int r = read_into(hc->c->fd, &hc->cin, 1024,
                           (size_t)hc->conf->max_header_size + HC_IOBUF,
                           &hc->c_eof, hc);
         if (r < 0 || (hc->c_eof && buf_used(&hc->cin) == 0)) {
@@ -2357,8 +2368,9 @@ hc_shutdown(void)
     while (pool_head)
         pool_del(pool_head, 1);
     cache_drain(&cache_req);
-    cache_drain(&cache_4k);
+    cache_drain(&cache_1k);
     cache_drain(&cache_2k);
+    cache_drain(&cache_dial);
 }
 
 static const struct kap_listener_ops hc_listener = {
