@@ -770,10 +770,9 @@ kap_http_header_count(const struct kap_http_header *h, size_t n,
     return c;
 }
 
-int
-kap_http_list_has(struct kap_str value, const char *token)
+static int
+list_has_n(struct kap_str value, const char *token, size_t tl)
 {
-    size_t tl = strlen(token);
     const char *p = value.data, *e = value.data + value.len;
 
     while (p < e) {
@@ -785,11 +784,22 @@ kap_http_list_has(struct kap_str value, const char *token)
         const char *te = p;
         while (te > s && (te[-1] == ' ' || te[-1] == '\t'))
             te--;
-        if ((size_t)(te - s) == tl && tl &&
-            str_ieq((struct kap_str){ s, tl }, token))
-            return 1;
+        if ((size_t)(te - s) == tl && tl) {
+            size_t i;
+            for (i = 0; i < tl; i++)
+                if (lower((unsigned char)s[i]) != lower((unsigned char)token[i]))
+                    break;
+            if (i == tl)
+                return 1;
+        }
     }
     return 0;
+}
+
+int
+kap_http_list_has(struct kap_str value, const char *token)
+{
+    return list_has_n(value, token, strlen(token));
 }
 
 int
@@ -808,12 +818,7 @@ kap_http_is_hop_by_hop(const struct kap_http_header *h, size_t n, size_t i)
     for (size_t k = 0; k < n; k++) {
         if (!str_ieq(h[k].name, "connection"))
             continue;
-        char name[128];
-        if (h[i].name.len >= sizeof(name))
-            continue;
-        memcpy(name, h[i].name.data, h[i].name.len);
-        name[h[i].name.len] = '\0';
-        if (kap_http_list_has(h[k].value, name))
+        if (list_has_n(h[k].value, h[i].name.data, h[i].name.len))
             return 1;
     }
     return 0;

@@ -323,6 +323,15 @@ test_hop(void)
             kept++;
     is_int(kept, 2, "only Host and X-Bar kept");
     ok(!kap_http_is_hop_by_hop(R.headers, R.nheaders, 0), "Host kept");
+    {
+        char big[600];
+        int k = snprintf(big, sizeof(big), "GET http://a/ HTTP/1.1\r\nHost: a\r\n"
+                         "Connection: X-%0200d\r\nX-%0200d: 1\r\n\r\n", 0, 0);
+        kap_http_req_reset(&R);
+        ok(kap_http_parse_request(&R, big, (size_t)k, NULL) == KAP_OK &&
+           kap_http_is_hop_by_hop(R.headers, R.nheaders, 2),
+           "long field name listed in Connection is hop-by-hop");
+    }
     ok(kap_http_list_has((struct kap_str){ "a , b,c", 7 }, "B"), "list_has");
     ok(!kap_http_list_has((struct kap_str){ "ab,c", 4 }, "a"),
        "list_has no prefix match");
