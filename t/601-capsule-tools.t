@@ -170,7 +170,10 @@ is(system("$shim nosuchrole 2>/dev/null") >> 8, 2, 'unknown role: exit 2');
     local $SIG{INT} = 'IGNORE';
     my ($plain) = `grep SigIgn /proc/self/status` =~ /(\S+)$/;
     my ($reset) = `$shim exec -- grep SigIgn /proc/self/status` =~ /(\S+)$/;
-    ok(hex($plain) & 2 && hex($reset) == 0,
+    # only the SIGINT bit: glibc's reserved real-time signals (32, 33) may
+    # be ignored by whoever started the test and cannot be reset
+    my ($pl, $rs) = map { hex(substr($_ // '0', -8)) } $plain, $reset;
+    ok(($pl & 2) && !($rs & 2),
        "exec role: an inherited ignored SIGINT is reset ($plain -> $reset)");
 }
 
