@@ -436,6 +436,20 @@ main(int argc, char **argv)
         pid_file = strdup(gen->core.pid_file);
     }
 
+    /*
+     * Catch signals before the listeners are bound: a client that sees
+     * the port open may signal at once (the signals wait in libev until
+     * ev_run).
+     */
+    ev_signal_init(&sig_hup, hup_cb, SIGHUP);
+    ev_signal_init(&sig_term, term_cb, SIGTERM);
+    ev_signal_init(&sig_int, term_cb, SIGINT);
+    ev_signal_init(&sig_usr1, usr1_cb, SIGUSR1);
+    ev_signal_start(loop, &sig_hup);
+    ev_signal_start(loop, &sig_term);
+    ev_signal_start(loop, &sig_int);
+    ev_signal_start(loop, &sig_usr1);
+
     if (kapd_gen_activate(gen, &err) != KAP_OK) {
         int code = kapd_gen_build_exit_code();
         if (err.file[0])
@@ -465,14 +479,6 @@ main(int argc, char **argv)
         return KAPD_EXIT_OTHER;
     }
 
-    ev_signal_init(&sig_hup, hup_cb, SIGHUP);
-    ev_signal_init(&sig_term, term_cb, SIGTERM);
-    ev_signal_init(&sig_int, term_cb, SIGINT);
-    ev_signal_init(&sig_usr1, usr1_cb, SIGUSR1);
-    ev_signal_start(loop, &sig_hup);
-    ev_signal_start(loop, &sig_term);
-    ev_signal_start(loop, &sig_int);
-    ev_signal_start(loop, &sig_usr1);
     kapd_watch_start();
 
     KAP_LOG(KAP_LOG_NOTICE, NULL, 0, "kapd %s started, generation %llu, "
