@@ -53,12 +53,36 @@ $t->run_daemon(sub {
 });
 close $cls;
 
+# an origin that answers the first request of each connection and closes
+# on the second one without answering (the keep-alive close race)
+my $fport = $t->port('flaky');
+my $fls = IO::Socket::IP->new(LocalHost => '127.0.0.2', LocalPort => $fport,
+    Listen => 16, ReuseAddr => 1) or die "listen: $!";
+$t->run_daemon(sub {
+    my $n = 0;
+    while (my $c = $fls->accept) {
+        $n++;
+        my $buf = '';
+        while ($buf !~ /\r\n\r\n/) {
+            sysread($c, $buf, 4096, length $buf) or last;
+        }
+        syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Conn: $n\r\n\r\nok");
+        $buf = '';
+        while ($buf !~ /\r\n\r\n/) {
+            sysread($c, $buf, 4096, length $buf) or last;
+        }
+        close $c;
+    }
+});
+close $fls;
+
 $t->write_conf(<<'EOF');
 kapd: { load = ["http_connect"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info"; };
 network: {
     allow = ["allowed.example:%%PORT_origin%%", "*.wild.example:%%PORT_origin%%",
              "127.0.0.2:%%PORT_origin%%", "allowed.example:%%PORT_chunked%%",
-             "127.0.0.2:%%PORT_chunked%%"];
+             "127.0.0.2:%%PORT_chunked%%", "allowed.example:%%PORT_flaky%%",
+             "127.0.0.2:%%PORT_flaky%%"];
     deny = ["no.wild.example"];
 };
 resolver: { upstream = ["127.0.0.1:%%PORT_dns%%"]; };
@@ -190,6 +214,17 @@ for my $i (1, 2) {
     ($i == 1 ? $peer1 : $peer2) = $e->{peer};
 }
 ok($peer1 && $peer2 && $peer1 eq $peer2, 'upstream connection reused for keep-alive');
+close $s;
+
+# the pooled upstream closes when it is reused: the proxy dials again
+$s = tcp_connect($proxy);
+my @conn;
+for my $i (1, 2) {
+    my $p = http_parse(http_raw($s, "GET http://allowed.example:$fport/r$i HTTP/1.1\r\n"
+        . "Host: allowed.example:$fport\r\n\r\n", one => 1));
+    push @conn, $p ? "$p->{status}/" . ($p->{headers}{'x-conn'} // '') : 'none';
+}
+is("@conn", '200/1 200/2', 'closed pooled upstream: the request is retried on a new connection');
 close $s;
 
 # -- audit ------------------------------------------------------------------------

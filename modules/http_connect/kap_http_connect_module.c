@@ -165,6 +165,8 @@ struct hc {
     int                   tunnel_audited;
     int                   depth;            /* callbacks on the stack */
     unsigned              nreq;             /* request heads parsed */
+    int                   reused;           /* upstream from the idle pool */
+    int                   head_skipped;     /* head consumed from cin */
 };
 
 /*
@@ -1248,6 +1250,7 @@ hc_connected(struct hc *hc)
 
     setsockopt(hc->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     dial_free(hc);
+    hc->reused = 0;
     if (hc->is_connect) {
         static const char ok200[] =
             "HTTP/1.1 200 Connection Established\r\n\r\n";
@@ -1504,6 +1507,7 @@ policy_answer(struct kap_req *r, struct hc *hc)
         int fd = pool_get(hc);
         if (fd >= 0) {
             hc->ufd = fd;
+            hc->reused = 1;
             hc_forward_begin(hc);
             return;
         }
@@ -1724,6 +1728,8 @@ static void
 hc_start_head(struct hc *hc)
 {
     rpool_release(hc);
+    hc->head_skipped = 0;
+    hc->reused = 0;
     hc->state = S_HEAD;
     cache_put(&cache_req, hc->req);
     hc->req = NULL;
@@ -1755,6 +1761,7 @@ hc_forward_begin(struct hc *hc)
     int ok = KAP_OK;
 
     hc->state = S_FORWARD;
+    hc->uout.off = hc->uout.len = 0;      /* a retry rebuilds the head */
     hc->idle = hc->conf->idle_timeout;
     hc->last_active = kap_now();
     hc->deadline_total = 0;
@@ -1797,7 +1804,10 @@ hc_forward_begin(struct hc *hc)
         hc_close(hc);
         return;
     }
-    hc->cin.off += q->head_len;
+    if (!hc->head_skipped) {
+        hc->cin.off += q->head_len;
+        hc->head_skipped = 1;
+    }
     hc->q_body = q->body;
     hc->q_left = q->content_length;
     hc->q_done = q->body == KAP_HTTP_BODY_NONE;
@@ -2007,6 +2017,29 @@ read_into(int fd, struct hc_buf *b, size_t chunk, size_t max, int *eof,
     return -1;
 }
 
+/*
+ * A pooled upstream connection may have been closed by the origin just as
+ * it was reused: when nothing of the response came and the request had no
+ * body, dial afresh (resolving and checking again) instead of failing.
+ */
+static int
+fwd_retry(struct hc *hc)
+{
+    if (!hc->reused || hc->q_body != KAP_HTTP_BODY_NONE || hc->r_started ||
+        buf_used(&hc->uin) != 0)
+        return 0;
+    io_stop(&hc->urd);
+    io_stop(&hc->uwr);
+    close(hc->ufd);
+    hc->ufd = -1;
+    hc->reused = 0;
+    hc->u_eof = 0;
+    KAP_DEBUG(HC_NAME, hc->c->id, "pooled upstream for %s closed, redialling",
+              hc->subject);
+    hc_resolve(hc);
+    return 1;
+}
+
 /* ---- the pump --------------------------------------------------------------- */
 
 static void
@@ -2097,6 +2130,8 @@ hc_run(struct hc *hc)
                 return;
             }
             if (flush_buf(hc->ufd, &hc->uout, hc) == KAP_ERROR) {
+                if (fwd_retry(hc))
+                    return;
                 if (!hc->r_started) {
                     close(hc->ufd);
                     hc->ufd = -1;
@@ -2128,6 +2163,8 @@ hc_run(struct hc *hc)
                     buf_used(&hc->uin) == 0) {
                     hc->r_done = 1;
                     hc->client_ka = 0;
+                } else if (fwd_retry(hc)) {
+                    return;
                 } else if (!hc->r_started) {
                     close(hc->ufd);
                     hc->ufd = -1;
