@@ -1173,7 +1173,8 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     gen->core.log_level = KAP_LOG_NOTICE;
     gen->core.unix_mode = -1;
     gen->mods = kap_palloc(pool, KAPD_MAX_MODULES * sizeof(*gen->mods));
-    if (mainpath == NULL || gen->mods == NULL) {
+    if (mainpath == NULL || gen->mods == NULL
+        || (prefix != NULL && gen->prefix == NULL)) {
         kap_err_set(err, "out of memory");
         goto fail;
     }
