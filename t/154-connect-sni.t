@@ -269,6 +269,10 @@ refused($G, "GET / HTTP/1.1\r\nHost: github.com\r\nHost: evil.test\r\n\r\n",
 refused($G, "SSH-2.0-x\0evil\r\n" . ("\x99" x 8), 'SSH ident with a NUL');
 refused($G, "SSH-1.5-old\r\n", 'SSH protocol 1 ident');
 refused($G, "EHLO evil.test\r\n", 'SMTP first');
+refused($G, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . pack('nCCCN', 0, 0, 4, 0, 0),
+        'HTTP/2 prior-knowledge preface (no Host to check)');
+refused($G, "CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n",
+        'a CONNECT inside the tunnel (chained proxy)');
 
 # -- first bytes pipelined with the CONNECT head (one write) ------------------------------
 sub pipelined {
