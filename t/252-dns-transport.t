@@ -185,6 +185,32 @@ sub closed_within {
        . (defined $cut ? sprintf(' (%.1fs)', $cut) : ' (never)'));
 }
 
+# -- many idle TCP connections from one client ------------------------------------------------------
+{
+    my @held = grep { defined } map { tcp_connect($port, 1) } 1 .. 300;
+    ok(@held >= 250, 'TCP: the agent holds ' . scalar(@held) . ' idle DNS connections');
+    my $t0 = time;
+    is(rcode(q1('allowed.test', 'A')), 'NOERROR', 'TCP exhaustion: UDP still answered');
+    my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port,
+        LocalHost => '127.0.0.9', Proto => 'tcp', Timeout => 2);
+    my $q = Net::DNS::Packet->new('allowed.test', 'A');
+    $q->header->id(77);
+    my $d = $q->data;
+    my $buf = '';
+    if ($s) {
+        syswrite($s, pack('n', length $d) . $d);
+        wait_until(sub {
+            IO::Select->new($s)->can_read(0.05) or return 0;
+            sysread($s, $buf, 65536, length $buf) or return 1;
+            length $buf >= 2 && length $buf >= 2 + unpack('n', $buf);
+        }, kapd_tmo(2));
+    }
+    ok(length $buf > 2 && unpack('n', substr($buf, 2)) == 77,
+       'TCP exhaustion: another client is still answered over TCP');
+    ok(time - $t0 < kapd_tmo(2), 'TCP exhaustion: ... promptly');
+    close $_ for @held;
+}
+
 # -- truncation ---------------------------------------------------------------------------------
 {
     my $p = q1('big.wild.test', 'A', igntc => 1);
