@@ -22,7 +22,17 @@ use Cwd qw(abs_path);
 my $builddir = $ENV{KAPD_BUILDDIR} // '.';
 my $srcdir   = $ENV{KAPD_SRCDIR} // dirname(dirname(abs_path($0)));
 my $kapd     = $ENV{KAPD_BINARY} // "$builddir/kapd";
+# KAPD_BINARY may be a wrapper script (contrib/valgrind-check): the symbols
+# are those of the real binary in the build tree
+$kapd = "$builddir/kapd" unless is_elf($kapd);
 my $moddir   = $ENV{KAPD_MODULE_PATH} // "$builddir/.libs";
+
+sub is_elf {
+    my ($f) = @_;
+    open my $fh, '<:raw', $f or return 0;
+    my $n = read($fh, my $magic, 4);
+    return ($n // 0) == 4 && $magic eq "\x7fELF";
+}
 
 plan skip_all => "no kapd binary at $kapd" unless -x $kapd;
 plan skip_all => 'nm not found'
