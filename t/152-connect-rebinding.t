@@ -119,7 +119,8 @@ for my $n (qw(lo lo2 meta rfc1918 rfc1918b rfc1918c cgnat zero bcast mcast
         my $before = bad_conns();
         my ($s2, $lport) = ask($req);
         like($s2, qr/^(502|403)$/, "$form $host: refused ($s2)");
-        is(bad_conns() - $before, 0, "$form $host: no private origin dialled");
+        my $seen = wait_until(sub { bad_conns() > $before }, $s2 =~ /^2/ ? 2 : 0.2);
+        ok(!$seen, "$form $host: no private origin dialled");
         my $e = audited($lport);
         ok($e && ($e->{reason} // '') =~ /\d|::/,
            "$form $host: audited with a reason naming the address")
