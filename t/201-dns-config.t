@@ -17,7 +17,7 @@ use Net::DNS;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('dns');
-$t->plan(19);
+$t->plan(22);
 
 my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('up'), zone => {
     'one.test'    => ['A 192.0.2.1', 'HTTPS 1 . alpn=h2'],
@@ -79,9 +79,18 @@ is(rcode(q1('two.test', 'A')), 'NOERROR', 'old generation still serving');
 # -- observe -------------------------------------------------------------------------
 $t->write_conf(conf('"two.test"', 'rate_limit = 0;', 'observe = true;'));
 like($t->reload // '', qr/reloaded/, 'reloaded with observe');
-is(rcode(q1('one.test', 'A')), 'NOERROR', 'observe: a denied name answers');
+# DNS keeps filtering in observe mode (an open resolver is an exfiltration
+# channel, and proxied clients never resolve for themselves) ...
+my $before = $dns->count('one.test', 'A');
+is(rcode(q1('one.test', 'A')), 'NXDOMAIN', 'observe: DNS still filters');
 ok(scalar $t->wait_audit(sub { grep { ($_->{subject} // '') eq 'one.test'
         && ($_->{action} // '') =~ /observ/ } @_ }), 'observe: audited as observed');
+is($dns->count('one.test', 'A'), $before, 'observe: the denied name never forwarded');
+# ... unless dns.observe = "forward"
+$t->write_conf(conf('"two.test"', 'rate_limit = 0; observe = "forward";',
+                    'observe = true;'));
+like($t->reload // '', qr/reloaded/, 'reloaded with dns.observe = forward');
+is(rcode(q1('one.test', 'A')), 'NOERROR', 'observe + forward: a denied name answers');
 
 # -- rate limit ----------------------------------------------------------------------
 $t->write_conf(conf('"two.test"', 'rate_limit = 5; burst = 5;'));

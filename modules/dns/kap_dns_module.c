@@ -94,6 +94,7 @@ struct dns_conf {
     long long            max_outstanding; /* -1 unset */
     double               tcp_idle;        /* < 0 unset */
     long long            edns_size;       /* -1 unset */
+    int                  observe;         /* network.observe: 0 keep filtering, 1 forward */
 };
 
 struct dns_tcp;
@@ -299,9 +300,10 @@ static int dns_conf_parse(struct kap_gen *gen, void *conf,
 {
     static const char *const known[] = {
         "listen", "listen_udp", "listen_tcp", "types", "rebinding", "rate_limit", "burst",
-        "max_outstanding", "tcp_idle_timeout", "edns_size", NULL
+        "max_outstanding", "tcp_idle_timeout", "edns_size", "observe", NULL
     };
     static const char *const rebind[] = { "filter", "refuse", NULL };
+    static const char *const observe[] = { "filter", "forward", NULL };
     struct dns_conf *c = conf;
     struct kap_pool *pool = kap_gen_pool(gen);
     const config_setting_t *s;
@@ -355,6 +357,9 @@ static int dns_conf_parse(struct kap_gen *gen, void *conf,
         return KAP_ERROR;
     }
     if (kap_conf_get_int(group, "edns_size", 512, 4096, &c->edns_size, err)
+        == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_enum(group, "observe", observe, &c->observe, err)
         == KAP_ERROR)
         return KAP_ERROR;
     return KAP_OK;
@@ -857,6 +862,19 @@ static void dnsq_policy_done(struct kap_req *r, void *data)
     if (r->verdict != KAP_ALLOW) {
         dns_ndenied++;
         dnsq_reply_rcode(dq, KAP_DNS_NXDOMAIN);  /* empty, no SOA */
+        return;
+    }
+    if (r->observed && dq->conf->observe == 0) {
+        /*
+         * network.observe allows what the allowlist would deny, but DNS
+         * keeps filtering: proxied clients never resolve for themselves,
+         * and an open resolver is an exfiltration channel exactly while
+         * a user is building a list.  dns.observe = "forward" changes it.
+         */
+        dns_ndenied++;
+        dns_audit(dq, "dns_answer", "denied",
+                  "observe mode: DNS stays filtered (dns.observe)", NULL, 0);
+        dnsq_reply_rcode(dq, KAP_DNS_NXDOMAIN);
         return;
     }
     switch (dq->mode) {
