@@ -337,6 +337,21 @@ network_gateways(struct network_conf *conf)
     }
 }
 
+/* 127.0.0.0/8 or ::1 */
+static int
+is_loopback_range(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *) sa;
+        return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) sa;
+        return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+    }
+    return 0;
+}
+
 /* This host's own addresses (not loopback's: the built-in set has them,
  * and a test may allow 127.0.0.0/8 on purpose) and its default gateways. */
 static int
@@ -354,9 +369,19 @@ network_own_addrs(struct kap_pool *pool, struct network_conf *conf,
         kap_err_set(err, "getifaddrs: %s", strerror(errno));
         return KAP_ERROR;
     }
-    for (i = ifa; i; i = i->ifa_next)
-        if (i->ifa_addr != NULL && !(i->ifa_flags & IFF_LOOPBACK))
-            network_own_add(conf, i->ifa_addr, "this host's own address");
+    for (i = ifa; i; i = i->ifa_next) {
+        if (i->ifa_addr == NULL)
+            continue;
+        /*
+         * Every address of this host counts, on lo too (an address such as
+         * 10.0.0.1 put on lo is as much ours as one on eth0) -- except the
+         * loopback range itself: it is in the built-in deny set already,
+         * and a user who allows 127.0.0.0/8 means it.
+         */
+        if ((i->ifa_flags & IFF_LOOPBACK) && is_loopback_range(i->ifa_addr))
+            continue;
+        network_own_add(conf, i->ifa_addr, "this host's own address");
+    }
     freeifaddrs(ifa);
     network_gateways(conf);
     return KAP_OK;
