@@ -36,6 +36,7 @@ my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('dns'), zone => {
     'bad.wild.example'        => ['A 127.0.0.3'],
     'xn--gthub-n4a.com'       => ['A 127.0.0.3'],
     'git.example'             => ['A 127.0.0.2'],
+    'plain.example'           => ['A 127.0.0.3'],
     map({ $_ => ['A 127.0.0.3'] } qw(
         evil.test github.com.evil.test evilgithub.com github.com.evil
         github.comevil.test evil.test.github.com.evil.test
@@ -46,7 +47,7 @@ $t->write_conf(<<'EOF');
 kapd: { load = ["http_connect"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info"; };
 network: {
     allow = ["github.com:%%PORT_origin%%", "*.wild.example:%%PORT_origin%%",
-             "git.example:22",
+             "git.example:22", "plain.example",
              "127.0.0.2:%%PORT_origin%%", "127.0.0.3:%%PORT_origin%%"];
     deny = ["bad.wild.example"];
 };
@@ -143,6 +144,9 @@ refused("git.example:443", 'port rule: git.example only on 22, not 443', qr/^403
 refused("git.example:$o", 'port rule: git.example only on 22', qr/^403$/);
 refused("github.com:22", 'github.com (explicit port) not on 22', qr/^403$/);
 refused("github.com:443", 'github.com (explicit port) not on 443', qr/^403$/);
+for my $p (22, 853, 8443, 3128, 53, 25, 1443) {
+    refused("plain.example:$p", "rule without a port: not on $p (only 80, 443)", qr/^403$/);
+}
 
 # -- absolute-form tricks -------------------------------------------------------------
 my %abs = (

@@ -64,6 +64,9 @@ my %zone = (
     'mixed2.rebind.example'   => ['A 10.0.0.1', 'A 127.0.0.4'],
     'gw.rebind.example'       => ['A 127.0.0.6'],
     'cname.rebind.example'    => ['CNAME meta.rebind.example'],
+    'many.rebind.example'     => ['A 127.0.0.2',
+                                  (map { "A 127.0.9.$_" } 1 .. 28), 'A 10.0.0.1',
+                                  (map { "A 127.0.8.$_" } 1 .. 20)],
 );
 my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('dns'), zone => \%zone,
                                    ttl => 0);
@@ -129,7 +132,7 @@ for my $n (qw(lo lo2 meta rfc1918 rfc1918b rfc1918c cgnat zero bcast mcast
 }
 
 # -- mixed answers: only checked addresses dialled ----------------------------------
-for my $n (qw(dual mixed)) {
+for my $n (qw(dual mixed many)) {
     my $host = "$n.rebind.example";
     my $before = bad_conns();
     my ($s2) = ask("CONNECT $host:$o HTTP/1.1\r\nHost: $host:$o\r\n\r\n");
