@@ -623,6 +623,20 @@ pool_key(char *key, size_t n, const char *host, unsigned port)
     snprintf(key, n, "%s:%u", host, port);
 }
 
+/*
+ * Whether an idle upstream connection has anything to read (bytes past
+ * the last response, or EOF/error): such a connection must not carry the
+ * next request, or those bytes would answer it (response desync).
+ */
+static int
+upstream_unclean(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 static void
 pool_put(struct hc *hc, int fd)
 {
@@ -635,7 +649,7 @@ pool_put(struct hc *hc, int fd)
         if (strcmp(e->key, key) == 0)
             same++;
     if (same >= HC_POOL_PER_DEST || pool_n >= HC_POOL_MAX ||
-        (e = calloc(1, sizeof(*e))) == NULL) {
+        upstream_unclean(fd) || (e = calloc(1, sizeof(*e))) == NULL) {
         close(fd);
         return;
     }
@@ -670,6 +684,10 @@ pool_get(struct hc *hc)
         const char *why = NULL;
         if (kap_network_addr_check(hc->c->gen, (struct sockaddr *)&e->sa,
                                    &why) != KAP_OK) {
+            pool_del(e, 1);
+            continue;
+        }
+        if (upstream_unclean(e->fd)) {  /* bytes or EOF while idle */
             pool_del(e, 1);
             continue;
         }
@@ -1982,6 +2000,10 @@ fwd_finish(struct hc *hc)
     } else {
         close(hc->ufd);
     }
+    /* whatever that upstream sent past its response dies with it: it must
+       never be read as the answer to the client's next request */
+    buf_free(&hc->uin);
+    buf_free(&hc->uout);
     hc->ufd = -1;
     io_stop(&hc->urd);
     io_stop(&hc->uwr);
