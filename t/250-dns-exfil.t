@@ -41,6 +41,12 @@ my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('up'), zone => {
                                 'A 100.64.0.1', 'A 172.16.5.4', 'A 192.168.0.1',
                                 'A 224.0.0.1', 'A 192.0.2.5'],
     'allprivate.wild.test'  => ['A 10.0.0.1', 'A 127.0.0.1'],
+    # a hostile upstream answer: records for other owners in the answer
+    'poison.wild.test'      => ['A 192.0.2.10',
+                                Net::DNS::RR->new('allowed.test. 60 IN A 192.0.2.66'),
+                                Net::DNS::RR->new('denied.test. 60 IN A 192.0.2.67'),
+                                Net::DNS::RR->new('x.wild.test. 60 IN A 192.0.2.68')],
+    'x.wild.test'           => ['A 192.0.2.11'],
     '7.0.18.198.in-addr.arpa' => ['PTR host.allowed.test'],
     '1.0.0.127.in-addr.arpa'  => ['PTR localhost'],
 });
@@ -167,6 +173,22 @@ is($dns->count('allowed.test', 'ANY') + $dns->count('allowed.test', 'NULL')
        'CNAME into a denied name: private target addresses filtered');
     is(rcode(q1('secret.denied.test', 'A')), 'NXDOMAIN', 'the target asked directly: NXDOMAIN');
     is(rcode(q1('secret.denied.test', 'TXT')), 'NXDOMAIN', 'the target asked directly (TXT): NXDOMAIN');
+}
+
+# -- a hostile upstream answer with records for other names ------------------------------
+{
+    my $p = q1('poison.wild.test', 'A');
+    my @own = grep { lc($_->owner) =~ /^poison\.wild\.test\.?$/ } $p ? $p->answer : ();
+    my @other = grep { lc($_->owner) !~ /^poison\.wild\.test\.?$/ } $p ? $p->answer : ();
+    is(scalar @other, 0, 'records for other owners are not passed on')
+        or diag(join "\n", map { $_->string } @other);
+    is(join(' ', map { $_->address } grep { $_->type eq 'A' } @own), '192.0.2.10',
+       'the record of the asked name is');
+    is(join(' ', addrs(q1('allowed.test', 'A'))), '192.0.2.1',
+       'no poisoning: allowed.test still has its own address afterwards');
+    is(join(' ', addrs(q1('x.wild.test', 'A'))), '192.0.2.11',
+       'no poisoning: x.wild.test still has its own address afterwards');
+    is(rcode(q1('denied.test', 'A')), 'NXDOMAIN', 'no poisoning: denied.test still denied');
 }
 
 # -- rebinding answers ------------------------------------------------------------------------
