@@ -1242,8 +1242,15 @@ static void dns_tcp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     t->rlen += (size_t)n;
-    ev_timer_again(kap_loop(), &t->idle);
-    (void)dns_tcp_frames(t);
+    if (dns_tcp_frames(t) != 0)
+        return;
+    /*
+     * Only a whole message earns more time: a partial one must complete
+     * within tcp_idle_timeout, so that a client dribbling a byte at a time
+     * cannot hold the connection (and its buffer) forever.
+     */
+    if (t->rlen == 0)
+        ev_timer_again(kap_loop(), &t->idle);
 }
 
 static void dns_accept(struct kap_conn *c)
