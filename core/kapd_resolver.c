@@ -7,12 +7,15 @@
  * upstream, libunbound forwards to those addresses (caching); without,
  * it forwards to the nameservers of resolv_conf (/etc/resolv.conf by
  * default); with recursion = true it resolves from the root hints and
- * validates DNSSEC with trust_anchor.  The context runs its work in a
- * helper thread (ub_ctx_async(ctx, 1)); its answers are read by an ev_io
- * on ub_fd() calling ub_process(), so every callback runs in the loop
- * thread.  Each query holds a reference on its generation and has its
- * own deadline timer; a context is deleted when its generation retires
- * (fini).  The public API is kap_resolver.h.
+ * validates DNSSEC with trust_anchor.  The context runs on kapd's own
+ * libev loop (ub_ctx_create_ub_event with an ub_event_base whose events
+ * are ev_io/ev_timer watchers), so a query costs no thread hop and no
+ * pipe round trip: libunbound's sockets are watched by the loop and every
+ * callback runs in the loop thread.  An answer libunbound has at once
+ * (its cache, a local zone) is delivered from the loop, never from inside
+ * the starting call.  Each query holds a reference on its generation and
+ * has its own deadline timer; a context is deleted when its generation
+ * retires (fini).  The public API is kap_resolver.h.
  */
 #include "kapd.h"
 
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <unbound.h>
+#include <unbound-event.h>
 
 #include <kapd/kap_resolver.h>
 
@@ -34,6 +38,26 @@
 #define RESOLVER_MAX_UPSTREAMS 16
 
 struct kap_resolve;
+struct resolver_conf;
+
+/* The ub_event_base of one context: libev's loop. */
+struct kub_base {
+    struct ub_event_base  ub;         /* magic, vmt: first */
+    struct resolver_conf *rc;
+};
+
+/* One libunbound event (socket and/or timeout) as libev watchers. */
+struct kub_event {
+    struct ub_event       ub;         /* magic, vmt: first */
+    struct resolver_conf *rc;
+    ev_io                 io;
+    ev_timer              tm;
+    int                   fd;
+    short                 bits;       /* UB_EV_* */
+    double                timeout;    /* < 0: none */
+    void                (*cb)(int, short, void *);
+    void                 *arg;
+};
 
 /* The resolver's conf and, once init() ran, its per-generation state. */
 struct resolver_conf {
@@ -48,8 +72,7 @@ struct resolver_conf {
     /* runtime (init .. fini) */
     struct kap_gen     *gen;
     struct ub_ctx      *ctx;
-    ev_io               io;
-    int                 io_on;
+    struct kub_base     base;
     unsigned            pending;
     struct kap_resolve *queries;      /* doubly linked list of pending */
     unsigned long long  total;
@@ -67,6 +90,11 @@ struct resolve_sub {
     int                 done;
     int                 failed;       /* error / SERVFAIL / bogus */
     const char         *errmsg;
+    /* an answer that came inside ub_resolve_event(), delivered later */
+    int                 deferred;
+    int                 d_rcode, d_sec;
+    unsigned char      *d_pkt;        /* heap */
+    size_t              d_len;
     size_t              naddrs;
     struct sockaddr_storage addrs[KAP_RESOLVE_MAX_ADDRS];
 };
@@ -76,6 +104,9 @@ struct kap_resolve {
     struct kap_gen       *gen;        /* referenced */
     int                   type;       /* Q_ADDRS / Q_RAW */
     int                   literal;    /* addrs of an IP literal */
+    int                   starting;   /* inside ub_resolve_event() */
+    int                   has_deferred;
+    double                timeout;
     ev_timer              timer;      /* deadline, or 0 for a literal */
     struct resolve_sub    sub[2];     /* [0] A / raw, [1] AAAA */
     int                   nsub;
@@ -252,23 +283,225 @@ static int resolver_conf_check(struct kap_gen *gen, void *conf,
 
 /* -- lifecycle ------------------------------------------------------------ */
 
-static void resolver_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct resolver_conf *c = w->data;
-    int r;
+/*
+ * The ub_event_base of a context, on libev.  libunbound creates events
+ * with new_event (fd -1 and bits for sockets it sets up later; bits 0 for
+ * timers, armed by add_timer) and uses them with libevent's semantics:
+ * add() arms the socket bits and an optional timeout; an event without
+ * UB_EV_PERSIST is disarmed when it fires; a persistent one re-arms its
+ * timeout.  Callbacks may free their own event: nothing touches the event
+ * after its callback.  The generation is referenced around a callback,
+ * since a user callback run from it may drop the last other reference
+ * (whose fini deletes the context).
+ */
+static struct ub_event_vmt kub_event_vmt;
 
+static void kub_stop(struct kub_event *e)
+{
+    ev_io_stop(kap_loop(), &e->io);
+    ev_timer_stop(kap_loop(), &e->tm);
+}
+
+static void kub_fire(struct kub_event *e, short what)
+{
+    struct resolver_conf *rc = e->rc;
+    struct kap_gen *gen = rc->gen;
+    void (*cb)(int, short, void *) = e->cb;
+    void *arg = e->arg;
+    int fd = e->fd;
+
+    if ((e->bits & UB_EV_PERSIST) && e->timeout >= 0.0) {
+        ev_timer_stop(kap_loop(), &e->tm);
+        ev_timer_set(&e->tm, e->timeout, 0.0);
+        ev_timer_start(kap_loop(), &e->tm);
+    } else if (!(e->bits & UB_EV_PERSIST)) {
+        kub_stop(e);
+    }
+    if (cb == NULL)
+        return;
+    kap_gen_ref(gen);
+    cb(fd, what, arg);
+    kap_gen_unref(gen);
+}
+
+static void kub_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    kub_fire(w->data, (short)(((revents & EV_READ) ? UB_EV_READ : 0)
+                              | ((revents & EV_WRITE) ? UB_EV_WRITE : 0)));
+}
+
+static void kub_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
     (void)loop;
     (void)revents;
-    if (c->ctx == NULL)
-        return;
-    /* callbacks may drop the last other reference: finalise after */
-    kap_gen_ref(c->gen);
-    r = ub_process(c->ctx);
-    if (r != 0)
-        KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "ub_process: %s",
-                ub_strerror(r));
-    kap_gen_unref(c->gen);
+    kub_fire(w->data, UB_EV_TIMEOUT);
 }
+
+static double kub_secs(const struct timeval *tv)
+{
+    double t = (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+
+    return t > 0.0 ? t : 0.0;
+}
+
+static struct ub_event *kub_new_event(struct ub_event_base *base, int fd,
+                                      short bits,
+                                      void (*cb)(int, short, void *),
+                                      void *arg)
+{
+    struct kub_base *b = (struct kub_base *)base;
+    struct kub_event *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return NULL;
+    e->ub.magic = UB_EVENT_MAGIC;
+    e->ub.vmt = &kub_event_vmt;
+    e->rc = b->rc;
+    e->fd = fd;
+    e->bits = bits;
+    e->cb = cb;
+    e->arg = arg;
+    e->timeout = -1.0;
+    ev_init(&e->io, kub_io_cb);
+    e->io.data = e;
+    ev_init(&e->tm, kub_timer_cb);
+    e->tm.data = e;
+    return &e->ub;
+}
+
+static struct ub_event *kub_new_signal(struct ub_event_base *base, int fd,
+                                       void (*cb)(int, short, void *),
+                                       void *arg)
+{
+    (void)base;
+    (void)fd;
+    (void)cb;
+    (void)arg;
+    return NULL;                     /* never called by libunbound */
+}
+
+static int kub_loopexit(struct ub_event_base *base, struct timeval *tv)
+{
+    (void)base;
+    (void)tv;
+    return 0;                        /* the loop is kapd's */
+}
+
+static void kub_add_bits(struct ub_event *ev, short bits)
+{
+    ((struct kub_event *)ev)->bits |= bits;
+}
+
+static void kub_del_bits(struct ub_event *ev, short bits)
+{
+    ((struct kub_event *)ev)->bits &= (short)~bits;
+}
+
+static void kub_set_fd(struct ub_event *ev, int fd)
+{
+    ((struct kub_event *)ev)->fd = fd;
+}
+
+static void kub_free(struct ub_event *ev)
+{
+    struct kub_event *e = (struct kub_event *)ev;
+
+    if (e == NULL)
+        return;
+    kub_stop(e);
+    free(e);
+}
+
+static int kub_add(struct ub_event *ev, struct timeval *tv)
+{
+    struct kub_event *e = (struct kub_event *)ev;
+    int mask = ((e->bits & UB_EV_READ) ? EV_READ : 0)
+               | ((e->bits & UB_EV_WRITE) ? EV_WRITE : 0);
+
+    kub_stop(e);
+    if (mask != 0 && e->fd >= 0) {
+        ev_io_set(&e->io, e->fd, mask);
+        ev_io_start(kap_loop(), &e->io);
+    }
+    e->timeout = tv != NULL ? kub_secs(tv) : -1.0;
+    if (e->timeout >= 0.0) {
+        ev_timer_set(&e->tm, e->timeout, 0.0);
+        ev_timer_start(kap_loop(), &e->tm);
+    }
+    return 0;
+}
+
+static int kub_del(struct ub_event *ev)
+{
+    struct kub_event *e = (struct kub_event *)ev;
+
+    if (e != NULL)
+        kub_stop(e);
+    return 0;
+}
+
+static int kub_add_timer(struct ub_event *ev, struct ub_event_base *base,
+                         void (*cb)(int, short, void *), void *arg,
+                         struct timeval *tv)
+{
+    struct kub_event *e = (struct kub_event *)ev;
+
+    (void)base;
+    if (e == NULL || tv == NULL)
+        return -1;
+    kub_stop(e);
+    e->cb = cb;
+    e->arg = arg;
+    e->bits = UB_EV_TIMEOUT;
+    e->timeout = kub_secs(tv);
+    ev_timer_set(&e->tm, e->timeout, 0.0);
+    ev_timer_start(kap_loop(), &e->tm);
+    return 0;
+}
+
+static int kub_del_timer(struct ub_event *ev)
+{
+    struct kub_event *e = (struct kub_event *)ev;
+
+    if (e != NULL)
+        ev_timer_stop(kap_loop(), &e->tm);
+    return 0;
+}
+
+static int kub_signal(struct ub_event *ev, struct timeval *tv)
+{
+    (void)ev;
+    (void)tv;
+    return -1;
+}
+
+static int kub_del_signal(struct ub_event *ev)
+{
+    (void)ev;
+    return -1;
+}
+
+static void kub_wsa_unregister(struct ub_event *ev)
+{
+    (void)ev;
+}
+
+static void kub_wouldblock(struct ub_event *ev, int bit)
+{
+    (void)ev;
+    (void)bit;
+}
+
+static struct ub_event_vmt kub_event_vmt = {
+    kub_add_bits, kub_del_bits, kub_set_fd, kub_free, kub_add, kub_del,
+    kub_add_timer, kub_del_timer, kub_signal, kub_del_signal,
+    kub_wsa_unregister, kub_wouldblock
+};
+
+static struct ub_event_base_vmt kub_base_vmt = {
+    NULL, NULL, kub_loopexit, kub_new_event, kub_new_signal, NULL
+};
 
 static int resolver_ub_option(struct ub_ctx *ctx, const char *opt,
                               const char *val)
@@ -319,16 +552,13 @@ static int resolver_init(struct kap_gen *gen, void *conf)
     c->gen = gen;
     if (resolver_event_check() != KAP_OK)
         return KAP_ERROR;
-    ctx = ub_ctx_create();
+    c->base.ub.magic = UB_EVENT_MAGIC;
+    c->base.ub.vmt = &kub_base_vmt;
+    c->base.rc = c;
+    ctx = ub_ctx_create_ub_event(&c->base.ub);
     if (ctx == NULL) {
         KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "ub_ctx_create failed");
         return KAP_ERROR;
-    }
-    r = ub_ctx_async(ctx, 1);
-    if (r != 0) {
-        KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "ub_ctx_async: %s",
-                ub_strerror(r));
-        goto fail;
     }
     if (!c->recursion) {
         /* forwarders on loopback (tests, a local cache) are legitimate */
@@ -384,10 +614,6 @@ static int resolver_init(struct kap_gen *gen, void *conf)
         }
     }
     c->ctx = ctx;
-    ev_io_init(&c->io, resolver_io_cb, ub_fd(ctx), EV_READ);
-    c->io.data = c;
-    ev_io_start(kap_loop(), &c->io);
-    c->io_on = 1;
     return KAP_OK;
 
 fail:
@@ -402,10 +628,6 @@ static void resolver_fini(struct kap_gen *gen, void *conf)
     struct resolver_conf *c = conf;
 
     (void)gen;
-    if (c->io_on) {
-        ev_io_stop(kap_loop(), &c->io);
-        c->io_on = 0;
-    }
     /*
      * Queries hold a reference on the generation, so normally none is
      * left here.  If the core finalises anyway (forced exit), stop their
@@ -495,9 +717,12 @@ static void resolver_query_detach(struct kap_resolve *q)
 static struct kap_gen *resolver_query_release(struct kap_resolve *q)
 {
     struct kap_gen *gen = q->gen;
+    int i;
 
     resolver_query_stop(q);
     resolver_list_remove(q);
+    for (i = 0; i < 2; i++)
+        free(q->sub[i].d_pkt);
     free(q);
     return gen;
 }
@@ -564,68 +789,170 @@ static const char *resolver_rcode_text(int rcode)
     }
 }
 
-static void resolver_ub_cb(void *mydata, int err, struct ub_result *res)
+/* Skip the (possibly compressed) name at *off. 0, or -1 when malformed. */
+static int resolver_pkt_skip_name(const unsigned char *p, size_t len,
+                                  size_t *off)
 {
-    struct resolve_sub *s = mydata;
+    size_t o = *off;
+    unsigned n = 0;
+
+    while (o < len && n++ < 128) {
+        unsigned char l = p[o];
+        if (l == 0) {
+            *off = o + 1;
+            return 0;
+        }
+        if ((l & 0xc0) == 0xc0) {
+            if (o + 2 > len)
+                return -1;
+            *off = o + 2;
+            return 0;
+        }
+        if (l & 0xc0)
+            return -1;
+        o += 1 + (size_t)l;
+    }
+    return -1;
+}
+
+/* The addresses of type s->rrtype (class IN) in the answer section. */
+static void resolver_pkt_addrs(const unsigned char *p, size_t len,
+                               struct resolve_sub *s)
+{
+    size_t off = 12, i;
+    unsigned qd = ((unsigned)p[4] << 8) | p[5];
+    unsigned an = ((unsigned)p[6] << 8) | p[7];
+
+    for (i = 0; i < qd; i++) {
+        if (resolver_pkt_skip_name(p, len, &off) != 0 || off + 4 > len)
+            return;
+        off += 4;
+    }
+    for (i = 0; i < an && s->naddrs < KAP_RESOLVE_MAX_ADDRS; i++) {
+        unsigned type, class, rdlen;
+        struct sockaddr_storage *ss = &s->addrs[s->naddrs];
+        if (resolver_pkt_skip_name(p, len, &off) != 0 || off + 10 > len)
+            return;
+        type = ((unsigned)p[off] << 8) | p[off + 1];
+        class = ((unsigned)p[off + 2] << 8) | p[off + 3];
+        rdlen = ((unsigned)p[off + 8] << 8) | p[off + 9];
+        off += 10;
+        if (off + rdlen > len)
+            return;
+        memset(ss, 0, sizeof(*ss));
+        if (class == 1 && type == 1 && s->rrtype == 1 && rdlen == 4) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+            sin->sin_family = AF_INET;
+            memcpy(&sin->sin_addr, p + off, 4);
+            s->naddrs++;
+        } else if (class == 1 && type == 28 && s->rrtype == 28
+                   && rdlen == 16) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+            sin6->sin6_family = AF_INET6;
+            memcpy(&sin6->sin6_addr, p + off, 16);
+            s->naddrs++;
+        }
+        off += rdlen;
+    }
+}
+
+/*
+ * The answer of sub-query s: rcode is libunbound's (non-zero: no usable
+ * answer), pkt the reply packet, sec 0 insecure, 1 bogus, 2 secure.
+ * Returns 1 when q was delivered and freed.
+ */
+static int resolver_sub_result(struct resolve_sub *s, int rcode,
+                               const unsigned char *pkt, size_t len,
+                               int sec)
+{
     struct kap_resolve *q = s->q;
-    int i;
+    int i, prc;
 
     s->active = 0;
     s->done = 1;
+    if (pkt != NULL && len < 12)
+        pkt = NULL;
     if (q->type == Q_RAW) {
         kap_resolve_raw_fn cb = q->raw_cb;
         void *data = q->data;
         struct kap_gen *gen = resolver_query_release(q);
-        if (err != 0 || res == NULL || res->answer_packet == NULL
-            || res->answer_len <= 0)
+        if (rcode != 0 || pkt == NULL)
             cb(data, KAP_ERROR, NULL, 0, 2, 0, 0,
-               err != 0 ? ub_strerror(err) : "no answer");
+               rcode != 0 ? resolver_rcode_text(rcode) : "no answer");
         else
-            cb(data, KAP_OK, res->answer_packet, (size_t)res->answer_len,
-               res->rcode, res->secure, res->bogus, NULL);
-        if (res != NULL)
-            ub_resolve_free(res);
+            cb(data, KAP_OK, pkt, len, pkt[3] & 0x0f, sec == 2, sec == 1,
+               NULL);
         resolver_gen_unref(gen);
-        return;
+        return 1;
     }
 
-    if (err != 0 || res == NULL) {
+    prc = pkt != NULL ? (pkt[3] & 0x0f) : 0;
+    if (rcode != 0 || pkt == NULL) {
         s->failed = 1;
-        s->errmsg = err != 0 ? ub_strerror(err) : "no answer";
-    } else if (res->bogus) {
+        s->errmsg = rcode != 0 ? resolver_rcode_text(rcode) : "no answer";
+    } else if (sec == 1) {
         s->failed = 1;
         s->errmsg = "DNSSEC validation failed";
-    } else if (res->rcode != 0 && res->rcode != 3) {
+    } else if (prc != 0 && prc != 3) {
         s->failed = 1;
-        s->errmsg = resolver_rcode_text(res->rcode);
-    } else if (res->rcode == 3 || res->nxdomain) {
+        s->errmsg = resolver_rcode_text(prc);
+    } else if (prc == 3) {
         s->errmsg = "NXDOMAIN";
     } else {
-        for (i = 0; res->data[i] != NULL
-             && s->naddrs < KAP_RESOLVE_MAX_ADDRS; i++) {
-            struct sockaddr_storage *ss = &s->addrs[s->naddrs];
-            memset(ss, 0, sizeof(*ss));
-            if (s->rrtype == 1 && res->len[i] == 4) {
-                struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-                sin->sin_family = AF_INET;
-                memcpy(&sin->sin_addr, res->data[i], 4);
-                s->naddrs++;
-            } else if (s->rrtype == 28 && res->len[i] == 16) {
-                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-                sin6->sin6_family = AF_INET6;
-                memcpy(&sin6->sin6_addr, res->data[i], 16);
-                s->naddrs++;
-            }
-        }
+        resolver_pkt_addrs(pkt, len, s);
         if (s->naddrs == 0)
             s->errmsg = "no address";
     }
-    if (res != NULL)
-        ub_resolve_free(res);
     for (i = 0; i < q->nsub; i++)
         if (!q->sub[i].done)
-            return;
+            return 0;
     resolver_addrs_finish(q, NULL);
+    return 1;
+}
+
+static void resolver_ub_cb(void *mydata, int rcode, void *pkt, int len,
+                           int sec, char *why_bogus, int ratelimited)
+{
+    struct resolve_sub *s = mydata;
+    struct kap_resolve *q = s->q;
+
+    (void)why_bogus;
+    (void)ratelimited;
+    s->active = 0;
+    if (q->starting) {
+        /* answered inside ub_resolve_event(): deliver from the loop */
+        s->deferred = 1;
+        s->d_rcode = rcode;
+        s->d_sec = sec;
+        if (pkt != NULL && len > 0 && (s->d_pkt = malloc((size_t)len))
+            != NULL) {
+            memcpy(s->d_pkt, pkt, (size_t)len);
+            s->d_len = (size_t)len;
+        }
+        return;
+    }
+    (void)resolver_sub_result(s, rcode, pkt, len > 0 ? (size_t)len : 0, sec);
+}
+
+/* Deliver answers kept by resolver_ub_cb; 1 when q was freed. */
+static int resolver_run_deferred(struct kap_resolve *q)
+{
+    int i;
+
+    for (i = 0; i < q->nsub; i++) {
+        struct resolve_sub *s = &q->sub[i];
+        unsigned char *pkt = s->d_pkt;
+        int freed;
+        if (!s->deferred)
+            continue;
+        s->deferred = 0;
+        s->d_pkt = NULL;
+        freed = resolver_sub_result(s, s->d_rcode, pkt, s->d_len, s->d_sec);
+        free(pkt);
+        if (freed)
+            return 1;
+    }
+    return 0;
 }
 
 static void resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -636,6 +963,14 @@ static void resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     if (q->literal) {
         resolver_addrs_finish(q, NULL);
+        return;
+    }
+    if (q->has_deferred) {
+        q->has_deferred = 0;
+        if (resolver_run_deferred(q))
+            return;
+        ev_timer_set(&q->timer, q->timeout, 0.0);   /* the rest's deadline */
+        ev_timer_start(kap_loop(), &q->timer);
         return;
     }
     if (q->rc != NULL)
@@ -679,6 +1014,7 @@ static struct kap_resolve *resolver_query_new(struct kap_gen *gen,
     q->type = type;
     q->sub[0].q = q;
     q->sub[1].q = q;
+    q->timeout = c->timeout;
     ev_timer_init(&q->timer, resolver_timer_cb, c->timeout, 0.0);
     q->timer.data = q;
     return q;
@@ -695,6 +1031,8 @@ static void resolver_query_link(struct kap_resolve *q)
     c->queries = q;
     c->pending++;
     c->total++;
+    if (q->has_deferred)
+        ev_timer_set(&q->timer, 0.0, 0.0);
     ev_timer_start(kap_loop(), &q->timer);
 }
 
@@ -705,14 +1043,19 @@ static int resolver_sub_start(struct kap_resolve *q, int i, const char *name,
     int r;
 
     s->rrtype = rrtype;
-    r = ub_resolve_async(q->rc->ctx, name, rrtype, rrclass, s,
+    s->active = 1;                   /* the callback may clear it at once */
+    q->starting = 1;
+    r = ub_resolve_event(q->rc->ctx, name, rrtype, rrclass, s,
                          resolver_ub_cb, &s->async_id);
+    q->starting = 0;
+    if (s->deferred)
+        q->has_deferred = 1;
     if (r != 0) {
+        s->active = 0;
         KAP_LOG(KAP_LOG_ERR, RESOLVER_NAME, 0, "resolve %s: %s", name,
                 ub_strerror(r));
         return KAP_ERROR;
     }
-    s->active = 1;
     return KAP_OK;
 }
 
@@ -778,6 +1121,8 @@ struct kap_resolve *kap_resolve_addrs(struct kap_gen *gen, const char *name,
 fail:
     if (q->sub[0].active)
         (void)ub_cancel(q->rc->ctx, q->sub[0].async_id);
+    free(q->sub[0].d_pkt);
+    free(q->sub[1].d_pkt);
     free(q);
     return NULL;
 }
@@ -798,6 +1143,7 @@ struct kap_resolve *kap_resolve_raw(struct kap_gen *gen, const char *name,
     q->data = data;
     q->nsub = 1;
     if (resolver_sub_start(q, 0, name, rrtype, rrclass) != KAP_OK) {
+        free(q->sub[0].d_pkt);
         free(q);
         return NULL;
     }
