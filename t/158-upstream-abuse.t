@@ -142,8 +142,6 @@ like(get('/midhead'), qr{^HTTP/1\.1 502}, 'origin closes mid-head: 502');
     like($r1, qr{\r\n\r\nok\z}, 'extra bytes: first response as framed');
     my $r2 = http_raw($s, "GET http://$H/ok HTTP/1.1\r\nHost: $H\r\nConnection: close\r\n\r\n",
                       timeout => 4);
-    local $TODO = 'kapd bug (i-notes.md #6): an upstream with bytes after its response '
-        . 'is reused for the same client\'s next request';
     unlike($r2 // '', qr/smuggled/, 'extra bytes: not delivered as the next response');
     close $s;
 }

@@ -181,7 +181,6 @@ sub closed_within {
             if (!$n) { $cut = time - $t0; last }
         }
     }
-    local $TODO = 'kapd bug (i-notes.md #2): the DNS TCP idle timer restarts on every byte';
     ok(defined $cut && $cut < kapd_tmo(8), 'TCP: a dribbling client is cut'
        . (defined $cut ? sprintf(' (%.1fs)', $cut) : ' (never)'));
 }
