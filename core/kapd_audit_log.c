@@ -8,8 +8,16 @@
  *     keep = 3;                 # path.1 .. path.3
  *   };
  *
- * One JSON object per line, written with one write(2) on an O_APPEND
- * descriptor, so lines from concurrent writers never interleave:
+ * One JSON object per line, appended to an O_APPEND descriptor.  Inside
+ * the event loop, lines are collected in a per-file buffer and written
+ * with one write(2) per loop iteration (an ev_prepare watcher, just
+ * before the loop waits), or as soon as the buffer holds 64 KiB, so a
+ * busy DNS server does not pay a system call per line; outside the loop
+ * (start-up, shutdown, unit tests) every line is written at once, after
+ * whatever is still buffered.  Buffered lines are written before a
+ * reopen, a rotation, a generation's retirement and at exit, so none is
+ * lost and their order is kept.  Whole lines only, one write per batch:
+ *
  *
  *   {"ts":"2026-11-29T10:00:00.123456Z","gen":1,"conn":17,
  *    "module":"http_connect","kind":"connect","event":"decision",
@@ -50,6 +58,7 @@
 #define AUDIT_VALUE_MAX_SMALL  160   /* input bytes of one value, 2nd try */
 #define AUDIT_WARN_EVERY      10.0   /* s between write-error warnings */
 #define AUDIT_MAX_KEEP         100
+#define AUDIT_BUF_MAX   (64 * 1024)  /* buffered bytes per file */
 
 /* One open audit file, shared by the generations that name its path. */
 struct audit_file {
@@ -59,10 +68,17 @@ struct audit_file {
     int                refs;
     unsigned long      dropped;      /* lines lost to write errors */
     double             last_warn;
+    char              *buf;          /* AUDIT_BUF_MAX, heap, lazily */
+    size_t             blen;         /* bytes buffered, whole lines */
+    unsigned long      blines;       /* lines buffered */
     struct audit_file *next;
 };
 
 static struct audit_file *audit_files;   /* the registry */
+static ev_prepare         audit_prep;    /* flushes once per iteration */
+static int                audit_prep_on;
+static int                audit_atexit_set;
+static pid_t              audit_pid;     /* atexit flushes in this one */
 
 struct audit_conf {
     const char        *path_cfg;     /* as configured */
@@ -202,6 +218,8 @@ audit_name(char *buf, size_t len, const char *path, long long n)
     return r < 0 || (size_t)r >= len ? -1 : 0;
 }
 
+static void audit_flush(struct audit_file *f);
+
 /* Rotate f: path -> path.1 -> ... -> path.keep, then reopen. */
 static void
 audit_rotate(struct audit_file *f, long long keep)
@@ -210,6 +228,7 @@ audit_rotate(struct audit_file *f, long long keep)
     long long i, size = 0;
     int       fd;
 
+    audit_flush(f);                  /* pending lines end the old file */
     if (keep == 0) {
         (void)unlink(f->path);
     } else {
@@ -234,36 +253,115 @@ audit_rotate(struct audit_file *f, long long keep)
 }
 
 static void
+audit_warn(struct audit_file *f, const char *what)
+{
+    if (kap_now() - f->last_warn >= AUDIT_WARN_EVERY) {
+        f->last_warn = kap_now();
+        KAP_LOG(KAP_LOG_ERR, "audit_log", 0,
+                "write to \"%s\" failed (%s); %lu line(s) lost so far",
+                f->path, what, f->dropped);
+    }
+}
+
+/* Write n bytes (nlines whole lines) to f's file, at once. */
+static void
+audit_write_now(struct audit_file *f, const char *p, size_t n,
+                unsigned long nlines)
+{
+    size_t  done = 0;
+    ssize_t w = 0;
+
+    while (done < n) {
+        w = write(f->fd, p + done, n - done);
+        if (w > 0) {
+            done += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    f->size += (long long)done;
+    if (done == n)
+        return;
+    /* the lines not (wholly) written are lost; count them roughly */
+    f->dropped += nlines > 0 ? nlines : 1;
+    audit_warn(f, w < 0 ? strerror(errno) : "short write");
+}
+
+static void
+audit_flush(struct audit_file *f)
+{
+    if (f->blen == 0)
+        return;
+    audit_write_now(f, f->buf, f->blen, f->blines);
+    f->blen = 0;
+    f->blines = 0;
+}
+
+static void
+audit_flush_all(void)
+{
+    struct audit_file *f;
+
+    for (f = audit_files; f; f = f->next)
+        audit_flush(f);
+}
+
+static void
+audit_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    audit_flush_all();
+    /* the watcher does not keep the loop alive (ev_unref at start) */
+    ev_ref(loop);
+    ev_prepare_stop(loop, w);
+    audit_prep_on = 0;
+}
+
+static void
+audit_atexit(void)
+{
+    if (getpid() == audit_pid)       /* not in a forked child */
+        audit_flush_all();
+}
+
+static void
 audit_write(struct audit_file *f, const struct audit_conf *conf,
             const char *line, size_t n)
 {
-    ssize_t w;
+    struct ev_loop *loop = kap_loop();
+    int             in_loop = loop != NULL && ev_depth(loop) > 0;
 
-    if (conf->max_size > 0 && f->size > 0
-        && f->size + (long long)n > conf->max_size) {
+    if (conf->max_size > 0 && f->size + (long long)f->blen > 0
+        && f->size + (long long)(f->blen + n) > conf->max_size) {
         struct stat st;
+        audit_flush(f);
         /* trust the file, not our count: someone may have rotated it */
         if (fstat(f->fd, &st) == 0)
             f->size = (long long)st.st_size;
         if (f->size > 0 && f->size + (long long)n > conf->max_size)
             audit_rotate(f, conf->keep);
     }
-    do
-        w = write(f->fd, line, n);
-    while (w < 0 && errno == EINTR);
-    if (w == (ssize_t)n) {
-        f->size += (long long)n;
+    if (!in_loop || n > AUDIT_BUF_MAX) {
+        audit_flush(f);
+        audit_write_now(f, line, n, 1);
         return;
     }
-    if (w > 0)
-        f->size += (long long)w;
-    f->dropped++;
-    if (kap_now() - f->last_warn >= AUDIT_WARN_EVERY) {
-        f->last_warn = kap_now();
-        KAP_LOG(KAP_LOG_ERR, "audit_log", 0,
-                "write to \"%s\" failed (%s); %lu line(s) lost so far",
-                f->path, w < 0 ? strerror(errno) : "short write",
-                f->dropped);
+    if (f->buf == NULL && (f->buf = malloc(AUDIT_BUF_MAX)) == NULL) {
+        audit_write_now(f, line, n, 1);
+        return;
+    }
+    if (f->blen + n > AUDIT_BUF_MAX)
+        audit_flush(f);
+    memcpy(f->buf + f->blen, line, n);
+    f->blen += n;
+    f->blines++;
+    if (!audit_prep_on) {
+        ev_prepare_init(&audit_prep, audit_prep_cb);
+        ev_prepare_start(loop, &audit_prep);
+        ev_unref(loop);
+        audit_prep_on = 1;
     }
 }
 
@@ -288,6 +386,7 @@ audit_init(struct kap_gen *gen, void *vconf)
         if (strcmp(f->path, conf->path) == 0)
             break;
     if (f != NULL) {
+        audit_flush(f);              /* to the file it belongs to */
         close(f->fd);                /* reopen: new generation, SIGUSR1 */
     } else {
         f = calloc(1, sizeof(*f));
@@ -304,6 +403,10 @@ audit_init(struct kap_gen *gen, void *vconf)
     f->size = size;
     f->refs++;
     conf->file = f;
+    if (!audit_atexit_set) {
+        audit_pid = getpid();
+        audit_atexit_set = atexit(audit_atexit) == 0;
+    }
     return KAP_OK;
 }
 
@@ -317,6 +420,7 @@ audit_fini(struct kap_gen *gen, void *vconf)
     if (f == NULL)
         return;
     conf->file = NULL;
+    audit_flush(f);
     if (--f->refs > 0)
         return;
     for (pp = &audit_files; *pp; pp = &(*pp)->next)
@@ -325,6 +429,7 @@ audit_fini(struct kap_gen *gen, void *vconf)
             break;
         }
     close(f->fd);
+    free(f->buf);
     free(f->path);
     free(f);
 }
@@ -626,7 +731,9 @@ audit_status(struct kap_gen *gen, void *vconf, struct kap_buf *out)
         return;
     }
     kap_buf_printf(out, "audit_log: %s, %lld bytes, %lu lost",
-                   conf->path, conf->file ? conf->file->size : 0LL,
+                   conf->path,
+                   conf->file ? conf->file->size
+                                + (long long)conf->file->blen : 0LL,
                    conf->file ? conf->file->dropped : 0UL);
 }
 
