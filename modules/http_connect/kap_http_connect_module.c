@@ -464,14 +464,49 @@ refuse_audit(struct hc *hc, const char *reason)
 
 /* ---- cleanup ------------------------------------------------------------- */
 
+/*
+ * Empty splice pipes are recycled through a small free list shared by all
+ * tunnels: a tunnel takes one while bytes are in flight and gives it back
+ * (idle tunnels hold none), so short tunnels do not pay pipe2() and two
+ * close() per direction and burst.  Only an empty pipe goes back; one with
+ * bytes still in it (an error mid-relay) is closed.
+ */
+#define HC_PIPES_MAX 32
+
+static int      pipes_free[HC_PIPES_MAX][2];
+static unsigned pipes_n;
+
+static int
+pipe_get(int p[2])
+{
+    if (pipes_n) {
+        pipes_n--;
+        p[0] = pipes_free[pipes_n][0];
+        p[1] = pipes_free[pipes_n][1];
+        return 0;
+    }
+    return pipe2(p, O_NONBLOCK | O_CLOEXEC);
+}
+
+static void
+pipe_put(int p[2], int empty)
+{
+    if (empty && pipes_n < HC_PIPES_MAX) {
+        pipes_free[pipes_n][0] = p[0];
+        pipes_free[pipes_n][1] = p[1];
+        pipes_n++;
+    } else {
+        close(p[0]);
+        close(p[1]);
+    }
+    p[0] = p[1] = -1;
+}
+
 static void
 dir_free_pipe(struct hc_dir *d)
 {
-    if (d->pipe[0] >= 0) {
-        close(d->pipe[0]);
-        close(d->pipe[1]);
-        d->pipe[0] = d->pipe[1] = -1;
-    }
+    if (d->pipe[0] >= 0)
+        pipe_put(d->pipe, d->inpipe == 0);
     d->inpipe = 0;
     sized_free(d->buf, d->bcap);
     d->buf = NULL;
@@ -961,7 +996,7 @@ hc_dir_pump(struct hc_dir *d)
         size_t want;
         if (!d->nosplice) {
             if (d->pipe[0] < 0) {
-                if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+                if (pipe_get(d->pipe) < 0) {
                     d->pipe[0] = d->pipe[1] = -1;
                     d->nosplice = 1;
                     continue;
@@ -2426,6 +2461,11 @@ hc_shutdown(void)
 {
     while (pool_head)
         pool_del(pool_head, 1);
+    while (pipes_n) {
+        pipes_n--;
+        close(pipes_free[pipes_n][0]);
+        close(pipes_free[pipes_n][1]);
+    }
     cache_drain(&cache_req);
     cache_drain(&cache_1k);
     cache_drain(&cache_2k);
