@@ -102,6 +102,12 @@ is($st, 200, 'control: an allowed name is allowed');
 ok(wait_until(sub { $origin{'127.0.0.2'}->connections >= 2 }, kapd_tmo(3)),
    'control: the listed origin saw the connections');
 
+# -- a listed literal only on its port ---------------------------------------------
+refused("CONNECT 127.0.0.2:22 HTTP/1.1\r\nHost: 127.0.0.2:22\r\n\r\n",
+        'listed literal on another port', want => qr/^403$/);
+refused("CONNECT 127.0.0.2:443 HTTP/1.1\r\nHost: 127.0.0.2:443\r\n\r\n",
+        'listed literal on 443', want => qr/^403$/);
+
 # -- IP literals in every spelling ------------------------------------------------
 my @lit = (
     ['127.0.0.1',          'dotted loopback'],
