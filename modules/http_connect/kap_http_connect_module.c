@@ -48,8 +48,8 @@
 #define HC_IOBUF         16384     /* read size / forward buffer high-water */
 #define HC_SPLICE_MAX    65536     /* bytes moved per splice(2) */
 #define HC_EYEBALL_DELAY 0.25      /* s before trying the next address */
-#define HC_POOL_PER_DEST 8         /* idle upstream conns per destination */
-#define HC_POOL_MAX      256       /* idle upstream conns in total */
+#define HC_POOL_PER_DEST 64        /* idle upstream conns per destination */
+#define HC_POOL_MAX      1024      /* idle upstream conns in total */
 
 enum { SNI_UNSET = -1, SNI_REQUIRE = 0, SNI_IF_PRESENT = 1 };
 
@@ -122,6 +122,8 @@ struct hc {
     double                idle;            /* current idle limit */
     int                   ufd;
     struct sockaddr_storage usa;            /* the address dialled */
+    int                   kfd;              /* upstream held between requests */
+    char                  kkey[48];         /* its "host:port", "" if none */
     struct hc_buf         cin, cout, uin, uout;
     struct kap_http_req  *req;              /* heap while parsing */
     struct kap_http_resp *resp;             /* heap while forwarding */
@@ -582,6 +584,10 @@ hc_cleanup(void *data)
         close(hc->ufd);
         hc->ufd = -1;
     }
+    if (hc->kfd >= 0) {
+        close(hc->kfd);
+        hc->kfd = -1;
+    }
     buf_free(&hc->cin);
     buf_free(&hc->cout);
     buf_free(&hc->uin);
@@ -702,6 +708,50 @@ pool_put(struct hc *hc, int fd)
         pool_head->prev = e;
     pool_head = e;
     pool_n++;
+}
+
+/*
+ * A keep-alive client usually asks the same origin again: its upstream
+ * connection stays with it between requests (no pool walk, no watcher
+ * switch, no allocation), and is checked exactly as a pooled one when the
+ * next request wants it.  Any other next request closes it.
+ */
+static int
+held_put(struct hc *hc)
+{
+    int n;
+
+    if (!hc->client_ka || kap_shutting_down() || hc->kfd >= 0)
+        return 0;
+    n = snprintf(hc->kkey, sizeof(hc->kkey), "%s:%u", hc->subject,
+                 (unsigned)hc->port);
+    if (n < 0 || (size_t)n >= sizeof(hc->kkey)) {
+        hc->kkey[0] = '\0';
+        return 0;
+    }
+    hc->kfd = hc->ufd;
+    return 1;
+}
+
+static int
+held_get(struct hc *hc)
+{
+    char key[KAP_HTTP_HOST_MAX + 8];
+    const char *why = NULL;
+    int fd = hc->kfd;
+
+    if (fd < 0)
+        return -1;
+    hc->kfd = -1;
+    pool_key(key, sizeof(key), hc->subject, hc->port);
+    if (strcmp(key, hc->kkey) != 0 ||
+        kap_network_addr_check(hc->c->gen, (struct sockaddr *)&hc->usa,
+                               &why) != KAP_OK ||
+        upstream_unclean(fd)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /* take an idle connection to host:port whose address still passes */
@@ -1557,13 +1607,19 @@ policy_answer(struct kap_req *r, struct hc *hc)
     }
     /* the upstream pool is only for plain HTTP */
     if (!hc->is_connect) {
-        int fd = pool_get(hc);
+        int fd = held_get(hc);
+        if (fd < 0)
+            fd = pool_get(hc);
         if (fd >= 0) {
             hc->ufd = fd;
             hc->reused = 1;
             hc_forward_begin(hc);
             return;
         }
+    }
+    if (hc->kfd >= 0) {         /* a tunnel never needs the held one */
+        close(hc->kfd);
+        hc->kfd = -1;
     }
     hc_resolve(hc);
 }
@@ -2031,7 +2087,8 @@ fwd_finish(struct hc *hc)
 {
     if (hc->upstream_ka && hc->q_done && buf_used(&hc->uin) == 0 &&
         buf_used(&hc->uout) == 0 && !hc->u_eof) {
-        pool_put(hc, hc->ufd);
+        if (!held_put(hc))
+            pool_put(hc, hc->ufd);
     } else {
         close(hc->ufd);
     }
@@ -2374,6 +2431,8 @@ hc_accept_setup(struct kap_conn *c)
     hc->c = c;
     hc->conf = cf;
     hc->ufd = -1;
+    hc->kfd = -1;
+    hc->kkey[0] = '\0';
     hc->up.pipe[0] = hc->up.pipe[1] = -1;
     hc->down.pipe[0] = hc->down.pipe[1] = -1;
     ev_io_init(&hc->crd, crd_cb, c->fd, EV_READ);
