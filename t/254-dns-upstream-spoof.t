@@ -30,7 +30,7 @@ sub mkrr { Net::DNS::RR->new($_[0]) }
 
 # the reply (or replies) for one query: list of [socket-kind, packet bytes]
 sub replies {
-    my ($q) = @_;
+    my ($q, $tcp) = @_;
     my ($qq) = $q->question;
     my $name = lc $qq->qname;
     # (Net::DNS's reply() starts out as FORMERR)
@@ -69,6 +69,12 @@ sub replies {
         $p->push(authority => mkrr('wild.test. 60 IN NS ns.evil.test'));
         return (['up', $p->data]);
     }
+    if ($name eq 'tc.wild.test') {
+        return (['up', $plain->('192.0.2.23')->data]) if $tcp;
+        my $p = $plain->('6.6.6.10');
+        $p->header->tc(1);
+        return (['up', $p->data]);
+    }
     if ($name eq 'allowed.test') {
         return (['up', $plain->('192.0.2.1')->data]);
     }
@@ -99,7 +105,7 @@ $t->run_daemon(sub {
                     POSIX::_exit(0) unless $n && $n == 2;
                     sysread($c, my $m, unpack('n', $l));
                     my $q = Net::DNS::Packet->new(\$m) or POSIX::_exit(0);
-                    for my $r (replies($q)) {
+                    for my $r (replies($q, 1)) {
                         syswrite($c, pack('n', length $r->[1]) . $r->[1]) if $r->[0] eq 'up';
                     }
                 }
@@ -159,6 +165,10 @@ for my $c (['wrongq.wild.test', 'reply for another question'],
     my $p = ask('extra.wild.test');
     is(addrs($p), '192.0.2.21', 'extra records for other names: only the asked name');
     unlike(all_rr($p), qr/6\.6\.6\.|evil/, 'extra records: nothing planted passed on');
+}
+{
+    my $p = ask('tc.wild.test');
+    is(addrs($p), '192.0.2.23', 'TC=1 over UDP: the TCP answer is used, not the truncated one');
 }
 # nothing was cached under another name
 is(addrs(ask('allowed.test')), '192.0.2.1', 'allowed.test not poisoned by any of it');
