@@ -46,7 +46,7 @@
 
 #define HC_NAME          "http_connect"
 #define HC_IOBUF         16384     /* read size / forward buffer high-water */
-#define HC_SPLICE_MAX    65536     /* bytes moved per splice(2) */
+#define HC_SPLICE_MAX    262144    /* bytes moved per splice(2) */
 #define HC_EYEBALL_DELAY 0.25      /* s before trying the next address */
 #define HC_POOL_PER_DEST 64        /* idle upstream conns per destination */
 #define HC_POOL_MAX      1024      /* idle upstream conns in total */
@@ -487,7 +487,12 @@ pipe_get(int p[2])
         p[1] = pipes_free[pipes_n][1];
         return 0;
     }
-    return pipe2(p, O_NONBLOCK | O_CLOEXEC);
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    /* a bigger pipe moves more per splice (pages are only used while bytes
+       are in flight); the default 64 KiB stays if the kernel refuses */
+    (void)fcntl(p[1], F_SETPIPE_SZ, HC_SPLICE_MAX);
+    return 0;
 }
 
 static void
@@ -1469,6 +1474,24 @@ dial_next(struct hc *hc)
             a->fd = -1;
             hc_connected(hc);
             return;
+        }
+        /*
+         * A connect to a local listener has usually completed by the time
+         * the first call returns (the SYN-ACK is processed as the socket
+         * is released): asking again says so at once (0), which saves the
+         * write watcher, a loop turn and getsockopt(SO_ERROR).  EALREADY:
+         * still in progress; any other error: this attempt failed.
+         */
+        if (errno == EINPROGRESS) {
+            if (connect(fd, (struct sockaddr *)ss, sl) == 0) {
+                hc->ufd = fd;
+                hc->usa = *ss;
+                a->fd = -1;
+                hc_connected(hc);
+                return;
+            }
+            if (errno == EALREADY || errno == EINPROGRESS)
+                errno = EINPROGRESS;
         }
         if (errno != EINPROGRESS) {
             dl->last_errno = errno;
