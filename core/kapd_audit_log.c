@@ -570,14 +570,25 @@ jw_field_str(struct jw *w, const char *name, const char *value)
     jw_str(w, value);
 }
 
+/* Decimal digits of v, written backwards from end; returns the start. */
+static char *
+jw_utoa(unsigned long long v, char *end)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
 static void
 jw_field_u64(struct jw *w, const char *name, unsigned long long v)
 {
-    char num[32];
-    int  n = snprintf(num, sizeof(num), "%llu", v);
+    char  num[24];
+    char *p = jw_utoa(v, num + sizeof(num));
 
     jw_key(w, name);
-    jw_raw(w, num, (size_t)n);
+    jw_raw(w, p, (size_t)(num + sizeof(num) - p));
 }
 
 static void
@@ -589,6 +600,12 @@ jw_field_num(struct jw *w, const char *name, double v)
     jw_key(w, name);
     if (!isfinite(v)) {
         jw_lit(w, "null");
+        return;
+    }
+    if (v >= 0.0 && v < 9007199254740992.0
+        && v == (double)(long long)v) {
+        char *p = jw_utoa((unsigned long long)v, num + sizeof(num));
+        jw_raw(w, p, (size_t)(num + sizeof(num) - p));
         return;
     }
     if (v > -9007199254740992.0 && v < 9007199254740992.0
@@ -614,31 +631,57 @@ audit_reserved_name(const struct kap_audit_event *ev, size_t idx)
     if (name == NULL)
         return 1;
     for (i = 0; audit_reserved[i]; i++)
-        if (strcmp(name, audit_reserved[i]) == 0)
+        if (name[0] == audit_reserved[i][0]
+            && strcmp(name, audit_reserved[i]) == 0)
             return 1;
     for (i = 0; i < idx; i++)        /* no duplicate keys */
-        if (ev->fields[i].name && strcmp(ev->fields[i].name, name) == 0)
+        if (ev->fields[i].name && ev->fields[i].name[0] == name[0]
+            && strcmp(ev->fields[i].name, name) == 0)
             return 1;
     return 0;
 }
 
-/* RFC 3339 UTC with microseconds. */
+/* RFC 3339 UTC with microseconds; the seconds part is kept per second. */
 static void
 audit_ts(double ts, char *buf, size_t len)
 {
-    long long  us;
-    time_t     sec;
-    struct tm  tm;
+    static time_t last_sec = (time_t)-1;
+    static char   last[40];
+    static size_t last_len;
+    long long     us;
+    time_t        sec;
+    struct tm     tm;
+    int           i, frac;
 
     if (!(ts > 0) || !isfinite(ts))
         ts = 0;
     us = (long long)(ts * 1e6 + 0.5);
     sec = (time_t)(us / 1000000);
-    if (gmtime_r(&sec, &tm) == NULL)
-        memset(&tm, 0, sizeof(tm));
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, us % 1000000);
+    if (sec != last_sec) {
+        int n;
+        if (gmtime_r(&sec, &tm) == NULL)
+            memset(&tm, 0, sizeof(tm));
+        n = snprintf(last, sizeof(last), "%04d-%02d-%02dT%02d:%02d:%02d.",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+        if (n < 0 || (size_t)n >= sizeof(last))
+            n = 0;
+        last_len = (size_t)n;
+        last_sec = sec;
+    }
+    if (len < last_len + 8) {
+        if (len > 0)
+            buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, last, last_len);
+    frac = (int)(us % 1000000);
+    for (i = 5; i >= 0; i--) {
+        buf[last_len + (size_t)i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    buf[last_len + 6] = 'Z';
+    buf[last_len + 7] = '\0';
 }
 
 /* Format ev into w; extras: 0 none, 1 all. */

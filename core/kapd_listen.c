@@ -10,6 +10,13 @@
  * new sockets started and the old generation's unmatched listeners
  * closed.  A failure closes what was newly bound and leaves the running
  * set untouched.  Stream accepts are in kapd_conn.c.
+ *
+ * Datagrams are read with recvmmsg(2), up to DGRAM_RBATCH per call, and
+ * replies given to kap_dgram_send() inside the event loop are queued and
+ * sent with one sendmmsg(2): at the end of the read batch that produced
+ * them, before the loop waits (ev_prepare), when the queue is full, or
+ * before the listener closes.  A busy UDP service (dns) thus pays one
+ * system call per batch instead of one per datagram in each direction.
  */
 #include "kapd_listen_int.h"
 
@@ -28,6 +35,23 @@
 
 #define CANON_MAX 160           /* "unix:" + sun_path, or an inet form */
 #define DGRAM_BATCH 64          /* datagrams read per wake-up */
+#define DGRAM_RBATCH 16         /* datagrams per recvmmsg() */
+#define DGRAM_OUT_MAX 64        /* replies queued for one sendmmsg() */
+#define DGRAM_OUT_BYTES (256 * 1024)
+#define DGRAM_OUT_ONE 8192      /* larger replies are sent at once */
+
+/* Replies queued for one listener (see kap_dgram_send). */
+static struct {
+    struct kap_listen      *ls;
+    unsigned                n;
+    size_t                  used;
+    struct mmsghdr          msg[DGRAM_OUT_MAX];
+    struct iovec            iov[DGRAM_OUT_MAX];
+    struct sockaddr_storage addr[DGRAM_OUT_MAX];
+    unsigned char           buf[DGRAM_OUT_BYTES];
+    ev_prepare              prep;
+    int                     prep_on;
+} dgram_out;
 
 static struct kap_listen *listeners;    /* every open listener */
 
@@ -348,11 +372,54 @@ int kap_listen_port(const struct kap_listen *ls)
     return ls ? ls->port : 0;
 }
 
+/* Send the queued replies; the queue is empty afterwards. */
+static void dgram_flush(void)
+{
+    struct kap_listen *ls = dgram_out.ls;
+    unsigned i = 0;
+
+    while (ls != NULL && ls->fd >= 0 && i < dgram_out.n) {
+        int r = sendmmsg(ls->fd, dgram_out.msg + i, dgram_out.n - i,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r > 0) {
+            i += (unsigned)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK
+                      || errno == ENOBUFS))
+            break;              /* dropped, as the network might */
+        i++;                    /* this one failed: skip it */
+    }
+    dgram_out.n = 0;
+    dgram_out.used = 0;
+    dgram_out.ls = NULL;
+}
+
+static void dgram_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    dgram_flush();
+    ev_ref(loop);               /* started unreferenced */
+    ev_prepare_stop(loop, w);
+    dgram_out.prep_on = 0;
+}
+
+/* Drop ls from the queue before it closes (sending what is queued). */
+static void dgram_forget(struct kap_listen *ls)
+{
+    if (dgram_out.ls == ls)
+        dgram_flush();
+}
+
 int kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
                    socklen_t peerlen, const void *buf, size_t len)
 {
     struct sockaddr_in6 mapped;
+    struct ev_loop *loop;
     ssize_t n;
+    unsigned k;
 
     if (ls == NULL || ls->magic != KAPD_LISTEN_MAGIC || ls->fd < 0
         || peer == NULL || (buf == NULL && len > 0))
@@ -370,6 +437,33 @@ int kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
         peer = (const struct sockaddr *)&mapped;
         peerlen = sizeof(mapped);
     }
+    loop = kap_loop();
+    if (loop != NULL && ev_depth(loop) > 0 && len <= DGRAM_OUT_ONE
+        && peerlen <= sizeof(struct sockaddr_storage)) {
+        if (dgram_out.ls != ls || dgram_out.n == DGRAM_OUT_MAX
+            || dgram_out.used + len > DGRAM_OUT_BYTES)
+            dgram_flush();
+        k = dgram_out.n++;
+        dgram_out.ls = ls;
+        memcpy(dgram_out.buf + dgram_out.used, buf, len);
+        memcpy(&dgram_out.addr[k], peer, peerlen);
+        dgram_out.iov[k].iov_base = dgram_out.buf + dgram_out.used;
+        dgram_out.iov[k].iov_len = len;
+        memset(&dgram_out.msg[k], 0, sizeof(dgram_out.msg[k]));
+        dgram_out.msg[k].msg_hdr.msg_name = &dgram_out.addr[k];
+        dgram_out.msg[k].msg_hdr.msg_namelen = peerlen;
+        dgram_out.msg[k].msg_hdr.msg_iov = &dgram_out.iov[k];
+        dgram_out.msg[k].msg_hdr.msg_iovlen = 1;
+        dgram_out.used += len;
+        if (!dgram_out.prep_on) {
+            ev_prepare_init(&dgram_out.prep, dgram_prep_cb);
+            ev_prepare_start(loop, &dgram_out.prep);
+            ev_unref(loop);
+            dgram_out.prep_on = 1;
+        }
+        return KAP_OK;
+    }
+    dgram_flush();              /* keep the order */
     for (;;) {
         n = sendto(ls->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, peer,
                    peerlen);
@@ -387,37 +481,56 @@ int kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
 
 static void dgram_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    static unsigned char buf[KAPD_DGRAM_MAX];
+    static unsigned char buf[DGRAM_RBATCH][KAPD_DGRAM_MAX];
+    static struct mmsghdr msg[DGRAM_RBATCH];
+    static struct iovec iov[DGRAM_RBATCH];
+    static struct sockaddr_storage peer[DGRAM_RBATCH];
     struct kap_listen *ls = w->data;
     struct kap_dgram d;
     char text[64];
-    ssize_t n;
-    int i;
+    int total = 0, n, i;
 
     (void)loop;
     (void)revents;
-    for (i = 0; i < DGRAM_BATCH && ls->fd >= 0 && ls->active; i++) {
-        memset(&d, 0, sizeof(d));
-        d.peerlen = sizeof(d.peer);
-        n = recvfrom(ls->fd, buf, sizeof(buf), 0,
-                     (struct sockaddr *)&d.peer, &d.peerlen);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            if (errno == EINTR || errno == ECONNREFUSED)
-                continue;
-            KAP_LOG(KAP_LOG_ERR, ls->module, 0, "recvfrom() on %s failed: %s",
-                    ls->addr, strerror(errno));
-            return;
+    while (total < DGRAM_BATCH && ls->fd >= 0 && ls->active) {
+        for (i = 0; i < DGRAM_RBATCH; i++) {
+            iov[i].iov_base = buf[i];
+            iov[i].iov_len = sizeof(buf[i]);
+            memset(&msg[i], 0, sizeof(msg[i]));
+            msg[i].msg_hdr.msg_name = &peer[i];
+            msg[i].msg_hdr.msg_namelen = sizeof(peer[i]);
+            msg[i].msg_hdr.msg_iov = &iov[i];
+            msg[i].msg_hdr.msg_iovlen = 1;
         }
-        kapd_sockaddr_text((struct sockaddr *)&d.peer, d.peerlen, text,
-                           sizeof(text));
-        d.data = buf;
-        d.len = (size_t)n;
-        d.peer_text = text;
-        if (ls->mod && ls->mod->listener && ls->mod->listener->datagram)
-            ls->mod->listener->datagram(ls, ls->conf, &d);
+        n = recvmmsg(ls->fd, msg, DGRAM_RBATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EINTR || errno == ECONNREFUSED) {
+                total++;
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                KAP_LOG(KAP_LOG_ERR, ls->module, 0,
+                        "recvmmsg() on %s failed: %s", ls->addr,
+                        strerror(errno));
+            break;
+        }
+        for (i = 0; i < n && ls->fd >= 0 && ls->active; i++) {
+            memset(&d, 0, sizeof(d));
+            memcpy(&d.peer, &peer[i], sizeof(d.peer));
+            d.peerlen = msg[i].msg_hdr.msg_namelen;
+            kapd_sockaddr_text((struct sockaddr *)&d.peer, d.peerlen, text,
+                               sizeof(text));
+            d.data = buf[i];
+            d.len = msg[i].msg_len;
+            d.peer_text = text;
+            if (ls->mod && ls->mod->listener && ls->mod->listener->datagram)
+                ls->mod->listener->datagram(ls, ls->conf, &d);
+        }
+        total += n;
+        if (n < DGRAM_RBATCH)
+            break;              /* drained */
     }
+    dgram_flush();              /* the replies of this batch */
 }
 
 /* ---- binding --------------------------------------------------------------- */
@@ -428,6 +541,11 @@ static void listen_free(void *data)
 
     if (ls == NULL)
         return;
+    if (dgram_out.ls == ls) {   /* closed already: nothing to send to */
+        dgram_out.n = 0;
+        dgram_out.used = 0;
+        dgram_out.ls = NULL;
+    }
     ls->magic = 0;
     free(ls->addr);
     free(ls->canon);
@@ -443,6 +561,7 @@ static void listen_shut(struct kap_listen *ls)
     struct ev_loop *loop = kap_loop();
 
     ls->active = 0;
+    dgram_forget(ls);
     if (loop) {
         ev_io_stop(loop, &ls->io);
         ev_timer_stop(loop, &ls->retry);
