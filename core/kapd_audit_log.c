@@ -499,6 +499,16 @@ utf8_seq(const unsigned char *s, size_t n)
     return need + 1;
 }
 
+/* 1 for the bytes copied as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char jw_plain[256] = {
+    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* no '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,            /* no '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0             /* no DEL */
+};
+
 /* A JSON string of s, escaped byte by byte, cut at w->vmax input bytes. */
 static void
 jw_str(struct jw *w, const char *str)
@@ -516,8 +526,7 @@ jw_str(struct jw *w, const char *str)
     while (i < n && !w->overflow) {
         size_t run = i;
         /* copy the longest run of plain printable ASCII at once */
-        while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"'
-               && s[run] != '\\')
+        while (run < n && jw_plain[s[run]])
             run++;
         if (run > i) {
             jw_raw(w, (const char *)s + i, run - i);

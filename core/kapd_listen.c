@@ -202,6 +202,31 @@ bad_port:
     return KAP_ERROR;
 }
 
+/* "a.b.c.d:port" without printf (one per datagram); 0, or -1 if no room. */
+static int ipv4_port_text(const unsigned char *a, unsigned port, char *buf,
+                          size_t size)
+{
+    char tmp[24], *p = tmp;
+    unsigned v[5] = { a[0], a[1], a[2], a[3], port };
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        char d[6], *e = d + sizeof(d);
+        unsigned x = v[i];
+        do {
+            *--e = (char)('0' + x % 10);
+            x /= 10;
+        } while (x != 0);
+        memcpy(p, e, (size_t)(d + sizeof(d) - e));
+        p += d + sizeof(d) - e;
+        *p++ = i < 3 ? '.' : i == 3 ? ':' : '\0';
+    }
+    if ((size_t)(p - tmp) > size)
+        return -1;
+    memcpy(buf, tmp, (size_t)(p - tmp));
+    return 0;
+}
+
 void kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
                         char *buf, size_t size)
 {
@@ -217,6 +242,9 @@ void kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
     switch (sa->sa_family) {
     case AF_INET: {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        if (ipv4_port_text((const unsigned char *)&s4->sin_addr,
+                           ntohs(s4->sin_port), buf, size) == 0)
+            break;
         inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
         snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(s4->sin_port));
         break;
@@ -224,6 +252,9 @@ void kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
     case AF_INET6: {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            if (ipv4_port_text(&s6->sin6_addr.s6_addr[12],
+                               ntohs(s6->sin6_port), buf, size) == 0)
+                break;
             inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, sizeof(ip));
             snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(s6->sin6_port));
         } else {

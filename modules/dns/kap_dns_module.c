@@ -722,17 +722,18 @@ static void dnsq_audit_answer(struct dnsq *dq, int rcode, unsigned answers,
 {
     struct kap_audit_field f[5];
     char rcbuf[16];
+    const char *rc = rcbuf;
 
     switch (rcode) {
-    case 0: snprintf(rcbuf, sizeof(rcbuf), "NOERROR"); break;
-    case 2: snprintf(rcbuf, sizeof(rcbuf), "SERVFAIL"); break;
-    case 3: snprintf(rcbuf, sizeof(rcbuf), "NXDOMAIN"); break;
-    case 5: snprintf(rcbuf, sizeof(rcbuf), "REFUSED"); break;
+    case 0: rc = "NOERROR"; break;
+    case 2: rc = "SERVFAIL"; break;
+    case 3: rc = "NXDOMAIN"; break;
+    case 5: rc = "REFUSED"; break;
     default: snprintf(rcbuf, sizeof(rcbuf), "RCODE%d", rcode); break;
     }
     memset(f, 0, sizeof(f));
     f[0].name = "rcode";
-    f[0].str = rcbuf;
+    f[0].str = rc;
     f[1].name = "answers";
     f[1].num = answers;
     f[2].name = "truncated";
