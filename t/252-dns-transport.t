@@ -21,6 +21,7 @@ use IO::Socket::INET;
 use IO::Socket::IP;
 use IO::Select;
 use Net::DNS;
+use POSIX ();
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('dns');
@@ -209,6 +210,36 @@ sub closed_within {
        'TCP exhaustion: another client is still answered over TCP');
     ok(time - $t0 < kapd_tmo(2), 'TCP exhaustion: ... promptly');
     close $_ for @held;
+}
+
+# -- thousands of pipelined TCP queries, never reading the answers --------------------------------
+{
+    my $pid = $t->pid;
+    my $rss = sub { open my $fh, '<', "/proc/$pid/status" or return 0;
+                    while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ } 0 };
+    my $rss0 = $rss->();
+    my $q = Net::DNS::Packet->new('big.wild.test', 'A')->data;   # ~2 kB answers
+    my $msg = pack('n', length $q) . $q;
+    # a child writes (blocking) as long as kapd reads; it never reads
+    my $s = tcp_connect($port);
+    my $writer = fork;
+    if (defined $writer && $writer == 0) {
+        my $chunk = $msg x 1000;
+        for (1 .. 200) { syswrite($s, $chunk) or last }
+        POSIX::_exit(0);
+    }
+    my $max = $rss0;
+    my $t0 = time;
+    while (time - $t0 < kapd_tmo(3)) {
+        my $r = $rss->();
+        $max = $r if $r > $max;
+        Time::HiRes::sleep(0.1);
+    }
+    kill 'KILL', $writer if $writer;
+    waitpid($writer, 0) if $writer;
+    close $s;
+    ok($max - $rss0 < 32768, sprintf('TCP pipelining without reading: kapd RSS grew by %d kB', $max - $rss0));
+    is(rcode(q1('allowed.test', 'A')), 'NOERROR', '... another client is still answered');
 }
 
 # -- truncation ---------------------------------------------------------------------------------
