@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <unbound.h>
 #include <unbound-event.h>
@@ -42,6 +43,7 @@
 #define FWD_BUCKETS            4096   /* fast path: (socket, ID) table */
 #define FWD_TRY                1.0    /* s before libunbound takes over */
 #define FWD_BATCH              64     /* replies read per wakeup */
+#define FWD_RBATCH             16     /* replies per recvmmsg() */
 #define FWD_EDNS               1232
 
 struct kap_resolve;
@@ -1339,6 +1341,20 @@ static size_t resolver_fwd_wire(const char *name, size_t len,
 static void resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
                                   int revents);
 
+/* A random query ID; arc4random_buf() refills 256 at a time (it is a
+ * getrandom(2) call each time on this libc). */
+static uint16_t resolver_fwd_random_id(void)
+{
+    static uint16_t ids[256];
+    static size_t left;
+
+    if (left == 0) {
+        arc4random_buf(ids, sizeof(ids));
+        left = sizeof(ids) / sizeof(ids[0]);
+    }
+    return ids[--left];
+}
+
 /* Ask q's question over the fast path: KAP_OK, or KAP_DECLINED. */
 static int resolver_fwd_start(struct kap_resolve *q, const char *name,
                               int rrtype, int rrclass)
@@ -1365,7 +1381,7 @@ static int resolver_fwd_start(struct kap_resolve *q, const char *name,
     q->qwire_len = n;
     sock = c->fwd_rr++ % FWD_SOCKS;
     for (tries = 0; tries < 8; tries++) {
-        id = (uint16_t)arc4random();
+        id = resolver_fwd_random_id();
         if (resolver_fwd_find(c, sock, id) == NULL)
             break;
     }
@@ -1496,7 +1512,9 @@ static void resolver_fwd_reply(struct resolver_conf *c, unsigned sock,
 
 static void resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    static unsigned char buf[65536];
+    static unsigned char buf[FWD_RBATCH][65536];
+    static struct mmsghdr msg[FWD_RBATCH];
+    static struct iovec iov[FWD_RBATCH];
     struct fwd_sock *fs = w->data;
     struct resolver_conf *c = fs->rc;
     struct kap_gen *gen = c->gen;
@@ -1505,14 +1523,29 @@ static void resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     kap_gen_ref(gen);                    /* callbacks may drop the last */
-    for (i = 0; i < FWD_BATCH && c->fwd_on; i++) {
-        ssize_t n = recv(fs->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    for (i = 0; i < FWD_BATCH && c->fwd_on; ) {
+        int n, k;
+        for (k = 0; k < FWD_RBATCH; k++) {
+            iov[k].iov_base = buf[k];
+            iov[k].iov_len = sizeof(buf[k]);
+            memset(&msg[k], 0, sizeof(msg[k]));
+            msg[k].msg_hdr.msg_iov = &iov[k];
+            msg[k].msg_hdr.msg_iovlen = 1;
+        }
+        n = recvmmsg(fs->fd, msg, FWD_RBATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
-            if (errno == EINTR || errno == ECONNREFUSED)
-                continue;                /* ICMP: the upstream is down */
+            if (errno == EINTR || errno == ECONNREFUSED) {
+                i++;                     /* ICMP: the upstream is down */
+                continue;
+            }
             break;
         }
-        resolver_fwd_reply(c, (unsigned)(fs - c->fwd), buf, (size_t)n);
+        for (k = 0; k < n && c->fwd_on; k++)
+            resolver_fwd_reply(c, (unsigned)(fs - c->fwd), buf[k],
+                               msg[k].msg_len);
+        i += n;
+        if (n < FWD_RBATCH)
+            break;                       /* drained */
     }
     kap_gen_unref(gen);
 }
