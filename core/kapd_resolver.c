@@ -45,6 +45,8 @@
 #define FWD_BATCH              64     /* replies read per wakeup */
 #define FWD_RBATCH             16     /* replies per recvmmsg() */
 #define FWD_EDNS               1232
+#define FWD_MISSES             8      /* unanswered in a row: pause */
+#define FWD_PAUSE              10.0   /* s without the fast path then */
 
 struct kap_resolve;
 struct resolver_conf;
@@ -103,6 +105,8 @@ struct resolver_conf {
     unsigned            fwd_rr;
     struct kap_resolve *fwd_tab[FWD_BUCKETS];
     unsigned long long  fwd_fast, fwd_handover;
+    unsigned            fwd_misses;   /* unanswered in a row */
+    double              fwd_paused;   /* until (kap_now) */
 };
 
 enum { Q_ADDRS = 1, Q_RAW = 2 };
@@ -1365,7 +1369,8 @@ static int resolver_fwd_start(struct kap_resolve *q, const char *name,
     unsigned sock, tries;
     uint16_t id = 0;
 
-    if (!c->fwd_on || rrclass != 1 || rrtype == 12)
+    if (!c->fwd_on || rrclass != 1 || rrtype == 12
+        || (c->fwd_paused > 0.0 && kap_now() < c->fwd_paused))
         return KAP_DECLINED;
     if (len > 0 && name[len - 1] == '.')
         len--;
@@ -1454,12 +1459,23 @@ static void resolver_fwd_handover(struct kap_resolve *q)
     }
 }
 
+/* No reply in FWD_TRY: libunbound takes over; a silent upstream pauses
+ * the fast path, so that not every query waits FWD_TRY first. */
 static void resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
                                   int revents)
 {
+    struct kap_resolve *q = w->data;
+    struct resolver_conf *c = q->rc;
+
     (void)loop;
     (void)revents;
-    resolver_fwd_handover(w->data);
+    if (++c->fwd_misses >= FWD_MISSES) {
+        c->fwd_misses = 0;
+        c->fwd_paused = kap_now() + FWD_PAUSE;
+        KAP_LOG(KAP_LOG_INFO, RESOLVER_NAME, 0, "upstream does not answer "
+                "the fast path: libunbound only for %.0f s", FWD_PAUSE);
+    }
+    resolver_fwd_handover(q);
 }
 
 /* One datagram from the upstream on socket sock. */
@@ -1502,6 +1518,7 @@ static void resolver_fwd_reply(struct resolver_conf *c, unsigned sock,
     }
     resolver_fwd_remove(q);
     c->fwd_fast++;
+    c->fwd_misses = 0;
     p[0] = p[1] = 0;
     cb = q->raw_cb;
     data = q->data;
@@ -1534,8 +1551,10 @@ static void resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         n = recvmmsg(fs->fd, msg, FWD_RBATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
+            if (errno == ECONNREFUSED)   /* ICMP: the upstream is down */
+                c->fwd_paused = kap_now() + FWD_PAUSE;
             if (errno == EINTR || errno == ECONNREFUSED) {
-                i++;                     /* ICMP: the upstream is down */
+                i++;
                 continue;
             }
             break;
