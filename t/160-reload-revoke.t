@@ -95,8 +95,6 @@ is(get('keep.example'), 200, 'after: the kept name still works');
     my $ka2 = http_parse(http_raw($ka, "GET http://revoke.example:$o/ka2 HTTP/1.1\r\n"
                                  . "Host: revoke.example:$o\r\nConnection: close\r\n\r\n",
                                  one => 1));
-    local $TODO = 'kapd bug (i-notes.md #8): a keep-alive connection keeps the policy of '
-        . 'the generation it was accepted in';
     ok(!$ka2 || $ka2->{status} == 403,
        'keep-alive connection from before the reload: the revoked name is refused (or closed)');
 }

@@ -663,6 +663,21 @@ pool_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     pool_del(w->data, 1);
 }
 
+/*
+ * The generation whose policy decides a new request: the current one,
+ * even on a keep-alive connection accepted before a reload (a domain
+ * taken out of the allowlist is refused at once, not when the agent
+ * reconnects).  The connection keeps its own generation for its module
+ * settings.
+ */
+static struct kap_gen *
+policy_gen(const struct hc *hc)
+{
+    struct kap_gen *g = kap_gen_current();
+
+    return g != NULL ? g : hc->c->gen;
+}
+
 static void
 pool_key(char *key, size_t n, const char *host, unsigned port)
 {
@@ -750,7 +765,7 @@ held_get(struct hc *hc)
     hc->kfd = -1;
     pool_key(key, sizeof(key), hc->subject, hc->port);
     if (strcmp(key, hc->kkey) != 0 ||
-        kap_network_addr_check(hc->c->gen, (struct sockaddr *)&hc->usa,
+        kap_network_addr_check(policy_gen(hc), (struct sockaddr *)&hc->usa,
                                &why) != KAP_OK ||
         upstream_unclean(fd)) {
         close(fd);
@@ -772,7 +787,7 @@ pool_get(struct hc *hc)
         if (strcmp(e->key, key) != 0)
             continue;
         const char *why = NULL;
-        if (kap_network_addr_check(hc->c->gen, (struct sockaddr *)&e->sa,
+        if (kap_network_addr_check(policy_gen(hc), (struct sockaddr *)&e->sa,
                                    &why) != KAP_OK) {
             pool_del(e, 1);
             continue;
@@ -1209,7 +1224,7 @@ first_check(struct hc *hc)
 {
     struct kap_first f;
     char why[400];
-    int observe = kap_network_observe(hc->c->gen);
+    int observe = kap_network_observe(policy_gen(hc));
     const unsigned char *b = (const unsigned char *)hc->first;
 
     why[0] = '\0';
@@ -1556,7 +1571,7 @@ resolve_answer(struct hc *hc, int rc, const struct sockaddr_storage *addrs,
             ((struct sockaddr_in *)&ss)->sin_port = htons(hc->port);
         else if (ss.ss_family == AF_INET6)
             ((struct sockaddr_in6 *)&ss)->sin6_port = htons(hc->port);
-        if (kap_network_addr_check(hc->c->gen, (struct sockaddr *)&ss, &w)
+        if (kap_network_addr_check(policy_gen(hc), (struct sockaddr *)&ss, &w)
             != KAP_OK) {
             char at[KAP_ADDR_TEXT_MAX];
             if (kap_addr_to_text((struct sockaddr *)&ss, at, sizeof(at))
@@ -1592,7 +1607,7 @@ hc_resolve(struct hc *hc)
     hc->state = S_RESOLVE;
     timer_set(hc, hc->conf->connect_timeout);
     io_stop(&hc->crd);
-    hc->rq = kap_resolve_addrs(hc->c->gen, hc->subject, 1, resolve_cb, hc);
+    hc->rq = kap_resolve_addrs(policy_gen(hc), hc->subject, 1, resolve_cb, hc);
     if (hc->rq == NULL) {
         char why[300];
         snprintf(why, sizeof(why), "cannot resolve %s: resolver unavailable",
@@ -1672,7 +1687,7 @@ hc_ask(struct hc *hc)
         }
         qp = hc->rpool;
     }
-    struct kap_req *r = kap_req_new(hc->c->gen, qp,
+    struct kap_req *r = kap_req_new(policy_gen(hc), qp,
                                     hc->is_connect ? KAP_REQ_CONNECT
                                                    : KAP_REQ_HTTP,
                                     HC_NAME, hc->subject);
