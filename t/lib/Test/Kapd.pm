@@ -892,7 +892,7 @@ sub dns_query {
         usevc => $o{tcp} ? 1 : 0, igntc => $o{igntc} ? 1 : 0,
         udp_timeout => kapd_tmo($o{timeout} // 3),
         tcp_timeout => kapd_tmo($o{timeout} // 3),
-        retry => 1, retrans => 1, persistent_udp => 0,
+        retry => 1, retrans => kapd_tmo($o{timeout} // 3), persistent_udp => 0,
         defnames => 0, dnsrch => 0,
         udppacketsize => $o{bufsize} // 0);
     my $p = $res->send($name, $type // 'A', $o{class} // 'IN');
