@@ -239,8 +239,15 @@ sub tcp_exchange {
         substr($pkt, 0, 6) = pack('n3', $i, 0x0100, 1) if $i % 2 && $len >= 6;
         $sock->send($pkt);
     }
-    is(rc_of(raw_udp(hdr(70, 0x0100, 1, 0, 0, 0) . $good, 3)), 0,
-       'after 3000 random packets: a good query is answered');
+    # UDP is lossy: while kapd works through the burst (slowly under ASan)
+    # the socket buffer may drop the query, so ask like a resolver does,
+    # a few times
+    my $rc = 'none';
+    for (1 .. 5) {
+        $rc = rc_of(raw_udp(hdr(70, 0x0100, 1, 0, 0, 0) . $good, 2));
+        last if $rc ne 'none';
+    }
+    is($rc, 0, 'after 3000 random packets: a good query is answered');
     # random names can happen to be well-formed queries for allowed names;
     # none of them may be outside the allowlist
     my @bad = grep { $_->{name} !~ /^(allowed\.test|[^.]+(\.[^.]+)*\.wild\.test)\.?$/i }
