@@ -2410,8 +2410,9 @@ out:
     LEAVE(hc);
 }
 
+/* either side writable: the state machine decides what to flush */
 static void
-cwr_cb(struct ev_loop *loop, ev_io *w, int revents)
+wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct hc *hc = w->data;
     (void)loop; (void)revents;
@@ -2443,17 +2444,6 @@ out:
     LEAVE(hc);
 }
 
-static void
-uwr_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct hc *hc = w->data;
-    (void)loop; (void)revents;
-
-    ENTER(hc);
-    hc_run(hc);
-    LEAVE(hc);
-}
-
 /* ---- listener ------------------------------------------------------------------ */
 
 static void
@@ -2474,9 +2464,9 @@ hc_accept_setup(struct kap_conn *c)
     hc->up.pipe[0] = hc->up.pipe[1] = -1;
     hc->down.pipe[0] = hc->down.pipe[1] = -1;
     ev_io_init(&hc->crd, crd_cb, c->fd, EV_READ);
-    ev_io_init(&hc->cwr, cwr_cb, c->fd, EV_WRITE);
+    ev_io_init(&hc->cwr, wr_cb, c->fd, EV_WRITE);
     ev_io_init(&hc->urd, urd_cb, -1, EV_READ);
-    ev_io_init(&hc->uwr, uwr_cb, -1, EV_WRITE);
+    ev_io_init(&hc->uwr, wr_cb, -1, EV_WRITE);
     hc->crd.data = hc->cwr.data = hc->urd.data = hc->uwr.data = hc;
     ev_timer_init(&hc->timer, hc_timer_cb, 1, 0);
     hc->timer.data = hc;
