@@ -500,6 +500,7 @@ main(int argc, char **argv)
 
     kapd.shutting_down = 1;
     kapd_conn_close_all();
+    kapd_mem_stop();
     kapd_listen_close_all();
     ev_signal_stop(loop, &sig_hup);
     ev_signal_stop(loop, &sig_term);

@@ -188,6 +188,13 @@ int  kapd_listen_parse(const char *addr, enum kap_listen_type type,
                        struct sockaddr_storage *ss, socklen_t *sslen,
                        struct kap_err *err);
 
+/* kapd_mem.c ------------------------------------------------------------- */
+/* A burst of allocations ended or may end soon (accepts, closes): arms a
+   short timer that returns free heap pages to the kernel when many. */
+void kapd_mem_activity(void);
+/* Stop that timer (exit). */
+void kapd_mem_stop(void);
+
 /* kapd_log.c ------------------------------------------------------------- */
 /* Open (or reopen, for SIGUSR1) the error log; NULL = stderr. */
 int  kapd_log_open(const char *path, struct kap_err *err);

@@ -211,6 +211,7 @@ static void conn_free(struct conn_node *node)
     counts_del(node);
 
     kap_pool_destroy(pool);         /* cleanups, then node's memory */
+    kapd_mem_activity();
     if (!taken && fd >= 0)
         close(fd);
     if (gen)
@@ -373,6 +374,7 @@ void kapd_conn_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         ls->emfile_logged = 0;
         conn_new(ls, fd, &ss, sslen);
+        kapd_mem_activity();
     }
 }
 

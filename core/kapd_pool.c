@@ -30,7 +30,9 @@
 
 #define POOL_ALIGN      (alignof(max_align_t))
 #define POOL_ROUND(n)   (((n) + POOL_ALIGN - 1) & ~(POOL_ALIGN - 1))
-#define POOL_FIRST      1024u           /* first block, header included */
+/* first block, header included: a connection's core record and an
+   http_connect tunnel's state fit in it, one malloc per idle tunnel */
+#define POOL_FIRST      2048u
 #define POOL_MAX_BLOCK  16384u          /* growth stops here */
 
 struct pool_block {

@@ -614,9 +614,11 @@ static int resolver_init(struct kap_gen *gen, void *conf)
     if (!c->recursion && !c->ta_explicit
         && resolver_ub_option(ctx, "module-config:", "iterator") != KAP_OK)
         goto fail;
-    /* a sidecar serves many clients: room for many queries in flight */
-    if (resolver_ub_option(ctx, "outgoing-range:", "4096") != KAP_OK
-        || resolver_ub_option(ctx, "num-queries-per-thread:", "2048")
+    /* room for many queries in flight (the dns module's forward fast path
+       does not use libunbound); libunbound preallocates per port and per
+       query slot, so 4096/2048 cost ~5 MB per generation for nothing */
+    if (resolver_ub_option(ctx, "outgoing-range:", "1024") != KAP_OK
+        || resolver_ub_option(ctx, "num-queries-per-thread:", "1024")
            != KAP_OK)
         goto fail;
     for (i = 0; i < c->nupstream; i++) {

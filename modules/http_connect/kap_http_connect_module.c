@@ -82,9 +82,9 @@ struct hc_buf {
 struct hc_dir {
     struct hc *hc;
     int        from, to;
-    ev_io      rd, wr;
     int        pipe[2];        /* -1 when no bytes are in flight */
     size_t     inpipe;
+    ev_io     *rd, *wr;        /* hc's watchers of from (read), to (write) */
     char      *buf;            /* read/write fallback, while in flight */
     size_t     boff, blen, bcap;
     int        eof;            /* source hit EOF */
@@ -93,22 +93,35 @@ struct hc_dir {
     uint64_t   bytes;
 };
 
+/* an IPv4 or IPv6 socket address, without sockaddr_storage's padding */
+union hc_sa {
+    struct sockaddr     sa;
+    struct sockaddr_in  in;
+    struct sockaddr_in6 in6;
+};
+
+/* an address to dial: a checked answer, then its connect attempt */
 struct hc_attempt {
     int                     fd;
     ev_io                   io;
     struct hc              *hc;
-    struct sockaddr_storage sa;
+    union hc_sa             to;
 };
 
-/* dialling state: heap, freed once connected */
+/*
+ * Dialling state: heap, sized to the answer (most names have one or two
+ * addresses), freed once connected.  Thousands of tunnels may be dialling
+ * at once, and what they free stays in the heap between the long-lived
+ * connections: the smaller, the less an idle tunnel costs afterwards.
+ */
 struct hc_dial {
-    struct sockaddr_storage addrs[KAP_RESOLVE_MAX_ADDRS];
-    size_t                  naddrs, next;
-    struct hc_attempt       att[KAP_RESOLVE_MAX_ADDRS];
-    size_t                  natt, live;
+    size_t                  naddrs, next, natt, live, cap;
     ev_timer                eyeball;
     int                     last_errno;
+    struct hc_attempt       att[];     /* naddrs checked addresses */
 };
+
+#define HC_DIAL_SMALL 2                /* dials of this many are recycled */
 
 struct hc {
     struct kap_conn      *c;
@@ -121,7 +134,7 @@ struct hc {
     double                last_active;
     double                idle;            /* current idle limit */
     int                   ufd;
-    struct sockaddr_storage usa;            /* the address dialled */
+    union hc_sa           usa;              /* the address dialled */
     int                   kfd;              /* upstream held between requests */
     char                  kkey[48];         /* its "host:port", "" if none */
     struct hc_buf         cin, cout, uin, uout;
@@ -134,7 +147,8 @@ struct hc {
 
     /* the current request */
     char                  host[KAP_HTTP_HOST_MAX + 1];
-    char                  subject[KAP_HTTP_HOST_MAX + 1];
+    const char           *subject;          /* host, lit or "": policy, audit */
+    char                  lit[KAP_ADDR_TEXT_MAX]; /* an IP literal, canonical */
     uint16_t              port;
     int                   is_connect;
     int                   literal;
@@ -320,7 +334,9 @@ struct hc_cache {
 static struct hc_cache cache_req = { .size = sizeof(struct kap_http_req) };
 static struct hc_cache cache_1k = { .size = 1024 };
 static struct hc_cache cache_2k = { .size = 2048 };
-static struct hc_cache cache_dial = { .size = sizeof(struct hc_dial) };
+static struct hc_cache cache_dial = {
+    .size = sizeof(struct hc_dial) + HC_DIAL_SMALL * sizeof(struct hc_attempt)
+};
 
 static void *
 cache_get(struct hc_cache *c)
@@ -534,7 +550,10 @@ dial_free(struct hc *hc)
             close(dl->att[i].fd);
             dl->att[i].fd = -1;
         }
-    cache_put(&cache_dial, dl);
+    if (dl->cap == HC_DIAL_SMALL)
+        cache_put(&cache_dial, dl);
+    else
+        free(dl);
     hc->dial = NULL;
 }
 
@@ -545,10 +564,6 @@ hc_stop_all(struct hc *hc)
     io_stop(&hc->cwr);
     io_stop(&hc->urd);
     io_stop(&hc->uwr);
-    io_stop(&hc->up.rd);
-    io_stop(&hc->up.wr);
-    io_stop(&hc->down.rd);
-    io_stop(&hc->down.wr);
     ev_timer_stop(kap_loop(), &hc->timer);
 }
 
@@ -625,7 +640,7 @@ hc_close(struct hc *hc)
 struct pool_ent {
     int                     fd;
     char                    key[KAP_HTTP_HOST_MAX + 8];
-    struct sockaddr_storage sa;
+    union hc_sa             sa;
     double                  expires;
     ev_io                   io;
     ev_timer                t;
@@ -765,7 +780,7 @@ held_get(struct hc *hc)
     hc->kfd = -1;
     pool_key(key, sizeof(key), hc->subject, hc->port);
     if (strcmp(key, hc->kkey) != 0 ||
-        kap_network_addr_check(policy_gen(hc), (struct sockaddr *)&hc->usa,
+        kap_network_addr_check(policy_gen(hc), &hc->usa.sa,
                                &why) != KAP_OK ||
         upstream_unclean(fd)) {
         close(fd);
@@ -981,15 +996,20 @@ dir_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void
-dir_init(struct hc_dir *d, struct hc *hc, int from, int to)
+dir_init(struct hc_dir *d, struct hc *hc, int from, int to, ev_io *rd,
+         ev_io *wr)
 {
+    /* the head-phase watchers of the same descriptors, stopped, are
+       re-aimed at the relay: a tunnel holds four, not eight */
     d->hc = hc;
     d->from = from;
     d->to = to;
     d->pipe[0] = d->pipe[1] = -1;
-    ev_io_init(&d->rd, dir_rd_cb, from, EV_READ);
-    ev_io_init(&d->wr, dir_wr_cb, to, EV_WRITE);
-    d->rd.data = d->wr.data = d;
+    d->rd = rd;
+    d->wr = wr;
+    ev_io_init(rd, dir_rd_cb, from, EV_READ);
+    ev_io_init(wr, dir_wr_cb, to, EV_WRITE);
+    rd->data = wr->data = d;
 }
 
 /* move bytes in flight to d->to; 1 drained, 0 would block, -1 error */
@@ -1044,18 +1064,18 @@ hc_dir_pump(struct hc_dir *d)
             return;
         }
         if (r == 0) {
-            io_stop(&d->rd);
-            ev_io_start(loop, &d->wr);
+            io_stop(d->rd);
+            ev_io_start(loop, d->wr);
             return;
         }
-        io_stop(&d->wr);
+        io_stop(d->wr);
         if (d->eof) {
             dir_free_pipe(d);
             if (!d->shut) {
                 shutdown(d->to, SHUT_WR);
                 d->shut = 1;
             }
-            io_stop(&d->rd);
+            io_stop(d->rd);
             hc_tunnel_finish_check(hc);
             return;
         }
@@ -1119,12 +1139,12 @@ hc_dir_pump(struct hc_dir *d)
     }
     if (d->inpipe || d->blen > d->boff) {
         /* fairness cut with bytes in flight: write them when writable */
-        ev_io_start(loop, &d->wr);
+        ev_io_start(loop, d->wr);
         return;
     }
     if (burst < HC_SPLICE_MAX)
         dir_free_pipe(d);               /* nothing in flight: give it back */
-    ev_io_start(loop, &d->rd);
+    ev_io_start(loop, d->rd);
 }
 
 static void
@@ -1162,8 +1182,8 @@ hc_tunnel_start(struct hc *hc)
     io_stop(&hc->cwr);
     io_stop(&hc->urd);
     io_stop(&hc->uwr);
-    dir_init(&hc->up, hc, hc->c->fd, hc->ufd);
-    dir_init(&hc->down, hc, hc->ufd, hc->c->fd);
+    dir_init(&hc->up, hc, hc->c->fd, hc->ufd, &hc->crd, &hc->uwr);
+    dir_init(&hc->down, hc, hc->ufd, hc->c->fd, &hc->urd, &hc->cwr);
     if (hc->first_len) {
         hc->up.buf = hc->first;           /* send it with the fallback path */
         hc->up.bcap = hc->first_cap;
@@ -1423,6 +1443,15 @@ hc_connected(struct hc *hc)
 
 static void dial_next(struct hc *hc);
 
+/* remember the address the upstream connection was dialled to */
+static void
+usa_set(struct hc *hc, const struct sockaddr *sa)
+{
+    memset(&hc->usa, 0, sizeof(hc->usa));
+    memcpy(&hc->usa, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in));
+}
+
 static void
 att_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -1445,7 +1474,7 @@ att_cb(struct ev_loop *loop, ev_io *w, int revents)
         goto out;
     }
     hc->ufd = a->fd;
-    hc->usa = a->sa;
+    usa_set(hc, &a->to.sa);
     a->fd = -1;
     hc_connected(hc);
 out:
@@ -1470,22 +1499,22 @@ dial_next(struct hc *hc)
     struct hc_dial *dl = hc->dial;
 
     while (dl->next < dl->naddrs) {
-        struct sockaddr_storage *ss = &dl->addrs[dl->next++];
-        socklen_t sl = ss->ss_family == AF_INET6
+        struct hc_attempt *a = &dl->att[dl->next++];
+        const struct sockaddr *ss = &a->to.sa;
+        socklen_t sl = ss->sa_family == AF_INET6
                        ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-        int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+        int fd = socket(ss->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
                         SOCK_CLOEXEC, 0);
         if (fd < 0) {
             dl->last_errno = errno;
             continue;
         }
-        struct hc_attempt *a = &dl->att[dl->natt++];
+        dl->natt = dl->next;
         a->fd = fd;
         a->hc = hc;
-        a->sa = *ss;
-        if (connect(fd, (struct sockaddr *)ss, sl) == 0) {
+        if (connect(fd, ss, sl) == 0) {
             hc->ufd = fd;
-            hc->usa = *ss;
+            usa_set(hc, ss);
             a->fd = -1;
             hc_connected(hc);
             return;
@@ -1498,9 +1527,9 @@ dial_next(struct hc *hc)
          * still in progress; any other error: this attempt failed.
          */
         if (errno == EINPROGRESS) {
-            if (connect(fd, (struct sockaddr *)ss, sl) == 0) {
+            if (connect(fd, ss, sl) == 0) {
                 hc->ufd = fd;
-                hc->usa = *ss;
+                usa_set(hc, ss);
                 a->fd = -1;
                 hc_connected(hc);
                 return;
@@ -1553,13 +1582,18 @@ resolve_answer(struct hc *hc, int rc, const struct sockaddr_storage *addrs,
     }
     if (naddrs > KAP_RESOLVE_MAX_ADDRS)
         naddrs = KAP_RESOLVE_MAX_ADDRS;
-    struct hc_dial *dl = cache_get(&cache_dial);
-    if (dl != NULL)
-        memset(dl, 0, sizeof(*dl));
+    size_t cap = naddrs <= HC_DIAL_SMALL ? HC_DIAL_SMALL : naddrs;
+    struct hc_dial *dl = cap == HC_DIAL_SMALL
+        ? cache_get(&cache_dial)
+        : malloc(sizeof(*dl) + cap * sizeof(dl->att[0]));
     if (dl == NULL) {
         hc_close(hc);
         return;
     }
+    memset(dl, 0, sizeof(*dl) + cap * sizeof(dl->att[0]));
+    dl->cap = cap;
+    for (size_t i = 0; i < cap; i++)
+        dl->att[i].fd = -1;
     hc->dial = dl;
     ev_timer_init(&dl->eyeball, eyeball_cb, HC_EYEBALL_DELAY, 0);
     dl->eyeball.data = hc;
@@ -1584,7 +1618,10 @@ resolve_answer(struct hc *hc, int rc, const struct sockaddr_storage *addrs,
             respond_error(hc, 502, why);
             return;
         }
-        dl->addrs[dl->naddrs++] = ss;
+        struct hc_attempt *a = &dl->att[dl->naddrs++];
+        memcpy(&a->to, &ss, ss.ss_family == AF_INET6
+                            ? sizeof(struct sockaddr_in6)
+                            : sizeof(struct sockaddr_in));
     }
     hc->state = S_CONNECT;
     dial_next(hc);
@@ -1604,6 +1641,7 @@ resolve_cb(void *data, int rc, const struct sockaddr_storage *addrs,
 static void
 hc_resolve(struct hc *hc)
 {
+    rpool_release(hc);          /* the question is answered */
     hc->state = S_RESOLVE;
     timer_set(hc, hc->conf->connect_timeout);
     io_stop(&hc->crd);
@@ -1675,17 +1713,15 @@ policy_done(struct kap_req *r, void *data)
 static void
 hc_ask(struct hc *hc)
 {
-    /* a CONNECT asks once per connection: its question stays in the
-       connection's pool; plain HTTP asks per request: a pool each */
-    struct kap_pool *qp = hc->c->pool;
+    /* every question has a pool of its own, given back once answered
+       (a CONNECT's before it dials): an idle tunnel keeps only its
+       connection's pool, one block */
+    struct kap_pool *qp;
     rpool_release(hc);
-    if (!hc->is_connect) {
-        hc->rpool = kap_pool_create();
-        if (hc->rpool == NULL) {
-            hc_close(hc);
-            return;
-        }
-        qp = hc->rpool;
+    hc->rpool = qp = kap_pool_create();
+    if (qp == NULL) {
+        hc_close(hc);
+        return;
     }
     struct kap_req *r = kap_req_new(policy_gen(hc), qp,
                                     hc->is_connect ? KAP_REQ_CONNECT
@@ -1721,7 +1757,7 @@ set_target(struct hc *hc, const struct kap_http_uri *u, const char **why)
         hc->host[--hl] = '\0';          /* one trailing dot ignored */
     hc->port = u->port;
     hc->literal = 0;
-    memcpy(hc->subject, hc->host, hl + 1);
+    hc->subject = hc->host;
     int rc = kap_addr_parse_literal(hc->host, &ss);
     if (rc == KAP_OK) {
         char t[KAP_ADDR_TEXT_MAX];
@@ -1729,7 +1765,8 @@ set_target(struct hc *hc, const struct kap_http_uri *u, const char **why)
             *why = "invalid IP address";
             return 400;
         }
-        snprintf(hc->subject, sizeof(hc->subject), "%s", t);
+        snprintf(hc->lit, sizeof(hc->lit), "%s", t);
+        hc->subject = hc->lit;
         hc->literal = 1;
     } else if (rc == KAP_ERROR) {
         *why = "invalid IP address literal or numeric host name";
@@ -1753,7 +1790,7 @@ hc_head_done(struct hc *hc)
              q->method.data);
     hc->client_minor = q->minor;
     hc->client_ka = q->keep_alive && !hc->is_connect;
-    hc->subject[0] = '\0';
+    hc->subject = "";
     hc->port = 0;
 
     if (q->form != KAP_HTTP_FORM_AUTHORITY && q->form != KAP_HTTP_FORM_ABSOLUTE) {
@@ -1808,7 +1845,7 @@ bad_head_names(struct hc *hc)
     size_t n = buf_used(&hc->cin), i;
 
     hc->method[0] = '\0';
-    hc->subject[0] = '\0';
+    hc->subject = "";
     for (i = 0; i < n && i < sizeof(hc->method) - 1; i++) {
         unsigned char ch = (unsigned char)p[i];
         if (ch < 0x21 || ch > 0x7e)
@@ -1819,13 +1856,14 @@ bad_head_names(struct hc *hc)
     hc->is_connect = strcmp(hc->method, "CONNECT") == 0;
     if (i < n && p[i] == ' ') {
         size_t j = 0;
-        for (i++; i < n && j < sizeof(hc->subject) - 1; i++, j++) {
+        for (i++; i < n && j < sizeof(hc->host) - 1; i++, j++) {
             unsigned char ch = (unsigned char)p[i];
             if (ch < 0x21 || ch > 0x7e || ch == '"' || ch == '\\')
                 break;
-            hc->subject[j] = (char)ch;
+            hc->host[j] = (char)ch;
         }
-        hc->subject[j] = '\0';
+        hc->host[j] = '\0';
+        hc->subject = hc->host;
     }
 }
 
@@ -1886,7 +1924,7 @@ hc_start_head(struct hc *hc)
     buf_trim(&hc->cout);
     buf_trim(&hc->uin);
     buf_trim(&hc->uout);
-    hc->subject[0] = '\0';
+    hc->subject = "";
     hc->is_connect = 0;
     /* the first head (and any started one) must arrive within
        header_timeout; an idle keep-alive connection gets idle_timeout */
@@ -2200,6 +2238,8 @@ hc_sync_watchers(struct hc *hc)
     struct ev_loop *loop = kap_loop();
     int crd = 0, cwr = 0, urd = 0, uwr = 0;
 
+    if (hc->state == S_TUNNEL)
+        return;                 /* the relay drives the watchers */
     switch (hc->state) {
     case S_HEAD:
         crd = !hc->c_eof;
@@ -2272,6 +2312,8 @@ hc_run(struct hc *hc)
                 hc_close(hc);
                 return;
             }
+            if (buf_used(&hc->cout) == 0)
+                buf_free(&hc->cout);    /* the 200 is out: hold nothing */
             break;
         case S_FORWARD: {
             int r = fwd_request_body(hc);
@@ -2461,6 +2503,7 @@ hc_accept_setup(struct kap_conn *c)
     hc->ufd = -1;
     hc->kfd = -1;
     hc->kkey[0] = '\0';
+    hc->subject = "";
     hc->up.pipe[0] = hc->up.pipe[1] = -1;
     hc->down.pipe[0] = hc->down.pipe[1] = -1;
     ev_io_init(&hc->crd, crd_cb, c->fd, EV_READ);
