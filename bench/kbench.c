@@ -16,6 +16,8 @@
  *            and again with keep-alive; reports body bytes/s
  *   idle     open -c tunnels and hold them; reports the RSS of -P PIDs
  *            before, after the CONNECTs and after one GET through each
+ *            (direct, e.g. -o pointing at a TCP relay: plain connections,
+ *            "after the CONNECTs" is after the TCP handshakes)
  *
  * Addresses (-x proxy, -o origin) are numeric; the name in -H is only
  * written into the requests, kbench itself never resolves names.
@@ -59,7 +61,8 @@ enum kb_state {
     KB_S_CONNECTING,   /* nonblocking connect() in progress */
     KB_S_WRITING,      /* writing the current request */
     KB_S_READING,      /* reading the response */
-    KB_S_HELD,         /* idle mode: tunnel open, nothing in flight */
+    KB_S_HELD,         /* idle mode: tunnel (or direct connection) open,
+                          nothing in flight */
     KB_S_DEAD          /* idle mode: failed or dropped, not restarted */
 };
 
@@ -479,6 +482,15 @@ conn_start(struct kb_conn *c)
     }
 }
 
+/* Idle mode: the tunnel (or, direct, the connection) is set up; hold it. */
+static void
+idle_hold(struct kb_conn *c)
+{
+    c->state = KB_S_HELD;
+    c->w->held++;
+    c->w->inflight--;
+}
+
 /* The response to the current request is complete.  Returns 1 when the
  * connection has a new request to write (state WRITING), 0 otherwise. */
 static int
@@ -497,9 +509,7 @@ unit_done(struct kb_conn *c)
             return 0;
         }
         if (o->mode == KB_IDLE) {
-            c->state = KB_S_HELD;
-            w->held++;
-            w->inflight--;
+            idle_hold(c);
             return 0;
         }
         begin_request(c, 1);
@@ -666,6 +676,10 @@ on_event(struct kb_conn *c, uint32_t ev)
                 char why[128];
                 snprintf(why, sizeof why, "connect: %s", strerror(err));
                 conn_fail(c, why);
+                return;
+            }
+            if (c->w->o->mode == KB_IDLE && !c->w->o->proxied) {
+                idle_hold(c);   /* direct: nothing to send until the GETs */
                 return;
             }
             c->state = KB_S_WRITING;
@@ -915,6 +929,7 @@ usage(void)
 "  -T N      threads (1; bulk and idle always 1)\n"
 "  -s CODE   expected final status (200; denied 403)\n"
 "  -P PIDS   idle: comma-separated pids whose VmRSS is summed\n"
+"            (idle -o: plain connections, e.g. through a TCP relay)\n"
 "  -G        idle: do not GET through each tunnel\n"
 "  -l LABEL  label printed in the result line\n", stderr);
 }
@@ -1038,10 +1053,6 @@ main(int argc, char **argv)
     if (parse_addr(o.proxied ? xarg : oarg, &o.dst, &o.dstlen) < 0) {
         fprintf(stderr, "kbench: bad numeric address %s\n",
                 o.proxied ? xarg : oarg);
-        return 2;
-    }
-    if (o.mode == KB_IDLE && !o.proxied) {
-        fputs("kbench: idle needs -x PROXY\n", stderr);
         return 2;
     }
     if (o.mode == KB_BULK) {
