@@ -266,7 +266,6 @@ static void conn_new(struct kap_listen *ls, int fd,
     struct kap_pool *pool;
     struct conn_node *node;
     struct kap_conn *c;
-    int on = 1;
 
     pool = kap_pool_create();
     node = pool ? kap_palloc(pool, sizeof(*node)) : NULL;
@@ -294,9 +293,9 @@ static void conn_new(struct kap_listen *ls, int fd,
         memcpy(c->peer_text, "unix", 5);
         c->peer.ss_family = AF_UNIX;
     } else {
+        /* TCP_NODELAY is inherited from the listener (kapd_listen.c) */
         kapd_sockaddr_text((const struct sockaddr *)ss, sslen, c->peer_text,
                            sizeof(c->peer_text));
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     }
     c->start = kap_now();
 

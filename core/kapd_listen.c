@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -652,6 +653,12 @@ static int bind_one(struct sockaddr_storage *ss, socklen_t sslen, int stype,
         *what = "setsockopt(IPV6_V6ONLY)";
         if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &off : &on,
                        sizeof(int)) < 0)
+            goto fail;
+    }
+    if (stype == SOCK_STREAM && ss->ss_family != AF_UNIX) {
+        /* accepted sockets inherit it: no setsockopt per connection */
+        *what = "setsockopt(TCP_NODELAY)";
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0)
             goto fail;
     }
     *what = "bind()";

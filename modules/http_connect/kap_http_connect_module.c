@@ -90,6 +90,7 @@ struct hc_dir {
     int        eof;            /* source hit EOF */
     int        shut;           /* shutdown(to, SHUT_WR) done */
     int        nosplice;
+    int        wait_ready;     /* next read only on readiness (just drained) */
     uint64_t   bytes;
 };
 
@@ -1007,8 +1008,14 @@ dir_init(struct hc_dir *d, struct hc *hc, int from, int to, ev_io *rd,
     d->pipe[0] = d->pipe[1] = -1;
     d->rd = rd;
     d->wr = wr;
-    ev_io_init(rd, dir_rd_cb, from, EV_READ);
-    ev_io_init(wr, dir_wr_cb, to, EV_WRITE);
+    /* only the callback changes when the descriptor does not: re-setting
+       the fd would make libev re-add it to epoll (a failing EEXIST) */
+    if (rd->fd != from)
+        ev_io_set(rd, from, EV_READ);
+    if (wr->fd != to)
+        ev_io_set(wr, to, EV_WRITE);
+    ev_set_cb(rd, dir_rd_cb);
+    ev_set_cb(wr, dir_wr_cb);
     rd->data = wr->data = d;
 }
 
@@ -1081,6 +1088,10 @@ hc_dir_pump(struct hc_dir *d)
         }
         if (idle)
             break;
+        if (d->wait_ready) {
+            d->wait_ready = 0;
+            break;
+        }
         /* read more */
         ssize_t n;
         size_t want;
@@ -1220,6 +1231,10 @@ hc_tunnel_start(struct hc *hc)
     timer_set(hc, 0.001 + (hc->deadline_total > 0 &&
                            cf->tunnel_timeout < hc->idle
                            ? cf->tunnel_timeout : hc->idle));
+    /* both sockets were just read to their end or are being watched
+       (level-triggered): forward what is buffered, then wait for
+       readiness instead of a read that would only say EAGAIN */
+    hc->up.wait_ready = hc->down.wait_ready = 1;
     hc_dir_pump(&hc->up);
     if (hc->closing)
         return;
@@ -1331,6 +1346,8 @@ first_client_read(struct hc *hc)
         ssize_t n = recv(hc->c->fd, hc->first + hc->first_len, room, 0);
         if (n > 0) {
             hc->first_len += (size_t)n;
+            if ((size_t)n < room)
+                break;                  /* drained: the check decides */
             continue;
         }
         if (n == 0) {
@@ -2562,6 +2579,11 @@ hc_accept(struct kap_conn *c)
         return;
     ENTER(hc);
     hc_accept_limits(hc);
+    /* clients speak first, and under load the request is usually
+       there already: read it now rather than after another loop turn
+       (the watcher start is then undone before libev tells epoll) */
+    if (!hc->closing && hc->state == S_HEAD && ev_is_active(&hc->crd))
+        crd_cb(kap_loop(), &hc->crd, EV_READ);
     LEAVE(hc);
 }
 
