@@ -1213,8 +1213,10 @@ hc_tunnel_start(struct hc *hc)
             hc_close(hc);
             return;
         }
-        memcpy(hc->down.buf, hc->cout.p + hc->cout.off, a);
-        memcpy(hc->down.buf + a, hc->uin.p + hc->uin.off, n);
+        if (a)                  /* the 200's buffer is gone once sent */
+            memcpy(hc->down.buf, hc->cout.p + hc->cout.off, a);
+        if (n)
+            memcpy(hc->down.buf + a, hc->uin.p + hc->uin.off, n);
         hc->down.blen = a + n;
         hc->down.bytes += n;
     }
