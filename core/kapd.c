@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -264,6 +265,25 @@ report(int fd, int code)
     close(fd);
 }
 
+/*
+ * Every tunnel holds two descriptors, and a default soft limit of 1024
+ * would stop kapd at ~500: raise the soft limit to the hard one (what
+ * the service manager allows) before anything is opened.
+ */
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        KAP_LOG(KAP_LOG_WARN, NULL, 0, "cannot raise the open files limit "
+                "to %llu: %s", (unsigned long long) rl.rlim_max,
+                strerror(errno));
+}
+
 static int
 drop_privileges(const char *user)
 {
@@ -435,6 +455,8 @@ main(int argc, char **argv)
         }
         pid_file = strdup(gen->core.pid_file);
     }
+
+    raise_nofile();
 
     /*
      * Catch signals before the listeners are bound: a client that sees
