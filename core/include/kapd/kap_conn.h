@@ -74,7 +74,8 @@ int kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
 struct kap_conn {
     uint32_t                 magic;        /* KAP_CONN_MAGIC */
     uint64_t                 id;           /* unique in this process, > 0 */
-    int                      fd;           /* nonblocking, close-on-exec */
+    int                      fd;           /* nonblocking, close-on-exec;
+                                              TCP: TCP_NODELAY is set */
     struct kap_pool         *pool;         /* freed by kap_conn_close() */
     struct kap_gen          *gen;          /* generation at accept time */
     const struct kap_module *module;       /* owner of the listener */
