@@ -393,6 +393,7 @@ main(int argc, char **argv)
         return KAPD_EXIT_OTHER;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();             /* before modules check their limits */
     loop = ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL) {
         fprintf(stderr, "kapd: [emerg] cannot initialise libev\n");
@@ -455,8 +456,6 @@ main(int argc, char **argv)
         }
         pid_file = strdup(gen->core.pid_file);
     }
-
-    raise_nofile();
 
     /*
      * Catch signals before the listeners are bound: a client that sees

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -289,6 +290,25 @@ hc_conf_parse(struct kap_gen *gen, void *vconf, const config_setting_t *group,
     return KAP_OK;
 }
 
+/* a tunnel holds two descriptors: say so when the limit is the limit */
+static void
+nofile_notice(const struct hc_conf *cf)
+{
+    struct rlimit rl;
+    unsigned long long need = (unsigned long long)cf->max_connections * 2 + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (unsigned long long)rl.rlim_cur < need)
+        KAP_LOG(KAP_LOG_NOTICE, HC_NAME, 0, "the open files limit (%llu) "
+                "allows about %llu tunnels, fewer than http_connect."
+                "max_connections (%lld): raise the hard limit "
+                "(LimitNOFILE=, docker run --ulimit nofile=) or lower it",
+                (unsigned long long)rl.rlim_cur,
+                rl.rlim_cur > 64 ? (unsigned long long)(rl.rlim_cur - 64) / 2
+                                 : 0ULL,
+                cf->max_connections);
+}
+
 static int
 hc_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
 {
@@ -313,6 +333,7 @@ hc_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
         kap_err_set(err, "http_connect: timeouts must be positive");
         return KAP_ERROR;
     }
+    nofile_notice(cf);
     return KAP_OK;
 }
 
