@@ -210,11 +210,7 @@ like(status_of(('x' x 100000)), qr/^(414|400)$/, '100 kB without a space or newl
         $r .= $buf if $n;
         return !$n;
     }, kapd_tmo(5));
-    {
-        local $TODO = 'kapd bug (i-notes.md #7): no lingering close, the 403 can be lost '
-            . 'to an RST (seen under load)';
-        like($r, qr{^HTTP/1\.1 403}, 'huge body to a denied host: 403');
-    }
+    like($r, qr{^HTTP/1\.1 403}, 'huge body to a denied host: 403');
     ok($closed && time - $t0 < kapd_tmo(3), 'huge body to a denied host: closed at once');
 }
 
