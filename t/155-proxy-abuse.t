@@ -67,6 +67,16 @@ sub get_ok {
     ok($dt < kapd_tmo($o{max} // 1), sprintf("$name: promptly (%.3fs)", $dt));
 }
 
+# once held connections are closed, a request is served again (polled)
+sub served_again {
+    my ($name) = @_;
+    ok(wait_until(sub {
+        my $x = http_parse(http_raw($proxy, "GET http://$A/again HTTP/1.1\r\nHost: $A\r\n"
+                                     . "Connection: close\r\n\r\n", timeout => 2));
+        $x && $x->{status} == 200;
+    }, kapd_tmo(5)), "$name: served again once the connections are closed");
+}
+
 sub closed_within {
     my ($s, $tmo) = @_;
     return wait_until(sub {
@@ -173,11 +183,7 @@ like(status_of(('x' x 100000)), qr/^(414|400)$/, '100 kB without a space or newl
     is(scalar(grep { ($_->{target} // '') eq '/over' } @{$origin->requests}), 0,
        'per-client: the request over the limit was not forwarded');
     close $_ for @held;
-    ok(wait_until(sub {
-        my $x = http_parse(http_raw($proxy, "GET http://$A/again HTTP/1.1\r\nHost: $A\r\n"
-                                     . "Connection: close\r\n\r\n", timeout => 2));
-        $x && $x->{status} == 200;
-    }, kapd_tmo(5)), 'per-client: served again once the connections are closed');
+    served_again('per-client');
 }
 {
     # global limit: 25 + 25 from two addresses, one request from a third
@@ -195,6 +201,8 @@ like(status_of(('x' x 100000)), qr/^(414|400)$/, '100 kB without a space or newl
        'global: a connection over max_connections is refused ('
        . ($p ? $p->{status} : 'closed') . ')');
     close $_ for @held;
+    # (kapd sees the 60 closes a moment later: the next block needs a slot)
+    served_again('global');
 }
 
 # -- a huge body announced to a denied host is not read ---------------------------------------------

@@ -18,7 +18,9 @@
  *   FORWARD   plain HTTP: request head rewritten (hop-by-hop removed),
  *             bodies streamed both ways with backpressure, upstream
  *             connections kept in a per-destination idle pool
- *   RESPOND   a local answer (403, 400, 502, ...) is being written
+ *   RESPOND   a local answer (403, 400, 502, ...) is being written; a
+ *             connection that ends while the client still sends lingers
+ *             (half-closed, input discarded, bounded) before the close
  *
  * Every resource of a connection (fds, watchers, heap buffers, pipes, the
  * resolver query, dial attempts) is released by one pool cleanup,
@@ -1070,7 +1072,7 @@ hc_linger(struct hc *hc)
 {
     int mode = hc->respond_close;
 
-    if (mode == HC_CLOSE || !linger_allowed(hc)) {
+    if (mode == HC_CLOSE) {
         hc_close(hc);
         return;
     }
@@ -1080,7 +1082,7 @@ hc_linger(struct hc *hc)
         hc_close(hc);                       /* EOF, or nothing pending */
         return;
     }
-    if (shutdown(hc->c->fd, SHUT_WR) != 0) {
+    if (!linger_allowed(hc) || shutdown(hc->c->fd, SHUT_WR) != 0) {
         hc_close(hc);
         return;
     }
