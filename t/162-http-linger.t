@@ -209,17 +209,22 @@ sub status_from {
 
 # -- nothing pending: a refusal still closes at once --------------------------------
 {
-    # four open connections from one address, each refused with
-    # Connection: close and nothing behind it; if any lingered, the fifth
-    # would be over max_per_client (4)
-    my @held = grep { defined } map {
-        refused_open('127.0.3.1', "GET http://$D/ HTTP/1.1\r\nHost: $D\r\n"
-                                  . "Connection: close\r\n\r\n")
-    } 1 .. 4;
-    is(scalar @held, 4, 'nothing pending: four refusals answered');
-    ok(wait_until(sub { status_from('127.0.3.1') == 200 }, kapd_tmo(1)),
-       'nothing pending: closed at once (not counted against the client)');
-    close $_ for @held;
+    # four connections from one address, each refused with nothing behind
+    # it, held open on our side; if they lingered, the fifth would be
+    # over max_per_client (4)
+    my %kinds = (
+        'Connection: close' => ['127.0.3.1', "GET http://$D/ HTTP/1.1\r\nHost: $D\r\n"
+                                             . "Connection: close\r\n\r\n"],
+        'a small body sent whole' => ['127.0.3.3', post_head($D, 5) . 'hello'],
+    );
+    for my $k (sort keys %kinds) {
+        my ($src, $req) = @{$kinds{$k}};
+        my @held = grep { defined } map { refused_open($src, $req) } 1 .. 4;
+        is(scalar @held, 4, "nothing pending ($k): four refusals answered");
+        ok(wait_until(sub { status_from($src) == 200 }, kapd_tmo(1)),
+           "nothing pending ($k): closed at once (not counted against the client)");
+        close $_ for @held;
+    }
 
     # keep-alive denials are unchanged: the connection serves the next one
     my $s = connect_from('127.0.3.2');

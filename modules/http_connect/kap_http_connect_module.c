@@ -845,11 +845,19 @@ flush_buf(int fd, struct hc_buf *b, struct hc *hc)
 static int
 linger_mode(const struct hc *hc)
 {
+    const struct kap_http_req *q = hc->req;
+    size_t in = buf_used(&hc->cin), head;
+
     if (hc->state == S_FORWARD)             /* a 502 while forwarding */
         return hc->q_done ? HC_CLOSE_CHECK : HC_CLOSE_LINGER;
-    if (hc->req != NULL && hc->req->body != KAP_HTTP_BODY_NONE)
-        return HC_CLOSE_LINGER;             /* refused before its body */
-    return HC_CLOSE_CHECK;
+    if (q == NULL || q->body == KAP_HTTP_BODY_NONE)
+        return HC_CLOSE_CHECK;
+    /* refused before its body: lingers, unless all of it is read */
+    head = hc->head_skipped ? 0 : q->head_len;
+    if (q->body == KAP_HTTP_BODY_LENGTH && in >= head &&
+        in - head >= q->content_length)
+        return HC_CLOSE_CHECK;
+    return HC_CLOSE_LINGER;
 }
 
 /* queue a local response; the connection is closed after it unless keep */
