@@ -1019,11 +1019,12 @@ linger_allowed(const struct hc *hc)
                <= (unsigned)cf->max_per_client;
 }
 
-/* discard what the client sends; 1 while lingering should go on */
+/* discard what the client sends (at most reads recv()s); 1 while
+   lingering should go on */
 static int
-linger_drain(struct hc *hc)
+linger_drain(struct hc *hc, int reads)
 {
-    for (int i = 0; i < HC_LINGER_READS; i++) {
+    for (int i = 0; i < reads; i++) {
         ssize_t n = recv(hc->c->fd, linger_sink, sizeof(linger_sink),
                          MSG_DONTWAIT);
         if (n > 0) {
@@ -1047,7 +1048,7 @@ linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop; (void)revents;
 
     ENTER(hc);
-    if (!linger_drain(hc))
+    if (!linger_drain(hc, HC_LINGER_READS))
         hc_close(hc);
     LEAVE(hc);
 }
@@ -1086,7 +1087,7 @@ hc_linger(struct hc *hc)
     }
     hc->q_left = HC_LINGER_BYTES;           /* from here: discard budget */
     if (mode == HC_CLOSE_CHECK &&
-        (!linger_drain(hc) || hc->q_left == HC_LINGER_BYTES)) {
+        (!linger_drain(hc, 1) || hc->q_left == HC_LINGER_BYTES)) {
         hc_close(hc);                       /* EOF, or nothing pending */
         return;
     }
