@@ -18,7 +18,9 @@
  *   FORWARD   plain HTTP: request head rewritten (hop-by-hop removed),
  *             bodies streamed both ways with backpressure, upstream
  *             connections kept in a per-destination idle pool
- *   RESPOND   a local answer (403, 400, 502, ...) is being written
+ *   RESPOND   a local answer (403, 400, 502, ...) is being written; a
+ *             connection that ends while the client still sends lingers
+ *             (half-closed, input discarded, bounded) before the close
  *
  * Every resource of a connection (fds, watchers, heap buffers, pipes, the
  * resolver query, dial attempts) is released by one pool cleanup,
@@ -864,6 +866,37 @@ flush_buf(int fd, struct hc_buf *b, struct hc *hc)
     return KAP_OK;
 }
 
+/*
+ * How a connection is closed once its last response is flushed
+ * (hc->respond_close; 0 keeps it alive):
+ *   HC_CLOSE         close at once (a forwarded exchange ended cleanly)
+ *   HC_CLOSE_CHECK   a local refusal: linger only if input is pending
+ *   HC_CLOSE_LINGER  the client is still sending (an unread request
+ *                    body): linger without looking
+ */
+#define HC_CLOSE        1
+#define HC_CLOSE_CHECK  2
+#define HC_CLOSE_LINGER 3
+
+/* for a local answer that ends the connection: is a body still coming? */
+static int
+linger_mode(const struct hc *hc)
+{
+    const struct kap_http_req *q = hc->req;
+    size_t in = buf_used(&hc->cin), head;
+
+    if (hc->state == S_FORWARD)             /* a 502 while forwarding */
+        return hc->q_done ? HC_CLOSE_CHECK : HC_CLOSE_LINGER;
+    if (q == NULL || q->body == KAP_HTTP_BODY_NONE)
+        return HC_CLOSE_CHECK;
+    /* refused before its body: lingers, unless all of it is read */
+    head = hc->head_skipped ? 0 : q->head_len;
+    if (q->body == KAP_HTTP_BODY_LENGTH && in >= head &&
+        in - head >= q->content_length)
+        return HC_CLOSE_CHECK;
+    return HC_CLOSE_LINGER;
+}
+
 /* queue a local response; the connection is closed after it unless keep */
 static void
 respond(struct hc *hc, int status, const char *body, int keep)
@@ -890,7 +923,7 @@ respond(struct hc *hc, int status, const char *body, int keep)
         /* drop the answered head; pipelined bytes stay in cin */
         hc->cin.off += hc->req->head_len;
     }
-    hc->respond_close = !keep;
+    hc->respond_close = keep ? 0 : linger_mode(hc);
     hc->state = S_RESPOND;
     hc_run(hc);
 }
@@ -987,6 +1020,126 @@ hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 out:
     LEAVE(hc);
+}
+
+/* ---- lingering close ---------------------------------------------------------- */
+
+/*
+ * close() with unread bytes in the receive queue makes the kernel send an
+ * RST, which can overtake the response just written, and a client still
+ * sending its body gets a reset on send before it reads the answer.  So
+ * once the last response is flushed: shutdown(SHUT_WR) (the client gets
+ * the response and an EOF), then read and discard what the client still
+ * sends until its EOF, HC_LINGER_TIMEOUT without data, HC_LINGER_TIME in
+ * all or HC_LINGER_BYTES, and close.  A lingering connection does no
+ * protocol work and emits no audit event; it still counts as a
+ * connection (max_connections, max_per_client, the shutdown grace), so a
+ * connection over either limit closes at once instead.
+ */
+#define HC_LINGER_TIMEOUT 2.0                  /* s without data */
+#define HC_LINGER_TIME    10.0                 /* s in all */
+#define HC_LINGER_BYTES   (4 * 1024 * 1024)    /* discarded at most */
+#define HC_LINGER_READS   8                    /* reads per wake-up */
+
+static char linger_sink[16384];               /* discarded bytes land here */
+
+/* may this connection stay open to linger? not when over a limit */
+static int
+linger_allowed(const struct hc *hc)
+{
+    const struct hc_conf *cf = hc->conf;
+
+    if (kap_conn_count(HC_NAME) > (unsigned)cf->max_connections)
+        return 0;
+    return cf->max_per_client <= 0 ||
+           kap_conn_count_peer(HC_NAME, &hc->c->peer)
+               <= (unsigned)cf->max_per_client;
+}
+
+/* discard what the client sends (at most reads recv()s); 1 while
+   lingering should go on */
+static int
+linger_drain(struct hc *hc, int reads)
+{
+    for (int i = 0; i < reads; i++) {
+        ssize_t n = recv(hc->c->fd, linger_sink, sizeof(linger_sink),
+                         MSG_DONTWAIT);
+        if (n > 0) {
+            hc->last_active = kap_now();
+            if ((uint64_t)n >= hc->q_left)
+                return 0;
+            hc->q_left -= (uint64_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    return 1;
+}
+
+static void
+linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct hc *hc = w->data;
+    (void)loop; (void)revents;
+
+    ENTER(hc);
+    if (!linger_drain(hc, HC_LINGER_READS))
+        hc_close(hc);
+    LEAVE(hc);
+}
+
+static void
+linger_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct hc *hc = w->data;
+    double now = kap_now(), next;
+    (void)loop; (void)revents;
+
+    ENTER(hc);
+    next = hc->last_active + HC_LINGER_TIMEOUT - now;
+    if (hc->deadline_total - now < next)
+        next = hc->deadline_total - now;
+    if (next <= 0)
+        hc_close(hc);
+    else
+        timer_set(hc, next);
+    LEAVE(hc);
+}
+
+/*
+ * The last response is flushed and the connection ends (respond_close
+ * says how): close at once, or half-close and linger.  Costs nothing on a
+ * clean close and one recv() after a refusal with nothing pending.
+ */
+static void
+hc_linger(struct hc *hc)
+{
+    int mode = hc->respond_close;
+
+    if (mode == HC_CLOSE) {
+        hc_close(hc);
+        return;
+    }
+    hc->q_left = HC_LINGER_BYTES;           /* from here: discard budget */
+    if (mode == HC_CLOSE_CHECK &&
+        (!linger_drain(hc, 1) || hc->q_left == HC_LINGER_BYTES)) {
+        hc_close(hc);                       /* EOF, or nothing pending */
+        return;
+    }
+    if (!linger_allowed(hc) || shutdown(hc->c->fd, SHUT_WR) != 0) {
+        hc_close(hc);
+        return;
+    }
+    KAP_DEBUG(HC_NAME, hc->c->id, "lingering on %s", hc->c->peer_text);
+    hc_cleanup(hc);         /* idempotent: drops buffers, upstream, timer */
+    hc->last_active = kap_now();
+    hc->deadline_total = hc->last_active + HC_LINGER_TIME;
+    ev_set_cb(&hc->crd, linger_read_cb);
+    ev_set_cb(&hc->timer, linger_timer_cb);
+    ev_io_start(kap_loop(), &hc->crd);
+    timer_set(hc, HC_LINGER_TIMEOUT);
 }
 
 /* ---- tunnel (splice relay) -------------------------------------------------- */
@@ -2216,7 +2369,11 @@ fwd_finish(struct hc *hc)
     io_stop(&hc->urd);
     io_stop(&hc->uwr);
     if (!hc->client_ka || !hc->q_done || kap_shutting_down()) {
-        hc->respond_close = 1;
+        /* the body is still coming; or a keep-alive client (kapd is
+           stopping) or pipelined bytes: more may be pending */
+        hc->respond_close = !hc->q_done ? HC_CLOSE_LINGER
+                          : hc->client_ka || buf_used(&hc->cin)
+                            ? HC_CLOSE_CHECK : HC_CLOSE;
         hc->state = S_RESPOND;
         return;
     }
@@ -2339,7 +2496,7 @@ hc_run(struct hc *hc)
             if (rc == KAP_AGAIN)
                 break;
             if (hc->respond_close) {
-                hc_close(hc);
+                hc_linger(hc);
                 return;
             }
             hc_start_head(hc);
