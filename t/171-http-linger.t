@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# 162-http-linger.t -- lingering close in http_connect.
+# 171-http-linger.t -- lingering close in http_connect.
 #
 # When kapd ends a connection after a refusal while the client is still
 # sending (a request body it never reads, pipelined requests, bytes after
