@@ -815,6 +815,11 @@ kap_http_is_hop_by_hop(const struct kap_http_header *h, size_t n, size_t i)
     for (size_t k = 0; hop[k]; k++)
         if (str_ieq(h[i].name, hop[k]))
             return 1;
+    /* "Connection: content-length" or "Connection: host" must not make
+       the forwarded head lose its framing or its Host (request smuggling
+       past the Host == URI check) */
+    if (str_ieq(h[i].name, "content-length") || str_ieq(h[i].name, "host"))
+        return 0;
     for (size_t k = 0; k < n; k++) {
         if (!str_ieq(h[k].name, "connection"))
             continue;

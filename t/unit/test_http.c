@@ -332,6 +332,19 @@ test_hop(void)
            kap_http_is_hop_by_hop(R.headers, R.nheaders, 2),
            "long field name listed in Connection is hop-by-hop");
     }
+    {
+        /* framing and routing fields stay, whatever Connection says */
+        const char *c = "POST http://a/ HTTP/1.1\r\nHost: a\r\n"
+                        "Connection: content-length, HOST, x-z\r\n"
+                        "Content-Length: 3\r\nX-Z: 1\r\n\r\n";
+        ok(req(c) == KAP_OK, "Connection naming Host and Content-Length");
+        ok(!kap_http_is_hop_by_hop(R.headers, R.nheaders, 0),
+           "Host named in Connection is kept");
+        ok(!kap_http_is_hop_by_hop(R.headers, R.nheaders, 2),
+           "Content-Length named in Connection is kept");
+        ok(kap_http_is_hop_by_hop(R.headers, R.nheaders, 3),
+           "another field named with them is dropped");
+    }
     ok(kap_http_list_has((struct kap_str){ "a , b,c", 7 }, "B"), "list_has");
     ok(!kap_http_list_has((struct kap_str){ "ab,c", 4 }, "a"),
        "list_has no prefix match");
