@@ -255,6 +255,7 @@ static const struct deny_net deny_v6[] = {
     { { 0 }, 128, "unspecified (::)" },
     { { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 128, "loopback" },
     { { 0xfe, 0x80 },  10, "link-local" },
+    { { 0xfe, 0xc0 },  10, "site-local (deprecated, fec0::/10)" },
     { { 0xfc },         7, "unique local (ULA)" },
     { { 0xff },         8, "multicast" },
     { { 0 },           96, "IPv4-compatible (deprecated)" },
@@ -268,9 +269,13 @@ kap_addr_embedded_v4(const unsigned char *a6, unsigned char *v4)
 {
     static const unsigned char nat64[12] =
         { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+    /* IPv4-translated (SIIT, RFC 2765): ::ffff:0:a.b.c.d */
+    static const unsigned char translated[12] =
+        { 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0 };
 
     if (memcmp(a6, v4mapped_prefix, 12) == 0
-        || memcmp(a6, nat64, 12) == 0) {
+        || memcmp(a6, nat64, 12) == 0
+        || memcmp(a6, translated, 12) == 0) {
         memcpy(v4, a6 + 12, 4);
         return 1;
     }

@@ -146,6 +146,13 @@ main(void)
     is_int(denied("2002:c0a8:101::", NULL), 1, "6to4 192.168 denied");
     is_int(denied("2002:808:808::1", NULL), 0, "6to4 8.8.8.8 allowed");
     is_int(denied("::127.0.0.1", NULL), 1, "v4-compatible denied");
+    is_int(denied("::ffff:0:7f00:1", &why), 1, "v4-translated loopback denied");
+    is_str(why, "loopback", "v4-translated why = embedded v4");
+    is_int(denied("::ffff:0:a9fe:a9fe", NULL), 1, "v4-translated metadata denied");
+    is_int(denied("::ffff:0:808:808", NULL), 0, "v4-translated 8.8.8.8 allowed");
+    is_int(denied("fec0::1", NULL), 1, "site-local fec0::/10 denied");
+    is_int(denied("feff:ffff::1", NULL), 1, "site-local top denied");
+    is_int(denied("ff00::1", NULL), 1, "ff00:: (multicast) denied");
     is_int(denied("2606:4700::1111", NULL), 0, "public v6 allowed");
     {
         struct sockaddr_storage ss;
