@@ -22,10 +22,8 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Kapd;
-use IO::Select;
-use IO::Socket::INET;
+use Test::Kapd::RawDNS;
 use Net::DNS;
-use POSIX ();
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new;
@@ -90,18 +88,7 @@ my %bad = (
 sub reply_for {
     my ($m) = @_;
     return undef if length $m < 12;
-    my $id = unpack('n', $m);
-    my ($pos, @labels) = (12);
-    while ($pos < length $m) {
-        my $l = ord substr($m, $pos, 1);
-        last if $l == 0 || $l >= 64;
-        push @labels, substr($m, $pos + 1, $l);
-        $pos += 1 + $l;
-    }
-    my $qend = $pos + 1 + 4;
-    return undef if $qend > length $m;
-    my $question = substr($m, 12, $qend - 12);
-    my $name = lc join '.', @labels;
+    my ($qend, $name) = Test::Kapd::RawDNS::question_end($m) or return undef;
     my ($first) = $name =~ /^([^.]+)\.wild\.test$/;
     my ($an, $ns, $body, $rcode) = (0, 0, '', 3);
     if ($first && $bad{$first}) {
@@ -110,41 +97,10 @@ sub reply_for {
     } elsif ($name eq 'allowed.test' || ($first // '') eq 'ok') {
         ($an, $body, $rcode) = (1, rr_a("\xc0\x0c", '192.0.2.1'), 0);
     }
-    return pack('n6', $id, 0x8180 | $rcode, 1, $an, $ns, 0) . $question . $body;
+    return pack('n6', unpack('n', $m), 0x8180 | $rcode, 1, $an, $ns, 0)
+           . substr($m, 12, $qend - 12) . $body;
 }
-
-my $log = $t->testdir . '/up.names';
-my $usock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $up,
-                                  Proto => 'udp') or die "udp $up: $!";
-my $lsock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $up, Proto => 'tcp',
-                                  Listen => 16, ReuseAddr => 1) or die "tcp $up: $!";
-$t->run_daemon(sub {
-    $SIG{CHLD} = 'IGNORE';
-    my $sel = IO::Select->new($usock, $lsock);
-    while (1) {
-        for my $s ($sel->can_read(1)) {
-            if ($s == $lsock) {
-                my $c = $lsock->accept or next;
-                my $pid = fork;
-                next if !defined $pid || $pid;
-                while (1) {
-                    my $n = sysread($c, my $l, 2);
-                    POSIX::_exit(0) unless $n && $n == 2;
-                    my $m = '';
-                    while (length $m < unpack('n', $l)) {
-                        sysread($c, $m, unpack('n', $l) - length $m, length $m) or POSIX::_exit(0);
-                    }
-                    my $r = reply_for($m) // POSIX::_exit(0);
-                    syswrite($c, pack('n', length $r) . $r);
-                }
-            }
-            my $peer = $usock->recv(my $m, 65535) // next;
-            my $r = reply_for($m) // next;
-            # a UDP reply can hold 64 KiB; the big one is sent as is
-            $usock->send($r, 0, $peer);
-        }
-    }
-});
+Test::Kapd::RawDNS->new($t, port => $up, reply => \&reply_for);
 
 $t->write_conf(<<'EOF');
 kapd: { load = ["dns", "http_connect"]; module_path = ["%%MODULE_PATH%%"]; error_log = "error.log"; };
