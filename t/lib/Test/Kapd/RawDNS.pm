@@ -8,7 +8,11 @@ package Test::Kapd::RawDNS;
 #
 #   my $up = Test::Kapd::RawDNS->new($t, port => $t->port('up'),
 #       reply => sub { my ($query, $proto) = @_; return $bytes_or_undef });
+#   delay => 0.8 or sub { my ($query) = @_; secs }: answer that much
+#   later (UDP answers are queued, not slept on: one slow answer does not
+#   hold up the others)
 #   $up->queries_hex;          # every query received so far, as hex
+#   $up->count;                # how many
 #   Test::Kapd::RawDNS::question_end($query);   # offset past the question
 #
 # reply() gets the query's raw bytes and 'udp' or 'tcp'; undef sends
@@ -21,12 +25,15 @@ use Carp;
 use IO::Select;
 use IO::Socket::INET;
 use POSIX ();
+use Time::HiRes ();
 
 sub new {
     my ($class, $t, %o) = @_;
     my $port = $o{port} // croak 'RawDNS: port';
     my $reply = $o{reply} // croak 'RawDNS: reply';
+    my $delay = $o{delay} // 0;
     my $self = bless { t => $t, port => $port,
+                       delay => ref $delay ? $delay : sub { $delay },
                        log => $t->testdir . "/rawdns-$port.hex" }, $class;
     open my $fh, '>', $self->{log} or croak "$self->{log}: $!";
     close $fh;
@@ -60,6 +67,8 @@ sub _tcp_conn {
         }
         $self->_log($m);
         my $r = $reply->($m, 'tcp') // return;
+        my $d = $self->{delay}->($m);
+        select(undef, undef, undef, $d) if $d;
         syswrite($c, pack('n', length $r) . $r);
     }
 }
@@ -68,8 +77,10 @@ sub _serve {
     my ($self, $u, $l, $reply) = @_;
     $SIG{CHLD} = 'IGNORE';
     my $sel = IO::Select->new($u, $l);
+    my @due;                                # [time, reply, peer], sorted
     while (1) {
-        for my $s ($sel->can_read(1)) {
+        my $wait = @due ? $due[0][0] - Time::HiRes::time() : 1;
+        for my $s ($sel->can_read($wait > 0 ? $wait : 0)) {
             if ($s == $l) {
                 my $c = $l->accept or next;
                 my $pid = fork;
@@ -80,7 +91,13 @@ sub _serve {
             my $peer = $u->recv(my $m, 65535) // next;
             $self->_log($m);
             my $r = $reply->($m, 'udp') // next;
-            $u->send($r, 0, $peer);
+            my $d = $self->{delay}->($m) || 0;
+            @due = sort { $a->[0] <=> $b->[0] }
+                   @due, [Time::HiRes::time() + $d, $r, $peer];
+        }
+        while (@due && $due[0][0] <= Time::HiRes::time()) {
+            my $x = shift @due;
+            $u->send($x->[1], 0, $x->[2]);
         }
     }
 }
@@ -92,6 +109,8 @@ sub queries_hex {
     chomp(my @l = <$fh>);
     return @l;
 }
+
+sub count { scalar $_[0]->queries_hex }
 
 # question_end(query): the offset just past the (uncompressed) question,
 # and the lower-cased name; () when the question is cut or compressed
