@@ -8,7 +8,8 @@
 # that loop, point to themselves or past the end, names longer than 255
 # octets built from pointers, RDLENGTH past the end, counts larger than
 # the records present, A/AAAA with the wrong RDLENGTH, CNAME loops, an
-# OPT record in the answer, a reply cut in the middle of a record, and
+# OPT record in the answer, a reply cut in the middle of a record,
+# addresses owned by another name than the one asked (or its CNAME), and
 # TTLs with the top bit set (RFC 2181 8: to be read as zero).  Each
 # planted address is a loopback one (127.6.6.x, ::1), so that a record
 # the parser reads one way and the rebinding filter another would show;
@@ -22,6 +23,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Kapd;
+use Test::Kapd::FakeHTTP;
 use Test::Kapd::RawDNS;
 use Net::DNS;
 use Time::HiRes qw(time);
@@ -30,7 +32,12 @@ my $t = Test::Kapd->new;
 $t->has_kapd->has_module(qw/dns http_connect/);
 
 my $up = $t->port('up');
+# an origin on an address the allowlist lists (127.0.0.3:443): reached
+# only if kapd dialled an address it took from another owner's record
+system('ip', 'addr', 'add', '127.0.0.3/32', 'dev', 'lo');
+my $evil = Test::Kapd::FakeHTTP->new($t, port => 443, name => 'evil', addr => '127.0.0.3');
 
+sub qn { join('', map { chr(length $_) . $_ } split /\./, $_[0]) . "\0" }
 sub rr_a { my ($owner, $ip, %o) = @_;
     $owner . pack('nnNn', $o{type} // 1, 1, $o{ttl} // 60, $o{rdlen} // 4)
     . pack('C4', split /\./, $ip) }
@@ -82,6 +89,10 @@ my %bad = (
                           . pack('C4', 127, 6, 6, 10)) },
     'authrdlen' => sub { (1, 1, rr_a("\xc0\x0c", '192.0.2.54')
                          . "\xc0\x0c" . pack('nnNn', 6, 1, 60, 60000) . "\x00") },
+    # well-formed, but records of other owners: never used, never dialled
+    'otherowner'=> sub { (2, 0, rr_a(qn('evil.test'), '127.0.0.3') . rr_a("\xc0\x0c", '192.0.2.9')) },
+    'cnthird'   => sub { (2, 0, "\xc0\x0c" . pack('nnNn', 5, 1, 60, length qn('other.test'))
+                         . qn('other.test') . rr_a(qn('third.test'), '127.0.0.3')) },
     'many'      => sub { (1500, 0, join '', map { rr_a("\xc0\x0c", '192.0.2.' . (1 + $_ % 200)) } 1 .. 1500) },
 );
 
@@ -104,7 +115,7 @@ Test::Kapd::RawDNS->new($t, port => $up, reply => \&reply_for);
 
 $t->write_conf(<<'EOF');
 kapd: { load = ["dns", "http_connect"]; module_path = ["%%MODULE_PATH%%"]; error_log = "error.log"; };
-network: { allow = ["allowed.test", "*.wild.test"]; };
+network: { allow = ["allowed.test", "*.wild.test", "127.0.0.3:443"]; };
 resolver: { upstream = ["127.0.0.1:%%PORT_up%%"]; timeout = 2; };
 audit_log: { path = "audit.jsonl"; };
 dns: { listen = ["127.0.0.1:%%PORT_dns%%"]; rate_limit = 0; };
@@ -155,6 +166,8 @@ for my $n (sort keys %bad) {
              "CONNECT $n.wild.test: refused (" . ($r ? $r->{status} : 'none') . ')');
     }
 }
+
+is($evil->connections, 0, 'no address from another owner\'s record was ever dialled');
 
 ($p) = ask('allowed.test', 'A');
 is($p ? $p->header->rcode : 'TIMEOUT', 'NOERROR', 'kapd alive and answering');
