@@ -993,9 +993,16 @@ kap_http_chunked_parse(struct kap_http_chunked *d, const char *in,
             if (c == ' ' || c == '\t' || c == ':' || !is_tchar(c))
                 return ch_fail(d, i, used, "invalid trailer field");
             d->state = CH_TRAILER;
+            d->count = 1;             /* in the field name */
             /* FALLTHROUGH */
         case CH_TRAILER:
-            if (c == '\r') {
+            if (d->count) {
+                /* field-name = token, then ':' (as in a head) */
+                if (c == ':')
+                    d->count = 0;
+                else if (!is_tchar(c))
+                    return ch_fail(d, i, used, "invalid trailer field name");
+            } else if (c == '\r') {
                 d->state = CH_TRAILER_LF;
             } else if (!is_value_char(c)) {
                 return ch_fail(d, i, used, "invalid trailer field");

@@ -414,6 +414,14 @@ test_chunked(void)
        "CTL in extension");
     ok(chunked("0\r\n b: 1\r\n\r\n", 12, 12, out, &ol, &used) == KAP_ERROR,
        "obs-fold in trailer");
+    ok(chunked("0\r\nX A: 1\r\n\r\n", 13, 13, out, &ol, &used) == KAP_ERROR,
+       "space in a trailer name");
+    ok(chunked("0\r\nX-A : 1\r\n\r\n", 14, 14, out, &ol, &used) == KAP_ERROR,
+       "space before a trailer's colon");
+    ok(chunked("0\r\nnocolon\r\n\r\n", 14, 14, out, &ol, &used) == KAP_ERROR,
+       "trailer line without a colon");
+    ok(chunked("0\r\nX-A:\r\nX-B: a:b\r\n\r\n", 21, 3, out, &ol, &used) == KAP_OK,
+       "trailers: empty value, colon in a value, fed in pieces");
     {
         char big[3000];
         size_t k = (size_t)snprintf(big, sizeof(big), "1;");
