@@ -183,6 +183,17 @@ void kapd_listen_close_all(void);
 void kapd_conn_close_all(void);
 /* Number of open stream connections. */
 unsigned kapd_conn_total(void);
+
+/*
+ * As kap_addr_is_denied, and *plen gets the prefix length of the denied
+ * range sa is in, counted in sa's own family (for an IPv6 address denied
+ * for the IPv4 address it embeds: the embedding prefix's bits plus the
+ * IPv4 range's), so that a caller can tell a rule inside the range from a
+ * wider one that merely covers it.  *plen is 0 when not denied.
+ */
+int  kapd_addr_denied_range(const struct sockaddr *sa, unsigned *plen,
+                            const char **why);
+
 /* Parse a listen address for -t checks; KAP_OK or KAP_ERROR with err. */
 int  kapd_listen_parse(const char *addr, enum kap_listen_type type,
                        struct sockaddr_storage *ss, socklen_t *sslen,

@@ -255,6 +255,7 @@ static const struct deny_net deny_v6[] = {
     { { 0 }, 128, "unspecified (::)" },
     { { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 128, "loopback" },
     { { 0xfe, 0x80 },  10, "link-local" },
+    { { 0xfe, 0xc0 },  10, "site-local (deprecated, fec0::/10)" },
     { { 0xfc },         7, "unique local (ULA)" },
     { { 0xff },         8, "multicast" },
     { { 0 },           96, "IPv4-compatible (deprecated)" },
@@ -263,31 +264,44 @@ static const struct deny_net deny_v6[] = {
     { { 0x01, 0, 0, 0, 0, 0, 0, 0 }, 64, "discard-only (100::/64)" },
 };
 
-int
-kap_addr_embedded_v4(const unsigned char *a6, unsigned char *v4)
+/* The embedded IPv4 address and the bits of the embedding prefix (96 or
+ * 16), or 0 when a6 embeds none. */
+static unsigned
+embedded_v4(const unsigned char *a6, unsigned char *v4)
 {
     static const unsigned char nat64[12] =
         { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+    /* IPv4-translated (SIIT, RFC 2765): ::ffff:0:a.b.c.d */
+    static const unsigned char translated[12] =
+        { 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0 };
 
     if (memcmp(a6, v4mapped_prefix, 12) == 0
-        || memcmp(a6, nat64, 12) == 0) {
+        || memcmp(a6, nat64, 12) == 0
+        || memcmp(a6, translated, 12) == 0) {
         memcpy(v4, a6 + 12, 4);
-        return 1;
+        return 96;
     }
     if (a6[0] == 0x20 && a6[1] == 0x02) {      /* 6to4: 2002:AABB:CCDD:: */
         memcpy(v4, a6 + 2, 4);
-        return 1;
+        return 16;
     }
     return 0;
 }
 
+int
+kap_addr_embedded_v4(const unsigned char *a6, unsigned char *v4)
+{
+    return embedded_v4(a6, v4) != 0;
+}
+
 static int
-v4_denied(const unsigned char *a4, const char **why)
+v4_denied(const unsigned char *a4, unsigned *plen, const char **why)
 {
     size_t i;
 
     for (i = 0; i < sizeof(deny_v4) / sizeof(deny_v4[0]); i++) {
         if (kap_addr_prefix_eq(a4, deny_v4[i].addr, deny_v4[i].plen)) {
+            *plen = deny_v4[i].plen;
             if (why)
                 *why = deny_v4[i].why;
             return 1;
@@ -297,31 +311,46 @@ v4_denied(const unsigned char *a4, const char **why)
 }
 
 int
-kap_addr_is_denied(const struct sockaddr *sa, const char **why)
+kapd_addr_denied_range(const struct sockaddr *sa, unsigned *plen,
+                      const char **why)
 {
     size_t i;
 
+    *plen = 0;
     if (sa != NULL && sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-        return v4_denied((const unsigned char *)&sin->sin_addr, why);
+        return v4_denied((const unsigned char *)&sin->sin_addr, plen, why);
     }
     if (sa != NULL && sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
         const unsigned char *a6 = sin6->sin6_addr.s6_addr;
         unsigned char v4[4];
+        unsigned emb;
 
         for (i = 0; i < sizeof(deny_v6) / sizeof(deny_v6[0]); i++) {
             if (kap_addr_prefix_eq(a6, deny_v6[i].addr, deny_v6[i].plen)) {
+                *plen = deny_v6[i].plen;
                 if (why)
                     *why = deny_v6[i].why;
                 return 1;
             }
         }
-        if (kap_addr_embedded_v4(a6, v4))
-            return v4_denied(v4, why);
+        emb = embedded_v4(a6, v4);
+        if (emb != 0 && v4_denied(v4, plen, why)) {
+            *plen += emb;
+            return 1;
+        }
         return 0;
     }
     if (why)
         *why = "not an IP address";
     return 1;
+}
+
+int
+kap_addr_is_denied(const struct sockaddr *sa, const char **why)
+{
+    unsigned plen;
+
+    return kapd_addr_denied_range(sa, &plen, why);
 }

@@ -815,6 +815,11 @@ kap_http_is_hop_by_hop(const struct kap_http_header *h, size_t n, size_t i)
     for (size_t k = 0; hop[k]; k++)
         if (str_ieq(h[i].name, hop[k]))
             return 1;
+    /* "Connection: content-length" or "Connection: host" must not make
+       the forwarded head lose its framing or its Host (request smuggling
+       past the Host == URI check) */
+    if (str_ieq(h[i].name, "content-length") || str_ieq(h[i].name, "host"))
+        return 0;
     for (size_t k = 0; k < n; k++) {
         if (!str_ieq(h[k].name, "connection"))
             continue;
@@ -988,9 +993,16 @@ kap_http_chunked_parse(struct kap_http_chunked *d, const char *in,
             if (c == ' ' || c == '\t' || c == ':' || !is_tchar(c))
                 return ch_fail(d, i, used, "invalid trailer field");
             d->state = CH_TRAILER;
+            d->count = 1;             /* in the field name */
             /* FALLTHROUGH */
         case CH_TRAILER:
-            if (c == '\r') {
+            if (d->count) {
+                /* field-name = token, then ':' (as in a head) */
+                if (c == ':')
+                    d->count = 0;
+                else if (!is_tchar(c))
+                    return ch_fail(d, i, used, "invalid trailer field name");
+            } else if (c == '\r') {
                 d->state = CH_TRAILER_LF;
             } else if (!is_value_char(c)) {
                 return ch_fail(d, i, used, "invalid trailer field");

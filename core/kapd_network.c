@@ -24,8 +24,10 @@
  *      unless network.allow lists that single address (a /32 or /128 rule,
  *      not a wider CIDR that merely covers it);
  *   3. an address rule of network.allow covering it (and the port, when
- *      sa has one) -> allowed, even in the built-in deny set (this is how
- *      a test or an intranet target is allowed on purpose);
+ *      sa has one) -> allowed, even in the built-in deny set when the rule
+ *      lies inside the denied range (this is how a test or an intranet
+ *      target is allowed on purpose: "10.0.0.0/8", "10.1.2.3"); a wider
+ *      rule that merely covers a denied range does not open it;
  *   4. the built-in deny set (kap_addr_is_denied) -> refused;
  *   5. anything else is allowed.
  * A name rule never lets a name resolve into the deny set.
@@ -532,8 +534,18 @@ kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
                     *why = conf->own[i].text;
                 return KAP_DECLINED;
             }
-        if (listed)
-            return KAP_OK;           /* listed on purpose */
+        if (listed) {
+            unsigned dplen;
+            /* on purpose = a rule inside the denied range ("10.0.0.0/8",
+               a single address); a wider one that merely covers it
+               ("128.0.0.0/1" over 169.254.0.0/16) does not open it */
+            if (!kapd_addr_denied_range(sa, &dplen, &w)
+                || res.rule->plen >= dplen)
+                return KAP_OK;
+            if (why)
+                *why = w;
+            return KAP_DECLINED;
+        }
     }
     if (kap_addr_is_denied(sa, &w)) {
         if (why)

@@ -21,11 +21,9 @@ use Test::More;
 use Test::Kapd;
 use Test::Kapd::FakeDNS;
 use Test::Kapd::FakeHTTP;
+use Test::Kapd::Hello qw(ext sni_ext hello_body records hello first_bytes);
 use IO::Select;
-use IO::Socket::IP;
-use POSIX qw(_exit);
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new;
 $t->has_kapd->has_module(qw/http_connect/);
@@ -40,32 +38,7 @@ Test::Kapd::FakeDNS->new($t, port => $t->port('dns'), zone => {
 });
 
 # silent echo upstreams on 127.0.0.2:$e and 127.0.0.2:22; bytes logged
-my $blog = $t->testdir . '/echo.bytes';
-sub echo_server {
-    my ($port) = @_;
-    my $ls = IO::Socket::IP->new(LocalHost => '127.0.0.2', LocalPort => $port,
-        Listen => 64, ReuseAddr => 1) or die "echo listen $port: $!";
-    $t->run_daemon(sub {
-        $SIG{CHLD} = 'IGNORE';
-        while (1) {
-            my $c = $ls->accept or next;
-            my $pid = fork;
-            next if $pid;
-            if (defined $pid) {
-                while (1) {
-                    my $n = sysread($c, my $buf, 65536);
-                    last unless $n;
-                    if (open my $fh, '>>', $blog) { print $fh "$port $n\n"; close $fh }
-                    syswrite($c, $buf);
-                }
-                _exit(0);
-            }
-        }
-    });
-    close $ls;
-}
-echo_server($e);
-echo_server(22);
+my $echo = Test::Kapd::Hello->echo($t, '127.0.0.2', $e, 22);
 
 $t->write_conf(<<'EOF');
 kapd: { load = ["http_connect"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info"; };
@@ -85,47 +58,7 @@ EOF
 $t->run;
 my $proxy = $t->port('proxy');
 
-sub upstream_bytes {
-    open my $fh, '<', $blog or return 0;
-    my $n = 0;
-    while (<$fh>) { $n += (split)[1] }
-    return $n;
-}
-
-# ---- ClientHello builder ----------------------------------------------------------
-sub ext { my ($type, $data) = @_; pack('nn', $type, length $data) . $data }
-sub sni_ext {
-    my (@names) = @_;
-    my $list = join '', map { pack('Cn', 0, length $_) . $_ } @names;
-    return ext(0, pack('n', length $list) . $list);
-}
-sub hello_body {
-    my (%o) = @_;
-    my @exts = @{$o{exts} // [sni_ext($o{sni} // 'github.com')]};
-    push @exts,
-        ext(0x000a, pack('n*', 4, 0x001d, 0x0017)),             # groups
-        ext(0x000d, pack('n*', 6, 0x0403, 0x0804, 0x0401)),     # sig algs
-        ext(0x002b, pack('C n n', 4, 0x0304, 0x0303)),          # versions
-        ext(0x0033, pack('n n n', 36, 0x001d, 32) . ("\x11" x 32)); # key share
-    push @exts, ext(0x0015, "\0" x $o{pad}) if $o{pad};         # padding
-    my $exts = join '', @exts;
-    my $b = pack('n', 0x0303) . ("\x42" x 32) . pack('C', 32) . ("\x24" x 32)
-        . pack('n n*', 6, 0x1301, 0x1302, 0x1303) . pack('C C', 1, 0)
-        . pack('n', length $exts) . $exts;
-    return "\x01" . substr(pack('N', length $b), 1) . $b;
-}
-# split the handshake message into records of at most $max bytes
-sub records {
-    my ($hs, $max) = @_;
-    $max //= 16384;
-    my $out = '';
-    while (length $hs) {
-        my $frag = substr($hs, 0, $max, '');
-        $out .= pack('C n n', 0x16, 0x0301, length $frag) . $frag;
-    }
-    return $out;
-}
-sub hello { records(hello_body(@_)) }
+sub upstream_bytes { $echo->bytes }
 
 # ---- tunnel helpers --------------------------------------------------------------------
 # open a CONNECT tunnel; returns the socket (status must be 200)
@@ -137,30 +70,6 @@ sub tunnel {
 
 # send bytes (optionally one byte per write), then read until EOF or
 # until $want bytes came back; returns (echoed bytes, closed?)
-sub first_bytes {
-    my ($s, $data, %o) = @_;
-    setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
-    if ($o{bytewise}) {
-        for my $i (0 .. length($data) - 1) {
-            syswrite($s, substr($data, $i, 1)) or last;
-            sleep(0.002) if $i % 16 == 0;   # distinct TCP segments
-        }
-    } else {
-        my $d = $data;
-        while (length $d) { my $n = syswrite($s, $d) or last; substr($d, 0, $n) = '' }
-    }
-    my ($got, $closed) = ('', 0);
-    my $deadline = time + kapd_tmo($o{timeout} // 4);
-    my $sel = IO::Select->new($s);
-    while (time < $deadline && length($got) < length($data)) {
-        next unless $sel->can_read(0.1);
-        my $n = sysread($s, my $buf, 65536);
-        if (!$n) { $closed = 1; last }
-        $got .= $buf;
-    }
-    return ($got, $closed);
-}
-
 sub audited {
     my ($lport, $re) = @_;
     my $m = sub { grep { ($_->{client} // '') =~ /:\Q$lport\E\]?$/

@@ -411,13 +411,16 @@ static int rr_addr(const ldns_rr *rr, struct sockaddr_storage *ss)
 
 #define CHAIN_MAX 16
 
-/* Push a clone of rr into section sec of p; -1 on out of memory. */
+/* Push a clone of rr into section sec of p; -1 on out of memory.  A TTL
+ * with the top bit set is read as zero (RFC 2181 8). */
 static int push_clone(ldns_pkt *p, ldns_pkt_section sec, const ldns_rr *rr)
 {
     ldns_rr *c = ldns_rr_clone(rr);
 
     if (c == NULL)
         return -1;
+    if (ldns_rr_ttl(c) > 0x7fffffffu)
+        ldns_rr_set_ttl(c, 0);
     if (!ldns_pkt_push_rr(p, sec, c)) {
         ldns_rr_free(c);
         return -1;

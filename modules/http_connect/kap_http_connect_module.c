@@ -2002,8 +2002,8 @@ hc_head_done(struct hc *hc)
         return;
     }
     if (!hc->is_connect) {
-        /* Host must agree with the absolute URI */
-        if (q->host && q->host->value.len) {
+        /* Host must agree with the absolute URI (an empty one does not) */
+        if (q->host) {
             struct kap_http_uri hu;
             if (kap_http_parse_authority(q->host->value.data,
                                          q->host->value.len, 80,

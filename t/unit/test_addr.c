@@ -10,6 +10,7 @@
 
 #include <kapd/kap_core.h>
 #include <kapd/kap_addr.h>
+#include "kapd.h"
 #include "tap.h"
 
 /* Parse s and return its canonical text, or "DECLINED"/"ERROR". */
@@ -146,6 +147,35 @@ main(void)
     is_int(denied("2002:c0a8:101::", NULL), 1, "6to4 192.168 denied");
     is_int(denied("2002:808:808::1", NULL), 0, "6to4 8.8.8.8 allowed");
     is_int(denied("::127.0.0.1", NULL), 1, "v4-compatible denied");
+    is_int(denied("::ffff:0:7f00:1", &why), 1, "v4-translated loopback denied");
+    is_str(why, "loopback", "v4-translated why = embedded v4");
+    is_int(denied("::ffff:0:a9fe:a9fe", NULL), 1, "v4-translated metadata denied");
+    is_int(denied("::ffff:0:808:808", NULL), 0, "v4-translated 8.8.8.8 allowed");
+    is_int(denied("fec0::1", NULL), 1, "site-local fec0::/10 denied");
+    is_int(denied("feff:ffff::1", NULL), 1, "site-local top denied");
+    is_int(denied("ff00::1", NULL), 1, "ff00:: (multicast) denied");
+    {
+        /* the denied range's prefix length, in the address's family */
+        static const struct { const char *a; int denied; unsigned plen; }
+        r[] = {
+            { "169.254.169.254", 1, 16 }, { "10.1.2.3", 1, 8 },
+            { "172.17.0.2", 1, 12 }, { "100.64.0.1", 1, 10 },
+            { "8.8.8.8", 0, 0 }, { "fd00::1", 1, 7 }, { "fe80::1", 1, 10 },
+            { "::1", 1, 128 }, { "64:ff9b::a9fe:a9fe", 1, 96 + 16 },
+            { "2002:a00:1::", 1, 16 + 8 }, { "::ffff:0:7f00:1", 1, 96 + 8 },
+            { "2001:db8::1", 0, 0 },
+        };
+        for (size_t k = 0; k < sizeof(r) / sizeof(r[0]); k++) {
+            struct sockaddr_storage ss;
+            unsigned plen = 99;
+            kap_addr_parse_literal(r[k].a, &ss);
+            int d = kapd_addr_denied_range((struct sockaddr *)&ss, &plen,
+                                           NULL);
+            ok(d == r[k].denied && plen == r[k].plen,
+               "%s: denied %d, range /%u (got %d, /%u)", r[k].a, r[k].denied,
+               r[k].plen, d, plen);
+        }
+    }
     is_int(denied("2606:4700::1111", NULL), 0, "public v6 allowed");
     {
         struct sockaddr_storage ss;

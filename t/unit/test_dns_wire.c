@@ -348,6 +348,23 @@ static void test_answers(void)
     is_int(kap_dns_answer_reply(&q, (const unsigned char *)"\1\2\3", 3, &o,
                                 &out, &ol), -1, "garbage answer rejected");
 
+    /* a TTL with the top bit set is read as zero (RFC 2181 8) */
+    {
+        static const char *const top[] = {
+            "www.example.com. 4294967280 IN A 192.0.2.7", NULL
+        };
+        wl = upstream(&wire, "www.example.com.", 1, 0, top);
+        is_int(kap_dns_answer_reply(&q, wire, wl, &o, &out, &ol), 0,
+               "answer with a top-bit TTL");
+        pk = reply_of(out, ol);
+        ok(pk && ldns_pkt_ancount(pk) == 1
+           && ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(pk), 0)) == 0,
+           "top-bit TTL passed on as 0");
+        ldns_pkt_free(pk);
+        free(out);
+        free(wire);
+    }
+
     /* NXDOMAIN with SOA */
     wl = upstream(&wire, "www.example.com.", 1, 3, nx);
     o.refuse = 0;

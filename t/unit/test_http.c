@@ -332,6 +332,19 @@ test_hop(void)
            kap_http_is_hop_by_hop(R.headers, R.nheaders, 2),
            "long field name listed in Connection is hop-by-hop");
     }
+    {
+        /* framing and routing fields stay, whatever Connection says */
+        const char *c = "POST http://a/ HTTP/1.1\r\nHost: a\r\n"
+                        "Connection: content-length, HOST, x-z\r\n"
+                        "Content-Length: 3\r\nX-Z: 1\r\n\r\n";
+        ok(req(c) == KAP_OK, "Connection naming Host and Content-Length");
+        ok(!kap_http_is_hop_by_hop(R.headers, R.nheaders, 0),
+           "Host named in Connection is kept");
+        ok(!kap_http_is_hop_by_hop(R.headers, R.nheaders, 2),
+           "Content-Length named in Connection is kept");
+        ok(kap_http_is_hop_by_hop(R.headers, R.nheaders, 3),
+           "another field named with them is dropped");
+    }
     ok(kap_http_list_has((struct kap_str){ "a , b,c", 7 }, "B"), "list_has");
     ok(!kap_http_list_has((struct kap_str){ "ab,c", 4 }, "a"),
        "list_has no prefix match");
@@ -401,6 +414,14 @@ test_chunked(void)
        "CTL in extension");
     ok(chunked("0\r\n b: 1\r\n\r\n", 12, 12, out, &ol, &used) == KAP_ERROR,
        "obs-fold in trailer");
+    ok(chunked("0\r\nX A: 1\r\n\r\n", 13, 13, out, &ol, &used) == KAP_ERROR,
+       "space in a trailer name");
+    ok(chunked("0\r\nX-A : 1\r\n\r\n", 14, 14, out, &ol, &used) == KAP_ERROR,
+       "space before a trailer's colon");
+    ok(chunked("0\r\nnocolon\r\n\r\n", 14, 14, out, &ol, &used) == KAP_ERROR,
+       "trailer line without a colon");
+    ok(chunked("0\r\nX-A:\r\nX-B: a:b\r\n\r\n", 21, 3, out, &ol, &used) == KAP_OK,
+       "trailers: empty value, colon in a value, fed in pieces");
     {
         char big[3000];
         size_t k = (size_t)snprintf(big, sizeof(big), "1;");

@@ -66,8 +66,9 @@ char *kap_addr_to_text(const struct sockaddr *sa, char *buf, size_t len);
 int kap_addr_is_denied(const struct sockaddr *sa, const char **why);
 
 /*
- * The IPv4 address embedded in an IPv6 address by the mapped, compatible,
- * NAT64 (64:ff9b::/96) or 6to4 (2002::/16) conventions.  Returns 1 and
+ * The IPv4 address embedded in an IPv6 address by the mapped, translated
+ * (::ffff:0:0/96), NAT64 (64:ff9b::/96) or 6to4 (2002::/16) conventions
+ * (the compatible ::/96 is denied whole by kap_addr_is_denied).  Returns 1 and
  * stores it (network byte order, 4 bytes) in v4, or 0 when a6 embeds none.
  * a6 is 16 bytes.
  */

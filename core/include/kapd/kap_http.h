@@ -190,7 +190,10 @@ size_t kap_http_header_count(const struct kap_http_header *h, size_t n,
  * Non-zero when header i must not be forwarded by a proxy: the hop-by-hop
  * set (Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate,
  * Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade) and every
- * field named in a Connection header.
+ * field named in a Connection header -- except Host and Content-Length,
+ * which frame and route the message: a proxy that dropped them on a
+ * client's word would forward a body the next hop reads as another
+ * request, or a request without its Host.
  */
 int kap_http_is_hop_by_hop(const struct kap_http_header *h, size_t n,
                            size_t i);
