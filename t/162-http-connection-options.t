@@ -56,7 +56,7 @@ $t->run;
 my $proxy = $t->port('proxy');
 my $A = "allowed.example:$o";
 
-sub reqs_since { my ($n) = @_; my @r = @{$origin->requests}; @r[$n .. $#r] }
+sub reqs_since { my ($n) = @_; my @r = @{$origin->requests}; my @s = @r[$n .. $#r]; return @s }   # a count in scalar context
 sub hosts_of {
     my ($r) = @_;
     map { $_->[1] } grep { lc $_->[0] eq 'host' } @{$r->{headers}};
