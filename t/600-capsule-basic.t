@@ -117,6 +117,9 @@ sub run_kap {
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDIN, '<', '/dev/null';
+        # the capsule has a private /tmp: it sees its working directory
+        # (the test's prefix, holding the scripts it runs) and $HOME
+        chdir $dir or exit 127;
         open STDOUT, '>', $out;
         open STDERR, '>', $err;
         $ENV{KAPD} = $t->binary;
