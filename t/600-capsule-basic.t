@@ -26,16 +26,7 @@ use Time::HiRes qw(time);
 my $t = Test::Kapd->new;
 $t->has_kapd->has_module(qw/http_connect dns/);
 
-my $B    = $t->builddir;
-my $kap  = "$B/kap";
-my $shim = "$B/kap-shim";
-plan(skip_all => "kap script not built ($kap)") unless -f $kap;
-plan(skip_all => "kap-shim not built ($shim)") unless -x $shim;
-for my $tool (qw/unshare ip curl setpriv/) {
-    plan(skip_all => "$tool not installed")
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
-my $sh = (grep { -x "$_/dash" } split /:/, $ENV{PATH}) ? 'dash' : 'sh';
+my ($kap, $shim, $sh) = $t->has_capsule(qw/unshare ip curl setpriv/);
 
 $t->plan(28);
 

@@ -178,6 +178,23 @@ sub has_kapd {
     return $self;
 }
 
+# has_capsule(tool...): skip_all unless the kap script, kap-shim and every
+# named tool (unshare, ip, ...) are there; returns (kap script, kap-shim,
+# the shell to run the script with: dash when installed, else sh).
+sub has_capsule {
+    my ($self, @tools) = @_;
+    my $kap  = "$self->{builddir}/kap";
+    my $shim = "$self->{builddir}/kap-shim";
+    my @path = split /:/, $ENV{PATH};
+    Test::More::plan(skip_all => "kap script not built ($kap)") unless -f $kap;
+    Test::More::plan(skip_all => "kap-shim not built ($shim)") unless -x $shim;
+    for my $tool (@tools) {
+        Test::More::plan(skip_all => "$tool not installed")
+            unless grep { -x "$_/$tool" } @path;
+    }
+    return ($kap, $shim, (grep { -x "$_/dash" } @path) ? 'dash' : 'sh');
+}
+
 # ---- ports ---------------------------------------------------------------
 
 sub _free_port {
