@@ -11,6 +11,8 @@
  *   exec    reset every signal disposition and the signal mask, then exec
  *           a command (a shell's background job starts with SIGINT and
  *           SIGQUIT ignored; the agent must get the user's Ctrl-C).
+ *           With --pty, in its own session on a private pty relayed to
+ *           the user's terminal (kap_shim_pty.c).
  *
  * Later roles (CLI-tool shim, SSH-over-CONNECT bridge) plug into the same
  * dispatcher in main().
@@ -39,6 +41,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+
+#include "kap_shim_pty.h"
 
 #ifndef KAP_SHIM_VERSION
 #define KAP_SHIM_VERSION "0.1.0"
@@ -750,19 +754,27 @@ static int role_bridge(int argc, char **argv)
 
 static int role_exec(int argc, char **argv)
 {
-    int i = 1;
+    int i = 1, pty = 0;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--pty") == 0)
+            pty = 1;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: kap-shim exec [--pty] [--] CMD [ARGS...]\n"
+                   "  --pty  run CMD in its own session; when fd 0, 1 or 2 is a terminal,\n"
+                   "         on a private pty relayed to it (no TIOCSTI into the terminal)\n");
+            return 0;
+        } else
+            break;
+    }
     if (i < argc && strcmp(argv[i], "--") == 0)
         i++;
     if (i >= argc) {
-        warnx_("usage: kap-shim exec [--] CMD [ARGS...]");
+        warnx_("usage: kap-shim exec [--pty] [--] CMD [ARGS...]");
         return 2;
     }
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            (void)signal(s, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (pty)
+        return kap_shim_pty_run(&argv[i], NULL);
+    kap_shim_sig_reset();
     execvp(argv[i], &argv[i]);
     warnx_("%s: %s", argv[i], strerror(errno));
     return errno == ENOENT ? 127 : 126;
@@ -776,7 +788,8 @@ static void usage(FILE *f)
 "usage: kap-shim ROLE [ARGS...]\n"
 "roles:\n"
 "  bridge   relay loopback listeners in a capsule to kapd's unix sockets\n"
-"  exec     reset signal dispositions and exec a command\n"
+"  exec     reset signal dispositions and exec a command (--pty: in its own\n"
+"           session, on a private pty when on a terminal)\n"
 "  version  print the version\n"
 "Run `kap-shim ROLE --help` for a role's options.\n");
 }
