@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +32,9 @@
 
 static ev_signal sig_hup, sig_term, sig_int, sig_usr1;
 static ev_timer grace_timer, drain_timer;
-static const char *pid_file;          /* written by us; unlinked at exit */
+static int pid_dirfd = -1;            /* the pid file's directory */
+static char *pid_name;                /* heap: its name in pid_dirfd */
+static struct stat pid_st;            /* the file we wrote */
 
 static void
 usage(FILE *out)
@@ -42,7 +45,8 @@ usage(FILE *out)
 "             relative to the prefix when -p is given)\n"
 "  -g file    global configuration merged under -c's (e.g. ~/.kap/kap.conf):\n"
 "             lists concatenate, the -c file wins on everything else\n"
-"  -p prefix  prefix for relative paths in the configuration\n"
+"  -p prefix  prefix for relative paths in the configuration (default:\n"
+"             the directory of the -c file, never the working directory)\n"
 "  -d         daemonize (detach; writes kapd.pid_file)\n"
 "  -t         test the configuration and exit\n"
 "  -T         test the configuration, dump it and its chains, and exit\n"
@@ -160,7 +164,8 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
     if (log != NULL && (strcmp(log, "stderr") == 0 || log[0] == '\0'))
         log = NULL;
     if (kapd_log_open(log, &err) != KAP_OK)
-        KAP_LOG(KAP_LOG_ALERT, NULL, 0, "%s", err.msg);
+        KAP_LOG(KAP_LOG_ERR, NULL, 0, "%s; still writing to the old file",
+                err.msg);
     KAP_LOG(KAP_LOG_NOTICE, NULL, 0, "signal %d (SIGUSR1), logs reopened",
             w->signum);
     /* the audit sinks reopen their files when a generation starts */
@@ -176,7 +181,7 @@ pid_running(const char *path)
     ssize_t n;
     long pid;
     char *end;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = kapd_file_open(path, O_RDONLY, 0, NULL);
 
     if (fd < 0)
         return 0;
@@ -196,23 +201,49 @@ pid_running(const char *path)
     return 0;
 }
 
+/*
+ * Write our pid relative to the pid file's directory (opened here, kept
+ * for the unlink at exit): never through a symbolic link, a hard link or
+ * into anything but a regular file (kapd_file.c).
+ */
 static int
 pid_write(const char *path)
 {
     char buf[32];
-    int fd, n;
+    int fd, n, e;
 
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              0644);
+    if (pid_dirfd < 0 && (pid_dirfd = kapd_dir_open(path, &pid_name, 1)) < 0)
+        return -1;
+    fd = kapd_file_openat(pid_dirfd, pid_name, O_WRONLY | O_CREAT | O_TRUNC,
+                          0644, &pid_st);
     if (fd < 0)
         return -1;
     n = snprintf(buf, sizeof(buf), "%ld\n", (long) getpid());
     if (write(fd, buf, (size_t) n) != n) {
+        e = errno;
         close(fd);
+        errno = e;
         return -1;
     }
     close(fd);
     return 0;
+}
+
+/* Remove the pid file if the name still holds the file we wrote. */
+static void
+pid_remove(void)
+{
+    struct stat st;
+
+    if (pid_dirfd < 0 || pid_name == NULL)
+        return;
+    if (fstatat(pid_dirfd, pid_name, &st, AT_SYMLINK_NOFOLLOW) == 0
+        && st.st_dev == pid_st.st_dev && st.st_ino == pid_st.st_ino)
+        (void) unlinkat(pid_dirfd, pid_name, 0);
+    close(pid_dirfd);
+    pid_dirfd = -1;
+    free(pid_name);
+    pid_name = NULL;
 }
 
 /* detach; returns the write end of a pipe to report the start result */
@@ -356,6 +387,32 @@ show_version(int conf_given)
 
 /* ---- main ---------------------------------------------------------------- */
 
+/*
+ * A relative name given on the command line, made absolute against the
+ * working directory once, at start: reloads read the same files wherever
+ * the process is.  The result lives as long as the process.
+ */
+static const char *
+abs_arg(const char *p)
+{
+    char cwd[PATH_MAX], *out;
+    size_t lc, lp;
+
+    if (p == NULL || p[0] == '/' || p[0] == '\0')
+        return p;
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return p;
+    lc = strlen(cwd);
+    lp = strlen(p);
+    out = malloc(lc + lp + 2);
+    if (out == NULL)
+        return p;
+    memcpy(out, cwd, lc);
+    out[lc] = '/';
+    memcpy(out + lc + 1, p, lp + 1);
+    return out;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -400,6 +457,11 @@ main(int argc, char **argv)
         return KAPD_EXIT_OTHER;
     }
     kapd.loop = loop;
+    /* -c is relative to -p when given, else to the working directory */
+    prefix = abs_arg(prefix);
+    if (prefix == NULL || prefix[0] == '\0')
+        conf = abs_arg(conf);
+    kapd.global_path = abs_arg(kapd.global_path);
     kapd.prefix = prefix;
     kapd.conf_path = conf;
 
@@ -449,12 +511,11 @@ main(int argc, char **argv)
     if (gen->core.pid_file != NULL && gen->core.pid_file[0] != '\0') {
         if (pid_write(gen->core.pid_file) < 0) {
             fprintf(stderr, "kapd: [emerg] cannot write pid file %s: %s\n",
-                    gen->core.pid_file, strerror(errno));
+                    gen->core.pid_file, kapd_file_strerror(errno));
             kap_gen_unref(gen);
             report(notify, KAPD_EXIT_OTHER);
             return KAPD_EXIT_OTHER;
         }
-        pid_file = strdup(gen->core.pid_file);
     }
 
     /*
@@ -486,8 +547,7 @@ main(int argc, char **argv)
         kap_gen_unref(gen);
         kapd_listen_close_all();
         kapd_cycle_exit();
-        if (pid_file != NULL)
-            unlink(pid_file);
+        pid_remove();
         if (code == KAPD_EXIT_CONFIG)
             code = KAPD_EXIT_OTHER;
         report(notify, code);
@@ -529,9 +589,6 @@ main(int argc, char **argv)
     ev_signal_stop(loop, &sig_usr1);
     kapd_cycle_exit();
     KAP_LOG(KAP_LOG_NOTICE, NULL, 0, "exiting");
-    if (pid_file != NULL) {
-        unlink(pid_file);
-        free((void *) pid_file);
-    }
+    pid_remove();
     return KAPD_EXIT_OK;
 }

@@ -10,6 +10,7 @@
 #define KAPD_H
 
 #include "config.h"
+#include <sys/types.h>
 #include <kapd/kap_core.h>
 #include "kapd_limits.h"
 
@@ -205,6 +206,29 @@ int  kapd_listen_parse(const char *addr, enum kap_listen_type type,
 void kapd_mem_activity(void);
 /* Stop that timer (exit). */
 void kapd_mem_stop(void);
+
+/* kapd_file.c ------------------------------------------------------------ */
+struct stat;
+/*
+ * Open the directory above path's last component (O_PATH, kept by the
+ * caller for every later open, rename and unlink of the file) and return
+ * it, with *name (heap) set to the last component; create != 0 makes the
+ * missing directories (0750).  -1 and errno on failure.
+ */
+int  kapd_dir_open(const char *path, char **name, int create);
+/*
+ * Open name relative to dirfd with O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+ * O_NONBLOCK added; only a regular file with one link is kept (else -1
+ * with errno ELOOP, EISDIR, EINVAL or EMLINK); O_TRUNC applies only after
+ * that check.  *st (may be NULL) gets its fstat.
+ */
+int  kapd_file_openat(int dirfd, const char *name, int flags, mode_t mode,
+                      struct stat *st);
+/* kapd_dir_open + kapd_file_openat for a file opened once. */
+int  kapd_file_open(const char *path, int flags, mode_t mode,
+                    struct stat *st);
+/* A message for an errno of the two above ("a symbolic link (refused)"). */
+const char *kapd_file_strerror(int e);
 
 /* kapd_log.c ------------------------------------------------------------- */
 /* Open (or reopen, for SIGUSR1) the error log; NULL = stderr. */

@@ -40,6 +40,15 @@
  * through the new descriptor.  Size-based rotation renames path to
  * path.1 ... path.keep.  The sink never blocks for long and never fails a
  * request: a write error is counted and logged at most every 10 s.
+ *
+ * The file's directory is opened once, when the path is first used, and
+ * every open, rename and unlink happens relative to it with O_NOFOLLOW
+ * (kapd_file.c): whoever can write that directory (an agent, when the log
+ * lies in its reach) can delete the log, but cannot make kapd follow a
+ * symbolic link or a hard link planted in its place or in place of a
+ * rotated name, nor write into a FIFO or a device.  A reopen or rotation
+ * that meets such a thing logs an error and keeps writing to the file
+ * already open; only the first open fails the start.
  */
 #include "kapd.h"
 
@@ -63,6 +72,8 @@
 /* One open audit file, shared by the generations that name its path. */
 struct audit_file {
     char              *path;         /* heap */
+    int                dirfd;        /* its directory, opened once */
+    char              *name;         /* heap: the name in dirfd */
     int                fd;
     long long          size;         /* bytes in the current file */
     int                refs;
@@ -165,56 +176,26 @@ audit_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
 
 /* ---- the file ------------------------------------------------------ */
 
-/* mkdir -p of path's parent directories, mode 0750. */
 static int
-audit_mkdirs(const char *path)
-{
-    char   buf[PATH_MAX];
-    size_t n = strlen(path), i;
-
-    if (n >= sizeof(buf))
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (i = 1; i < n; i++) {
-        if (buf[i] != '/')
-            continue;
-        buf[i] = '\0';
-        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-            return -1;
-        buf[i] = '/';
-    }
-    return 0;
-}
-
-static int
-audit_open(const char *path, long long *size)
+audit_open(const struct audit_file *f, int excl, long long *size)
 {
     struct stat st;
     int         fd;
 
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-              0640);
-    if (fd < 0 && errno == ENOENT && audit_mkdirs(path) == 0)
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-                  0640);
+    fd = kapd_file_openat(f->dirfd, f->name, O_WRONLY | O_APPEND | O_CREAT
+                          | (excl ? O_EXCL : 0), 0640, &st);
     if (fd < 0)
         return -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        /* a FIFO or a device would block the loop */
-        close(fd);
-        errno = EINVAL;
-        return -1;
-    }
     *size = (long long)st.st_size;
     return fd;
 }
 
-/* path.N for N > 0, path for 0.  0 or -1 (too long). */
+/* name.N for N > 0, name for 0.  0 or -1 (too long). */
 static int
-audit_name(char *buf, size_t len, const char *path, long long n)
+audit_name(char *buf, size_t len, const char *name, long long n)
 {
-    int r = n > 0 ? snprintf(buf, len, "%s.%lld", path, n)
-                  : snprintf(buf, len, "%s", path);
+    int r = n > 0 ? snprintf(buf, len, "%s.%lld", name, n)
+                  : snprintf(buf, len, "%s", name);
     return r < 0 || (size_t)r >= len ? -1 : 0;
 }
 
@@ -229,22 +210,28 @@ audit_rotate(struct audit_file *f, long long keep)
     int       fd;
 
     audit_flush(f);                  /* pending lines end the old file */
+    /* renames and unlinks move names, never follow them */
     if (keep == 0) {
-        (void)unlink(f->path);
+        (void)unlinkat(f->dirfd, f->name, 0);
     } else {
-        if (audit_name(to, sizeof(to), f->path, keep) == 0)
-            (void)unlink(to);
+        if (audit_name(to, sizeof(to), f->name, keep) == 0)
+            (void)unlinkat(f->dirfd, to, 0);
         for (i = keep - 1; i >= 0; i--) {
-            if (audit_name(from, sizeof(from), f->path, i) != 0
-                || audit_name(to, sizeof(to), f->path, i + 1) != 0)
+            if (audit_name(from, sizeof(from), f->name, i) != 0
+                || audit_name(to, sizeof(to), f->name, i + 1) != 0)
                 continue;
-            (void)rename(from, to);
+            (void)renameat(f->dirfd, from, f->dirfd, to);
         }
     }
-    fd = audit_open(f->path, &size);
+    /* a new file: whatever appeared under the name since is not ours */
+    fd = audit_open(f, 1, &size);
     if (fd < 0) {
+        int e = errno;
         KAP_LOG(KAP_LOG_ERR, "audit_log", 0, "reopen \"%s\" after rotation"
-                " failed: %s", f->path, strerror(errno));
+                " failed: %s; still writing to the rotated file", f->path,
+                e == EEXIST ? "something took its place (refused)"
+                            : kapd_file_strerror(e));
+        f->size = 0;                 /* try again at the next limit */
         return;                      /* keep writing to the old file */
     }
     close(f->fd);
@@ -376,31 +363,46 @@ audit_init(struct kap_gen *gen, void *vconf)
     (void)gen;
     if (conf->off)
         return KAP_OK;
-    fd = audit_open(conf->path, &size);
-    if (fd < 0) {
-        KAP_LOG(KAP_LOG_EMERG, "audit_log", 0, "cannot open \"%s\": %s",
-                conf->path, strerror(errno));
-        return KAP_ERROR;
-    }
     for (f = audit_files; f; f = f->next)
         if (strcmp(f->path, conf->path) == 0)
             break;
     if (f != NULL) {
-        audit_flush(f);              /* to the file it belongs to */
-        close(f->fd);                /* reopen: new generation, SIGUSR1 */
+        /* reopen (new generation, SIGUSR1) in the directory opened first */
+        fd = audit_open(f, 0, &size);
+        if (fd < 0) {
+            KAP_LOG(KAP_LOG_ERR, "audit_log", 0, "cannot reopen \"%s\": %s;"
+                    " still writing to the file open before", conf->path,
+                    kapd_file_strerror(errno));
+        } else {
+            audit_flush(f);          /* to the file it belongs to */
+            close(f->fd);
+            f->fd = fd;
+            f->size = size;
+        }
     } else {
         f = calloc(1, sizeof(*f));
         if (f == NULL || (f->path = strdup(conf->path)) == NULL) {
             free(f);
-            close(fd);
             KAP_LOG(KAP_LOG_EMERG, "audit_log", 0, "out of memory");
             return KAP_ERROR;
         }
+        f->dirfd = kapd_dir_open(conf->path, &f->name, 1);
+        fd = f->dirfd < 0 ? -1 : audit_open(f, 0, &size);
+        if (fd < 0) {
+            KAP_LOG(KAP_LOG_EMERG, "audit_log", 0, "cannot open \"%s\": %s",
+                    conf->path, kapd_file_strerror(errno));
+            if (f->dirfd >= 0)
+                close(f->dirfd);
+            free(f->name);
+            free(f->path);
+            free(f);
+            return KAP_ERROR;
+        }
+        f->fd = fd;
+        f->size = size;
         f->next = audit_files;
         audit_files = f;
     }
-    f->fd = fd;
-    f->size = size;
     f->refs++;
     conf->file = f;
     if (!audit_atexit_set) {
@@ -429,7 +431,9 @@ audit_fini(struct kap_gen *gen, void *vconf)
             break;
         }
     close(f->fd);
+    close(f->dirfd);
     free(f->buf);
+    free(f->name);
     free(f->path);
     free(f);
 }

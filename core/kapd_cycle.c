@@ -1117,6 +1117,29 @@ check_chain(struct kap_gen *gen, const config_setting_t *chain,
     return KAP_OK;
 }
 
+/*
+ * The default prefix: the directory of the main file, made absolute
+ * against the working directory (the main file's name came from the
+ * command line), so that no relative path in the configuration ever
+ * depends on where kapd was started.
+ */
+static char *
+default_prefix(struct kap_pool *pool, const char *mainpath)
+{
+    const char *slash = strrchr(mainpath, '/');
+    char cwd[PATH_MAX];
+
+    if (mainpath[0] == '/')
+        return kap_psprintf(pool, "%.*s", slash == mainpath ? 1
+                            : (int) (slash - mainpath), mainpath);
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return NULL;
+    if (slash == NULL)
+        return kap_pstrdup(pool, cwd);
+    return kap_psprintf(pool, "%s/%.*s", strcmp(cwd, "/") == 0 ? "" : cwd,
+                        (int) (slash - mainpath), mainpath);
+}
+
 static config_setting_t *
 member2(const config_setting_t *g, const char *a, const char *b)
 {
@@ -1167,14 +1190,15 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     else
         mainpath = kap_pstrdup(pool, conf_path);
     gen->conf_path = mainpath;
+    if (mainpath != NULL && (prefix == NULL || prefix[0] == '\0'))
+        gen->prefix = default_prefix(pool, mainpath);
     gen->core.policy_default = KAP_DENY;
     gen->core.shutdown_grace = KAPD_DEFAULT_GRACE;
     gen->core.reload_check = KAPD_DEFAULT_RELOAD_CHECK;
     gen->core.log_level = KAP_LOG_NOTICE;
     gen->core.unix_mode = -1;
     gen->mods = kap_palloc(pool, KAPD_MAX_MODULES * sizeof(*gen->mods));
-    if (mainpath == NULL || gen->mods == NULL
-        || (prefix != NULL && gen->prefix == NULL)) {
+    if (mainpath == NULL || gen->mods == NULL || gen->prefix == NULL) {
         kap_err_set(err, "out of memory");
         goto fail;
     }

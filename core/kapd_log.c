@@ -7,6 +7,10 @@
  * Control characters in the message are escaped (\xNN) so that a peer
  * cannot forge log lines.  A line longer than KAPD_LOG_LINE_MAX is cut.
  * A failed or short write is dropped (never retried, never blocks long).
+ * The file is opened relative to its directory, opened once per path, with
+ * O_NOFOLLOW, and only when it is a regular file with one link
+ * (kapd_file.c): a reopen (SIGUSR1) that finds a symbolic link, a hard
+ * link or a FIFO in its place fails and the old file stays in use.
  */
 #include "kapd.h"
 
@@ -23,6 +27,9 @@
 int kap_log_level_current = KAP_LOG_NOTICE;
 
 static int log_fd = STDERR_FILENO;
+static int log_dirfd = -1;              /* the error log's directory */
+static char *log_name;                  /* heap: its name in log_dirfd */
+static char *log_path;                  /* heap: as configured */
 static char **log_debug;                /* heap, NULL-terminated */
 static int log_debug_all;               /* "*" or "all" in the list */
 
@@ -123,11 +130,29 @@ int kapd_log_open(const char *path, struct kap_err *err)
     if (path == NULL || *path == '\0' || strcmp(path, "stderr") == 0) {
         log_fd = STDERR_FILENO;
     } else {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY,
-                  0640);
+        if (log_path == NULL || strcmp(log_path, path) != 0) {
+            /* a new path: its directory is opened now, and kept */
+            char *name = NULL, *copy = strdup(path);
+            int dfd = copy ? kapd_dir_open(path, &name, 1) : -1;
+            if (dfd < 0) {
+                kap_err_set(err, "cannot open error log \"%s\": %s", path,
+                            copy ? strerror(errno) : "out of memory");
+                free(copy);
+                return KAP_ERROR;
+            }
+            if (log_dirfd >= 0)
+                close(log_dirfd);
+            free(log_name);
+            free(log_path);
+            log_dirfd = dfd;
+            log_name = name;
+            log_path = copy;
+        }
+        fd = kapd_file_openat(log_dirfd, log_name,
+                              O_WRONLY | O_CREAT | O_APPEND, 0640, NULL);
         if (fd < 0) {
             kap_err_set(err, "cannot open error log \"%s\": %s", path,
-                        strerror(errno));
+                        kapd_file_strerror(errno));
             return KAP_ERROR;
         }
         if (fd <= STDERR_FILENO) {
