@@ -292,15 +292,27 @@ hc_conf_parse(struct kap_gen *gen, void *vconf, const config_setting_t *group,
     return KAP_OK;
 }
 
-/* a tunnel holds two descriptors: say so when the limit is the limit */
-static void
-nofile_notice(const struct hc_conf *cf)
+/*
+ * A tunnel holds two descriptors: say so when the open files limit, not
+ * max_connections, is what bounds the tunnels.  Runs when a generation
+ * goes live (never for kapd -t: checking a file is not serving), and only
+ * when the limit or max_connections changed since the last notice.
+ */
+static int
+hc_init(struct kap_gen *gen, void *vconf)
 {
+    static unsigned long long said_cur, said_max;
+    const struct hc_conf *cf = vconf;
     struct rlimit rl;
     unsigned long long need = (unsigned long long)cf->max_connections * 2 + 64;
 
+    (void)gen;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (unsigned long long)rl.rlim_cur < need)
+        (unsigned long long)rl.rlim_cur < need &&
+        (said_cur != (unsigned long long)rl.rlim_cur ||
+         said_max != (unsigned long long)cf->max_connections)) {
+        said_cur = (unsigned long long)rl.rlim_cur;
+        said_max = (unsigned long long)cf->max_connections;
         KAP_LOG(KAP_LOG_NOTICE, HC_NAME, 0, "the open files limit (%llu) "
                 "allows about %llu tunnels, fewer than http_connect."
                 "max_connections (%lld): raise the hard limit "
@@ -309,6 +321,8 @@ nofile_notice(const struct hc_conf *cf)
                 rl.rlim_cur > 64 ? (unsigned long long)(rl.rlim_cur - 64) / 2
                                  : 0ULL,
                 cf->max_connections);
+    }
+    return KAP_OK;
 }
 
 static int
@@ -335,7 +349,6 @@ hc_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
         kap_err_set(err, "http_connect: timeouts must be positive");
         return KAP_ERROR;
     }
-    nofile_notice(cf);
     return KAP_OK;
 }
 
@@ -2815,6 +2828,7 @@ const struct kap_module kap_http_connect_module = {
     .conf_create = hc_conf_create,
     .conf_parse  = hc_conf_parse,
     .conf_check  = hc_conf_check,
+    .init        = hc_init,
     .shutdown    = hc_shutdown,
     .listener    = &hc_listener,
     .status      = hc_status,

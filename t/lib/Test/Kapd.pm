@@ -126,6 +126,9 @@ sub new {
     my $builddir = $ENV{KAPD_BUILDDIR} // '.';
     $builddir = abs_path($builddir) // $builddir;
     my $srcdir = $ENV{KAPD_SRCDIR} // dirname($TDIR);
+    # kapd (and kap run's kapd) load modules from the build tree, never from
+    # the compiled-in module directory of an earlier `make install`
+    $ENV{KAPD_MODULE_PATH} //= "$builddir/.libs";
     my $keep = $ENV{KAPD_TEST_KEEP} ? 1 : 0;
     my $dir = File::Temp::tempdir('kapd-test-XXXXXX', TMPDIR => 1,
                                   CLEANUP => !$keep);
