@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -40,7 +41,7 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-"usage: kapd [-dtTVh] [-c file] [-g file] [-p prefix]\n"
+"usage: kapd [-dtTVh] [-c file] [-g file] [-p prefix] [--ready-fd N]\n"
 "  -c file    configuration file (default " KAPD_SYSCONFDIR "/kap/kap.conf;\n"
 "             relative to the prefix when -p is given)\n"
 "  -g file    global configuration merged under -c's (e.g. ~/.kap/kap.conf):\n"
@@ -52,6 +53,8 @@ usage(FILE *out)
 "  -T         test the configuration, dump it and its chains, and exit\n"
 "  -V         show version, module ABI and modules, and exit\n"
 "  -h         this help\n"
+"  --ready-fd N  write \"ready\\n\" to the inherited descriptor N once every\n"
+"             listener is bound, then close it (for a parent that waits)\n"
 "signals: HUP reload, TERM/INT graceful stop (twice: at once), USR1 reopen logs\n"
 "exit codes: %d ok, %d configuration error, %d network/bind error,\n"
 "            %d module load/ABI error, %d out of memory, %d other error\n",
@@ -423,8 +426,28 @@ main(int argc, char **argv)
     const char *conf = KAPD_SYSCONFDIR "/kap/kap.conf";
     const char *prefix = NULL;
 
-    while ((opt = getopt(argc, argv, "c:g:p:dtTVh")) != -1) {
+    static const struct option longopts[] = {
+        { "ready-fd", required_argument, NULL, 'R' },
+        { NULL, 0, NULL, 0 }
+    };
+    long ready_fd = -1;
+
+    while ((opt = getopt_long(argc, argv, "c:g:p:dtTVh", longopts,
+                              NULL)) != -1) {
         switch (opt) {
+        case 'R': {
+            char *end;
+            errno = 0;
+            ready_fd = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || end == optarg || ready_fd < 3
+                || ready_fd > INT_MAX) {
+                fprintf(stderr, "kapd: bad --ready-fd \"%s\"\n", optarg);
+                return KAPD_EXIT_OTHER;
+            }
+            /* not passed on to anything kapd starts (CLI tools) */
+            (void) fcntl((int) ready_fd, F_SETFD, FD_CLOEXEC);
+            break;
+        }
         case 'c': conf = optarg; conf_given = 1; break;
         case 'g': kapd.global_path = optarg; break;
         case 'p': prefix = optarg; break;
@@ -575,6 +598,13 @@ main(int argc, char **argv)
             }
         }
         report(notify, KAPD_EXIT_OK);
+    }
+    if (ready_fd >= 0) {
+        /* every listener is bound: whoever waits on the pipe may connect */
+        static const char msg[] = "ready\n";
+        ssize_t w = write((int) ready_fd, msg, sizeof msg - 1);
+        (void) w;
+        close((int) ready_fd);
     }
 
     ev_run(loop, 0);
