@@ -59,7 +59,9 @@ $t->write_file('inject.c', <<'EOF');
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -130,6 +132,24 @@ int main(void)
     if (pd != NULL)
         closedir(pd);
     printf("proc=%d/%d\n", ok, tried);
+    /* a process outside this session that holds the user's terminal
+     * would do TIOCSTI for us if we could ptrace it */
+    pid_t sid = getsid(0);
+    tried = ok = 0;
+    pd = opendir("/proc");
+    while (pd != NULL && (p = readdir(pd)) != NULL) {
+        pid_t pid = (pid_t)strtol(p->d_name, NULL, 10);
+        if (pid <= 0 || pid == getpid() || getsid(pid) == sid)
+            continue;
+        tried++;
+        if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
+            ok++;
+            ptrace(PTRACE_DETACH, pid, 0, 0);
+        }
+    }
+    if (pd != NULL)
+        closedir(pd);
+    printf("ptrace=%d/%d\n", ok, tried);
     return 0;
 }
 EOF
@@ -271,7 +291,7 @@ EOF
 my @got = got_lines($s);
 my $rc = term_finish($s);
 my $screen = $s->{buf};
-my %inj = $screen =~ /^(fd[012]|devtty|proc)=(\S+)\r*$/mg;
+my %inj = $screen =~ /^(fd[012]|devtty|proc|ptrace)=(\S+)\r*$/mg;
 is_deeply(\@got, ['SENTINEL'], 'no line injected from the capsule reaches the user\'s shell')
     or diag("injector: " . join(' ', map { "$_=$inj{$_}" } sort keys %inj) . "\nscreen:\n$screen");
 like($screen, qr/KAP-RC:0\b/, 'kap run -- ./inject exits 0');
@@ -284,6 +304,8 @@ SKIP: {
     like($inj{proc} // 'missing', qr{^0/\d+$},
          'no other terminal under /proc/*/fd accepts TIOCSTI from the command');
 }
+like($inj{ptrace} // 'missing', qr{^0/\d+$},
+     'no process outside the command\'s session (the relay, the capsule\'s init) can be ptraced');
 is($rc, 0, 'the outer shell exits 0');
 
 # -- 2. fds 0-2 redirected: no controlling terminal in the capsule --------
@@ -326,6 +348,24 @@ ok(term_expect($s, qr/GOT-SIGINT/), 'Ctrl-C on the user\'s terminal is SIGINT fo
 term_finish($s);
 like($s->{buf}, qr/KAP-RC:5\b/, 'and its exit status passes through');
 
+# -- 4b. Ctrl-Z on the user's terminal (not raw: stdin is not a terminal)
+# stops the command with kap's job; fg continues both ---------------------
+$s = term_start(<<'EOF');
+set -m
+$KAP perl -e '$| = 1; $SIG{CONT} = sub { print "CONTINUED\n" }; print "READY\n"; sleep 1 while 1' </dev/null
+echo "STOPPED-RC:$?"
+fg >/dev/null
+echo "FG-RC:$?"
+EOF
+ok(term_expect($s, qr/READY/), 'a command runs with stdin redirected');
+term_type($s, "\x1a");
+ok(term_expect($s, qr/STOPPED-RC:148\b/), 'Ctrl-Z stops kap: the user\'s shell is back (148)')
+    or diag($s->{buf});
+ok(term_expect($s, qr/CONTINUED/), 'fg: the command was stopped and is continued');
+term_type($s, "\x03");
+term_finish($s);
+like($s->{buf}, qr/FG-RC:130\b/, 'Ctrl-C ends it: 130') or diag($s->{buf});
+
 # -- 5. output arrives intact --------------------------------------------
 $s = term_start(<<'EOF');
 $KAP perl -e 'printf "%05d:%s\n", $_, "0123456789" x 9 for 1 .. 4000'
@@ -352,5 +392,27 @@ like($s->{buf}, qr/RC-A:0\b/, 'echo hi | kap run -- cat exits 0');
 like($s->{buf}, qr/^piped:OUT-PIPE1\r*$/m, 'stdout into a pipe stays a pipe');
 like($s->{buf}, qr/^piped:IN-TTY0\r*$/m, 'while stdin is still a terminal');
 like($s->{buf}, qr/^to-stderr\r*$/m, 'stderr on the terminal is relayed');
+
+# -- 7. kap-shim exec --pty as pid 1 of a pid namespace (the capsule's
+# init): it reaps orphans, and the status is the command's --------------
+SKIP: {
+    my $probe = `unshare --pid --fork --mount-proc true 2>&1`;
+    skip "no pid namespace here: $probe", 3 if $?;
+    $s = term_start(<<'EOF');
+unshare --pid --fork --mount-proc "$KAP_SHIM" exec --pty -- sh -c '
+    echo "PID-OF-PARENT:$PPID"; test -t 0 && echo PID1-TTY
+    sh -c "true & exit 0"               # an orphan for pid 1
+    i=0
+    while ps -eo stat= | grep -q "^Z" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    ps -eo stat= | grep -q "^Z" && echo ZOMBIE-LEFT || echo NO-ZOMBIE
+    exit 6'
+echo "RC:$?"
+EOF
+    term_finish($s);
+    like($s->{buf}, qr/PID-OF-PARENT:1\r*\n(?:.*\n)?PID1-TTY/, 'pid 1: the command is its child, on a terminal')
+        or diag($s->{buf});
+    like($s->{buf}, qr/^NO-ZOMBIE\r*$/m, 'pid 1: orphans are reaped');
+    like($s->{buf}, qr/RC:6\b/, 'pid 1: the command\'s exit status');
+}
 
 $t->done_testing;

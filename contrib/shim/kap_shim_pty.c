@@ -60,7 +60,6 @@ struct pty_ctx {
     int             child_done;
     int             status;     /* wait status of the command */
     int             reap_all;
-    int             stopped_child; /* we forwarded a stop: CONT follows */
     char            inbuf[PTY_INBUF];
     size_t          inlen;
     char            outbuf[PTY_OUTBUF];
@@ -171,6 +170,38 @@ static void reap(struct pty_ctx *c)
     }
 }
 
+/*
+ * SIGTSTP for us: the user's shell stops kap's job (Ctrl-Z on the user's
+ * terminal when it is not in raw mode, or kill -TSTP).  The command is in
+ * a session of its own, out of reach of that: stop it (SIGSTOP: a SIGTSTP
+ * to a session leader's orphaned process group is discarded), give the
+ * terminal its modes back and stop our whole process group; once the
+ * user's shell continues it, raw mode again and continue the command.  A
+ * stop the kernel refuses (an orphaned process group: no shell would
+ * continue it) and an init, which cannot stop itself, continue the
+ * command at once.  (Ctrl-Z in raw mode is a byte for the private pty: a
+ * job-control shell there stops its job; a command that is the session
+ * leader is not stopped, as its process group is orphaned.)
+ */
+static void suspend(struct pty_ctx *c)
+{
+    forward(c, SIGSTOP, 1);
+    if (getpid() != 1) {
+        tty_restore(c);
+        struct sigaction dfl, old;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        (void)sigaction(SIGTSTP, &dfl, &old);
+        (void)kill(0, SIGTSTP);     /* we stop here, until SIGCONT */
+        (void)sigaction(SIGTSTP, &old, NULL);
+        pty_pending[SIGTSTP] = 0;
+        tty_raw(c);
+        winsize_sync(c);
+    }
+    forward(c, SIGCONT, 1);
+}
+
 static void handle_signals(struct pty_ctx *c)
 {
     char drain[64];
@@ -200,20 +231,13 @@ static void handle_signals(struct pty_ctx *c)
                 forward(c, SIGCONT, 1);
             break;
         case SIGTSTP:
-            /* the user's job is being suspended: stop the command's job,
-             * give the terminal back as it was, then stop ourselves */
-            forward(c, SIGTSTP, 0);
-            c->stopped_child = 1;
-            tty_restore(c);
-            (void)kill(getpid(), SIGSTOP);
+            suspend(c);
             break;
         case SIGCONT:
+            /* continued after a stop we did not make (SIGSTOP, SIGTTOU):
+             * the user's shell may have changed the terminal's modes */
             tty_raw(c);
             winsize_sync(c);
-            if (c->stopped_child) {
-                forward(c, SIGCONT, 1);
-                c->stopped_child = 0;
-            }
             break;
         default:
             break;                  /* SIGPIPE: write() reports EPIPE */
