@@ -17,6 +17,13 @@
  * them, before the loop waits (ev_prepare), when the queue is full, or
  * before the listener closes.  A busy UDP service (dns) thus pays one
  * system call per batch instead of one per datagram in each direction.
+ *
+ * A unix datagram listener answers only peers bound under its own
+ * socket's directory (kapd_unix_peer_ok): a reply goes to whatever socket
+ * the peer's address names when it is sent, and a client must not be able
+ * to point kapd at a socket elsewhere (a log daemon, a session bus).
+ * Other datagrams are dropped and counted, with a warning at most every
+ * 10 s.
  */
 #include "kapd_listen_int.h"
 
@@ -392,6 +399,77 @@ nomem:
     return KAP_ERROR;
 }
 
+/* ---- unix datagram peers ------------------------------------------------ */
+
+int kapd_unix_peer_ok(const char *dir, const struct sockaddr *sa,
+                      socklen_t len)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
+    const char *p, *end, *c;
+    size_t n, dl;
+
+    if (dir == NULL || sa == NULL || sa->sa_family != AF_UNIX
+        || len <= (socklen_t)offsetof(struct sockaddr_un, sun_path))
+        return 0;                       /* unnamed: nowhere to answer */
+    n = (size_t)len - offsetof(struct sockaddr_un, sun_path);
+    if (n > sizeof(sun->sun_path))
+        n = sizeof(sun->sun_path);
+    p = sun->sun_path;
+    if (p[0] == '\0') {                 /* abstract: the name after the NUL */
+        p++;
+        n--;
+    }
+    end = memchr(p, '\0', n);
+    if (end == NULL)
+        end = p + n;
+    dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if ((size_t)(end - p) <= dl + 1 || memcmp(p, dir, dl) != 0
+        || (dl > 1 && p[dl] != '/'))
+        return 0;
+    p += dl + (dl > 1 || p[dl] == '/');
+    /* each component: not empty, not "." or "..", no control bytes */
+    while (p < end) {
+        c = memchr(p, '/', (size_t)(end - p));
+        if (c == NULL)
+            c = end;
+        if (c == p || (c - p == 1 && p[0] == '.')
+            || (c - p == 2 && p[0] == '.' && p[1] == '.'))
+            return 0;
+        p = c < end ? c + 1 : end;
+        if (c < end && p == end)
+            return 0;                   /* a trailing '/' */
+    }
+    return 1;
+}
+
+/* Count (and now and then log) a datagram dropped for its peer. */
+static void dgram_foreign(struct kap_listen *ls, const struct sockaddr *sa,
+                          socklen_t len)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
+    char name[sizeof(sun->sun_path) + 1];
+    size_t n = 0;
+
+    ls->foreign++;
+    if (kap_now() - ls->foreign_logged < 10.0 && ls->foreign_logged > 0)
+        return;
+    ls->foreign_logged = kap_now();
+    if (len > (socklen_t)offsetof(struct sockaddr_un, sun_path)) {
+        n = (size_t)len - offsetof(struct sockaddr_un, sun_path);
+        if (n > sizeof(sun->sun_path))
+            n = sizeof(sun->sun_path);
+        memcpy(name, sun->sun_path, n);
+        if (n > 0 && name[0] == '\0')
+            name[0] = '@';
+    }
+    name[n] = '\0';
+    KAP_LOG(KAP_LOG_WARN, ls->module, 0, "datagram on %s from a peer "
+            "outside %s (\"%s\") dropped, not answered; %lu so far",
+            ls->addr, ls->unix_dir, n > 0 ? name : "unnamed", ls->foreign);
+}
+
 /* ---- accessors ---------------------------------------------------------- */
 
 const char *kap_listen_addr(const struct kap_listen *ls)
@@ -456,6 +534,11 @@ int kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
     if (ls == NULL || ls->magic != KAPD_LISTEN_MAGIC || ls->fd < 0
         || peer == NULL || (buf == NULL && len > 0))
         return KAP_ERROR;
+    if (ls->family == AF_UNIX
+        && !kapd_unix_peer_ok(ls->unix_dir, peer, peerlen)) {
+        dgram_foreign(ls, peer, peerlen);
+        return KAP_ERROR;
+    }
     /* An IPv4 peer on a dual-stack socket: send to its mapped form. */
     if (ls->family == AF_INET6 && peer->sa_family == AF_INET
         && peerlen >= sizeof(struct sockaddr_in)) {
@@ -550,6 +633,12 @@ static void dgram_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             memset(&d, 0, sizeof(d));
             memcpy(&d.peer, &peer[i], sizeof(d.peer));
             d.peerlen = msg[i].msg_hdr.msg_namelen;
+            if (ls->family == AF_UNIX
+                && !kapd_unix_peer_ok(ls->unix_dir,
+                                      (struct sockaddr *)&d.peer, d.peerlen)) {
+                dgram_foreign(ls, (struct sockaddr *)&d.peer, d.peerlen);
+                continue;
+            }
             kapd_sockaddr_text((struct sockaddr *)&d.peer, d.peerlen, text,
                                sizeof(text));
             d.data = buf[i];
@@ -583,6 +672,7 @@ static void listen_free(void *data)
     free(ls->canon);
     free(ls->module);
     free(ls->unix_path);
+    free(ls->unix_dir);
     free(ls);
 }
 
@@ -700,8 +790,12 @@ static struct kap_listen *listen_open(struct kap_gen *gen,
 
     if (ss->ss_family == AF_UNIX) {
         struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+        const char *slash = strrchr(sun->sun_path, '/');
         ls->unix_path = strdup(sun->sun_path);
-        if (ls->unix_path == NULL) {
+        ls->unix_dir = slash == NULL ? strdup(".")
+                     : strndup(sun->sun_path, slash == sun->sun_path ? 1
+                               : (size_t)(slash - sun->sun_path));
+        if (ls->unix_path == NULL || ls->unix_dir == NULL) {
             listen_free(ls);
             err_decl(err, d, "out of memory");
             return NULL;

@@ -32,6 +32,9 @@ struct kap_listen {
     char                    *canon;     /* canonical address (heap) */
     char                    *module;    /* owning module name (heap) */
     char                    *unix_path; /* heap; NULL unless AF_UNIX */
+    char                    *unix_dir;  /* heap: its directory */
+    unsigned long            foreign;   /* datagrams from peers outside it */
+    double                   foreign_logged;
     dev_t                    unix_dev;  /* to unlink only our own file */
     ino_t                    unix_ino;
     struct kap_gen          *gen;       /* generation it dispatches to */
@@ -53,5 +56,15 @@ void kapd_conn_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
  */
 void kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
                         char *buf, size_t size);
+
+/*
+ * Whether a datagram peer of a unix listener whose socket lies in dir may
+ * be answered: its address -- a path, or an abstract name read as one --
+ * lies under dir, with no empty, "." or ".." component.  Anything else
+ * (another directory, an unnamed socket) would make kapd send to a socket
+ * a client merely named.  1 or 0.
+ */
+int kapd_unix_peer_ok(const char *dir, const struct sockaddr *sa,
+                      socklen_t len);
 
 #endif /* KAPD_LISTEN_INT_H */

@@ -7,11 +7,13 @@
  * Generations are built by hand (no config files); only 127.0.0.1 is used.
  */
 #include "kapd.h"
+#include "kapd_listen_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -570,8 +572,47 @@ static void test_runtime(void)
     kap_pool_destroy(gens[3].pool);
 }
 
+/* kapd_unix_peer_ok: who a unix datagram listener in /run/k/ab answers */
+static int peer(const char *dir, const char *path, int abstract)
+{
+    struct sockaddr_un sun;
+    size_t n = strlen(path);
+    socklen_t len;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (n + 2 > sizeof(sun.sun_path))
+        return -1;
+    memcpy(sun.sun_path + (abstract ? 1 : 0), path, n);
+    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n
+                      + (abstract ? 1 : 1));
+    return kapd_unix_peer_ok(dir, (struct sockaddr *)&sun, len);
+}
+
+static void test_unix_peers(void)
+{
+    struct sockaddr_un unnamed = { .sun_family = AF_UNIX };
+
+    is_int(peer("/run/k/ab", "/run/k/ab/.b1.2", 0), 1, "a socket in the directory");
+    is_int(peer("/run/k/ab/", "/run/k/ab/sub/c", 0), 1, "one in a subdirectory");
+    is_int(peer("/run/k/ab", "/run/k/ab/.b1.2", 1), 1, "an abstract name under it");
+    is_int(peer("/run/k/ab", "/run/k/abc/x", 0), 0, "not a sibling sharing a prefix");
+    is_int(peer("/run/k/ab", "/run/k/ab", 0), 0, "not the directory itself");
+    is_int(peer("/run/k/ab", "/run/k/ab/", 0), 0, "not the directory with a slash");
+    is_int(peer("/run/k/ab", "/run/k/ab/../../user/1000/bus", 0), 0, "no .. component");
+    is_int(peer("/run/k/ab", "/run/k/ab/./x", 0), 0, "no . component");
+    is_int(peer("/run/k/ab", "/run/k/ab//x", 0), 0, "no empty component");
+    is_int(peer("/run/k/ab", "/run/k/ab/x/", 0), 0, "no trailing slash");
+    is_int(peer("/run/k/ab", "/dev/log", 0), 0, "not /dev/log");
+    is_int(peer("/run/k/ab", "/run/systemd/journal/socket", 1), 0,
+           "not an abstract name elsewhere");
+    is_int(kapd_unix_peer_ok("/run/k/ab", (struct sockaddr *)&unnamed,
+                             sizeof(sa_family_t)), 0, "not an unnamed socket");
+}
+
 int main(void)
 {
+    test_unix_peers();
     test_parse();
     test_runtime();
     return done_testing();
