@@ -43,9 +43,17 @@ struct kap_shim_pty_opts {
  *
  * The caller's signal dispositions are changed while it runs and restored
  * before it returns.  The calling process stays in the caller's session
- * and process group (it receives the user's signals and forwards them),
+ * and process group (it receives the user's signals and forwards them:
+ * SIGINT, SIGQUIT, SIGUSR1/2 to the command's foreground job, SIGTERM and
+ * SIGHUP to its whole session; SIGTSTP stops the command and then the
+ * caller's process group, SIGCONT restores raw mode and continues it),
  * and is made non-dumpable so that the command cannot open its
- * descriptors through /proc or ptrace it.  Not thread-safe.
+ * descriptors through /proc or ptrace it.  That holds only if the command
+ * has no CAP_SYS_PTRACE in the caller's user namespace: give it a user
+ * namespace below the caller's (child_setup, or argv = unshare --user
+ * ...), never run the caller inside the command's.  Other processes that
+ * hold the user's terminal (a capsule init, a bridge started with it on
+ * fd 1/2) need the same.  Not thread-safe.
  */
 int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o);
 
