@@ -132,6 +132,24 @@ int main(void)
     if (pd != NULL)
         closedir(pd);
     printf("proc=%d/%d\n", ok, tried);
+    /* every other pseudo-terminal, opened by its name (the user's is
+     * theirs: the capsule maps their uid) */
+    tried = ok = 0;
+    for (int i = 0; i < 256; i++) {
+        char fp[64];
+        struct stat st;
+        snprintf(fp, sizeof fp, "/dev/pts/%d", i);
+        if (stat(fp, &st) < 0 || st.st_rdev == owndev)
+            continue;
+        int x = open(fp, O_RDWR | O_NOCTTY | O_NONBLOCK);
+        if (x < 0)
+            continue;
+        tried++;
+        if (strcmp(push(x, "devpts"), "ok") == 0)
+            ok++;
+        close(x);
+    }
+    printf("devpts=%d/%d\n", ok, tried);
     /* a process outside this session that holds the user's terminal
      * would do TIOCSTI for us if we could ptrace it */
     pid_t sid = getsid(0);
@@ -291,7 +309,7 @@ EOF
 my @got = got_lines($s);
 my $rc = term_finish($s);
 my $screen = $s->{buf};
-my %inj = $screen =~ /^(fd[012]|devtty|proc|ptrace)=(\S+)\r*$/mg;
+my %inj = $screen =~ /^(fd[012]|devtty|proc|devpts|ptrace)=(\S+)\r*$/mg;
 is_deeply(\@got, ['SENTINEL'], 'no line injected from the capsule reaches the user\'s shell')
     or diag("injector: " . join(' ', map { "$_=$inj{$_}" } sort keys %inj) . "\nscreen:\n$screen");
 like($screen, qr/KAP-RC:0\b/, 'kap run -- ./inject exits 0');
@@ -303,6 +321,8 @@ SKIP: {
     skip 'TIOCSTI disabled on this kernel', 1 unless $tiocsti;
     like($inj{proc} // 'missing', qr{^0/\d+$},
          'no other terminal under /proc/*/fd accepts TIOCSTI from the command');
+    like($inj{devpts} // 'missing', qr{^0/\d+$},
+         'no other /dev/pts/N opened by name accepts TIOCSTI from the command');
 }
 like($inj{ptrace} // 'missing', qr{^0/\d+$},
      'no process outside the command\'s session (the relay, the capsule\'s init) can be ptraced');
