@@ -286,11 +286,12 @@ void kap_shim_sig_reset(void)
 
 /* in the child: new session, the pty as controlling terminal on the fds
  * that were terminals, then exec */
-static void child_run(char *const argv[], int slave, const int was_tty[3],
-                      const struct kap_shim_pty_opts *o) __attribute__((noreturn));
+static void child_run(char *const argv[], const struct pty_ctx *c, int slave,
+                      const int was_tty[3], const struct kap_shim_pty_opts *o)
+    __attribute__((noreturn));
 
-static void child_run(char *const argv[], int slave, const int was_tty[3],
-                      const struct kap_shim_pty_opts *o)
+static void child_run(char *const argv[], const struct pty_ctx *c, int slave,
+                      const int was_tty[3], const struct kap_shim_pty_opts *o)
 {
     /* the relay's handlers are not the command's business; and a shell's
      * background job starts with SIGINT and SIGQUIT ignored: the command
@@ -299,6 +300,12 @@ static void child_run(char *const argv[], int slave, const int was_tty[3],
     /* the relay made itself non-dumpable; a child_setup that writes its
      * own /proc/self/uid_map needs to be dumpable */
     (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    /* the relay's own descriptors (close-on-exec anyway): not even
+     * child_setup sees them */
+    if (c->master >= 0)
+        (void)close(c->master);
+    (void)close(c->wake_r);
+    (void)close(pty_wake_w);
     if (setsid() < 0) {
         pty_say("setsid: %s", strerror(errno));
         _exit(125);
@@ -319,6 +326,8 @@ static void child_run(char *const argv[], int slave, const int was_tty[3],
     close_other_ttys();
     if (o != NULL && o->child_setup != NULL && o->child_setup(o->child_arg) < 0)
         _exit(125);
+    if (o != NULL && o->envp != NULL)
+        environ = o->envp;          /* its PATH is the one searched, too */
     execvp(argv[0], argv);
     int e = errno;
     pty_say("%s: %s", argv[0], strerror(e));
@@ -576,7 +585,7 @@ int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
 
     c->child = fork();
     if (c->child == 0)
-        child_run(argv, slave, was_tty, o);
+        child_run(argv, c, slave, was_tty, o);
     int ret;
     if (c->child < 0) {
         pty_say("fork: %s", strerror(errno));

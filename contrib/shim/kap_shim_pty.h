@@ -25,6 +25,9 @@ struct kap_shim_pty_opts {
      * 125).  NULL: nothing. */
     int  (*child_setup)(void *arg);
     void  *child_arg;
+    /* the command's environment; its PATH is the one argv[0] is looked up
+     * in.  NULL: the caller's. */
+    char **envp;
 };
 
 /*
