@@ -53,15 +53,19 @@ $t->write_file_expand('tamper.sh', <<'EOF');
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$@"; }
 echo "before=$(code http://denied.test:%%PORT_origin%%/before)"
 n=0
+POLICY=$1    # the environment does not pass into the capsule
+tried=0
 for f in "$POLICY" "$HOME/.kap/kap.conf" "$XDG_RUNTIME_DIR"/kap/*/kapd.conf \
          "$XDG_RUNTIME_DIR"/kap/*/global.conf; do
     [ -f "$f" ] || continue
+    tried=$((tried + 1))
     sed -e 's/allow = \[/allow = ["denied.test:%%PORT_origin%%", "*.test", /' \
         -e 's/^network: {/network: { observe = true;/' "$f" > "$f.new" 2>/dev/null \
         && cat "$f.new" > "$f" 2>/dev/null && n=$((n + 1))
     rm -f "$f.new"
 done
 echo "rewritten=$n"
+echo "tried=$tried"
 i=0; last=
 while [ $i -lt 12 ]; do
     last=$(code http://denied.test:%%PORT_origin%%/after$i)
@@ -112,11 +116,16 @@ sub tamper_case {
     $t->write_file_expand("$name-home.conf", "network: { allow = [\"allowed.test:%%PORT_origin%%\"]; };\n");
     rename("$dir/$name-home.conf", "$o{home}/.kap/kap.conf");
     chown $o{as}, $o{as}, "$dir/$name-project.conf", "$o{home}/.kap/kap.conf" if $o{as};
+    # the global policy is the user's: approved once, outside the capsule
+    $t->kap_allow({ home => $o{home}, as => $o{as} }, "$o{home}/.kap/kap.conf");
     my ($v, $err) = run_kap({ %o, tag => $name, policy => "$dir/$name-project.conf" },
-                            'run', '-c', "$dir/$name-project.conf", '--', 'sh', "$dir/tamper.sh");
+                            'run', '-c', "$dir/$name-project.conf", '--', 'sh', "$dir/tamper.sh",
+                            "$dir/$name-project.conf");
     is($v->{before}, '403', "$name: denied.test refused before") or diag($err);
-    ok(($v->{rewritten} // 0) >= 1, "$name: the agent could rewrite "
-       . ($v->{rewritten} // 0) . ' policy file(s) (the test really tried)');
+    # the policy it was started from is in its working directory: it
+    # sees it (read-only now), so the rewrite was really tried
+    ok(($v->{tried} // 0) >= 1, "$name: the agent tried to rewrite "
+       . ($v->{tried} // 0) . ' policy file(s), ' . ($v->{rewritten} // 0) . ' writable');
     is($v->{after}, '403', "$name: denied.test still refused after the agent rewrote the policy");
 }
 

@@ -14,10 +14,11 @@
 # capsule the agent tries both (bypass-classes.md #7/#8: the only way out
 # must be kapd).
 #
-# kap run hides them: /run, /tmp, /var/tmp, /dev/shm and $XDG_RUNTIME_DIR
-# are empty tmpfs mounts in the capsule (kap's runtime directory, the
-# working directory and $HOME bound back), locked by a nested user
-# namespace so that the agent cannot unmount them.
+# kap run hides them: the capsule's root is a fresh tmpfs with the system
+# read-only, private /run, /tmp, /var/tmp and /dev/shm, the project and a
+# private home; $XDG_RUNTIME_DIR and kap's runtime directory are not
+# there, even under the project.  The mounts are locked (a nested user
+# namespace, seccomp) so that the agent cannot unmount them.
 
 use strict;
 use warnings;
@@ -70,9 +71,9 @@ for my $path (@socks) {
     close $ls;
 }
 
-# in $HOME: the capsule sees its own /tmp, so the script must live where
-# the command can read it (the working directory or $HOME)
-$t->write_file('home/escape.pl', <<'EOF');
+# in the project (the working directory): the capsule sees its own /tmp
+# and its own home, so the script must live where the command can read it
+$t->write_file('escape.pl', <<'EOF');
 use strict; use warnings; use IO::Socket::UNIX;
 for my $path (@ARGV) {
     my $s = IO::Socket::UNIX->new(Peer => $path);
@@ -94,7 +95,8 @@ if ($pid == 0) {
     $ENV{HOME} = "$dir/home";
     $ENV{XDG_RUNTIME_DIR} = "$dir/run";
     delete $ENV{XDG_STATE_HOME};
-    exec($sh, $kap, 'run', '-c', "$dir/policy.conf", '--', 'perl', "$dir/home/escape.pl", @socks)
+    chdir $dir or exit 127;
+    exec($sh, $kap, 'run', '-c', "$dir/policy.conf", '--', 'perl', "$dir/escape.pl", @socks)
         or exit 127;
 }
 my $st;

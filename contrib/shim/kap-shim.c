@@ -8,6 +8,9 @@
  *           unix sockets outside the namespace.  A unix socket is a
  *           filesystem object, so it is reachable across network
  *           namespaces; nothing else is.
+ *   capsule kap run's capsule: namespaces, a private root, limits,
+ *           seccomp, the private kapd and the bridge
+ *           (kap_shim_capsule.c and the files it names).
  *   exec    reset every signal disposition and the signal mask, then exec
  *           a command (a shell's background job starts with SIGINT and
  *           SIGQUIT ignored; the agent must get the user's Ctrl-C).
@@ -43,6 +46,7 @@
 #include <sys/un.h>
 
 #include "kap_shim_pty.h"
+#include "kap_shim_capsule.h"
 
 #ifndef KAP_SHIM_VERSION
 #define KAP_SHIM_VERSION "0.1.0"
@@ -750,6 +754,12 @@ static int role_bridge(int argc, char **argv)
     return 0;
 }
 
+/* the bridge, for the capsule's init (kap_shim_capsule.c) */
+int kap_shim_bridge(int argc, char **argv)
+{
+    return role_bridge(argc, argv);
+}
+
 /* ---- exec: clean signal state, then exec ---------------------------------- */
 
 static int role_exec(int argc, char **argv)
@@ -790,6 +800,7 @@ static void usage(FILE *f)
 "  bridge   relay loopback listeners in a capsule to kapd's unix sockets\n"
 "  exec     reset signal dispositions and exec a command (--pty: in its own\n"
 "           session, on a private pty when on a terminal)\n"
+"  capsule  build a kap run capsule and run a command in it (kap(1))\n"
 "  version  print the version\n"
 "Run `kap-shim ROLE --help` for a role's options.\n");
 }
@@ -802,6 +813,7 @@ struct role {
 static const struct role roles[] = {
     { "bridge", role_bridge },
     { "exec",   role_exec },
+    { "capsule", kap_shim_capsule },
     { NULL,     NULL }
 };
 

@@ -1,0 +1,406 @@
+/*
+ * kap_shim_mounts.c -- the capsule's filesystem, deny by default.
+ *
+ * A new root on a tmpfs (mounted over kap's runtime directory in the
+ * capsule's private mount namespace, then pivot_root into it, the old
+ * root detached): the system read-only (/usr, /bin, /sbin, /lib*, /etc,
+ * /opt, parts of /var without its sockets), a fresh /proc with /proc/sys
+ * read-only, /sys read-only, a minimal /dev, private /tmp /run /var/tmp
+ * /dev/shm; the project directory read-write with its .git pinned (bind
+ * mounted on itself: a mount point cannot be renamed) and the code-bearing
+ * parts of every git dir read-only; the capsule home at $HOME with the
+ * policy's home_ro entries of the real home read-only on top.  Nothing
+ * else of the host is there: not the real home, not kap's state or
+ * runtime directories, not the host's /tmp or /run and their sockets.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "kap_shim_capsule.h"
+
+static const char *NR;                  /* the new root, while building */
+
+/* NR + p into buf */
+static const char *in_root(char *buf, size_t len, const char *p)
+{
+    int n = snprintf(buf, len, "%s%s", NR, p);
+    return (n < 0 || (size_t)n >= len) ? NULL : buf;
+}
+
+static int mkpath(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    size_t l = strlen(path);
+    if (l >= sizeof tmp)
+        return -1;
+    memcpy(tmp, path, l + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* a mount point at dst for src: a directory or an empty file; a symlink
+ * already there (the capsule home is the agent's) is replaced */
+static int make_target(const char *dst, int dir)
+{
+    struct stat st;
+    if (lstat(dst, &st) == 0) {
+        if (S_ISLNK(st.st_mode) || ((S_ISDIR(st.st_mode) ? 1 : 0) != dir)) {
+            if ((S_ISDIR(st.st_mode) ? rmdir(dst) : unlink(dst)) < 0)
+                return -1;
+        } else {
+            return 0;
+        }
+    }
+    char parent[PATH_MAX];
+    size_t l = strlen(dst);
+    if (l >= sizeof parent)
+        return -1;
+    memcpy(parent, dst, l + 1);
+    char *sl = strrchr(parent, '/');
+    if (sl != NULL && sl != parent) {
+        *sl = '\0';
+        if (mkpath(parent, 0755) < 0)
+            return -1;
+    }
+    if (dir)
+        return mkdir(dst, 0755) < 0 && errno != EEXIST ? -1 : 0;
+    int fd = open(dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+static int set_attr(const char *dst, unsigned long long set, int recursive)
+{
+    struct mount_attr a;
+    memset(&a, 0, sizeof a);
+    a.attr_set = set;
+    return mount_setattr(AT_FDCWD, dst, recursive ? AT_RECURSIVE : 0, &a,
+                         sizeof a);
+}
+
+#define RO  1
+#define RW  0
+
+/* bind src (a host path) at dst (a path under NR), with its submounts */
+static int bind(const char *src, const char *dst, int ro)
+{
+    struct stat st;
+    if (stat(src, &st) < 0)
+        return -1;
+    if (make_target(dst, S_ISDIR(st.st_mode)) < 0
+        || mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return -1;
+    return set_attr(dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+                    | (ro ? MOUNT_ATTR_RDONLY : 0), 1);
+}
+
+static int fail(const char *what, const char *path)
+{
+    capsule_warn("%s %s: %s", what, path, strerror(errno));
+    return -1;
+}
+
+static int tmpfs(const char *dst, const char *opts)
+{
+    if (mkpath(dst, 0755) < 0
+        || mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        return fail("cannot mount a tmpfs on", dst);
+    return 0;
+}
+
+/* bind the host's path p read-only at the same place, or copy a symlink */
+static int system_path(const char *p)
+{
+    char dst[PATH_MAX];
+    struct stat st;
+    if (lstat(p, &st) < 0 || in_root(dst, sizeof dst, p) == NULL)
+        return 0;
+    if (S_ISLNK(st.st_mode)) {
+        char t[PATH_MAX];
+        ssize_t n = readlink(p, t, sizeof t - 1);
+        if (n < 0)
+            return 0;
+        t[n] = '\0';
+        return symlink(t, dst) < 0 && errno != EEXIST ? fail("symlink", dst) : 0;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return 0;
+    return bind(p, dst, RO) < 0 ? fail("cannot bind", p) : 0;
+}
+
+static int make_dev(void)
+{
+    char d[PATH_MAX], s[PATH_MAX];
+    static const char *nodes[] = { "null", "zero", "full", "random", "urandom",
+                                   "tty", NULL };
+    if (tmpfs(in_root(d, sizeof d, "/dev"), "mode=0755") < 0)
+        return -1;
+    for (const char **n = nodes; *n; n++) {
+        snprintf(s, sizeof s, "/dev/%s", *n);
+        snprintf(d, sizeof d, "%s/dev/%s", NR, *n);
+        if (make_target(d, 0) < 0 || mount(s, d, NULL, MS_BIND, NULL) < 0)
+            return fail("cannot bind", s);
+    }
+    snprintf(d, sizeof d, "%s/dev/pts", NR);
+    if (mkdir(d, 0755) < 0
+        || mount("devpts", d, "devpts", MS_NOSUID | MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=620") < 0)
+        return fail("cannot mount devpts on", d);
+    if (tmpfs(in_root(d, sizeof d, "/dev/shm"), "mode=1777") < 0)
+        return -1;
+    static const char *links[][2] = {
+        { "pts/ptmx", "/dev/ptmx" }, { "/proc/self/fd", "/dev/fd" },
+        { "/proc/self/fd/0", "/dev/stdin" }, { "/proc/self/fd/1", "/dev/stdout" },
+        { "/proc/self/fd/2", "/dev/stderr" }, { NULL, NULL } };
+    for (int i = 0; links[i][0]; i++)
+        if (symlink(links[i][0], in_root(d, sizeof d, links[i][1])) < 0)
+            return fail("symlink", d);
+    return 0;
+}
+
+static int make_proc_sys(void)
+{
+    char d[PATH_MAX];
+    if (mkpath(in_root(d, sizeof d, "/proc"), 0755) < 0
+        || mount("proc", d, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return fail("cannot mount proc on", d);
+    in_root(d, sizeof d, "/proc/sys");
+    if (mount(d, d, NULL, MS_BIND | MS_REC, NULL) < 0
+        || set_attr(d, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 1) < 0)
+        return fail("cannot make read-only:", d);
+    if (mkpath(in_root(d, sizeof d, "/sys"), 0755) < 0)
+        return fail("mkdir", d);
+    /* a sysfs of the capsule's own network namespace; else the host's */
+    if (mount("sysfs", d, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              NULL) < 0 && bind("/sys", d, RO) < 0)
+        return fail("cannot mount sysfs on", d);
+    return 0;
+}
+
+/* /etc/resolv.conf names the bridge; a symlink gets a target in the new
+ * root (it points into /run, which is private) */
+static void make_resolv(void)
+{
+    char d[PATH_MAX], t[PATH_MAX], file[PATH_MAX];
+    static const char text[] = "nameserver 127.0.0.1\noptions edns0\n";
+    snprintf(file, sizeof file, "%s/.resolv.conf", NR);
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, text, sizeof text - 1);
+    (void)w;
+    close(fd);
+    in_root(d, sizeof d, "/etc/resolv.conf");
+    struct stat st;
+    if (lstat(d, &st) == 0 && S_ISLNK(st.st_mode)) {
+        ssize_t n = readlink(d, t, sizeof t - 1);
+        if (n <= 0 || t[0] != '/')
+            return;
+        t[n] = '\0';
+        if (in_root(d, sizeof d, t) == NULL || make_target(d, 0) < 0)
+            return;
+    } else if (make_target(d, 0) < 0) {
+        return;
+    }
+    if (mount(file, d, NULL, MS_BIND, NULL) == 0)
+        (void)set_attr(d, MOUNT_ATTR_RDONLY, 0);
+}
+
+/* the project, read-write; for a root caller whose project is root's, an
+ * idmapped mount makes its files the capsule user's */
+static int mount_project(const struct capsule *c)
+{
+    char d[PATH_MAX];
+    struct stat st;
+    if (in_root(d, sizeof d, c->project) == NULL || stat(c->project, &st) < 0)
+        return fail("cannot enter", c->project);
+    if (!c->root || st.st_uid == c->out_uid)
+        return bind(c->project, d, RW) < 0 ? fail("cannot bind", c->project) : 0;
+    int fd = open_tree(AT_FDCWD, c->project,
+                       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0)
+        return fail("open_tree", c->project);
+    struct mount_attr a;
+    memset(&a, 0, sizeof a);
+    a.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    a.userns_fd = (unsigned long long)c->userns_fd;
+    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0
+        && mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
+        capsule_warn("run as root, the command is not root outside the capsule, "
+                     "and an idmapped mount that would let it write %s failed: %s. "
+                     "Run kap as the project's owner, or chown the project to an "
+                     "unprivileged user", c->project, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (make_target(d, 1) < 0
+        || move_mount(fd, "", AT_FDCWD, d, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        close(fd);
+        return fail("cannot mount", c->project);
+    }
+    close(fd);
+    return 0;
+}
+
+/* path p (host) bound on itself in the new root, read-only or not */
+static int pin(const char *p, int ro)
+{
+    char d[PATH_MAX];
+    if (in_root(d, sizeof d, p) == NULL)
+        return -1;
+    if (mount(d, d, NULL, MS_BIND | MS_REC, NULL) < 0
+        || set_attr(d, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0),
+                    1) < 0)
+        return fail(ro ? "cannot make read-only:" : "cannot pin", p);
+    return 0;
+}
+
+/* a git dir: pinned, its code-bearing parts read-only; the missing
+ * directories among them are created first (empty) so that they can be */
+static int git_dir(const struct capsule *c, const char *g)
+{
+    static const char *code[] = { "hooks", "info", "modules", "worktrees",
+                                  "config", "commondir", "config.worktree",
+                                  "gitdir", NULL };
+    char d[PATH_MAX], p[PATH_MAX];
+    struct stat st;
+    if (in_root(d, sizeof d, g) == NULL)
+        return -1;
+    if (stat(d, &st) < 0) {
+        /* outside the project (a worktree's common dir): bind it */
+        if (bind(g, d, RW) < 0)
+            return fail("cannot bind", g);
+    } else if (pin(g, RW) < 0) {
+        return -1;
+    }
+    for (const char **n = code; *n; n++) {
+        snprintf(p, sizeof p, "%s/%s", g, *n);
+        in_root(d, sizeof d, p);
+        if (lstat(d, &st) < 0) {
+            if (n - code >= 4)
+                continue;               /* files: see kap(1) SECURITY */
+            /* on the host's path: an idmapped project refuses root */
+            if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return fail("mkdir", p);
+        }
+        if (pin(p, RO) < 0)
+            return -1;
+    }
+    (void)c;
+    return 0;
+}
+
+static int under(const char *p, const char *dir)
+{
+    size_t l = strlen(dir);
+    return strncmp(p, dir, l) == 0 && (p[l] == '/' || p[l] == '\0'
+                                      || (l == 1 && dir[0] == '/'));
+}
+
+static int mount_home(const struct capsule *c)
+{
+    char d[PATH_MAX], s[PATH_MAX];
+    if (in_root(d, sizeof d, c->home) == NULL || bind(c->chome, d, RW) < 0)
+        return fail("cannot mount the capsule home at", c->home);
+    for (size_t i = 0; i < c->nhome_ro; i++) {
+        snprintf(s, sizeof s, "%s/%s", c->real_home, c->home_ro[i]);
+        snprintf(d, sizeof d, "%s%s/%s", NR, c->home, c->home_ro[i]);
+        if (access(s, F_OK) < 0)
+            continue;
+        if (bind(s, d, RO) < 0)
+            return fail("cannot bind", s);
+    }
+    return 0;
+}
+
+int capsule_mount_root(const struct capsule *c)
+{
+    char d[PATH_MAX];
+    NR = c->rt;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return fail("cannot make private:", "/");
+    if (mount("tmpfs", NR, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+        return fail("cannot mount the capsule's root on", NR);
+
+    static const char *sys[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32",
+                                 "/lib64", "/libx32", "/etc", "/opt", NULL };
+    for (const char **p = sys; *p; p++)
+        if (system_path(*p) < 0)
+            return -1;
+    if (mkdir(in_root(d, sizeof d, "/var"), 0755) < 0)
+        return fail("mkdir", d);
+    static const char *var[] = { "/var/lib", "/var/cache", "/var/local",
+                                 "/var/opt", "/var/log", NULL };
+    for (const char **p = var; *p; p++)
+        if (system_path(*p) < 0)
+            return -1;
+    if (symlink("../run", in_root(d, sizeof d, "/var/run")) < 0
+        || symlink("../run/lock", in_root(d, sizeof d, "/var/lock")) < 0)
+        return fail("symlink", d);
+    if (tmpfs(in_root(d, sizeof d, "/tmp"), "mode=1777") < 0
+        || tmpfs(in_root(d, sizeof d, "/var/tmp"), "mode=1777") < 0
+        || tmpfs(in_root(d, sizeof d, "/run"), "mode=0755") < 0
+        || mkpath(in_root(d, sizeof d, "/run/lock"), 01777) < 0
+        || make_dev() < 0 || make_proc_sys() < 0)
+        return -1;
+
+    /* parents first: the project may hold $HOME, or $HOME the project */
+    int home_first = !(c->project && under(c->home, c->project));
+    if (home_first && mount_home(c) < 0)
+        return -1;
+    if (c->project && mount_project(c) < 0)
+        return -1;
+    if (!home_first && mount_home(c) < 0)
+        return -1;
+    for (size_t i = 0; i < c->ngitdirs; i++)
+        if (git_dir(c, c->gitdirs[i]) < 0)
+            return -1;
+    for (size_t i = 0; i < c->nro; i++) {
+        struct stat st;
+        if (in_root(d, sizeof d, c->ro[i]) && lstat(d, &st) == 0 && pin(c->ro[i], RO) < 0)
+            return -1;
+    }
+    /* kap's state and runtime directories, when under a visible tree */
+    for (size_t i = 0; i < c->nhide; i++) {
+        struct stat st;
+        if (in_root(d, sizeof d, c->hide[i]) && stat(d, &st) == 0 && S_ISDIR(st.st_mode)
+            && (mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                      "mode=0555,size=4k") < 0))
+            return fail("cannot hide", c->hide[i]);
+    }
+    make_resolv();
+    /* the working directory: the project's, or an empty one */
+    if (in_root(d, sizeof d, c->cwd) == NULL || mkpath(d, 0755) < 0)
+        return fail("cannot make the working directory", c->cwd);
+
+    if (chdir(NR) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+        return fail("pivot_root", NR);
+    if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+        return fail("cannot detach the old root", "/");
+    (void)unlink("/.resolv.conf");
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              NULL) < 0)
+        return fail("cannot make read-only:", "/");
+    NR = NULL;
+    return 0;
+}
