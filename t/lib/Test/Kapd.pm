@@ -198,6 +198,29 @@ sub has_capsule {
     return ($kap, $shim, (grep { -x "$_/dash" } @path) ? 'dash' : 'sh');
 }
 
+# kap_allow({home => DIR, as => uid}, file...): approve policy files for
+# kap run the way a user does once, outside the capsule (kap allow --yes),
+# for the user whose $HOME is DIR (approvals live in its state directory);
+# as => uid runs it as that user.  Returns kap's output; croaks on failure.
+sub kap_allow {
+    my ($self, $o, @files) = @_;
+    my $kap = "$self->{builddir}/kap";
+    my $pid = open(my $fh, '-|') // croak "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';
+        $ENV{HOME} = $o->{home};
+        delete $ENV{XDG_STATE_HOME};
+        my @pre = $o->{as} ? ('setpriv', "--reuid=$o->{as}", "--regid=$o->{as}",
+                              '--clear-groups', '--') : ();
+        exec(@pre, 'sh', $kap, 'allow', '--yes', @files) or _exit(127);
+    }
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    croak "kap allow --yes @files failed: $out" if $?;
+    return $out;
+}
+
 # ---- ports ---------------------------------------------------------------
 
 sub _free_port {
