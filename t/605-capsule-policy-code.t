@@ -76,6 +76,12 @@ $t->write_file_expand('project/probe.sh', <<'EOF');
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
 echo "allowed=$(code http://allowed.test:%%PORT_origin%%/a)"
 echo "denied=$(code http://denied.test:%%PORT_origin%%/d)"
+# kap's state directory (approvals, audit logs) must be out of reach
+if ls "$1" >/dev/null 2>&1 || touch "$1/allowed/forged" 2>/dev/null; then
+    echo state=reachable
+else
+    echo state=hidden
+fi
 echo ran >> "$PWD/ran"
 EOF
 
@@ -119,11 +125,13 @@ like($r->{err}, qr/^\s*$qpol$/m, 'the refusal names the exact command: kap allow
 
 # -- approved: runs, the path keys and the module are ignored ----------------
 $t->kap_allow({ home => $home }, $pol);
-$r = run_kap('approved', 'run', '--', 'sh', "$proj/probe.sh");
+$r = run_kap('approved', 'run', '--', 'sh', "$proj/probe.sh", "$home/.local/state/kap");
 is($r->{rc}, 0, 'the approved policy runs') or diag($r->{err});
 ok($r->{ran}, 'the command ran');
 is($r->{allowed}, '200', 'kapd serves: an allowed name reaches the origin');
 is($r->{denied}, '403', 'kapd serves: a denied name is refused');
+is($r->{state}, 'hidden', 'kap\'s state directory (approvals, logs) is out of the capsule\'s reach');
+ok(!-e "$home/.local/state/kap/allowed/forged", 'no approval forged from inside');
 ok(!-e "$dir/marker", 'the agent-built .so in module_path was never dlopen\'d')
     or diag($t->read_file('marker'));
 for my $f (qw/.bashrc .profile .bash_login .bash_logout/) {
