@@ -433,7 +433,6 @@ static int capsule_init(struct capsule *c)
 static int capsule_child(struct capsule *c, int sync_w, int ack_r)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    prctl(PR_SET_DUMPABLE, 0);          /* it holds the user's terminal */
     if (!c->root) {
         char b = 'u';
         if (unshare(CLONE_NEWUSER) < 0) {
@@ -446,6 +445,9 @@ static int capsule_child(struct capsule *c, int sync_w, int ack_r)
     }
     close(sync_w);
     close(ack_r);
+    /* it holds the user's terminal (after the maps: they are written
+     * through its /proc files, which this makes root's) */
+    prctl(PR_SET_DUMPABLE, 0);
     if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) < 0) {
         capsule_warn("namespaces: %s", strerror(errno));
         return 125;
