@@ -226,20 +226,21 @@ static void make_resolv(void)
         (void)set_attr(d, MOUNT_ATTR_RDONLY, 0);
 }
 
-/* the project, read-write; for a root caller whose project is root's, an
- * idmapped mount makes its files the capsule user's */
-static int mount_project(const struct capsule *c)
+/* src (the project, or a git dir outside it) read-write at its place;
+ * for a root caller whose src is root's, an idmapped mount makes its
+ * files the capsule user's */
+static int bind_owned(const struct capsule *c, const char *src)
 {
     char d[PATH_MAX];
     struct stat st;
-    if (in_root(d, sizeof d, c->project) == NULL || stat(c->project, &st) < 0)
-        return fail("cannot enter", c->project);
+    if (in_root(d, sizeof d, src) == NULL || stat(src, &st) < 0)
+        return fail("cannot enter", src);
     if (!c->root || st.st_uid == c->out_uid)
-        return bind(c->project, d, RW) < 0 ? fail("cannot bind", c->project) : 0;
-    int fd = open_tree(AT_FDCWD, c->project,
+        return bind(src, d, RW) < 0 ? fail("cannot bind", src) : 0;
+    int fd = open_tree(AT_FDCWD, src,
                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (fd < 0)
-        return fail("open_tree", c->project);
+        return fail("open_tree", src);
     struct mount_attr a;
     memset(&a, 0, sizeof a);
     a.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
@@ -249,14 +250,14 @@ static int mount_project(const struct capsule *c)
         capsule_warn("run as root, the command is not root outside the capsule, "
                      "and an idmapped mount that would let it write %s failed: %s. "
                      "Run kap as the project's owner, or chown the project to an "
-                     "unprivileged user", c->project, strerror(errno));
+                     "unprivileged user", src, strerror(errno));
         close(fd);
         return -1;
     }
     if (make_target(d, 1) < 0
         || move_mount(fd, "", AT_FDCWD, d, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
         close(fd);
-        return fail("cannot mount", c->project);
+        return fail("cannot mount", src);
     }
     close(fd);
     return 0;
@@ -275,6 +276,13 @@ static int pin(const char *p, int ro)
     return 0;
 }
 
+static int under(const char *p, const char *dir)
+{
+    size_t l = strlen(dir);
+    return strncmp(p, dir, l) == 0 && (p[l] == '/' || p[l] == '\0'
+                                      || (l == 1 && dir[0] == '/'));
+}
+
 /* a git dir: pinned, its code-bearing parts read-only; the missing
  * directories among them are created first (empty) so that they can be */
 static int git_dir(const struct capsule *c, const char *g)
@@ -286,10 +294,10 @@ static int git_dir(const struct capsule *c, const char *g)
     struct stat st;
     if (in_root(d, sizeof d, g) == NULL)
         return -1;
-    if (stat(d, &st) < 0) {
-        /* outside the project (a worktree's common dir): bind it */
-        if (bind(g, d, RW) < 0)
-            return fail("cannot bind", g);
+    if (!(c->project && under(g, c->project)) && lstat(d, &st) < 0) {
+        /* outside the project (a worktree's git dirs): bind it */
+        if (bind_owned(c, g) < 0)
+            return -1;
     } else if (pin(g, RW) < 0) {
         return -1;
     }
@@ -306,16 +314,9 @@ static int git_dir(const struct capsule *c, const char *g)
         if (pin(p, RO) < 0)
             return -1;
     }
-    (void)c;
     return 0;
 }
 
-static int under(const char *p, const char *dir)
-{
-    size_t l = strlen(dir);
-    return strncmp(p, dir, l) == 0 && (p[l] == '/' || p[l] == '\0'
-                                      || (l == 1 && dir[0] == '/'));
-}
 
 static int mount_home(const struct capsule *c)
 {
@@ -368,12 +369,21 @@ int capsule_mount_root(const struct capsule *c)
     int home_first = !(c->project && under(c->home, c->project));
     if (home_first && mount_home(c) < 0)
         return -1;
-    if (c->project && mount_project(c) < 0)
+    if (c->project && bind_owned(c, c->project) < 0)
         return -1;
     if (!home_first && mount_home(c) < 0)
         return -1;
+    /* parents first: a worktree's git dir is inside the common one */
+    const char *gd[CAP_MAX_LIST];
+    memcpy(gd, c->gitdirs, c->ngitdirs * sizeof gd[0]);
+    for (size_t i = 1; i < c->ngitdirs; i++)
+        for (size_t k = i; k > 0 && strlen(gd[k]) < strlen(gd[k - 1]); k--) {
+            const char *x = gd[k];
+            gd[k] = gd[k - 1];
+            gd[k - 1] = x;
+        }
     for (size_t i = 0; i < c->ngitdirs; i++)
-        if (git_dir(c, c->gitdirs[i]) < 0)
+        if (git_dir(c, gd[i]) < 0)
             return -1;
     for (size_t i = 0; i < c->nro; i++) {
         struct stat st;
