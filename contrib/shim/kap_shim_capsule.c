@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <ftw.h>
 #include <grp.h>
 #include <limits.h>
@@ -58,7 +59,9 @@ static void usage(FILE *f)
 "  --project DIR       the writable project directory\n"
 "  --cwd DIR           working directory inside\n"
 "  --home DIR          $HOME inside; --real-home DIR: the user's home\n"
-"  --capsule-home DIR  the private home mounted at --home\n"
+"  --capsule-home DIR  the private home mounted at --home; or\n"
+"  --capsule-homes DIR --capsule-key PATH  the one of project PATH in DIR,\n"
+"                      made and seeded with the agent's configuration on first use\n"
 "  --home-ro REL       an entry of the real home shown read-only (repeat)\n"
 "  --env NAME          a variable passed in (repeat)\n"
 "  --git-dir DIR       a git dir to pin, code-bearing parts read-only (repeat)\n"
@@ -66,6 +69,31 @@ static void usage(FILE *f)
 "  --hide DIR          shown empty inside (repeat)\n"
 "  --user NAME --shell PATH  USER/LOGNAME and SHELL inside\n"
 "  --keep              keep the runtime directory\n");
+}
+
+/* the user name of uid from /etc/passwd (no NSS in a static binary) */
+static const char *passwd_name(uid_t uid)
+{
+    static char name[64];
+    char line[1024];
+    FILE *f = fopen("/etc/passwd", "re");
+    if (f == NULL)
+        return "user";
+    while (fgets(line, sizeof line, f)) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL || (size_t)(c1 - line) >= sizeof name)
+            continue;
+        char *end;
+        unsigned long u = strtoul(c2 + 1, &end, 10);
+        if (*end == ':' && u == (unsigned long)uid) {
+            memcpy(name, line, (size_t)(c1 - line));
+            name[c1 - line] = '\0';
+            fclose(f);
+            return name;
+        }
+    }
+    fclose(f);
+    return "user";
 }
 
 static int add(const char **list, size_t *n, const char *v, const char *opt)
@@ -111,6 +139,8 @@ static int parse(struct capsule *c, int argc, char **argv)
         else if (strcmp(a, "--home") == 0) c->home = v;
         else if (strcmp(a, "--real-home") == 0) c->real_home = v;
         else if (strcmp(a, "--capsule-home") == 0) c->chome = v;
+        else if (strcmp(a, "--capsule-homes") == 0) c->homes = v;
+        else if (strcmp(a, "--capsule-key") == 0) c->home_key = v;
         else if (strcmp(a, "--home-ro") == 0) rc = add(c->home_ro, &c->nhome_ro, v, a);
         else if (strcmp(a, "--env") == 0) rc = add(c->env, &c->nenv, v, a);
         else if (strcmp(a, "--git-dir") == 0) rc = add(c->gitdirs, &c->ngitdirs, v, a);
@@ -126,14 +156,15 @@ static int parse(struct capsule *c, int argc, char **argv)
         if (rc < 0)
             return -1;
     }
-    if (i >= argc || !c->rt || !c->kapd || !c->cwd || !c->home || !c->chome) {
+    if (i >= argc || !c->rt || !c->kapd || !c->cwd || !c->home
+        || (!c->chome && !(c->homes && c->home_key))) {
         usage(stderr);
         return -1;
     }
     if (!c->real_home)
         c->real_home = c->home;
-    if (!c->user)
-        c->user = "user";
+    if (!c->user || !*c->user)
+        c->user = passwd_name(getuid());
     if (!c->shell)
         c->shell = "/bin/sh";
     c->argv = &argv[i];
@@ -491,6 +522,72 @@ static int chown_one(const char *p, const struct stat *st, int type, struct FTW 
     return 0;
 }
 
+/* run cp with these arguments; 0 when it succeeded */
+static int run_cp(const char *opt, const char *src, const char *dst)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execlp("cp", "cp", opt, "--", src, dst, (char *)NULL);
+        _exit(127);
+    }
+    return wait_for(pid) == 0 ? 0 : -1;
+}
+
+/*
+ * The capsule home of the project at c->home_key: c->homes/NAME-HASH (the
+ * project's last component and a 64-bit FNV-1a of its path), made on first
+ * use with a copy of the agent's own configuration from the real home
+ * (~/.claude, ~/.codex, ~/.claude.json): a copy, so that what the agent
+ * changes there never reaches the real one.
+ */
+static int capsule_home(struct capsule *c)
+{
+    static char path[PATH_MAX];
+    char name[64], tmp[PATH_MAX + 8], src[PATH_MAX], dst[PATH_MAX + 16];
+    unsigned long long h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)c->home_key; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    const char *base = strrchr(c->home_key, '/');
+    base = base && base[1] ? base + 1 : "root";
+    size_t n = 0;
+    for (; *base && n < 40; base++)
+        name[n++] = (isalnum((unsigned char)*base) || *base == '-' || *base == '_')
+                    ? *base : '_';
+    name[n] = '\0';
+    struct stat st;
+    if (lstat(c->homes, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()
+        || (st.st_mode & 022)) {
+        capsule_warn("%s: not a directory of yours closed to others", c->homes);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s-%016llx", c->homes, name, h);
+    c->chome = path;
+    if (lstat(path, &st) == 0)
+        return S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode) ? 0 : -1;
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    (void)nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (mkdir(tmp, 0700) < 0)
+        return -1;
+    static const char *seed[] = { ".claude", ".codex", ".claude.json", NULL };
+    for (const char **s = seed; *s; s++) {
+        snprintf(src, sizeof src, "%s/%s", c->real_home, *s);
+        if (stat(src, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            char dot[PATH_MAX + 4];
+            snprintf(dst, sizeof dst, "%s/%s", tmp, *s);
+            snprintf(dot, sizeof dot, "%s/.", src);
+            if (mkdir(dst, 0700) < 0 || run_cp("-RPp", dot, dst) < 0)
+                capsule_warn("could not copy ~/%s into the capsule home", *s);
+        } else if (run_cp("-pL", src, tmp) < 0) {
+            capsule_warn("could not copy ~/%s into the capsule home", *s);
+        }
+    }
+    return rename(tmp, path);
+}
+
 /* a root caller: who the command is outside (never root) */
 static int root_identity(struct capsule *c)
 {
@@ -559,6 +656,10 @@ int kap_shim_capsule(int argc, char **argv)
     c.out_gid = c.gid;
     if (capsule_build_env(&c) < 0)
         return 125;
+    if (!c.chome && capsule_home(&c) < 0) {
+        capsule_warn("cannot make the capsule home in %s: %s", c.homes, strerror(errno));
+        return 125;
+    }
 
     static const char *had[CAP_MAX_LIST * 3];
     for (size_t i = 0; i < c.ngitdirs; i++) {

@@ -20,6 +20,8 @@ struct capsule {
     const char *home;           /* $HOME: where the capsule home is mounted */
     const char *real_home;      /* the user's real home (home_ro sources) */
     const char *chome;          /* the capsule home on the host */
+    const char *homes;          /* or: the directory of capsule homes, */
+    const char *home_key;       /* and the project path naming one */
     const char *user;           /* USER/LOGNAME inside */
     const char *shell;          /* SHELL inside */
     const char *home_ro[CAP_MAX_LIST];   /* relative to real_home */
