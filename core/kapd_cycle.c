@@ -1267,6 +1267,11 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
         const char *name;
         s = config_setting_get_elem(root, (unsigned) i);
         name = config_setting_name(s);
+        /* capsule: read by kap run itself (home_ro, env), not by kapd,
+         * so that one policy file serves both */
+        if (name != NULL && strcmp(name, "capsule") == 0
+            && config_setting_is_group(s))
+            continue;
         if (name == NULL || strcmp(name, "kapd") == 0
             || kapd_gen_find_module(gen, name) != NULL) {
             if (name != NULL && strcmp(name, "kapd") != 0
