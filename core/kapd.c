@@ -215,7 +215,7 @@ pid_write(const char *path)
     char buf[32];
     int fd, n, e;
 
-    if (pid_dirfd < 0 && (pid_dirfd = kapd_dir_open(path, &pid_name, 1)) < 0)
+    if (pid_dirfd < 0 && (pid_dirfd = kapd_dir_open(path, &pid_name, 0)) < 0)
         return -1;
     fd = kapd_file_openat(pid_dirfd, pid_name, O_WRONLY | O_CREAT | O_TRUNC,
                           0644, &pid_st);

@@ -224,7 +224,8 @@ int  kapd_dir_open(const char *path, char **name, int create);
  */
 int  kapd_file_openat(int dirfd, const char *name, int flags, mode_t mode,
                       struct stat *st);
-/* kapd_dir_open + kapd_file_openat for a file opened once. */
+/* kapd_dir_open (no directory created) + kapd_file_openat, for a file
+   opened once. */
 int  kapd_file_open(const char *path, int flags, mode_t mode,
                     struct stat *st);
 /* A message for an errno of the two above ("a symbolic link (refused)"). */

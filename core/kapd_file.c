@@ -144,7 +144,7 @@ kapd_file_open(const char *path, int flags, mode_t mode, struct stat *out)
     char *name;
     int   dfd, fd, e;
 
-    dfd = kapd_dir_open(path, &name, (flags & O_CREAT) != 0);
+    dfd = kapd_dir_open(path, &name, 0);
     if (dfd < 0)
         return -1;
     fd = kapd_file_openat(dfd, name, flags, mode, out);

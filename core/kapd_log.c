@@ -133,7 +133,7 @@ int kapd_log_open(const char *path, struct kap_err *err)
         if (log_path == NULL || strcmp(log_path, path) != 0) {
             /* a new path: its directory is opened now, and kept */
             char *name = NULL, *copy = strdup(path);
-            int dfd = copy ? kapd_dir_open(path, &name, 1) : -1;
+            int dfd = copy ? kapd_dir_open(path, &name, 0) : -1;
             if (dfd < 0) {
                 kap_err_set(err, "cannot open error log \"%s\": %s", path,
                             copy ? strerror(errno) : "out of memory");

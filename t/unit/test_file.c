@@ -67,10 +67,20 @@ test_regular(void)
     struct stat st;
     int         fd;
 
-    fd = kapd_file_open(at("sub/new.log"), O_WRONLY | O_APPEND | O_CREAT,
-                        0640, &st);
+    char *name = NULL;
+    int   dfd;
+
+    fd = kapd_file_open(at("none/new.log"), O_WRONLY | O_CREAT, 0640, NULL);
+    ok(fd < 0 && errno == ENOENT && access(at("none"), F_OK) != 0,
+       "kapd_file_open creates no directory");
+    dfd = kapd_dir_open(at("sub/new.log"), &name, 1);
+    fd = dfd < 0 ? -1 : kapd_file_openat(dfd, name, O_WRONLY | O_APPEND
+                                         | O_CREAT, 0640, &st);
     ok(fd >= 0 && S_ISREG(st.st_mode) && st.st_size == 0,
-       "a missing file and its directory are created");
+       "a missing file and its directory are created (create = 1)");
+    if (dfd >= 0)
+        close(dfd);
+    free(name);
     if (fd >= 0) {
         ok(write(fd, "one\n", 4) == 4, "written");
         ok((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0, "close-on-exec");
