@@ -3,8 +3,8 @@
 # run` capsule.  From inside: an AF_VSOCK socket cannot be created (vsock
 # is not isolated by network namespaces), TIOCSTI is refused by seccomp, a
 # fork bomb stops at the capsule's process limit within seconds, the SysV
-# IPC, UTS and cgroup namespaces are the capsule's own, a descriptor kap
-# inherited (fd 5) is not open in the command, a unix socket in the real
+# IPC, UTS and cgroup namespaces are the capsule's own, descriptors kap
+# inherited (fds 5 and 12) are not open in the command, a unix socket in the real
 # ~/.ssh (an ssh ControlMaster) is not reachable.  Outside: nothing is
 # left behind in the runtime base (no mode-0500 directory either).
 use strict;
@@ -32,7 +32,9 @@ perl -MSocket -e 'if (socket(my $s, 40, SOCK_STREAM, 0)) { print "vsock=created\
 perl -e 'my $c = "x"; if (ioctl(STDIN, 0x5412, $c)) { print "tiocsti=ok\n" }
     else { print "tiocsti=", ($!{EPERM} ? "EPERM" : "$!"), "\n" }'
 for n in ipc uts cgroup net pid; do echo "ns_$n=$(readlink /proc/self/ns/$n)"; done
-if [ -e /proc/self/fd/5 ]; then echo fd5=open; else echo fd5=closed; fi
+for fd in 5 12; do
+    if [ -e /proc/self/fd/$fd ]; then echo fd$fd=open; else echo fd$fd=closed; fi
+done
 perl -MIO::Socket::UNIX -e 'print "cm=", (IO::Socket::UNIX->new(Peer => $ARGV[0]) ? "reached" : "unreachable"), "\n"' "$1"
 perl bomb.pl
 EOS
@@ -64,7 +66,8 @@ for my $ns (qw(ipc uts cgroup)) {
     ok(($v->{"ns_$ns"} // '') =~ /^$ns:\[\d+\]$/ && $v->{"ns_$ns"} ne $mine,
        "the capsule has its own $ns namespace ($v->{\"ns_$ns\"} vs $mine)");
 }
-is($v->{fd5}, 'closed', 'a descriptor kap inherited (fd 5) is not open in the command');
+is(($v->{fd5} // '') . ' ' . ($v->{fd12} // ''), 'closed closed',
+   'descriptors kap inherited (fds 5 and 12) are not open in the command');
 is($v->{cm}, 'unreachable', 'a unix socket in the real ~/.ssh is not reachable');
 ok(($v->{bomb_forks} // 0) > 10 && $v->{bomb_forks} <= 1100,
    "a fork bomb stops at the capsule's process limit ($v->{bomb_forks} forks)");

@@ -40,8 +40,8 @@ EOC
 }
 
 # run(\%o, kap-run-args...): o = cwd, home, xdg, as (uid), env {NAME =>
-# value, undef deletes}, tag, timeout (s), fd5 (a path opened on fd 5,
-# inherited)
+# value, undef deletes}, tag, timeout (s), fd5 (a path opened on fds 5
+# and 12, inherited)
 sub run {
     my ($self, $o, @args) = @_;
     my $t = $self->{t};
@@ -65,7 +65,9 @@ sub run {
         }
         if ($o->{fd5}) {
             open my $f, '<', $o->{fd5} or POSIX::_exit(126);
-            dup2(fileno($f), 5) or POSIX::_exit(126);       # no close-on-exec
+            for my $fd (5, 12) {                             # no close-on-exec
+                dup2(fileno($f), $fd) or POSIX::_exit(126);
+            }
         }
         my @pre = $o->{as} ? ('setpriv', "--reuid=$o->{as}", "--regid=$o->{as}",
                               '--clear-groups', '--') : ();
