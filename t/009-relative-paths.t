@@ -89,7 +89,7 @@ my $pid = start($cwd, '-c', "$conf/kap.conf");
 ok($pid, 'kapd started from an empty directory with -c /abs/kap.conf')
     or diag($t->read_file('stdout.log'));
 like(ask(), qr/^DENY test_hooks/, 'the included file and the module (relative module_path) were used');
-ok(-s "$conf/logs/kapd.log", 'error_log "logs/kapd.log" lands under the config\'s directory');
+ok(wait_until(sub { -s "$conf/logs/kapd.log" }, kapd_tmo(5)), 'error_log "logs/kapd.log" lands under the config\'s directory');
 is($t->read_file('etc/kapd.pid'), ($pid // 'none') . "\n", 'pid_file "kapd.pid" lands beside the config');
 ok(wait_until(sub { (-s "$conf/logs/audit.jsonl" // 0) > 0 }, kapd_tmo(5)),
    'audit_log.path "logs/audit.jsonl" lands under the config\'s directory');
@@ -118,7 +118,7 @@ unlink "$conf/logs/kapd.log", "$conf/logs/audit.jsonl";
 $pid = start($conf, '-c', 'kap.conf');
 ok($pid, 'kapd started with a relative -c from the config\'s directory')
     or diag($t->read_file('stdout.log'));
-ok(-s "$conf/logs/kapd.log", 'relative -c: the files land beside the config');
+ok(wait_until(sub { -s "$conf/logs/kapd.log" }, kapd_tmo(5)), 'relative -c: the files land beside the config');
 stop($pid);
 
 # -- kapd -t from elsewhere ----------------------------------------------------
