@@ -17,8 +17,10 @@
  *           With --pty, in its own session on a private pty relayed to
  *           the user's terminal (kap_shim_pty.c).
  *
- * Later roles (CLI-tool shim, SSH-over-CONNECT bridge) plug into the same
- * dispatcher in main().
+ *   connect the SSH-over-CONNECT bridge: stdin/stdout to HOST:PORT through
+ *           the proxy in $HTTPS_PROXY (kap_shim_connect.c).
+ *
+ * Later roles (CLI-tool shim) plug into the same dispatcher in main().
  *
  * libc only, no threads: one poll(2) loop, nonblocking sockets, bounded
  * buffers.  Built with -static when the toolchain allows it.
@@ -47,6 +49,7 @@
 
 #include "kap_shim_pty.h"
 #include "kap_shim_capsule.h"
+#include "kap_shim_connect.h"
 
 #ifndef KAP_SHIM_VERSION
 #define KAP_SHIM_VERSION "0.1.0"
@@ -525,6 +528,8 @@ static void bridge_usage(FILE *f)
 "                     directory of the first --udp socket)\n"
 "  --ready-fd N       write \"ready\\n\" to fd N once every listener is bound,\n"
 "                     then close it\n"
+"  --wait-fd N        accept nothing until a line arrives on fd N (kapd's\n"
+"                     --ready-fd pipe): clients wait in the listen queue\n"
 "Listeners may also come from KAP_SHIM_TCP / KAP_SHIM_UDP (space-separated).\n");
 }
 
@@ -555,11 +560,32 @@ static int add_specs_from_env(struct listen_spec *specs, size_t *n, int type,
     return 0;
 }
 
+/*
+ * Block until a line arrives on fd (kapd is ready: its sockets exist), or
+ * end of file (kapd exited) or 20 s.  The listeners are bound already, so
+ * the capsule's clients connect and wait in the listen queue meanwhile.
+ */
+static int bridge_wait(int fd)
+{
+    struct pollfd pf = { fd, POLLIN, 0 };
+    char b[16];
+    int r;
+    while ((r = poll(&pf, 1, 20000)) < 0 && errno == EINTR)
+        ;
+    ssize_t n = r > 0 ? read(fd, b, sizeof b) : -1;
+    close(fd);
+    if (n <= 0) {
+        warnx_("bridge: kapd did not start");
+        return -1;
+    }
+    return 0;
+}
+
 static int role_bridge(int argc, char **argv)
 {
     struct listen_spec specs[SHIM_MAX_LISTEN];
     size_t nspecs = 0;
-    long ready_fd = -1;
+    long ready_fd = -1, wait_fd = -1;
     int quiet = 0;
     const char *sdir = NULL;
 
@@ -587,12 +613,13 @@ static int role_bridge(int argc, char **argv)
             nspecs++;
         } else if (strcmp(a, "--session-dir") == 0) {
             sdir = v;
-        } else if (strcmp(a, "--ready-fd") == 0) {
+        } else if (strcmp(a, "--ready-fd") == 0 || strcmp(a, "--wait-fd") == 0) {
             char *end;
             errno = 0;
-            ready_fd = strtol(v, &end, 10);
-            if (errno || *end || end == v || ready_fd < 0 || ready_fd > 1024)
-                die("bridge: bad --ready-fd \"%s\"", v);
+            long fd = strtol(v, &end, 10);
+            if (errno || *end || end == v || fd < 0 || fd > 1024)
+                die("bridge: bad %s \"%s\"", a, v);
+            *(a[2] == 'r' ? &ready_fd : &wait_fd) = fd;
         } else {
             warnx_("bridge: unknown option \"%s\"", a);
             bridge_usage(stderr);
@@ -669,6 +696,8 @@ static int role_bridge(int argc, char **argv)
     if (!quiet)
         for (size_t i = 0; i < nspecs; i++)
             warnx_("listening on %s", specs[i].text);
+    if (wait_fd >= 0 && bridge_wait((int)wait_fd) < 0)
+        return 1;
 
     size_t cap = SHIM_MAX_LISTEN + 2 * SHIM_MAX_RELAYS + SHIM_MAX_USESS;
     struct pollfd *pfd = calloc(cap, sizeof *pfd);
@@ -801,6 +830,8 @@ static void usage(FILE *f)
 "  exec     reset signal dispositions and exec a command (--pty: in its own\n"
 "           session, on a private pty when on a terminal)\n"
 "  capsule  build a kap run capsule and run a command in it (kap(1))\n"
+"  connect  HOST PORT: stdin/stdout to HOST:PORT through $HTTPS_PROXY's\n"
+"           CONNECT (ssh: ProxyCommand kap-shim connect %%h %%p)\n"
 "  version  print the version\n"
 "Run `kap-shim ROLE --help` for a role's options.\n");
 }
@@ -814,6 +845,7 @@ static const struct role roles[] = {
     { "bridge", role_bridge },
     { "exec",   role_exec },
     { "capsule", kap_shim_capsule },
+    { "connect", kap_shim_connect },
     { NULL,     NULL }
 };
 

@@ -46,8 +46,6 @@
  * root's (or there is none); as the project's owner otherwise */
 #define CAP_ROOT_MAPPED_ID 2147418112u
 
-#define KAPD_READY_MS 20000
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -319,28 +317,6 @@ static pid_t start_kapd(struct capsule *c)
     return pid;
 }
 
-/* wait (with a deadline) for kapd's "ready" line; 0 or -1 */
-static int kapd_ready(int fd)
-{
-    char buf[16];
-    size_t got = 0;
-    struct pollfd pf = { fd, POLLIN, 0 };
-    while (got < 6) {
-        int r = poll(&pf, 1, KAPD_READY_MS);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        ssize_t n = read(fd, buf + got, sizeof buf - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    return memcmp(buf, "ready\n", 6) == 0 ? 0 : -1;
-}
-
 /* ---- the command -------------------------------------------------------- */
 
 static int command_setup(void *arg)
@@ -397,7 +373,8 @@ static pid_t start_bridge(const struct capsule *c, int *ready)
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        char tcp1[PATH_MAX + 32], tcp2[PATH_MAX + 32], udp[PATH_MAX + 32], fd[16];
+        char tcp1[PATH_MAX + 32], tcp2[PATH_MAX + 32], udp[PATH_MAX + 32], fd[16],
+             kfd[16];
         prctl(PR_SET_DUMPABLE, 0);
         close(p[0]);
         /* not the user's terminal: the bridge only needs stderr */
@@ -410,10 +387,11 @@ static pid_t start_bridge(const struct capsule *c, int *ready)
         snprintf(tcp2, sizeof tcp2, "127.0.0.1:53=%s/dns-tcp.sock", c->rt);
         snprintf(udp, sizeof udp, "127.0.0.1:53=%s/dns.sock", c->rt);
         snprintf(fd, sizeof fd, "%d", p[1]);
+        snprintf(kfd, sizeof kfd, "%d", c->kapd_ready_fd);
         char *argv[] = { "bridge", "--quiet", "--tcp", tcp1, "--tcp", tcp2,
                          "--udp", udp, "--session-dir", (char *)c->rt,
-                         "--ready-fd", fd, NULL };
-        _exit(kap_shim_bridge(12, argv));
+                         "--ready-fd", fd, "--wait-fd", kfd, NULL };
+        _exit(kap_shim_bridge(14, argv));
     }
     close(p[1]);
     *ready = p[0];
@@ -447,10 +425,8 @@ static int capsule_init(struct capsule *c)
         return 125;
     }
     close(bready);
-    if (kapd_ready(c->kapd_ready_fd) < 0) {
-        capsule_warn("kapd did not start");
-        return 125;
-    }
+    /* kapd may still be starting: the bridge holds the command's first
+     * connections until it is ready (kap-shim bridge --wait-fd) */
     close(c->kapd_ready_fd);
     struct kap_shim_pty_opts o = { .reap_all = 1, .child_setup = command_setup,
                                    .child_arg = c, .envp = c->envp };
@@ -637,6 +613,32 @@ static void git_after(const struct capsule *c, const char *const *had)
         }
 }
 
+/* the last lines of kapd's log on stderr (the runtime directory that
+ * holds it is removed on exit) */
+static void log_tail(const char *path)
+{
+    char buf[2048];
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (fd < 0)
+        return;
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t from = end > (off_t)sizeof buf ? end - (off_t)sizeof buf : 0;
+    ssize_t n = pread(fd, buf, sizeof buf, from);
+    close(fd);
+    if (n <= 0)
+        return;
+    char *p = buf;
+    if (from > 0) {                     /* from a line's start */
+        char *nl = memchr(buf, '\n', (size_t)n);
+        if (nl != NULL) {
+            n -= nl + 1 - buf;
+            p = nl + 1;
+        }
+    }
+    ssize_t w = write(2, p, (size_t)n);
+    (void)w;
+}
+
 static volatile sig_atomic_t got_sig;
 static void on_sig(int s) { got_sig = s; }
 
@@ -717,10 +719,20 @@ int kap_shim_capsule(int argc, char **argv)
     close(s2[1]);
     for (;;) {
         int st;
-        pid_t w = waitpid(cap, &st, 0);
+        pid_t w = waitpid(-1, &st, 0);
         if (w == cap) {
             rc = status_code(st);
             break;
+        }
+        if (w == kapd) {
+            /* the capsule has no way out without it: end it too */
+            capsule_warn("kapd exited (%s %d); the end of its log:",
+                         WIFSIGNALED(st) ? "signal" : "status",
+                         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            log_tail(c.kapd_log);
+            kapd = -1;
+            kill(cap, SIGKILL);
+            continue;
         }
         if (w < 0 && errno == EINTR && got_sig) {
             kill(cap, SIGKILL);
@@ -729,17 +741,25 @@ int kap_shim_capsule(int argc, char **argv)
         if (w < 0 && errno != EINTR)
             break;
     }
+    if (kapd < 0 && rc != 0)
+        rc = 125;
     if (got_sig == SIGTERM)
         rc = 143;
     else if (got_sig == SIGHUP)
         rc = 129;
 out:
     if (kapd > 0) {
-        int st;
-        if (rc == 125 && waitpid(kapd, &st, WNOHANG) == kapd)
-            capsule_warn("kapd exited while starting; its log: %s",
-                         c.kapd_log ? c.kapd_log : "(none)");
-        kill(kapd, SIGTERM);
+        /* a kapd that has not bound its listeners yet has nothing to
+         * finish (a short command can end first): no graceful stop */
+        char p[PATH_MAX];
+        int bound = 1;
+        static const char *socks[] = { "proxy.sock", "dns.sock", "dns-tcp.sock", NULL };
+        for (const char **k = socks; *k; k++) {
+            snprintf(p, sizeof p, "%s/%s", c.rt, *k);
+            if (access(p, F_OK) < 0)
+                bound = 0;
+        }
+        kill(kapd, bound ? SIGTERM : SIGKILL);
         (void)wait_for(kapd);
     }
     git_after(&c, had);
