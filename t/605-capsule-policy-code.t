@@ -179,4 +179,45 @@ my $out = `cd '$proj' && HOME='$home' $sh '$kap' allow </dev/null 2>&1`;
 isnt($? >> 8, 0, 'kap allow without a terminal and without --yes approves nothing');
 like($out, qr/--yes/, 'and says how to approve from a script');
 
+# -- at a terminal: shown (control bytes harmless) and asked ---------------------------
+SKIP: {
+    my $script = (grep { -x "$_/script" } split /:/, $ENV{PATH})[0];
+    skip 'script(1) (bsdutils) not installed: no terminal to ask on', 6 unless $script;
+    $t->write_file_expand('project/.devcontainer/kap.conf',
+        $policy =~ s/^network: \{/# \e]0;title\x07\e[2J a comment with escapes\nnetwork: {/mr);
+    # tty(ANSWER, kap args...): kap on a terminal (script(1)) answering ANSWER
+    my $tty = sub {
+        my ($answer, @args) = @_;
+        my $cmd = join ' ', map { "'$_'" } $sh, $kap, @args;
+        my $pid = open(my $fh, '-|') // die "fork: $!";
+        if ($pid == 0) {
+            open STDERR, '>&', \*STDOUT;
+            open my $in, '-|', 'printf', '%s\n', $answer or POSIX::_exit(127);
+            open STDIN, '<&', $in;
+            chdir $proj;
+            $ENV{HOME} = $home;
+            $ENV{XDG_RUNTIME_DIR} = "$dir/run";
+            $ENV{KAPD} = $t->binary;
+            $ENV{KAP_SHIM} = $shim;
+            $ENV{KAPD_MODULE_PATH} = $t->module_path;
+            delete $ENV{KAP_MODULE_PATH};
+            delete $ENV{XDG_STATE_HOME};
+            exec('script', '-qec', $cmd, '/dev/null') or POSIX::_exit(127);
+        }
+        local $/;
+        my $o = <$fh> // '';
+        close $fh;
+        return $o;
+    };
+    my $o = $tty->('n', 'allow');
+    like($o, qr/a comment with escapes/, 'kap allow shows the file');
+    ok($o !~ /\e/ && $o !~ /\x07/, 'with its control bytes made harmless');
+    like($o, qr/not allowed/, 'answered no: not allowed');
+    $r = run_kap('tty-no', 'run', '--', 'sh', "$proj/probe.sh");
+    isnt($r->{rc}, 0, 'so kap run still refuses');
+    $o = $tty->('y', 'run', '--', 'sh', "$proj/probe.sh");
+    like($o, qr/allow kap run to use this policy.*\[y\/N\]/s, 'kap run at a terminal asks');
+    like($o, qr/allowed=200/, 'answered yes: it runs');
+}
+
 $t->done_testing;
