@@ -29,7 +29,7 @@ my $dir = $t->testdir;
 my $P = "$dir/proj";
 my $H = "$dir/home";
 
-$t->plan(19);
+$t->plan(20);
 
 sub sh { system('sh', '-c', "@_ >/dev/null 2>&1") == 0 or die "setup failed: @_" }
 my $git = 'git -c user.name=t -c user.email=t@t.invalid -c protocol.file.allow=always'
@@ -149,4 +149,17 @@ ok($t->read_file('wt/.git') eq $f0{'wt/.git'}
    && $t->read_file('proj/.git/hooks/pre-commit') eq $f0{'proj/.git/hooks/pre-commit'},
    "the worktree's .git file and the common dir's hooks unchanged");
 like($r->{out}, qr/^git=ok$/m, 'git works in the worktree');
+
+# a symlink the agent leaves in its capsule home, on the way to a home_ro
+# entry, is not followed by the next run (it would lead into the host's
+# filesystem while the capsule is built)
+mkdir "$dir/escape";
+$r = $c->run({ tag => 'plant-link', cwd => $P }, '-c', "$dir/policy.conf", '--',
+             'sh', '-c', 'rm -rf "$HOME/.config" && ln -s "$1" "$HOME/.config" && echo planted',
+             'sh', "$dir/escape");
+$t->write_file('home/.config/git/config', "[core]\n");
+my $r2 = $c->run({ tag => 'after-link', cwd => $P }, '-c', "$dir/policy.conf", '--', 'true');
+ok($r->{out} =~ /planted/ && $r2->{rc} == 0 && !-e "$dir/escape/git",
+   'a symlink left in the capsule home is not followed by the next run')
+    or diag("$r->{out} $r->{err} / $r2->{rc} $r2->{err}");
 $t->done_testing;

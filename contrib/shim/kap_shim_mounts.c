@@ -36,57 +36,78 @@ static const char *in_root(char *buf, size_t len, const char *p)
     return (n < 0 || (size_t)n >= len) ? NULL : buf;
 }
 
-static int mkpath(const char *path, mode_t mode)
+/*
+ * An O_PATH descriptor of directory path, each missing component made with
+ * mode; a symlink anywhere in it is refused (ELOOP): the capsule home and
+ * the project hold what an agent left there, and this runs before the
+ * pivot, where a symlink would lead into the host's filesystem.
+ */
+static int open_dirs(const char *path, mode_t mode)
 {
-    char tmp[PATH_MAX];
+    char tmp[PATH_MAX], *save = NULL;
     size_t l = strlen(path);
-    if (l >= sizeof tmp)
+    if (l >= sizeof tmp || path[0] != '/') {
+        errno = ENAMETOOLONG;
         return -1;
-    memcpy(tmp, path, l + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
     }
-    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    memcpy(tmp, path, l + 1);
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (char *n = strtok_r(tmp, "/", &save); n && fd >= 0; n = strtok_r(NULL, "/", &save)) {
+        int nfd = openat(fd, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0 && errno == ENOENT
+            && (mkdirat(fd, n, mode) == 0 || errno == EEXIST))
+            nfd = openat(fd, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        fd = nfd;
+    }
+    return fd;
 }
 
-/* a mount point at dst for src: a directory or an empty file; a symlink
- * already there (the capsule home is the agent's) is replaced */
-static int make_target(const char *dst, int dir)
+static int mkpath(const char *path, mode_t mode)
 {
-    struct stat st;
-    if (lstat(dst, &st) == 0) {
-        if (S_ISLNK(st.st_mode) || ((S_ISDIR(st.st_mode) ? 1 : 0) != dir)) {
-            if ((S_ISDIR(st.st_mode) ? rmdir(dst) : unlink(dst)) < 0)
-                return -1;
-        } else {
-            return 0;
-        }
-    }
-    char parent[PATH_MAX];
-    size_t l = strlen(dst);
-    if (l >= sizeof parent)
-        return -1;
-    memcpy(parent, dst, l + 1);
-    char *sl = strrchr(parent, '/');
-    if (sl != NULL && sl != parent) {
-        *sl = '\0';
-        if (mkpath(parent, 0755) < 0)
-            return -1;
-    }
-    if (dir)
-        return mkdir(dst, 0755) < 0 && errno != EEXIST ? -1 : 0;
-    int fd = open(dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int fd = open_dirs(path, mode);
     if (fd < 0)
         return -1;
     close(fd);
     return 0;
+}
+
+/* an O_PATH descriptor of a mount point at dst for a directory or a
+ * file: made when missing, a symlink or the wrong type there replaced */
+static int make_target(const char *dst, int dir)
+{
+    char parent[PATH_MAX];
+    size_t l = strlen(dst);
+    const char *sl = strrchr(dst, '/');
+    if (l >= sizeof parent || sl == NULL || sl[1] == '\0') {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(parent, dst, (size_t)(sl - dst));
+    parent[sl == dst ? 1 : sl - dst] = '\0';
+    if (sl == dst)
+        parent[0] = '/';
+    const char *name = sl + 1;
+    int pfd = open_dirs(parent, 0755);
+    if (pfd < 0)
+        return -1;
+    struct stat st;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
+        && (S_ISLNK(st.st_mode) || (S_ISDIR(st.st_mode) ? 1 : 0) != dir))
+        (void)unlinkat(pfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+    if (dir) {
+        if (mkdirat(pfd, name, 0755) < 0 && errno != EEXIST) {
+            close(pfd);
+            return -1;
+        }
+    } else {
+        int f = openat(pfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f >= 0)
+            close(f);
+    }
+    int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+    close(pfd);
+    return fd;
 }
 
 static int set_attr(const char *dst, unsigned long long set, int recursive)
@@ -101,17 +122,42 @@ static int set_attr(const char *dst, unsigned long long set, int recursive)
 #define RO  1
 #define RW  0
 
+/* attach the detached tree fd at the O_PATH descriptor tfd, with attrs */
+static int attach(int fd, int tfd, unsigned long long attrs, int userns_fd)
+{
+    struct mount_attr a;
+    memset(&a, 0, sizeof a);
+    a.attr_set = attrs;
+    if (userns_fd >= 0)
+        a.userns_fd = (unsigned long long)userns_fd;
+    int rc = -1;
+    if ((mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) == 0
+         || (userns_fd >= 0 && mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof a) == 0))
+        && move_mount(fd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) == 0)
+        rc = 0;
+    int e = errno;
+    close(fd);
+    close(tfd);
+    errno = e;
+    return rc;
+}
+
 /* bind src (a host path) at dst (a path under NR), with its submounts */
 static int bind(const char *src, const char *dst, int ro)
 {
     struct stat st;
     if (stat(src, &st) < 0)
         return -1;
-    if (make_target(dst, S_ISDIR(st.st_mode)) < 0
-        || mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+    int tfd = make_target(dst, S_ISDIR(st.st_mode));
+    if (tfd < 0)
         return -1;
-    return set_attr(dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
-                    | (ro ? MOUNT_ATTR_RDONLY : 0), 1);
+    int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0) {
+        close(tfd);
+        return -1;
+    }
+    return attach(fd, tfd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0),
+                  -1);
 }
 
 static int fail(const char *what, const char *path)
@@ -158,7 +204,8 @@ static int make_dev(void)
     for (const char **n = nodes; *n; n++) {
         snprintf(s, sizeof s, "/dev/%s", *n);
         snprintf(d, sizeof d, "%s/dev/%s", NR, *n);
-        if (make_target(d, 0) < 0 || mount(s, d, NULL, MS_BIND, NULL) < 0)
+        int t = make_target(d, 0);
+        if (t < 0 || (close(t), mount(s, d, NULL, MS_BIND, NULL)) < 0)
             return fail("cannot bind", s);
     }
     snprintf(d, sizeof d, "%s/dev/pts", NR);
@@ -217,11 +264,13 @@ static void make_resolv(void)
         if (n <= 0 || t[0] != '/')
             return;
         t[n] = '\0';
-        if (in_root(d, sizeof d, t) == NULL || make_target(d, 0) < 0)
+        if (in_root(d, sizeof d, t) == NULL)
             return;
-    } else if (make_target(d, 0) < 0) {
-        return;
     }
+    int tfd = make_target(d, 0);
+    if (tfd < 0)
+        return;
+    close(tfd);
     if (mount(file, d, NULL, MS_BIND, NULL) == 0)
         (void)set_attr(d, MOUNT_ATTR_RDONLY, 0);
 }
@@ -237,41 +286,54 @@ static int bind_owned(const struct capsule *c, const char *src)
         return fail("cannot enter", src);
     if (!c->root || st.st_uid == c->out_uid)
         return bind(src, d, RW) < 0 ? fail("cannot bind", src) : 0;
-    int fd = open_tree(AT_FDCWD, src,
-                       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (fd < 0)
         return fail("open_tree", src);
-    struct mount_attr a;
-    memset(&a, 0, sizeof a);
-    a.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-    a.userns_fd = (unsigned long long)c->userns_fd;
-    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0
-        && mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
+    int tfd = make_target(d, 1);
+    if (tfd < 0) {
+        close(fd);
+        return fail("cannot mount", src);
+    }
+    if (attach(fd, tfd, MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+               c->userns_fd) < 0) {
         capsule_warn("run as root, the command is not root outside the capsule, "
                      "and an idmapped mount that would let it write %s failed: %s. "
                      "Run kap as the project's owner, or chown the project to an "
                      "unprivileged user", src, strerror(errno));
-        close(fd);
         return -1;
     }
-    if (make_target(d, 1) < 0
-        || move_mount(fd, "", AT_FDCWD, d, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-        close(fd);
-        return fail("cannot mount", src);
-    }
-    close(fd);
     return 0;
 }
 
-/* path p (host) bound on itself in the new root, read-only or not */
+/* path p (host) bound on itself in the new root, read-only or not; a
+ * symlink there (left by an agent) is not followed: skipped */
 static int pin(const char *p, int ro)
 {
-    char d[PATH_MAX];
+    char d[PATH_MAX], parent[PATH_MAX];
     if (in_root(d, sizeof d, p) == NULL)
         return -1;
-    if (mount(d, d, NULL, MS_BIND | MS_REC, NULL) < 0
-        || set_attr(d, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0),
-                    1) < 0)
+    const char *sl = strrchr(d, '/');
+    memcpy(parent, d, (size_t)(sl - d));
+    parent[sl - d] = '\0';
+    int pfd = open_dirs(parent, 0755);
+    int t1 = pfd < 0 ? -1 : openat(pfd, sl + 1, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (pfd >= 0)
+        close(pfd);
+    if (t1 >= 0 && fstat(t1, &st) == 0 && S_ISLNK(st.st_mode)) {
+        capsule_warn("not pinning %s: a symlink", p);
+        close(t1);
+        return 0;
+    }
+    int fd = t1 < 0 ? -1 : open_tree(t1, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                                     | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (fd < 0) {
+        if (t1 >= 0)
+            close(t1);
+        return fail(ro ? "cannot make read-only:" : "cannot pin", p);
+    }
+    if (attach(fd, t1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0),
+               -1) < 0)
         return fail(ro ? "cannot make read-only:" : "cannot pin", p);
     return 0;
 }
@@ -328,8 +390,16 @@ static int mount_home(const struct capsule *c)
         snprintf(d, sizeof d, "%s%s/%s", NR, c->home, c->home_ro[i]);
         if (access(s, F_OK) < 0)
             continue;
-        if (bind(s, d, RO) < 0)
+        if (bind(s, d, RO) < 0) {
+            /* the capsule home is the agent's: a symlink it left on the
+             * way is not followed, the entry is not shown */
+            if (errno == ELOOP || errno == ENOTDIR) {
+                capsule_warn("not showing ~/%s: a symlink in the capsule home "
+                             "is on its way", c->home_ro[i]);
+                continue;
+            }
             return fail("cannot bind", s);
+        }
     }
     return 0;
 }
