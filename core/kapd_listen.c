@@ -726,9 +726,10 @@ static void err_decl(struct kap_err *err, const struct kapd_listen_decl *d,
 
 /* Create, configure and bind one socket.  Returns fd or -1 (errno set). */
 static int bind_one(struct sockaddr_storage *ss, socklen_t sslen, int stype,
-                    int dual, const char **what)
+                    int dual, mode_t mode, const char **what)
 {
-    int fd, on = 1, off = 0, e;
+    int fd, on = 1, off = 0, e, r;
+    mode_t old = 0;
 
     *what = "socket()";
     fd = socket(ss->ss_family, stype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -752,7 +753,19 @@ static int bind_one(struct sockaddr_storage *ss, socklen_t sslen, int stype,
             goto fail;
     }
     *what = "bind()";
-    if (bind(fd, (struct sockaddr *)ss, sslen) < 0)
+    /*
+     * A unix socket file gets its mode from the umask at bind(): no
+     * chmod(2) by name afterwards, which would follow whatever someone
+     * put in the socket's place in the meantime.
+     */
+    if (ss->ss_family == AF_UNIX)
+        old = umask(~mode & 0777);
+    r = bind(fd, (struct sockaddr *)ss, sslen);
+    e = errno;
+    if (ss->ss_family == AF_UNIX)
+        umask(old);
+    errno = e;
+    if (r < 0)
         goto fail;
     return fd;
 fail:
@@ -811,7 +824,9 @@ static struct kap_listen *listen_open(struct kap_gen *gen,
         }
     }
 
-    fd = bind_one(ss, sslen, stype, dual, &what);
+    mode = gen->core.unix_mode > 0 ? (mode_t)(gen->core.unix_mode & 07777)
+                                   : 0666;
+    fd = bind_one(ss, sslen, stype, dual, mode, &what);
     if (fd < 0 && dual && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
         /* No IPv6 here: fall back to every IPv4 address. */
         struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
@@ -821,7 +836,7 @@ static struct kap_listen *listen_open(struct kap_gen *gen,
         s4->sin_port = htons((uint16_t)port);
         s4->sin_addr.s_addr = htonl(INADDR_ANY);
         sslen = sizeof(*s4);
-        fd = bind_one(ss, sslen, stype, 0, &what);
+        fd = bind_one(ss, sslen, stype, 0, mode, &what);
     }
     if (fd < 0) {
         e = errno;
@@ -834,13 +849,14 @@ static struct kap_listen *listen_open(struct kap_gen *gen,
     ls->family = ss->ss_family;
 
     if (ss->ss_family == AF_UNIX) {
-        mode = gen->core.unix_mode > 0 ? (mode_t)(gen->core.unix_mode & 07777)
-                                       : 0666;
-        if (chmod(ls->unix_path, mode) < 0
-            || lstat(ls->unix_path, &st) < 0) {
-            e = errno;
-            err_decl(err, d, "chmod() of unix socket \"%s\" failed: %s",
-                     ls->unix_path, strerror(e));
+        const char *why = NULL;
+        if (lstat(ls->unix_path, &st) < 0)
+            why = strerror(errno);
+        else if (!S_ISSOCK(st.st_mode))
+            why = "not a socket";
+        if (why != NULL) {
+            err_decl(err, d, "unix socket \"%s\" is gone after bind(): %s",
+                     ls->unix_path, why);
             listen_shut(ls);
             listen_free(ls);
             return NULL;

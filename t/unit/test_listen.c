@@ -400,9 +400,22 @@ static void test_runtime(void)
     config_destroy(&cfg);
 
     memset(&e, 0, sizeof(e));
+    umask(027);
     if (!ok(kapd_listen_activate(g1, NULL, &e) == KAP_OK, "activate gen 1"))
         diag("%s", e.msg);
     is_int(g1->nlistens, 3, "gen 1 has 3 listeners");
+    {
+        char sock[300];
+        mode_t um = umask(022);
+        umask(um);
+        snprintf(sock, sizeof(sock), "%s/rel.sock", prefix);
+        if (lstat(sock, &st) != 0)
+            memset(&st, 0, sizeof(st));
+        ok(S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600,
+           "unix socket made with kapd.unix_mode 0600 (%o)",
+           (unsigned)(st.st_mode & 0777));
+        is_int((int)um, 027, "the umask is kapd's again after bind()");
+    }
     tcp1 = g1->nlistens ? g1->listens[0] : NULL;
     is_int(kap_listen_port(tcp1), p1, "kap_listen_port");
     snprintf(path, sizeof(path), "127.0.0.1:%d", p1);
