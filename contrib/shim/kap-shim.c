@@ -17,8 +17,10 @@
  *           With --pty, in its own session on a private pty relayed to
  *           the user's terminal (kap_shim_pty.c).
  *
- * Later roles (CLI-tool shim, SSH-over-CONNECT bridge) plug into the same
- * dispatcher in main().
+ *   connect the SSH-over-CONNECT bridge: stdin/stdout to HOST:PORT through
+ *           the proxy in $HTTPS_PROXY (kap_shim_connect.c).
+ *
+ * Later roles (CLI-tool shim) plug into the same dispatcher in main().
  *
  * libc only, no threads: one poll(2) loop, nonblocking sockets, bounded
  * buffers.  Built with -static when the toolchain allows it.
@@ -47,6 +49,7 @@
 
 #include "kap_shim_pty.h"
 #include "kap_shim_capsule.h"
+#include "kap_shim_connect.h"
 
 #ifndef KAP_SHIM_VERSION
 #define KAP_SHIM_VERSION "0.1.0"
@@ -827,6 +830,8 @@ static void usage(FILE *f)
 "  exec     reset signal dispositions and exec a command (--pty: in its own\n"
 "           session, on a private pty when on a terminal)\n"
 "  capsule  build a kap run capsule and run a command in it (kap(1))\n"
+"  connect  HOST PORT: stdin/stdout to HOST:PORT through $HTTPS_PROXY's\n"
+"           CONNECT (ssh: ProxyCommand kap-shim connect %%h %%p)\n"
 "  version  print the version\n"
 "Run `kap-shim ROLE --help` for a role's options.\n");
 }
@@ -840,6 +845,7 @@ static const struct role roles[] = {
     { "bridge", role_bridge },
     { "exec",   role_exec },
     { "capsule", kap_shim_capsule },
+    { "connect", kap_shim_connect },
     { NULL,     NULL }
 };
 
