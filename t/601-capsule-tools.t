@@ -23,7 +23,7 @@ plan(skip_all => "kap-shim not built ($shim)") unless -x $shim;
 plan(skip_all => "kap script not built ($kap)") unless -f $kap;
 my $sh = (grep { -x "$_/dash" } split /:/, $ENV{PATH}) ? 'dash' : 'sh';
 
-$t->plan(23);
+$t->plan(26);
 my $dir = $t->testdir;
 
 # -- fake kapd endpoints: a unix stream "upper-caser" and a dgram echo ------
@@ -204,6 +204,27 @@ ok($rw =~ /listen_udp = \["unix:\/RT\/dns\.sock"\];.*listen_tcp = \["unix:\/RT\/
      && $rw =~ /load = \["http_connect", "dns"\]/ && $rw =~ /module_path = \["\/MP"\]/
      && $rw =~ /path = "\/LOG\/a\.jsonl"/ && $rw =~ /a \{ brace in a comment/,
      'rewrite: dns sockets, observe, load, module_path, audit path; comments intact');
+
+# a policy naming code or host paths: every such key and line is dropped,
+# with a warning naming file:line; harmless defaults pass quietly
+$t->write_file('paths.conf', <<'EOF');
+kapd: { module_path = "/evil"; pid_file = "/home/u/.bashrc"; error_log = "stderr"; user = "root"; };
+network: { allow = ["a.test"]; note = "x
+  @include \"/evil.conf\"
+"; };
+resolver: { resolv_conf = "/etc/resolv.conf"; trust_anchor = "/home/u/.ssh/id_rsa"; };
+audit_log: { path = "/home/u/.profile"; keep = 2; };
+EOF
+$rw = `$sh $kap __rewrite-conf $dir/paths.conf /RT /LOG/a.jsonl 0 '' 2>$dir/rw2.err`;
+my $rwerr = $t->read_file('rw2.err') // '';
+unlike($rw, qr{/evil|\.bashrc|"root"|id_rsa|\.profile|\@include},
+       'rewrite: module_path, pid_file, user, trust_anchor, audit path, @include (even inside a string) dropped');
+ok($rwerr =~ /paths\.conf: line 1: ignoring kapd\.module_path/ && $rwerr =~ /ignoring kapd\.pid_file/
+   && $rwerr =~ /ignoring kapd\.user/ && $rwerr =~ /line 5: ignoring resolver\.trust_anchor/
+   && $rwerr =~ /line 6: ignoring audit_log\.path/ && $rwerr =~ /line 3: ignoring \@include/,
+   'rewrite: each drop is warned about with its line') or diag($rwerr);
+ok($rwerr !~ /error_log|resolv_conf/ && $rw =~ /keep = 2/,
+   'rewrite: harmless defaults (error_log "stderr", /etc/resolv.conf) pass quietly; other settings stay');
 
 # -- kap why-denied ---------------------------------------------------------------
 my $log = '';
