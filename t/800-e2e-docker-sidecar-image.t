@@ -108,6 +108,19 @@ sub build_stages {
         exit;
     }
 }
+# the sidecar inherits the base's labels: import-base-image must still
+# take only the base itself (not this image, not a build stage) for it
+($rc, my $base_id) = docker('image', 'inspect', '-f', '{{.Id}} {{index .Config.Labels "kap.recipe"}}',
+                            'debian:bookworm-slim');
+SKIP: {
+    skip 'debian:bookworm-slim was not made by import-base-image', 1
+        unless $base_id =~ /^(\S+) \S+$/;
+    my $was = $1;
+    my $log = `'$src/contrib/docker/import-base-image' 2>&1`;
+    (undef, my $now) = docker('image', 'inspect', '-f', '{{.Id}}', 'debian:bookworm-slim');
+    $now =~ s/\s+$//;
+    is($now, $was, 'import-base-image after a build FROM it: the tag stays on the base') or diag($log);
+}
 ($rc, $out) = docker('image', 'inspect', '-f', '{{.Config.User}} {{json .Config.Healthcheck.Test}}', $image);
 like($out, qr/^kap \[.*3128/, 'image: runs as user kap, a health check on the proxy port');
 ($rc, $out) = docker('run', '--rm', '--network', 'none', '--entrypoint', 'sh', $image, '-c',
