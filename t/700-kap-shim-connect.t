@@ -5,7 +5,8 @@
 # the server's banner arrives before the client sends anything; 1 MB
 # echoed intact; stdin EOF half-closes (the server sees EOF and its last
 # bytes still arrive; exit 0); bytes that share a read with the 200 head
-# are not lost; a head split into single bytes; a bracketed and a bare
+# are not lost; a head split into single bytes; a real ssh client gets
+# the banner with ProxyCommand kap-shim connect; a bracketed and a bare
 # IPv6 literal; a denied host is exit 1 naming 403 and the network.allow
 # entry to add; a closed port is exit 1 naming 502/504; a malformed
 # answer is exit 1; no proxy variable (or a name instead of an address,
@@ -223,6 +224,31 @@ $p = start(args => ['ssh.example', $sport], env => { https_proxy => $proxy });
 ok(pump($p, until => sub { $_[0]{stdout} eq $banner }), 'https_proxy: banner');
 is(finish($p), 0, 'EOF after the banner: exit 0');
 is($p->{stdout}, $banner . "BYE 0\n", 'EOF after the banner: the server saw EOF, its goodbye arrived');
+
+# ---- a real ssh client with ProxyCommand ----------------------------------------------
+# (the server here only echoes, so ssh stops at the key exchange; what
+# counts is that the banner reached it through the bridge)
+SKIP: {
+    my ($ssh) = grep { -x } map { "$_/ssh" } split /:/, $ENV{PATH};
+    skip 'ssh (openssh-client) not installed', 2 unless $ssh;
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';
+        $ENV{HTTPS_PROXY} = $proxy;
+        exec($ssh, '-F', '/dev/null', '-v', '-p', $sport,
+             '-o', "ProxyCommand=$shim connect %h %p", '-o', 'BatchMode=yes',
+             '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+             '-o', 'ConnectTimeout=10', 'nobody@ssh.example', 'true') or _exit(127);
+    }
+    my $log = do { local $/; <$fh> } // '';
+    close $fh;
+    like($log, qr/Executing proxy command: exec \S*kap-shim connect ssh\.example $sport/,
+         'ssh ran kap-shim connect as its ProxyCommand');
+    like($log, qr/remote software version FakeSSH_1\.0/,
+         'ssh got the server\'s banner through kap-shim connect and kapd')
+        or diag($log);
+}
 
 # ---- IPv6 literals ---------------------------------------------------------------
 $p = start(args => ['::1', $t->port('v6')], env => { HTTP_PROXY => $proxy });
