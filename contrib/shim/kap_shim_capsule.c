@@ -437,6 +437,13 @@ static int capsule_init(struct capsule *c)
 
 /* ---- the capsule's namespaces ------------------------------------------ */
 
+static pid_t capsule_init_pid;
+static void pass_on(int sig)
+{
+    if (capsule_init_pid > 0)
+        kill(capsule_init_pid, sig);
+}
+
 static int capsule_child(struct capsule *c, int sync_w, int ack_r)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -470,6 +477,14 @@ static int capsule_child(struct capsule *c, int sync_w, int ack_r)
         _exit(capsule_init(c));
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
+    /* TERM and HUP from kap-shim go on to the init, the pty relay, which
+     * passes them to the command and restores the user's terminal */
+    capsule_init_pid = init;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pass_on;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     return wait_for(init);
 }
 
@@ -639,8 +654,16 @@ static void log_tail(const char *path)
     (void)w;
 }
 
-static volatile sig_atomic_t got_sig;
-static void on_sig(int s) { got_sig = s; }
+#define STOP_GRACE_S 3            /* TERM/HUP: then the capsule is killed */
+
+static volatile sig_atomic_t got_sig, got_alarm;
+static void on_sig(int s)
+{
+    if (s == SIGALRM)
+        got_alarm = 1;
+    else
+        got_sig = s;
+}
 
 int kap_shim_capsule(int argc, char **argv)
 {
@@ -678,6 +701,7 @@ int kap_shim_capsule(int argc, char **argv)
     sa.sa_handler = on_sig;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGINT, SIG_IGN);            /* the command's, through the relay */
     signal(SIGQUIT, SIG_IGN);
 
@@ -717,6 +741,7 @@ int kap_shim_capsule(int argc, char **argv)
     }
     close(s1[0]);
     close(s2[1]);
+    int sig_passed = 0;
     for (;;) {
         int st;
         pid_t w = waitpid(-1, &st, 0);
@@ -734,13 +759,22 @@ int kap_shim_capsule(int argc, char **argv)
             kill(cap, SIGKILL);
             continue;
         }
-        if (w < 0 && errno == EINTR && got_sig) {
-            kill(cap, SIGKILL);
+        if (w < 0 && errno == EINTR && got_alarm) {
+            kill(cap, SIGKILL);         /* the command did not stop */
+            continue;
+        }
+        if (w < 0 && errno == EINTR && got_sig && !sig_passed) {
+            /* to the relay, through the capsule process: the command
+             * gets it and the terminal is restored; killed if it stays */
+            kill(cap, got_sig);
+            sig_passed = 1;
+            alarm(STOP_GRACE_S);
             continue;
         }
         if (w < 0 && errno != EINTR)
             break;
     }
+    alarm(0);
     if (kapd < 0 && rc != 0)
         rc = 125;
     if (got_sig == SIGTERM)
