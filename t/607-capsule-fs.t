@@ -4,7 +4,7 @@
 # list of files were bypassed by renaming the parent (.git, ~/.config,
 # .devcontainer) and putting a copy in place, by .git/commondir, submodule
 # gitdirs, worktrees, running from a subdirectory, writing an include
-# target or a symlinked dotfile's target, and many files were not covered
+# target (of ~/.gitconfig or of .git/config) or a symlinked dotfile's target, and many files were not covered
 # at all (~/.bash_aliases, ~/.local/bin, .pth files, ~/.config/git/config,
 # ~/.claude/settings.json, authorized_keys ...).
 #
@@ -29,7 +29,7 @@ my $dir = $t->testdir;
 my $P = "$dir/proj";
 my $H = "$dir/home";
 
-$t->plan(20);
+$t->plan(21);
 
 sub sh { system('sh', '-c', "@_ >/dev/null 2>&1") == 0 or die "setup failed: @_" }
 my $git = 'git -c user.name=t -c user.email=t@t.invalid -c protocol.file.allow=always'
@@ -55,6 +55,9 @@ sh("cd $P && $git init -q && $git add . && $git commit -qm init"
    . " && $git submodule -q add $dir/subsrc sub && $git commit -qm sub"
    . " && $git worktree add -q $dir/wt");
 $t->write_file('proj/.git/hooks/pre-commit', "#!/bin/sh\nexit 0\n");
+# an include target in the work tree: configuration, like .git/config
+$t->write_file('proj/.gitinclude', "[user]\n\tname = t\n");
+sh("cd $P && git config --add include.path ../.gitinclude");
 chmod 0755, "$P/.git/hooks/pre-commit";
 
 sub snapshot {
@@ -71,6 +74,7 @@ sub snapshot {
 }
 my $home0 = snapshot($H);
 my %f0 = map { $_ => $t->read_file($_) } ('proj/.git/hooks/pre-commit', 'proj/.git/config',
+    'proj/.gitinclude',
     'proj/.devcontainer/kap.conf', 'proj/.git/modules/sub/config', 'proj/sub/.git', 'wt/.git',
     'proj/.git/worktrees/wt/commondir');
 ok(-d "$P/.git/modules/sub/hooks" && -f "$P/sub/.git" && -f "$dir/wt/.git",
@@ -89,6 +93,7 @@ mv "$HOME/.config" "$HOME/.config-moved" 2>/dev/null
 echo 'echo pwned' >> "$P/.git/hooks/pre-commit"
 printf '[core]\n\thooksPath = %s/evil\n' "$P" >> "$P/.git/config"
 echo "$P/evil" > "$P/.git/commondir"
+printf '[core]\n\thooksPath = %s/evil\n' "$P" >> "$P/.gitinclude"
 echo '* filter=evil' > "$P/.git/info/attributes"
 echo 'echo pwned' > "$P/.git/hooks/post-checkout"
 # the submodule's gitdir and its .git file
@@ -119,6 +124,7 @@ ok(!-e "$P/.git-moved" && !-e "$P/.devcontainer-moved" && !-e "$H/.config-moved"
 is($t->read_file('proj/.git/hooks/pre-commit'), $f0{'proj/.git/hooks/pre-commit'}, '.git/hooks unchanged');
 ok(!-e "$P/.git/hooks/post-checkout", 'no hook added');
 is($t->read_file('proj/.git/config'), $f0{'proj/.git/config'}, '.git/config unchanged');
+is($t->read_file('proj/.gitinclude'), $f0{'proj/.gitinclude'}, 'the file .git/config includes unchanged');
 ok(!-e "$P/.git/commondir", '.git/commondir not created (or removed after the run)');
 ok(!-e "$P/.git/info/attributes", '.git/info unchanged');
 is($t->read_file('proj/.git/modules/sub/config'), $f0{'proj/.git/modules/sub/config'},
