@@ -19,7 +19,7 @@ my $c = Test::Kapd::Capsule->setup($t);
 my $dir = $t->testdir;
 use IO::Socket::UNIX;
 
-$t->plan(14);
+$t->plan(18);
 
 # a stand-in ssh ControlMaster socket in the real home
 mkdir "$dir/home/.ssh", 0700;
@@ -76,6 +76,28 @@ ok(defined $v->{bomb_secs} && $v->{bomb_secs} < 15, "within seconds ($v->{bomb_s
 # the host can still start processes
 is(system('true'), 0, 'the host still forks');
 
+# SIGTERM to kap reaches the command (which may clean up); SIGKILL to kap
+# takes the whole capsule with it (parent-death signals)
+sub procs { my ($m) = @_; return grep { /\Q$m\E/ } split /\n/, `ps -eo args` }
+my $pid = $c->run({ tag => 'term', bg => 1 }, '-c', "$dir/policy.conf", '--', 'sh', '-c',
+                  'trap "echo got-term > term.txt; exit 3" TERM; echo up > up.txt; sleep 31.25 & wait');
+ok(wait_until(sub { -e "$dir/up.txt" }, kapd_tmo(20)), 'a capsule runs');
+kill 'TERM', $pid;
+my $st;
+wait_until(sub { waitpid($pid, POSIX::WNOHANG()) == $pid and do { $st = $?; 1 } }, kapd_tmo(20));
+ok(defined $st && ($st >> 8) == 143 && ($t->read_file('term.txt') // '') eq "got-term\n",
+   'SIGTERM to kap: the command gets it, kap exits 143');
+$pid = $c->run({ tag => 'kill', bg => 1 }, '-c', "$dir/policy.conf", '--', 'sh', '-c',
+               'echo up > up2.txt; sleep 31.5');
+ok(wait_until(sub { -e "$dir/up2.txt" }, kapd_tmo(20)), 'another capsule runs');
+kill 'KILL', $pid;
+waitpid($pid, 0);
+ok(wait_until(sub { !procs('sleep 31.5') && !procs("$dir/run/kap/") }, kapd_tmo(10)),
+   'SIGKILL to kap: the command, the bridge and kapd die with it')
+    or diag(join "\n", procs('sleep 31.5'), procs("$dir/run/kap/"));
+
+# (a SIGKILLed kap cannot remove its runtime directory: the next kap run does)
+$c->run({ tag => 'sweep' }, '-c', "$dir/policy.conf", '--', 'true');
 my @left = glob("$dir/run/kap/* $dir/run/kap/.[!.]*");
 is(scalar @left, 0, 'nothing left in the runtime base') or diag(join ' ', @left);
 my @d0500 = grep { -d $_ && ((stat $_)[2] & 07777) == 0500 } glob("$dir/run/* $dir/run/kap/* $dir/run/kap/*/*");

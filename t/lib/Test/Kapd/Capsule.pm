@@ -41,7 +41,7 @@ EOC
 
 # run(\%o, kap-run-args...): o = cwd, home, xdg, as (uid), env {NAME =>
 # value, undef deletes}, tag, timeout (s), fd5 (a path opened on fds 5
-# and 12, inherited)
+# and 12, inherited), bg (return the pid at once)
 sub run {
     my ($self, $o, @args) = @_;
     my $t = $self->{t};
@@ -73,6 +73,7 @@ sub run {
                               '--clear-groups', '--') : ();
         exec(@pre, $self->{sh}, $self->{kap}, 'run', @args) or POSIX::_exit(127);
     }
+    return $pid if $o->{bg};
     my $st;
     my $done = wait_until(sub { waitpid($pid, WNOHANG) == $pid and do { $st = $?; 1 } },
                           kapd_tmo($o->{timeout} // 60));
