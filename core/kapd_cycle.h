@@ -1,5 +1,5 @@
 /*
- * kapd_cycle.h -- core-internal additions for the lifecycle (engineer a2):
+ * kapd_cycle.h -- core-internal additions for the lifecycle:
  * everything main() and the unit tests need from kapd_cycle.c,
  * kapd_module.c, kapd_chain.c and kapd_builtin.c beyond core/kapd.h.
  * kapd_ prefix: never exported to modules.
