@@ -19,8 +19,10 @@
 # Also checked: the command sees a terminal, the window size and its
 # changes reach it, Ctrl-C reaches it, exit statuses pass through
 # (7 -> 7, SIGTERM -> 143), 400 KB of output arrive intact, stdin from a
-# pipe still works, the user's terminal modes are restored, and with fds
-# 0-2 redirected the command has no controlling terminal at all.
+# pipe still works, the user's terminal modes are restored (also when kap
+# is killed with SIGTERM or SIGKILL), Ctrl-Z and kill -TSTP keep the
+# command stopped until fg, and with fds 0-2 redirected the command has no
+# controlling terminal at all.
 
 use strict;
 use warnings;
@@ -267,6 +269,63 @@ sub term_expect {
 
 sub term_type { my ($s, $text) = @_; syswrite($s->{m}, $text) == length $text or die "type: $!" }
 
+# term_settle(s): read what the terminal shows until it is quiet for 0.2 s
+sub term_settle {
+    my ($s) = @_;
+    my $len;
+    do { $len = length $s->{buf}; term_read($s, 0.2) } while length $s->{buf} > $len;
+}
+
+# term_canonical(s): whether the terminal is in canonical (not raw) mode
+sub term_canonical {
+    my ($s) = @_;
+    my $tio = POSIX::Termios->new;
+    $tio->getattr(fileno $s->{m}) or die "tcgetattr: $!";
+    return ($tio->getlflag & POSIX::ICANON()) ? 1 : 0;
+}
+
+# /proc: the pids whose argv[0] is NAME (or ends in /NAME) and, given
+# LAST, whose last argument is LAST
+sub proc_argv {
+    my ($pid) = @_;
+    open(my $f, '<', "/proc/$pid/cmdline") or return ();
+    local $/;
+    my $a = <$f> // '';
+    return split /\0/, $a;
+}
+sub all_pids {
+    my ($name, $last) = @_;
+    opendir(my $d, '/proc') or return ();
+    my @p;
+    for my $pid (grep { /^\d+$/ } readdir $d) {
+        my @a = proc_argv($pid);
+        next unless @a && ($a[0] eq $name || $a[0] =~ m{/\Q$name\E$});
+        next if defined $last && $a[-1] ne $last;
+        push @p, $pid;
+    }
+    return @p;
+}
+# /proc/PID/stat after the command name: state, ppid, ...
+sub proc_stat {
+    my ($pid) = @_;
+    open(my $f, '<', "/proc/$pid/stat") or return ();
+    my $l = <$f> // '';
+    $l =~ s/^.*\)\s+//s or return ();
+    return split ' ', $l;
+}
+sub proc_state { my @f = proc_stat($_[0]); return $f[0] // 'gone' }
+sub proc_ppid { my @f = proc_stat($_[0]); return $f[1] // -1 }
+# term_pid(s, name, last): the one such process below the session's shell
+sub term_pid {
+    my ($s, @what) = @_;
+    my @p = grep {
+        my ($p, $n) = ($_, 0);
+        $p = proc_ppid($p) while $p > 1 && $p != $s->{pid} && ++$n < 20;
+        $p == $s->{pid};
+    } all_pids(@what);
+    return @p == 1 ? $p[0] : undef;
+}
+
 # term_finish(s): read to the end; returns the shell's exit code.
 sub term_finish {
     my ($s) = @_;
@@ -369,22 +428,101 @@ term_finish($s);
 like($s->{buf}, qr/KAP-RC:5\b/, 'and its exit status passes through');
 
 # -- 4b. Ctrl-Z on the user's terminal (not raw: stdin is not a terminal)
-# stops the command with kap's job; fg continues both ---------------------
+# stops the command with kap's job, until fg -------------------------------
+# In kap run the relay is pid 1 of the capsule's pid namespace, which the
+# kernel does not stop: it used to stop the command and continue it at
+# once, so the command ran on while the user's shell had the job stopped.
+# The outer shell waits for a line before fg: meanwhile the command must
+# be stopped (its /proc state) and must not have printed CONTINUED.
 $s = term_start(<<'EOF');
 set -m
-$KAP perl -e '$| = 1; $SIG{CONT} = sub { print "CONTINUED\n" }; print "READY\n"; sleep 1 while 1' </dev/null
+$KAP perl -e '$| = 1; $SIG{CONT} = sub { print "CONTINUED\n" }; print "READY\n"; sleep 1 while 1' kap609-ctrlz </dev/null
 echo "STOPPED-RC:$?"
+read -r x
 fg >/dev/null
 echo "FG-RC:$?"
 EOF
 ok(term_expect($s, qr/READY/), 'a command runs with stdin redirected');
+my $cmd;
+wait_until(sub { $cmd = term_pid($s, 'perl', 'kap609-ctrlz') }, kapd_tmo(10));
+ok($cmd, 'the command\'s process is found') or diag($s->{buf});
 term_type($s, "\x1a");
 ok(term_expect($s, qr/STOPPED-RC:148\b/), 'Ctrl-Z stops kap: the user\'s shell is back (148)')
     or diag($s->{buf});
-ok(term_expect($s, qr/CONTINUED/), 'fg: the command was stopped and is continued');
+ok(wait_until(sub { proc_state($cmd) eq 'T' }, kapd_tmo(10)),
+   'the command is stopped while kap\'s job is') or diag('state ' . proc_state($cmd));
+term_settle($s);
+unlike($s->{buf}, qr/CONTINUED/, 'nothing continued the command before fg') or diag($s->{buf});
+is(proc_state($cmd), 'T', 'and it is still stopped');
+term_type($s, "fg\n");
+my $stopped_at = index($s->{buf}, 'STOPPED-RC:148');
+ok($stopped_at >= 0 && term_expect($s, qr/\A.{$stopped_at}STOPPED-RC:148.*CONTINUED/s),
+   'fg: the command is continued after the stop was reported') or diag($s->{buf});
 term_type($s, "\x03");
 term_finish($s);
 like($s->{buf}, qr/FG-RC:130\b/, 'Ctrl-C ends it: 130') or diag($s->{buf});
+
+# -- 4b2. kill -TSTP to kap's job while the user's terminal is raw (stdin
+# a terminal): the modes come back while it is stopped, raw again on fg ---
+$s = term_start(<<'EOF');
+set -m
+before=$(stty -g)
+$KAP perl -e '$| = 1; $SIG{CONT} = sub { print "CONTINUED\n" }; print "READY\n"; sleep 1 while 1' kap609-tstp
+echo "STOPPED-RC:$?"
+[ "$(stty -g)" = "$before" ] && echo STOPPED-MODE-RESTORED || echo STOPPED-MODE-RAW
+read -r x
+fg >/dev/null
+echo "FG-RC:$?"
+EOF
+ok(term_expect($s, qr/READY/), 'TSTP: a command runs with stdin on the terminal');
+ok(wait_until(sub { !term_canonical($s) }, kapd_tmo(10)), 'TSTP: the terminal is raw');
+$cmd = undef;
+wait_until(sub { $cmd = term_pid($s, 'perl', 'kap609-tstp') }, kapd_tmo(10));
+my ($job) = grep { proc_ppid($_) == $s->{pid} } all_pids('kap-shim');
+ok($cmd && $job, 'TSTP: the command and kap are found');
+kill 'TSTP', -$job if $job;                # kill -TSTP %1 from another shell
+ok(term_expect($s, qr/STOPPED-RC:148\b/), 'TSTP: kap\'s job stops (148)') or diag($s->{buf});
+ok(term_expect($s, qr/^STOPPED-MODE-RESTORED\r*$/m),
+   'TSTP: the user\'s shell has its terminal modes back meanwhile') or diag($s->{buf});
+is(proc_state($cmd), 'T', 'TSTP: the command is stopped');
+term_settle($s);
+unlike($s->{buf}, qr/CONTINUED/, 'TSTP: nothing continued the command before fg');
+term_type($s, "fg\n");
+$stopped_at = index($s->{buf}, 'STOPPED-RC:148');
+ok($stopped_at >= 0 && term_expect($s, qr/\A.{$stopped_at}STOPPED-RC:148.*CONTINUED/s),
+   'TSTP: fg continues the command') or diag($s->{buf});
+ok(wait_until(sub { !term_canonical($s) }, kapd_tmo(10)), 'TSTP: and the terminal is raw again');
+term_type($s, "\x03");                      # a byte for the private pty now
+term_finish($s);
+like($s->{buf}, qr/FG-RC:130\b/, 'TSTP: Ctrl-C reaches the command: 130') or diag($s->{buf});
+
+# -- 4c. kap killed from another terminal while the user's terminal is in
+# raw mode: the modes come back --------------------------------------------
+# kap (kap-shim capsule) kills the capsule with SIGKILL on SIGTERM, and
+# everything in it dies with its parent; the relay takes its parent's
+# death as the signal to restore the terminal first.  That happens as kap
+# exits, not before: the outer shell polls for it with a deadline.
+for my $sig (qw/TERM KILL/) {
+    $s = term_start(<<'EOF');
+before=$(stty -g)
+$KAP perl -e '$| = 1; print "RUNNING\n"; sleep 1 while 1' kap609-kill
+echo "KAP-RC:$?"
+i=0
+while [ "$(stty -g)" != "$before" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+[ "$(stty -g)" = "$before" ] && echo MODE-RESTORED || echo "MODE-CHANGED:$before:$(stty -g)"
+EOF
+    ok(term_expect($s, qr/RUNNING/), "$sig: the command runs");
+    ok(wait_until(sub { !term_canonical($s) }, kapd_tmo(10)),
+       "$sig: the user's terminal is in raw mode meanwhile");
+    my ($kp) = grep { proc_ppid($_) == $s->{pid} } all_pids('kap-shim');   # kap execs it
+    ok($kp, "$sig: kap's process is found");
+    kill $sig, $kp if $kp;
+    term_finish($s);
+    my $want = $sig eq 'TERM' ? 143 : 137;
+    like($s->{buf}, qr/KAP-RC:$want\b/, "$sig: kap exits $want") or diag($s->{buf});
+    like($s->{buf}, qr/^MODE-RESTORED\r*$/m, "$sig: the user's terminal modes are restored")
+        or diag($s->{buf});
+}
 
 # -- 5. output arrives intact --------------------------------------------
 $s = term_start(<<'EOF');

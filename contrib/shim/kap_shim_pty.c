@@ -37,6 +37,9 @@
 #define PTY_OUTBUF     65536    /* command -> user */
 #define PTY_QUIET_MS     200    /* after the command exits: output ends
                                    when the pty is quiet this long */
+/* the parent-death signal the relay asks for in place of a caller's
+ * SIGKILL, so that it can give the terminal its modes back first */
+#define PTY_SIG_ORPHANED (SIGRTMIN + 1)
 
 /* the signals the relay handles while the command runs */
 static const int pty_sigs[] = {
@@ -65,6 +68,10 @@ struct pty_ctx {
     char            outbuf[PTY_OUTBUF];
     size_t          outlen;
     int             master_eof;
+    pid_t           probe;      /* > 0: the job-control probe (pid 1) */
+    int             held;       /* the probe is stopped: so is the command */
+    int             pdeath;     /* the caller's parent-death signal */
+    int             orphaned;   /* our parent died: end at once */
 };
 
 static void pty_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -105,11 +112,21 @@ static int tty_set(int fd, const struct termios *t)
     return 0;
 }
 
-/* the user's terminal back to how it was */
+/* the user's terminal back to how it was.  SIGTTOU blocked: the user's
+ * shell may already have taken the terminal back (a stop, our parent's
+ * death), and these are its own modes; a background process's tcsetattr
+ * would otherwise stop the job again (or, for a pid 1, which cannot stop,
+ * fail and still send SIGTTOU to its process group). */
 static void tty_restore(struct pty_ctx *c)
 {
-    if (c->raw)
-        (void)tty_set(c->tty, &c->saved);
+    if (!c->raw)
+        return;
+    sigset_t ttou, old;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &ttou, &old);
+    (void)tty_set(c->tty, &c->saved);
+    sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 /* raw mode on the user's terminal: every key goes to the command's pty,
@@ -152,8 +169,57 @@ static void forward(struct pty_ctx *c, int sig, int all)
         (void)kill(c->child, sig);
 }
 
+/* kap's job stopped (the probe did): stop the command and give the user's
+ * shell its terminal modes */
+static void job_stopped(struct pty_ctx *c)
+{
+    if (c->held)
+        return;
+    c->held = 1;
+    forward(c, SIGSTOP, 1);
+    tty_restore(c);
+}
+
+/* kap's job continued (the probe sets raw mode itself) */
+static void job_continued(struct pty_ctx *c)
+{
+    if (!c->held)
+        return;
+    c->held = 0;
+    winsize_sync(c);
+    forward(c, SIGCONT, 1);
+}
+
+/* the probe's state changes, in the order they happened; the kernel keeps
+ * only the latest, so a stop and a continue that came before we looked
+ * leave the command running, as they should */
+static void probe_check(struct pty_ctx *c, pid_t p, int st)
+{
+    if (WIFSTOPPED(st)) {
+        job_stopped(c);
+    } else if (WIFCONTINUED(st)) {
+        job_continued(c);
+    } else if (p == c->probe) {         /* gone: nothing holds the command */
+        c->probe = 0;
+        job_continued(c);
+    }
+}
+
 static void reap(struct pty_ctx *c)
 {
+    while (c->probe > 0) {
+        int st;
+        pid_t p = waitpid(c->probe, &st, WNOHANG | WUNTRACED | WCONTINUED);
+        if (p < 0 && errno == EINTR)
+            continue;
+        if (p < 0) {
+            c->probe = 0;
+            job_continued(c);
+        }
+        if (p <= 0)
+            break;
+        probe_check(c, p, st);
+    }
     for (;;) {
         int st;
         pid_t p = waitpid(c->reap_all ? -1 : c->child, &st, WNOHANG);
@@ -161,6 +227,10 @@ static void reap(struct pty_ctx *c)
             continue;
         if (p <= 0)
             return;
+        if (p == c->probe) {
+            probe_check(c, p, st);
+            continue;
+        }
         if (p == c->child && (WIFEXITED(st) || WIFSIGNALED(st))) {
             c->child_done = 1;
             c->status = st;
@@ -168,6 +238,82 @@ static void reap(struct pty_ctx *c)
                 return;
         }
     }
+}
+
+static volatile sig_atomic_t probe_continued;
+static void probe_on_cont(int sig)
+{
+    (void)sig;
+    probe_continued = 1;
+}
+
+/*
+ * The job-control probe, for a relay that is pid 1 of its pid namespace
+ * (the capsule's init).  The kernel does not stop such a process, not
+ * even with SIGSTOP from itself, so a child that can stop stands in for
+ * it in kap's process group: it gets the same SIGTSTP, SIGTTIN, SIGTTOU
+ * and SIGCONT as the rest of kap's job, in the same kill(2), and stops and
+ * continues with it.  The relay mirrors its state (reap()): stopped, the
+ * command is stopped and the user's terminal has its modes back;
+ * continued, the command is continued.  Nothing depends on the order in
+ * which the job's processes take their signals, and a group the kernel
+ * does not stop (an orphaned one) stops neither.  On SIGCONT the probe
+ * puts the user's terminal in raw mode again: from the background (bg)
+ * that stops the job with SIGTTOU until fg, as for any job that wants the
+ * terminal.  Every other signal is ignored: SIGINT from the terminal is
+ * the command's business, the relay's.
+ */
+static pid_t probe_start(struct pty_ctx *c)
+{
+    pid_t p = fork();
+    if (p != 0)
+        return p;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP && s != SIGTSTP && s != SIGTTIN
+            && s != SIGTTOU && s != SIGCONT)
+            (void)signal(s, SIG_IGN);
+    (void)signal(SIGTSTP, SIG_DFL);
+    (void)signal(SIGTTIN, SIG_DFL);
+    (void)signal(SIGTTOU, SIG_DFL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = probe_on_cont;
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGCONT, &sa, NULL);
+    /* SIGCONT's handler runs only in sigsuspend(): none is missed between
+     * the check and the wait (a blocked SIGCONT still continues us) */
+    sigset_t cont, none;
+    sigemptyset(&cont);
+    sigaddset(&cont, SIGCONT);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &cont, NULL);
+    if (c->master >= 0)
+        (void)close(c->master);
+    (void)close(c->wake_r);
+    (void)close(pty_wake_w);
+    for (;;) {
+        if (probe_continued) {
+            probe_continued = 0;
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            tty_raw(c);             /* SIGTTOU may stop us (bg) */
+            sigprocmask(SIG_SETMASK, &cont, NULL);
+        } else {
+            sigsuspend(&none);
+        }
+    }
+}
+
+/* the probe gone before the terminal's modes are restored for good: a
+ * SIGCONT must not make it set raw mode again */
+static void probe_end(struct pty_ctx *c)
+{
+    if (c->probe <= 0)
+        return;
+    (void)kill(c->probe, SIGKILL);
+    while (waitpid(c->probe, NULL, 0) < 0 && errno == EINTR)
+        ;
+    c->probe = 0;
 }
 
 /*
@@ -178,28 +324,41 @@ static void reap(struct pty_ctx *c)
  * terminal its modes back and stop our whole process group; once the
  * user's shell continues it, raw mode again and continue the command.  A
  * stop the kernel refuses (an orphaned process group: no shell would
- * continue it) and an init, which cannot stop itself, continue the
- * command at once.  (Ctrl-Z in raw mode is a byte for the private pty: a
- * job-control shell there stops its job; a command that is the session
- * leader is not stopped, as its process group is orphaned.)
+ * continue it) continues the command at once.  A pid 1 cannot stop: its
+ * probe does, and that is what stops the command (probe_start()).
+ * (Ctrl-Z in raw mode is a byte for the private pty: a job-control shell
+ * there stops its job; a command that is the session leader is not
+ * stopped, as its process group is orphaned.)
  */
 static void suspend(struct pty_ctx *c)
 {
+    if (getpid() == 1)
+        return;                     /* the probe's business */
     forward(c, SIGSTOP, 1);
-    if (getpid() != 1) {
-        tty_restore(c);
-        struct sigaction dfl, old;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        (void)sigaction(SIGTSTP, &dfl, &old);
-        (void)kill(0, SIGTSTP);     /* we stop here, until SIGCONT */
-        (void)sigaction(SIGTSTP, &old, NULL);
-        pty_pending[SIGTSTP] = 0;
-        tty_raw(c);
-        winsize_sync(c);
-    }
+    tty_restore(c);
+    struct sigaction dfl, old;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    (void)sigaction(SIGTSTP, &dfl, &old);
+    (void)kill(0, SIGTSTP);         /* we stop here, until SIGCONT */
+    (void)sigaction(SIGTSTP, &old, NULL);
+    pty_pending[SIGTSTP] = 0;
+    tty_raw(c);
+    winsize_sync(c);
     forward(c, SIGCONT, 1);
+}
+
+/* our parent died and the caller wanted to die with it (its parent-death
+ * signal was SIGKILL, see kap_shim_pty_run()): the terminal's modes back,
+ * the command killed, and the relay ends now */
+static void parent_died(struct pty_ctx *c)
+{
+    probe_end(c);
+    tty_restore(c);
+    c->raw = 0;
+    forward(c, SIGKILL, 1);
+    c->orphaned = 1;
 }
 
 static void handle_signals(struct pty_ctx *c)
@@ -235,11 +394,16 @@ static void handle_signals(struct pty_ctx *c)
             break;
         case SIGCONT:
             /* continued after a stop we did not make (SIGSTOP, SIGTTOU):
-             * the user's shell may have changed the terminal's modes */
+             * the user's shell may have changed the terminal's modes.
+             * A pid 1 does not stop: its probe sets them. */
+            if (getpid() == 1)
+                break;
             tty_raw(c);
             winsize_sync(c);
             break;
         default:
+            if (s == PTY_SIG_ORPHANED)
+                parent_died(c);
             break;                  /* SIGPIPE: write() reports EPIPE */
         }
     }
@@ -399,15 +563,21 @@ static void write_out(struct pty_ctx *c)
     }
 }
 
-/* the relay: until the command exits and its output is copied */
+/* the relay: until the command exits and its output is copied.  While
+ * the stop probe stands in for us (stopped), it relays nothing, as a
+ * stopped relay would not: a read or a write on the user's terminal from
+ * the background would send SIGTTIN or SIGTTOU to kap's job. */
 static void relay(struct pty_ctx *c)
 {
     long quiet_since = -1;
     for (;;) {
         handle_signals(c);
+        if (c->orphaned)
+            return;
         if (c->out < 0)
             c->outlen = 0;
-        if (c->child_done) {
+        int held = c->held;
+        if (c->child_done && !held) {
             if (c->master < 0 || c->master_eof)
                 break;
             if (quiet_since < 0)
@@ -421,13 +591,13 @@ static void relay(struct pty_ctx *c)
         p[n].fd = c->wake_r;
         p[n].events = POLLIN;
         n++;
-        if (c->in >= 0 && c->inlen < sizeof c->inbuf && !c->child_done) {
+        if (c->in >= 0 && c->inlen < sizeof c->inbuf && !c->child_done && !held) {
             pi = (int)n;
             p[n].fd = c->in;
             p[n].events = POLLIN;
             n++;
         }
-        if (c->master >= 0 && !c->master_eof) {
+        if (c->master >= 0 && !c->master_eof && !held) {
             short ev = 0;
             if (c->outlen < sizeof c->outbuf)
                 ev |= POLLIN;
@@ -440,14 +610,14 @@ static void relay(struct pty_ctx *c)
                 n++;
             }
         }
-        if (c->out >= 0 && c->outlen > 0) {
+        if (c->out >= 0 && c->outlen > 0 && !held) {
             po = (int)n;
             p[n].fd = c->out;
             p[n].events = POLLOUT;
             n++;
         }
         int tmo = -1;
-        if (c->child_done)
+        if (c->child_done && !held)
             tmo = PTY_QUIET_MS;
         int r = poll(p, n, tmo);
         if (r < 0) {
@@ -496,7 +666,7 @@ static void relay(struct pty_ctx *c)
     }
     /* what is still buffered for the user's terminal (a second without
      * progress: the terminal is stuck, give up) */
-    while (c->out >= 0 && c->outlen > 0) {
+    while (c->out >= 0 && c->outlen > 0 && !c->orphaned) {
         struct pollfd p = { .fd = c->out, .events = POLLOUT };
         int r = poll(&p, 1, 1000);
         if (r == 0)
@@ -509,9 +679,9 @@ static void relay(struct pty_ctx *c)
 /* wait for the command when there is no pty to relay */
 static void wait_only(struct pty_ctx *c)
 {
-    while (!c->child_done) {
+    while (!c->child_done || c->held) {
         handle_signals(c);
-        if (c->child_done)
+        if (c->orphaned || (c->child_done && !c->held))
             break;
         struct pollfd p = { .fd = c->wake_r, .events = POLLIN };
         if (poll(&p, 1, -1) < 0 && errno != EINTR) {
@@ -572,11 +742,21 @@ int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
     sa.sa_flags = 0;                        /* no SA_RESTART: see above */
     for (size_t i = 0; i < PTY_NSIGS; i++)
         (void)sigaction(pty_sigs[i], &sa, &old[i]);
+    struct sigaction old_orphaned;
+    (void)sigaction(PTY_SIG_ORPHANED, &sa, &old_orphaned);
     sigset_t unblock, oldmask;
     sigemptyset(&unblock);
     for (size_t i = 0; i < PTY_NSIGS; i++)
         sigaddset(&unblock, pty_sigs[i]);
+    sigaddset(&unblock, PTY_SIG_ORPHANED);
     sigprocmask(SIG_UNBLOCK, &unblock, &oldmask);
+    /* a caller that dies with its parent (parent-death signal SIGKILL, as
+     * the capsule's init does) would leave the user's terminal in raw
+     * mode: while it is raw, that death is ours to handle */
+    (void)prctl(PR_GET_PDEATHSIG, &c->pdeath, 0, 0, 0);
+    int take_pdeath = c->pdeath == SIGKILL && c->tty >= 0 && c->in >= 0;
+    if (take_pdeath)
+        (void)prctl(PR_SET_PDEATHSIG, PTY_SIG_ORPHANED, 0, 0, 0);
 
     /* the command must not reach our descriptors (the user's terminal)
      * through /proc/PID/fd or ptrace */
@@ -586,6 +766,16 @@ int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
     c->child = fork();
     if (c->child == 0)
         child_run(argv, c, slave, was_tty, o);
+    /* after the command: it must not inherit the probe as a child; and
+     * after PR_SET_DUMPABLE 0, as it holds the user's terminal too */
+    if (c->child > 0 && getpid() == 1) {
+        c->raw = c->tty >= 0 && c->in >= 0;
+        c->probe = probe_start(c);
+        if (c->probe < 0) {
+            pty_say("fork: %s (no job control)", strerror(errno));
+            c->probe = 0;
+        }
+    }
     int ret;
     if (c->child < 0) {
         pty_say("fork: %s", strerror(errno));
@@ -598,9 +788,11 @@ int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
             c->raw = c->in >= 0;
             tty_raw(c);
             relay(c);
+            probe_end(c);
             tty_restore(c);
         } else {
             wait_only(c);
+            probe_end(c);
         }
         while (!c->child_done) {            /* the relay ended early */
             handle_signals(c);
@@ -625,8 +817,11 @@ int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
         (void)close(c->master);
     if (dumpable >= 0)
         (void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+    if (take_pdeath)
+        (void)prctl(PR_SET_PDEATHSIG, c->pdeath, 0, 0, 0);
     for (size_t i = 0; i < PTY_NSIGS; i++)
         (void)sigaction(pty_sigs[i], &old[i], NULL);
+    (void)sigaction(PTY_SIG_ORPHANED, &old_orphaned, NULL);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     pty_wake_w = -1;
     (void)close(pw[0]);

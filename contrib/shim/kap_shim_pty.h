@@ -57,6 +57,17 @@ struct kap_shim_pty_opts {
  * ...), never run the caller inside the command's.  Other processes that
  * hold the user's terminal (a capsule init, a bridge started with it on
  * fd 1/2) need the same.  Not thread-safe.
+ *
+ * A caller that is pid 1 of its pid namespace cannot stop: a child of it
+ * (non-dumpable too, every signal but the stop signals and SIGCONT
+ * ignored) stays in the caller's process group while the command runs,
+ * stops and continues with the rest of the user's job, and the command
+ * is stopped and continued with it (SIGTSTP to the caller alone does
+ * nothing).  A caller whose parent-death signal is SIGKILL gets
+ * SIGRTMIN+1 instead while the user's terminal is in raw mode: on its
+ * parent's death the relay restores the terminal, kills the command and
+ * returns (128+9 when the command was killed); the parent-death signal is
+ * SIGKILL again when it returns.
  */
 int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o);
 
