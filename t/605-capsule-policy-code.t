@@ -185,15 +185,22 @@ SKIP: {
     skip 'script(1) (bsdutils) not installed: no terminal to ask on', 6 unless $script;
     $t->write_file_expand('project/.devcontainer/kap.conf',
         $policy =~ s/^network: \{/# \e]0;title\x07\e[2J a comment with escapes\nnetwork: {/mr);
-    # tty(ANSWER, kap args...): kap on a terminal (script(1)) answering ANSWER
+    # tty(ANSWER, kap args...): kap on a terminal (script(1)) answering
+    # ANSWER once it asks: typed ahead, an answer can be lost to the
+    # terminal (script forwards it at once and ends its input at EOF), so
+    # it is written only after the [y/N] prompt shows, and script's input
+    # stays open until kap is done.
     my $tty = sub {
         my ($answer, @args) = @_;
         my $cmd = join ' ', map { "'$_'" } $sh, $kap, @args;
-        my $pid = open(my $fh, '-|') // die "fork: $!";
+        pipe(my $in_r, my $in_w) or die "pipe: $!";
+        pipe(my $out_r, my $out_w) or die "pipe: $!";
+        my $pid = fork // die "fork: $!";
         if ($pid == 0) {
+            close $in_w; close $out_r;
+            open STDIN, '<&', $in_r or POSIX::_exit(127);
+            open STDOUT, '>&', $out_w or POSIX::_exit(127);
             open STDERR, '>&', \*STDOUT;
-            open my $in, '-|', 'printf', '%s\n', $answer or POSIX::_exit(127);
-            open STDIN, '<&', $in;
             chdir $proj;
             $ENV{HOME} = $home;
             $ENV{XDG_RUNTIME_DIR} = "$dir/run";
@@ -204,9 +211,24 @@ SKIP: {
             delete $ENV{XDG_STATE_HOME};
             exec('script', '-qec', $cmd, '/dev/null') or POSIX::_exit(127);
         }
-        local $/;
-        my $o = <$fh> // '';
-        close $fh;
+        close $in_r; close $out_w;
+        my ($o, $typed) = ('', 0);
+        my $end = time + kapd_tmo(60);
+        while (time < $end) {
+            my $rin = '';
+            vec($rin, fileno($out_r), 1) = 1;
+            next unless select(my $rout = $rin, undef, undef, 0.5) > 0;
+            my $n = sysread($out_r, $o, 65536, length $o);
+            last unless $n;
+            if (!$typed && $o =~ /\[y\/N\]/) {
+                syswrite($in_w, "$answer\n");
+                $typed = 1;
+            }
+        }
+        close $in_w;
+        close $out_r;
+        kill 'KILL', $pid if time >= $end;
+        waitpid($pid, 0);
         return $o;
     };
     my $o = $tty->('n', 'allow');
