@@ -22,7 +22,8 @@ $SIG{CHLD} = 'IGNORE';
 my $http = IO::Socket::IP->new(LocalHost => $http_addr, LocalPort => 80,
                                Listen => 64, ReuseAddr => 1)
     or die "world: http $http_addr:80: $!\n";
-if (!fork) {
+my $httpd = fork // die "world: fork: $!\n";
+if (!$httpd) {
     while (my $c = $http->accept) {
         next if fork;
         my $head = '';
@@ -38,6 +39,8 @@ if (!fork) {
     }
     POSIX::_exit(0);
 }
+# the demo's clean-up stops this process: the HTTP server goes with it
+$SIG{TERM} = $SIG{INT} = sub { kill 'TERM', $httpd; POSIX::_exit(0) };
 
 sub reply {
     my ($qname, $qclass, $qtype) = @_;
