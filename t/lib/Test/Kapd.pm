@@ -129,6 +129,11 @@ sub new {
     # kapd (and kap run's kapd) load modules from the build tree, never from
     # the compiled-in module directory of an earlier `make install`
     $ENV{KAPD_MODULE_PATH} //= "$builddir/.libs";
+    # a test that hangs fails (and its daemons stop, in END) instead of
+    # holding the whole suite until CI's own limit
+    my $limit = int(kapd_tmo($ENV{KAPD_TEST_FILE_LIMIT} // 600));
+    $SIG{ALRM} = sub { die "test file still running after ${limit}s: stopped\n" };
+    alarm($limit);
     my $keep = $ENV{KAPD_TEST_KEEP} ? 1 : 0;
     my $dir = File::Temp::tempdir('kapd-test-XXXXXX', TMPDIR => 1,
                                   CLEANUP => !$keep);
