@@ -48,6 +48,7 @@
 #include <sys/un.h>
 
 #include "kap_shim_pty.h"
+#include "kap_shim_say.h"
 #include "kap_shim_capsule.h"
 #include "kap_shim_connect.h"
 
@@ -68,19 +69,11 @@ static const char *prog = "kap-shim";
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+static void vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void vmsg(const char *fmt, va_list ap)
 {
-    char line[1024];
-    int n = snprintf(line, sizeof line, "%s: ", prog);
-    if (n < 0 || (size_t)n >= sizeof line)
-        n = 0;
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    size_t len = strlen(line);
-    if (len + 1 < sizeof line) {
-        line[len++] = '\n';
-    }
-    ssize_t w = write(2, line, len);
-    (void)w;
+    kap_shim_vsay(prog, fmt, ap);
 }
 
 static void die(const char *fmt, ...)

@@ -50,6 +50,7 @@
 
 #include "kap_shim_connect.h"
 #include "kap_shim_connect_reply.h"
+#include "kap_shim_say.h"
 
 #define CONN_DIAL_MS     10000     /* TCP connect to the proxy */
 #define CONN_HEAD_MS     30000     /* CONNECT answer (kapd gives 504 first) */
@@ -63,16 +64,10 @@ static void cmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void cmsg(const char *fmt, ...)
 {
-    char line[1024];
-    int n = snprintf(line, sizeof line, "kap-shim connect: ");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    kap_shim_vsay("kap-shim connect", fmt, ap);
     va_end(ap);
-    size_t len = strlen(line);
-    line[len++] = '\n';
-    ssize_t w = write(2, line, len);
-    (void)w;
 }
 
 static long long now_ms(void)

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "kap_shim_pty.h"
+#include "kap_shim_say.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -78,16 +79,10 @@ static void pty_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void pty_say(const char *fmt, ...)
 {
-    char line[512];
-    int n = snprintf(line, sizeof line, "kap-shim: ");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    kap_shim_vsay("kap-shim", fmt, ap);
     va_end(ap);
-    size_t len = strlen(line);
-    line[len++] = '\n';
-    ssize_t w = write(2, line, len);
-    (void)w;
 }
 
 static void pty_on_signal(int sig)
