@@ -6,6 +6,8 @@
  *   2026/11/29 10:00:00 [warn] 1234#*17 http_connect: message
  * Control characters in the message are escaped (\xNN) so that a peer
  * cannot forge log lines.  A line longer than KAPD_LOG_LINE_MAX is cut.
+ * While a secret is loaded (kap_secret.h), the message is passed through
+ * kap_secret_redact() before it is escaped; with none, this costs a test.
  * A failed or short write is dropped (never retried, never blocks long).
  * The file is opened relative to its directory, opened once per path, with
  * O_NOFOLLOW, and only when it is a regular file with one link
@@ -13,6 +15,7 @@
  * link or a FIFO in its place fails and the old file stays in use.
  */
 #include "kapd.h"
+#include "kapd_secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -203,6 +206,8 @@ void kap_log_error(int level, const char *module, uint64_t conn_id,
 {
     char line[KAPD_LOG_LINE_MAX];
     char msg[KAPD_LOG_LINE_MAX];
+    char red[KAPD_LOG_LINE_MAX];
+    const char *text = msg;
     struct tm tm;
     time_t now;
     size_t pos;
@@ -242,7 +247,13 @@ void kap_log_error(int level, const char *module, uint64_t conn_id,
     errno = saved;              /* so %m works in the message */
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    log_escape(line, &pos, sizeof(line) - 1, msg);
+    if (kapd_secret_nlive > 0) {
+        /* while a secret is loaded, none reaches the log (kap_secret.h) */
+        kap_secret_redact(msg, red, sizeof(red));
+        kap_secret_wipe(msg, sizeof(msg));
+        text = red;
+    }
+    log_escape(line, &pos, sizeof(line) - 1, text);
     line[pos++] = '\n';
 
     if (write(log_fd, line, pos) < 0) {
