@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "kap_shim_capsule.h"
 #include "kap_shim_pty.h"
@@ -220,6 +221,35 @@ static int wait_for(pid_t pid)
         if (errno != EINTR)
             return 125;
     return status_code(st);
+}
+
+/* kapd has bound its listeners: its sockets exist in the runtime dir */
+static int kapd_bound(const struct capsule *c)
+{
+    static const char *socks[] = { "proxy.sock", "dns.sock", "dns-tcp.sock", NULL };
+    char p[PATH_MAX];
+    for (const char **k = socks; *k; k++) {
+        snprintf(p, sizeof p, "%s/%s", c->rt, *k);
+        if (access(p, F_OK) < 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Polls until kapd has bound its listeners or exited, for at most
+ * limit_s seconds.  Returns 1 when kapd exited (and was reaped). */
+static int kapd_wait_bound(const struct capsule *c, pid_t kapd, int limit_s)
+{
+    struct timespec step = { 0, 10 * 1000 * 1000 };
+    for (long i = 0; i < limit_s * 100L; i++) {
+        int st;
+        if (waitpid(kapd, &st, WNOHANG) == kapd)
+            return 1;
+        if (kapd_bound(c))
+            return 0;
+        (void)nanosleep(&step, NULL);
+    }
+    return 0;
 }
 
 /* ---- root callers: a user namespace for the command ------------------- */
@@ -785,21 +815,21 @@ out:
     if (kapd > 0) {
         /* a kapd that has not bound its listeners yet has nothing to
          * finish (a short command can end first): no graceful stop */
-        char p[PATH_MAX];
-        int bound = 1;
-        static const char *socks[] = { "proxy.sock", "dns.sock", "dns-tcp.sock", NULL };
-        for (const char **k = socks; *k; k++) {
-            snprintf(p, sizeof p, "%s/%s", c.rt, *k);
-            if (access(p, F_OK) < 0)
-                bound = 0;
-        }
+        int bound = kapd_bound(&c);
         /* KAP_KAPD_GRACEFUL=1 (contrib/valgrind-check): always the
-         * graceful stop, so that a slow kapd still reports on exit */
+         * graceful stop, so that a slow kapd still reports on exit; and
+         * only once kapd has bound its listeners (or exited): a SIGTERM
+         * in valgrind's own start-up ends it before it can summarize */
         const char *g = getenv("KAP_KAPD_GRACEFUL");
-        if (g != NULL && strcmp(g, "1") == 0)
+        if (g != NULL && strcmp(g, "1") == 0) {
+            if (!bound && kapd_wait_bound(&c, kapd, 60))
+                kapd = -1;
             bound = 1;
-        kill(kapd, bound ? SIGTERM : SIGKILL);
-        (void)wait_for(kapd);
+        }
+        if (kapd > 0) {
+            kill(kapd, bound ? SIGTERM : SIGKILL);
+            (void)wait_for(kapd);
+        }
     }
     git_after(&c, had);
     if (c.keep)
