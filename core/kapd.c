@@ -41,7 +41,8 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-"usage: kapd [-dtTVh] [-c file] [-g file] [-p prefix] [--ready-fd N]\n"
+"usage: kapd [-dtTVh] [-c file] [-g file] [-p prefix] [--observe]\n"
+"            [--ready-fd N]\n"
 "  -c file    configuration file (default " KAPD_SYSCONFDIR "/kap/kap.conf;\n"
 "             relative to the prefix when -p is given)\n"
 "  -g file    global configuration merged under -c's (e.g. ~/.kap/kap.conf):\n"
@@ -53,6 +54,9 @@ usage(FILE *out)
 "  -T         test the configuration, dump it and its chains, and exit\n"
 "  -V         show version, module ABI and modules, and exit\n"
 "  -h         this help\n"
+"  --observe  observe mode whatever the configuration says (as\n"
+"             kapd.policy.observe = true): denials are allowed and audited\n"
+"             as \"observed\"; DNS and the address deny set still filter\n"
 "  --ready-fd N  write \"ready\\n\" to the inherited descriptor N once every\n"
 "             listener is bound, then close it (for a parent that waits)\n"
 "signals: HUP reload, TERM/INT graceful stop (twice: at once), USR1 reopen logs\n"
@@ -428,6 +432,7 @@ main(int argc, char **argv)
 
     static const struct option longopts[] = {
         { "ready-fd", required_argument, NULL, 'R' },
+        { "observe", no_argument, NULL, 'O' },
         { NULL, 0, NULL, 0 }
     };
     long ready_fd = -1;
@@ -448,6 +453,7 @@ main(int argc, char **argv)
             (void) fcntl((int) ready_fd, F_SETFD, FD_CLOEXEC);
             break;
         }
+        case 'O': kapd.observe = 1; break;
         case 'c': conf = optarg; conf_given = 1; break;
         case 'g': kapd.global_path = optarg; break;
         case 'p': prefix = optarg; break;

@@ -76,6 +76,8 @@ struct kapd_core_conf {
     const char  **policy_chain;  /* NULL: load order */
     const char  **audit_chain;   /* NULL: load order */
     int           policy_default;/* KAP_DENY (default) or KAP_ALLOW */
+    int           policy_observe;/* kapd.policy.observe: denies become
+                                    "observed" allows (kapd_chain.c) */
     const char   *error_log;     /* path, or NULL/"stderr" */
     int           log_level;
     const char  **debug;         /* module names with debug logging */
@@ -119,6 +121,7 @@ struct kapd_state {
     struct kap_gen  *current;
     const char      *conf_path;
     const char      *global_path;   /* -g: merged under conf_path, or NULL */
+    int              observe;       /* --observe: every generation observes */
     const char      *prefix;
     int              shutting_down;
     int              daemonize;
@@ -163,6 +166,14 @@ extern const struct kap_module kapd_audit_log_module;   /* kapd_audit_log.c */
 /* kapd_chain.c ----------------------------------------------------------- */
 /* Flatten policy and audit chains of gen per request kind. */
 int  kapd_chain_build(struct kap_gen *gen, struct kap_err *err);
+/*
+ * The deny-set check behind `network`'s answer to KAP_REQ_ADDR
+ * (kapd_network.c): KAP_OK (may dial) or KAP_DECLINED (must not), *why a
+ * static string.  For unit tests; modules ask a KAP_REQ_ADDR question.
+ */
+int kapd_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
+                            const char **why);
+
 /* index of a kind bit (0..KAPD_NKINDS-1) */
 int  kapd_kind_index(uint32_t kind);
 

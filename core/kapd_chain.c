@@ -22,13 +22,26 @@
 
 /* a request as the core allocates it: the public part first */
 struct kapd_req {
-    struct kap_req r;
-    ev_timer       resume;      /* runs the chain again after a resume */
+    struct kap_req     r;
+    ev_timer           resume;  /* runs the chain again after a resume */
+    size_t             cursor;  /* next hook of the chain */
+    int                pending; /* a hook is waiting (KAP_AGAIN) */
+    int                audited; /* the decision went to the audit chain */
+    int                refused; /* KAP_REFUSE: observe does not lift it */
+    kap_policy_done_fn done;
+    void              *done_data;
 };
 
+#define KAPD_REQ(r) ((struct kapd_req *) (r))
+
 static const char *const kind_names[KAPD_NKINDS] = {
-    "connect", "http", "dns", "mcp_list", "mcp_call", "cli", "test"
+    "connect", "http", "dns", "mcp_list", "mcp_call", "cli", "test", "addr",
+    "first"
 };
+
+/* follow-up checks of a request that was allowed: their allows are not
+ * audited (the request's own decision was), their denies are */
+#define KAPD_KINDS_FOLLOW_UP (KAP_REQ_ADDR | KAP_REQ_FIRST)
 
 int
 kapd_kind_index(uint32_t kind)
@@ -177,9 +190,9 @@ req_cleanup(void *data)
 
     if (ev_is_active(&q->resume))
         ev_timer_stop(kap_loop(), &q->resume);
-    if (r->pending && r->hook_cancel != NULL)
+    if (q->pending && r->hook_cancel != NULL)
         r->hook_cancel(r);
-    r->pending = 0;
+    q->pending = 0;
     r->hook_cancel = NULL;
     r->hook_data = NULL;
     r->magic = 0;
@@ -224,20 +237,78 @@ kap_req_decide(struct kap_req *r, int verdict, const char *decided_by,
 {
     if (r == NULL || r->magic != KAP_REQ_MAGIC)
         return;
+    KAPD_REQ(r)->refused = verdict == KAP_REFUSE;
     r->verdict = verdict == KAP_ALLOW ? KAP_ALLOW
-               : verdict == KAP_DENY ? KAP_DENY : KAP_VERDICT_NONE;
+               : verdict == KAP_DENY || verdict == KAP_REFUSE ? KAP_DENY
+               : KAP_VERDICT_NONE;
     r->decided_by = decided_by ? kap_pstrdup(r->pool, decided_by) : NULL;
     r->reason = reason ? kap_pstrdup(r->pool, reason) : NULL;
+}
+
+const char *
+kap_req_attr(const struct kap_req *r, const char *name)
+{
+    size_t i;
+
+    if (r == NULL || name == NULL)
+        return NULL;
+    for (i = 0; i < r->nattrs; i++)
+        if (r->attrs[i].name != NULL && strcmp(r->attrs[i].name, name) == 0)
+            return r->attrs[i].value;
+    return NULL;
+}
+
+/* observe mode: a deny becomes an allow that says what it would have
+ * been, unless it is a refusal or the asker keeps filtering */
+static void
+observe(struct kap_req *r)
+{
+    const char *why = r->reason ? r->reason : "denied";
+    char *reason;
+
+    /* the address deny set protects the sidecar, the host and the
+       metadata service, not a domain list: never lifted */
+    if (!r->gen->core.policy_observe || r->verdict != KAP_DENY
+        || KAPD_REQ(r)->refused || r->kind == KAP_REQ_ADDR)
+        return;
+    if (r->flags & KAP_REQ_F_FILTER) {
+        reason = kap_psprintf(r->pool, "observe mode: %s stays filtered: %s",
+                              kap_req_kind_name(r->kind), why);
+        if (reason != NULL)
+            r->reason = reason;
+        return;
+    }
+    reason = kap_psprintf(r->pool, "observe: would deny: %s", why);
+    if (reason == NULL)
+        return;         /* fail closed: stays denied */
+    r->reason = reason;
+    r->verdict = KAP_ALLOW;
+    r->observed = 1;
 }
 
 static void
 finish(struct kap_req *r)
 {
+    struct kapd_req *q = KAPD_REQ(r);
     struct kap_audit_event ev;
+    struct kap_audit_field f[8];
+    size_t i, nf = 0;
 
-    if (r->audited)
+    if (q->audited)
         return;
-    r->audited = 1;
+    q->audited = 1;
+    observe(r);
+    if ((r->kind & KAPD_KINDS_FOLLOW_UP) && r->verdict == KAP_ALLOW
+        && !r->observed)
+        return;
+    for (i = 0; i < r->nattrs && nf < sizeof(f) / sizeof(f[0]); i++) {
+        if (r->attrs[i].name == NULL || r->attrs[i].value == NULL)
+            continue;
+        f[nf].name = r->attrs[i].name;
+        f[nf].str = r->attrs[i].value;
+        f[nf].num = 0;
+        nf++;
+    }
     memset(&ev, 0, sizeof(ev));
     ev.ts = kap_now();
     ev.kind = r->kind;
@@ -254,9 +325,23 @@ finish(struct kap_req *r)
     ev.client = r->client;
     ev.conn_id = r->conn ? r->conn->id : 0;
     ev.gen_id = r->gen ? r->gen->id : 0;
-    ev.fields = NULL;
-    ev.nfields = 0;
+    ev.fields = nf ? f : NULL;
+    ev.nfields = nf;
     kap_audit_emit(r->gen, &ev);
+}
+
+void
+kap_req_refuse(struct kap_req *r, const char *reason)
+{
+    struct kapd_req *q = KAPD_REQ(r);
+
+    if (r == NULL || r->magic != KAP_REQ_MAGIC || q->pending || q->audited)
+        return;
+    kap_req_decide(r, KAP_REFUSE, r->asked_by, reason);
+    r->observed = 0;
+    if (r->decided_by == NULL)
+        r->decided_by = "core";
+    finish(r);
 }
 
 static void
@@ -267,6 +352,7 @@ deny_error(struct kap_req *r, const char *module, const char *why)
             kap_req_kind_name(r->kind), r->subject, why);
     r->verdict = KAP_DENY;
     r->observed = 0;
+    KAPD_REQ(r)->refused = 1;       /* an error is never "observed" */
     r->decided_by = module ? module : "core";
     r->reason = "policy error";
 }
@@ -275,6 +361,7 @@ deny_error(struct kap_req *r, const char *module, const char *why)
 static int
 run_chain(struct kap_req *r)
 {
+    struct kapd_req *q = KAPD_REQ(r);
     struct kap_gen *gen = r->gen;
     const struct kapd_chain *c;
     int ki = kapd_kind_index(r->kind);
@@ -285,22 +372,23 @@ run_chain(struct kap_req *r)
         return KAP_OK;
     }
     c = &gen->policy[ki];
-    while (r->cursor < c->n) {
-        const struct kapd_chain_entry *e = &c->v[r->cursor];
+    while (q->cursor < c->n) {
+        const struct kapd_chain_entry *e = &c->v[q->cursor];
         const char *name = e->gm->mod->name;
         int rc = e->hook->policy(r, e->gm->conf);
 
         if (rc == KAP_AGAIN)
             return KAP_AGAIN;
         /* a resume this hook asked for before answering is void now */
-        if (ev_is_active(&((struct kapd_req *) r)->resume))
-            ev_timer_stop(kap_loop(), &((struct kapd_req *) r)->resume);
+        if (ev_is_active(&q->resume))
+            ev_timer_stop(kap_loop(), &q->resume);
         r->hook_data = NULL;
         r->hook_cancel = NULL;
         if (rc == KAP_DECLINED) {
             r->verdict = KAP_VERDICT_NONE;
             r->observed = 0;
-            r->cursor++;
+            KAPD_REQ(r)->refused = 0;
+            q->cursor++;
             continue;
         }
         if (rc == KAP_OK && (r->verdict == KAP_ALLOW
@@ -330,28 +418,45 @@ run_chain(struct kap_req *r)
 int
 kap_policy_check(struct kap_req *r, kap_policy_done_fn done, void *data)
 {
+    struct kapd_req *q = KAPD_REQ(r);
+
     if (r == NULL || r->magic != KAP_REQ_MAGIC) {
         KAP_LOG(KAP_LOG_ALERT, NULL, 0, "kap_policy_check: invalid request");
         return KAP_OK;  /* nothing to decide on; r->verdict stays unset */
     }
-    if (r->pending) {
+    if (q->pending) {
         KAP_LOG(KAP_LOG_ALERT, r->asked_by, r->conn ? r->conn->id : 0,
                 "kap_policy_check while a check of the same request is "
                 "pending");
         return KAP_AGAIN;
     }
-    r->done = done;
-    r->done_data = data;
-    r->cursor = 0;
+    q->done = done;
+    q->done_data = data;
+    q->cursor = 0;
+    q->refused = 0;
     r->verdict = KAP_VERDICT_NONE;
     r->observed = 0;
     r->decided_by = NULL;
     r->reason = NULL;
-    r->audited = 0;
+    q->audited = 0;
     r->hook_data = NULL;
     r->hook_cancel = NULL;
     if (run_chain(r) == KAP_AGAIN) {
-        r->pending = 1;
+        if (done == NULL) {
+            /* the asker cannot wait: cancel the hook, fail closed */
+            if (ev_is_active(&q->resume))
+                ev_timer_stop(kap_loop(), &q->resume);
+            if (r->hook_cancel != NULL)
+                r->hook_cancel(r);
+            r->hook_cancel = NULL;
+            r->hook_data = NULL;
+            deny_error(r, NULL, "policy answer needed at once");
+            r->reason = "a policy hook wanted to wait; this question "
+                        "needs an answer at once";
+            finish(r);
+            return KAP_OK;
+        }
+        q->pending = 1;
         return KAP_AGAIN;
     }
     return KAP_OK;
@@ -367,19 +472,19 @@ resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void) loop;
     (void) revents;
-    if (!r->pending)
+    if (!q->pending)
         return;
     if (run_chain(r) == KAP_AGAIN)
         return;
-    r->pending = 0;
-    if (r->done != NULL)
-        r->done(r, r->done_data);   /* may free r */
+    q->pending = 0;
+    if (q->done != NULL)
+        q->done(r, q->done_data);   /* may free r */
 }
 
 void
 kap_policy_resume(struct kap_req *r)
 {
-    struct kapd_req *q = (struct kapd_req *) r;
+    struct kapd_req *q = KAPD_REQ(r);
 
     if (r == NULL || r->magic != KAP_REQ_MAGIC)
         return;

@@ -804,7 +804,8 @@ static const char *const kapd_keys[] = {
     "debug", "pid_file", "shutdown_grace", "reload_check", "user",
     "unix_mode", NULL
 };
-static const char *const policy_keys[] = { "chain", "default", NULL };
+static const char *const policy_keys[] = { "chain", "default", "observe",
+                                            NULL };
 static const char *const audit_keys[] = { "chain", NULL };
 
 /* a list/array of strings, or one string, into a NULL-terminated array */
@@ -934,6 +935,11 @@ parse_kapd_group(struct kap_gen *gen, const config_setting_t *g,
             return KAP_ERROR;
         if (rc == KAP_OK)
             cc->policy_default = d == 1 ? KAP_ALLOW : KAP_DENY;
+        if (kap_conf_get_bool(s, "observe", &cc->policy_observe, err)
+            == KAP_ERROR)
+            return KAP_ERROR;
+        if (kapd.observe)
+            cc->policy_observe = 1;     /* --observe wins */
     }
     if ((s = config_setting_get_member(g, "audit")) != NULL) {
         config_setting_t *c;
@@ -1193,6 +1199,7 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     if (mainpath != NULL && (prefix == NULL || prefix[0] == '\0'))
         gen->prefix = default_prefix(pool, mainpath);
     gen->core.policy_default = KAP_DENY;
+    gen->core.policy_observe = kapd.observe;
     gen->core.shutdown_grace = KAPD_DEFAULT_GRACE;
     gen->core.reload_check = KAPD_DEFAULT_RELOAD_CHECK;
     gen->core.log_level = KAP_LOG_NOTICE;
@@ -1700,7 +1707,8 @@ kapd_gen_dump(struct kap_gen *gen)
 {
     static const uint32_t kinds[] = {
         KAP_REQ_CONNECT, KAP_REQ_HTTP, KAP_REQ_DNS, KAP_REQ_MCP_LIST,
-        KAP_REQ_MCP_CALL, KAP_REQ_CLI, KAP_REQ_TEST
+        KAP_REQ_MCP_CALL, KAP_REQ_CLI, KAP_REQ_TEST, KAP_REQ_ADDR,
+        KAP_REQ_FIRST
     };
     struct kapd_conf_file *f;
     size_t i, k;
@@ -1729,6 +1737,8 @@ kapd_gen_dump(struct kap_gen *gen)
     print_names("module_path", gen->core.module_path);
     printf("#   policy.default: %s\n",
            gen->core.policy_default == KAP_ALLOW ? "allow" : "deny");
+    printf("#   policy.observe: %s\n",
+           gen->core.policy_observe ? "true" : "false");
     printf("#   error_log: %s\n",
            gen->core.error_log ? gen->core.error_log : "stderr");
     printf("#   log_level: %s\n", kapd_log_level_name(gen->core.log_level));

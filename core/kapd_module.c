@@ -28,8 +28,35 @@
 
 static struct kapd_modref *modrefs;     /* every loaded module */
 
-/* the size of struct kap_module at ABI 1.0 */
-#define KAPD_MODULE_V1_SIZE sizeof(struct kap_module)
+/*
+ * struct kap_module as it was at ABI 2.0, frozen: the smallest size a
+ * module of this major may declare.  A minor release appends fields to
+ * struct kap_module (before spare); this copy never changes, so a 2.0
+ * module stays loadable by a 2.N core.
+ */
+struct kapd_module_2_0 {
+    uint32_t magic;
+    uint16_t abi_major, abi_minor;
+    uint32_t size;
+    const char *build_sig, *name, *version;
+    uint32_t flags;
+    void *(*conf_create)(void);
+    int (*conf_parse)(void);
+    int (*conf_check)(void);
+    int (*startup)(void);
+    int (*init)(void);
+    void (*fini)(void);
+    void (*shutdown)(void);
+    const void *listener, *hooks;
+    void (*status)(void);
+    uintptr_t spare[8];
+};
+#define KAPD_MODULE_V1_SIZE sizeof(struct kapd_module_2_0)
+#if KAP_ABI_MAJOR == 2 && KAP_ABI_MINOR == 0
+_Static_assert(sizeof(struct kap_module) == sizeof(struct kapd_module_2_0),
+               "struct kap_module changed: bump the ABI minor (appended "
+               "fields) or major, and keep struct kapd_module_2_0 frozen");
+#endif
 
 static const char *const first_party[] = {
     "http_connect", "dns", "mcp", "cli", "remote", NULL

@@ -1,13 +1,13 @@
 /*
  * kapd_network.c -- the built-in `network` module: the domain allowlist
  * policy shared by http_connect (CONNECT, plain HTTP) and dns, and the
- * resolved-address check (kap_network_addr_check) they run before they
- * dial or answer.
+ * answers to the two follow-up questions about an allowed request: may
+ * this resolved address be dialled or answered (KAP_REQ_ADDR), and do
+ * these first bytes of a tunnel go where the CONNECT said (KAP_REQ_FIRST).
  *
  *   network = {
  *     allow = [ "github.com", "*.githubusercontent.com", "github.com:22" ];
  *     deny  = [ "gist.github.com" ];
- *     observe = false;          # allow everything, log what would be denied
  *     ports = [ 80, 443 ];      # ports of an allow rule that lists none
  *     deny_addresses = [ "172.17.0.1" ];   # e.g. the Docker gateway
  *   };
@@ -17,7 +17,13 @@
  * file:line and a lookup never allocates.  Everything lives in the
  * generation pool.
  *
- * Address check order (kap_network_addr_check):
+ * Names (connect, http, dns): an allow rule covering name and port
+ * allows; a deny rule, or an allow rule for the name but not the port,
+ * denies; a malformed name or literal is refused (KAP_REFUSE: observe
+ * mode does not lift it); a name no rule mentions is DECLINED, so that
+ * later hooks and kapd.policy.default (deny) decide it.
+ *
+ * Address check order (kapd_network_addr_check, KAP_REQ_ADDR):
  *   1. network.deny_addresses, or a network.deny address rule -> refused;
  *   2. this host's own interface addresses and its default gateways (in a
  *      sidecar: the Docker bridge gateway, i.e. the host) -> refused,
@@ -30,13 +36,10 @@
  *      rule that merely covers a denied range does not open it;
  *   4. the built-in deny set (kap_addr_is_denied) -> refused;
  *   5. anything else is allowed.
- * A name rule never lets a name resolve into the deny set.
+ * A name rule never lets a name resolve into the deny set.  Address and
+ * first-bytes questions are always decided here, never declined.
  *
- * Observe mode turns every policy deny into an allow with r->observed set
- * and a reason "observe: would deny: ..." -- except names and literals
- * that are malformed, which stay denied (they are protocol errors, not
- * policy).  It does not change kap_network_addr_check(); modules that
- * want observe to cover addresses too ask kap_network_observe().
+ * Observe mode is the core's (kapd.policy.observe, kapd_chain.c).
  */
 #include "kapd.h"
 
@@ -44,14 +47,17 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <kapd/kap_addr.h>
+#include <kapd/kap_tls.h>
 #include "kapd_match.h"
 
-#define NETWORK_KINDS (KAP_REQ_CONNECT | KAP_REQ_HTTP | KAP_REQ_DNS)
+#define NETWORK_KINDS (KAP_REQ_CONNECT | KAP_REQ_HTTP | KAP_REQ_DNS \
+                       | KAP_REQ_ADDR | KAP_REQ_FIRST)
 
 struct network_cidr {
     struct sockaddr_storage ss;       /* AF_INET or AF_INET6 */
@@ -61,7 +67,6 @@ struct network_cidr {
 
 struct network_conf {
     struct kapd_match   *match;       /* allow + deny rules */
-    int                  observe;     /* -1 unset */
     int                  ports_set;
     uint16_t             ports[KAPD_MATCH_MAX_PORTS];
     size_t               nports;
@@ -81,9 +86,6 @@ network_conf_create(struct kap_gen *gen)
 {
     struct network_conf *conf = kap_palloc(kap_gen_pool(gen), sizeof(*conf));
 
-    if (conf == NULL)
-        return NULL;
-    conf->observe = -1;
     return conf;
 }
 
@@ -142,16 +144,20 @@ network_conf_parse(struct kap_gen *gen, void *vconf,
     struct network_conf    *conf = vconf;
     struct kap_pool        *pool = kap_gen_pool(gen);
     const config_setting_t *list;
-    int                     i, n, rc;
+    int                     i, n;
 
     if (group == NULL)
         return KAP_OK;
     if (kap_conf_check_keys(group, network_keys, err) != KAP_OK)
         return KAP_ERROR;
 
-    rc = kap_conf_get_bool(group, "observe", &conf->observe, err);
-    if (rc == KAP_ERROR)
+    if (config_setting_get_member(group, "observe") != NULL) {
+        kap_err_at(err, config_setting_get_member(group, "observe"),
+                   "network.observe is now kapd.policy.observe (one observe "
+                   "mode for every module): write kapd = { policy = { "
+                   "observe = true; }; };");
         return KAP_ERROR;
+    }
 
     list = network_list(group, "ports", err);
     if (err->set)
@@ -395,8 +401,6 @@ network_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
     struct network_conf *conf = vconf;
     struct kap_pool     *pool = kap_gen_pool(gen);
 
-    if (conf->observe < 0)
-        conf->observe = 0;
     if (conf->match == NULL) {
         conf->match = kapd_match_create(pool);
         if (conf->match == NULL) {
@@ -411,29 +415,6 @@ network_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
         return KAP_ERROR;
     }
     return network_own_addrs(pool, conf, err);
-}
-
-static int
-network_policy(struct kap_req *r, void *vconf)
-{
-    struct network_conf     *conf = vconf;
-    struct kapd_match_result res;
-    char                     reason[640], obs[700];
-    int                      verdict;
-
-    verdict = kapd_match_lookup(conf->match, r->subject, r->port, &res);
-    kapd_match_reason(&res, r->port, reason, sizeof(reason));
-    if (verdict != KAP_ALLOW && conf->observe > 0
-        && res.why != KAPD_MATCH_INVALID_NAME
-        && res.why != KAPD_MATCH_INVALID_ADDR) {
-        snprintf(obs, sizeof(obs), "observe: would deny: %s", reason);
-        kap_req_decide(r, KAP_ALLOW, "network", obs);
-        r->observed = 1;
-        return KAP_OK;
-    }
-    kap_req_decide(r, verdict == KAP_ALLOW ? KAP_ALLOW : KAP_DENY, "network",
-                   reason);
-    return KAP_OK;
 }
 
 /* Is the address of sa (v4, or v6 with mapped v4 unwrapped) in c? */
@@ -467,8 +448,8 @@ network_cidr_has(const struct network_cidr *c, const struct sockaddr *sa)
 }
 
 int
-kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
-                       const char **why)
+kapd_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
+                        const char **why)
 {
     struct network_conf     *conf = NULL;
     struct kapd_match_result res;
@@ -555,15 +536,149 @@ kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
     return KAP_OK;
 }
 
-int
-kap_network_observe(struct kap_gen *gen)
-{
-    struct network_conf *conf;
+/* ---- the policy hook -------------------------------------------------- */
 
-    if (gen == NULL)
-        return 0;
-    conf = kap_gen_module_conf(gen, "network");
-    return conf != NULL && conf->observe > 0;
+static int
+network_name(struct kap_req *r, struct network_conf *conf)
+{
+    struct kapd_match_result res;
+    char                     reason[640];
+    int                      verdict;
+
+    verdict = kapd_match_lookup(conf->match, r->subject, r->port, &res);
+    if (verdict == KAP_ALLOW) {
+        kapd_match_reason(&res, r->port, reason, sizeof(reason));
+        kap_req_decide(r, KAP_ALLOW, "network", reason);
+        return KAP_OK;
+    }
+    if (res.why == KAPD_MATCH_NOT_LISTED)
+        return KAP_DECLINED;
+    kapd_match_reason(&res, r->port, reason, sizeof(reason));
+    kap_req_decide(r, res.why == KAPD_MATCH_INVALID_NAME
+                      || res.why == KAPD_MATCH_INVALID_ADDR ? KAP_REFUSE
+                                                            : KAP_DENY,
+                   "network", reason);
+    return KAP_OK;
+}
+
+/* canonical address text (kap_addr_to_text) and a port into ss */
+static int
+addr_from_text(const char *text, uint16_t port, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in  *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+    if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        return KAP_OK;
+    }
+    if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        return KAP_OK;
+    }
+    return KAP_ERROR;
+}
+
+static int
+network_addr(struct kap_req *r)
+{
+    struct sockaddr_storage ss;
+    const char *host = kap_req_attr(r, "host");
+    const char *w = NULL;
+    char reason[600];
+
+    memset(&ss, 0, sizeof(ss));
+    if (addr_from_text(r->subject, r->port, &ss) != KAP_OK) {
+        snprintf(reason, sizeof(reason), "not an IP address: %.200s",
+                 r->subject);
+        kap_req_decide(r, KAP_REFUSE, "network", reason);
+        return KAP_OK;
+    }
+    if (kapd_network_addr_check(r->gen, (struct sockaddr *)&ss, &w)
+        == KAP_OK) {
+        kap_req_decide(r, KAP_ALLOW, "network", NULL);
+        return KAP_OK;
+    }
+    if (host != NULL)
+        snprintf(reason, sizeof(reason), "%.256s resolves to %s (%s)",
+                 host, r->subject, w ? w : "denied address");
+    else
+        snprintf(reason, sizeof(reason), "%s is a denied address (%s)",
+                 r->subject, w ? w : "denied address");
+    kap_req_decide(r, KAP_DENY, "network", reason);
+    return KAP_OK;
+}
+
+/* The first bytes of a tunnel must go where the CONNECT said. */
+static int
+network_first(struct kap_req *r)
+{
+    const char *first = kap_req_attr(r, "first");
+    const char *sni = kap_req_attr(r, "sni");
+    const char *tls = kap_req_attr(r, "tls");
+    const char *hh = kap_req_attr(r, "http_host");
+    const char *error = kap_req_attr(r, "error");
+    const char *req = kap_req_attr(r, "sni_required");
+    const char *lit = kap_req_attr(r, "literal");
+    char why[400];
+
+    if (first == NULL)
+        first = "other";
+    if (strcmp(first, "ssh") == 0) {
+        kap_req_decide(r, KAP_ALLOW, "network", NULL);
+        return KAP_OK;
+    }
+    if (strcmp(first, "http") == 0) {
+        if (hh != NULL && kap_tls_host_eq(hh, r->subject)) {
+            kap_req_decide(r, KAP_ALLOW, "network", NULL);
+            return KAP_OK;
+        }
+        snprintf(why, sizeof(why), "HTTP Host mismatch: %.256s",
+                 hh ? hh : "(none)");
+    } else if (strcmp(first, "tls") == 0) {
+        if (sni != NULL) {
+            if (kap_tls_host_eq(sni, r->subject)) {
+                kap_req_decide(r, KAP_ALLOW, "network", NULL);
+                return KAP_OK;
+            }
+            snprintf(why, sizeof(why), "SNI mismatch: %.256s", sni);
+        } else if (tls != NULL && strcmp(tls, "no_sni") == 0) {
+            if ((req == NULL || strcmp(req, "1") != 0)
+                || (lit != NULL && strcmp(lit, "1") == 0)) {
+                kap_req_decide(r, KAP_ALLOW, "network", NULL);
+                return KAP_OK;
+            }
+            snprintf(why, sizeof(why), "TLS without SNI");
+        } else if (tls != NULL && strcmp(tls, "multi_sni") == 0) {
+            snprintf(why, sizeof(why), "TLS with several server names");
+        } else if (tls != NULL && strcmp(tls, "ech") == 0) {
+            snprintf(why, sizeof(why), "TLS with encrypted ClientHello "
+                     "(ECH/ESNI)");
+        } else {
+            snprintf(why, sizeof(why), "invalid TLS ClientHello: %.256s",
+                     error ? error : "unparsable");
+        }
+    } else {
+        snprintf(why, sizeof(why), "not TLS, SSH or HTTP: %.256s",
+                 error ? error : "unrecognised");
+    }
+    kap_req_decide(r, KAP_DENY, "network", why);
+    return KAP_OK;
+}
+
+static int
+network_policy(struct kap_req *r, void *vconf)
+{
+    switch (r->kind) {
+    case KAP_REQ_ADDR:
+        return network_addr(r);
+    case KAP_REQ_FIRST:
+        return network_first(r);
+    default:
+        return network_name(r, vconf);
+    }
 }
 
 static void
@@ -572,9 +687,8 @@ network_status(struct kap_gen *gen, void *vconf, struct kap_buf *out)
     struct network_conf *conf = vconf;
 
     (void)gen;
-    kap_buf_printf(out, "network: %zu rules, %zu deny_addresses, observe %s",
-                   kapd_match_count(conf->match), conf->ndeny_addrs,
-                   conf->observe > 0 ? "on" : "off");
+    kap_buf_printf(out, "network: %zu rules, %zu deny_addresses",
+                   kapd_match_count(conf->match), conf->ndeny_addrs);
 }
 
 static const struct kap_hook network_hooks[] = {

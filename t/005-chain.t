@@ -16,7 +16,7 @@ use JSON::PP;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
-$t->plan(33);
+$t->plan(34);
 
 sub conf {
     my ($answer, $chain) = @_;
@@ -30,7 +30,7 @@ kapd: {
 };
 network: {
     allow = ["github.com", "*.github.com", "gitlab.test:22"];
-    deny = ["gist.github.com"];
+    deny = ["gist.github.com", "blocked.test"];
 };
 audit_log: { path = "audit.jsonl"; };
 test_hooks: {
@@ -111,8 +111,10 @@ $t->write_conf(conf('deny', '"network", "test_hooks"'));
 like($t->reload // '', qr/reloaded/, 'reload: network first');
 like(ask('www.github.com', 'connect', 443), qr/^ALLOW network\b/,
      'network first: its allow wins over test_hooks deny');
-like(ask('other.test', 'connect', 443), qr/^DENY network\b/,
-     'network first: its deny ends the chain');
+like(ask('blocked.test', 'connect', 443), qr/^DENY network\b/,
+     'network first: its deny rule ends the chain');
+like(ask('other.test', 'connect', 443), qr/^DENY test_hooks\b/,
+     'network first: a name no rule mentions goes on to the next hook');
 
 # -- the audit log: one decision line per CHECK -------------------------------------
 my @lines;

@@ -20,12 +20,11 @@ kapd: {
     load = ["test_hooks"];
     module_path = ["%%MODULE_PATH%%"];
     error_log = "error.log";
-    policy: { chain = ["test_hooks", "network"]; };
+    policy: { chain = ["test_hooks", "network"]; observe = false; };
 };
 network: {
     allow = ["github.com", "*.github.com"];
     deny = ["gist.github.com"];
-    observe = false;
 };
 test_hooks: {
     listen = "127.0.0.1:%%PORT_hooks%%";
@@ -34,10 +33,10 @@ test_hooks: {
 };
 EOF
 my $global = <<'EOF';
+kapd: { policy: { observe = true; }; };
 network: {
     allow = ["github.com", "*.corp.test", "artifactory.corp.test"];
     deny = ["bad.corp.test"];
-    observe = true;
 };
 audit_log: { path = "global-audit.jsonl"; };
 EOF
@@ -56,7 +55,7 @@ like(ask('artifactory.corp.test'), qr/^ALLOW network/,
 like(ask('x.y.corp.test'), qr/^ALLOW network/, 'global wildcard concatenated');
 like(ask('gist.github.com'), qr/^DENY network/, 'project deny kept');
 like(ask('bad.corp.test'), qr/^DENY network/, 'global deny concatenated');
-like(ask('example.org'), qr/^DENY network/,
+like(ask('example.org'), qr/^DENY default/,
      'project observe=false wins over the global observe=true');
 ok(-s $t->path('global-audit.jsonl'),
    'a group only the global file has (audit_log) is used');

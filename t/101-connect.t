@@ -189,7 +189,10 @@ like($st, qr{^HTTP/1\.1 (200|502) }, 'listed IPv6 literal passes the policy');
 # -- resolved addresses: refused before any connect -------------------------------
 for my $n (qw/rebind-lo rebind-meta rebind-10 rebind-v6 rebind-mix/) {
     ($s, $st) = connect_to("$n.example:$tport");
-    like($st, qr{^HTTP/1\.1 502 }, "$n: allowed name with a denied address: 502");
+    like($st, qr{^HTTP/1\.1 403 }, "$n: allowed name with a denied address: 403");
+    my ($body) = read_some($s, 4096, 2);
+    like($body, qr{\Q$n.example\E resolves to \S+ \(},
+         "$n: the 403 says which address and why");
 }
 is($trap->count, 0, 'no connection ever reached the denied addresses');
 ($s, $st) = connect_to("v6.example:$eport");
@@ -304,6 +307,11 @@ ok(grep({ ($_->{reason} // '') =~ /several server names/ } @den), 'several names
 ok(grep({ ($_->{reason} // '') =~ /ECH/ } @den), 'ECH audited');
 ok(grep({ ($_->{reason} // '') =~ /rebind-meta\.example resolves to 169\.254\.169\.254/ } @den),
    'metadata address audited');
+my @addr = grep { ($_->{kind} // '') eq 'addr' && ($_->{subject} // '') eq '169.254.169.254' } @den;
+is(scalar @addr, 1, 'the address question: one decision, kind addr, subject the address');
+ok(@addr && ($addr[0]{host} // '') eq 'rebind-meta.example'
+   && ($addr[0]{decided_by} // '') eq 'network',
+   'with the name it came from (host) and who decided (network)');
 ok(grep({ ($_->{subject} // '') eq '127.0.0.3' } @den), 'IP literal audited in canonical form');
 ok(grep({ ($_->{reason} // '') =~ /handshake timeout/ } @den), 'handshake timeout audited');
 ok(!grep({ !defined $_->{reason} || $_->{reason} eq '' } @den), 'every denial has a reason');

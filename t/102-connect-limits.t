@@ -31,11 +31,11 @@ my $echo = Test::Kapd::FakeBanner->new($t, port => $eport, addr => '127.0.0.2',
     name => 'echo', banner => '');
 
 my $conf = <<'EOF';
-kapd: { load = ["http_connect"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info"; };
+kapd: { load = ["http_connect"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info";
+        policy = { %%OBSERVE%% }; };
 network: {
     allow = [%%ALLOW%%, "127.0.0.2:%%PORT_echo%%", "closed.example:%%PORT_closed%%",
              "127.0.0.2:%%PORT_closed%%", "slow.example:%%PORT_echo%%"];
-    %%OBSERVE%%
 };
 resolver: { upstream = ["127.0.0.1:%%PORT_dns%%"]; timeout = 1; };
 audit_log: { path = "audit.jsonl"; };

@@ -189,6 +189,7 @@ sub pipelined {
     my $s = tcp_connect($proxy);
     my $lport = $s->sockport;
     my $before = upstream_bytes();
+    my $conns = $echo->connections;
     syswrite($s, "CONNECT $G HTTP/1.1\r\nHost: $G\r\n\r\n" . $data);
     my ($buf, $closed) = ('', 0);
     my $deadline = time + kapd_tmo(4);
@@ -202,9 +203,12 @@ sub pipelined {
     if ($expect_pass) {
         is($after, $data, "$name: passes (echoed)");
     } else {
-        is($after, '', "$name: nothing came back");
+        # the first bytes came with the CONNECT: refused before dialling
+        like($buf, qr{^HTTP/1\.1 403 .*\r\n\r\nkap: the first bytes of this tunnel do not go to \Q$G\E: \S}s,
+             "$name: 403 with the reason");
         ok($closed, "$name: closed");
         is(upstream_bytes() - $before, 0, "$name: no byte reached the upstream");
+        is($echo->connections - $conns, 0, "$name: no upstream connection was opened");
         my $ev = audited($lport);
         ok($ev && length($ev->{reason} // ''), "$name: audited with a reason");
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# 157-observe.t -- adversarial: what observe mode (network.observe = true,
+# 157-observe.t -- adversarial: what observe mode (kapd.policy.observe = true,
 # "allow and log what would be denied, to build an allowlist") must still
 # refuse.
 #
@@ -39,10 +39,10 @@ my $up = Test::Kapd::FakeDNS->new($t, port => $t->port('up'), zone => {
 });
 
 $t->write_conf(<<'EOF');
-kapd: { load = ["http_connect", "dns"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info"; };
+kapd: { load = ["http_connect", "dns"]; module_path = ["%%MODULE_PATH%%"]; log_level = "info";
+        policy = { observe = true; }; };
 network: {
     allow = ["allowed.example:%%PORT_origin%%", "127.0.0.2:%%PORT_origin%%"];
-    observe = true;
 };
 resolver: { upstream = ["127.0.0.1:%%PORT_up%%"]; timeout = 2; };
 audit_log: { path = "audit.jsonl"; };

@@ -35,8 +35,9 @@ kapd: {
     load = ["dns"];
     module_path = ["%%MODULE_PATH%%"];
     error_log = "error.log";
+    policy = { $netextra };
 };
-network: { allow = [$allow]; $netextra };
+network: { allow = [$allow]; };
 resolver: { upstream = ["127.0.0.1:%%PORT_up%%"]; timeout = 1; };
 audit_log: { path = "audit.jsonl"; };
 dns: {
@@ -84,7 +85,9 @@ like($t->reload // '', qr/reloaded/, 'reloaded with observe');
 my $before = $dns->count('one.test', 'A');
 is(rcode(q1('one.test', 'A')), 'NXDOMAIN', 'observe: DNS still filters');
 ok(scalar $t->wait_audit(sub { grep { ($_->{subject} // '') eq 'one.test'
-        && ($_->{action} // '') =~ /observ/ } @_ }), 'observe: audited as observed');
+        && ($_->{action} // '') eq 'denied'
+        && ($_->{reason} // '') =~ /^observe mode: dns stays filtered: / } @_ }),
+   'observe: one decision, denied, saying DNS stays filtered in observe mode');
 is($dns->count('one.test', 'A'), $before, 'observe: the denied name never forwarded');
 # ... unless dns.observe = "forward"
 $t->write_conf(conf('"two.test"', 'rate_limit = 0; observe = "forward";',

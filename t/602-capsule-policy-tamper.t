@@ -60,7 +60,7 @@ for f in "$POLICY" "$HOME/.kap/kap.conf" "$XDG_RUNTIME_DIR"/kap/*/kapd.conf \
     [ -f "$f" ] || continue
     tried=$((tried + 1))
     sed -e 's/allow = \[/allow = ["denied.test:%%PORT_origin%%", "*.test", /' \
-        -e 's/^network: {/network: { observe = true;/' "$f" > "$f.new" 2>/dev/null \
+        -e 's/^kapd: {/kapd: { policy = { observe = true; };/' "$f" > "$f.new" 2>/dev/null \
         && cat "$f.new" > "$f" 2>/dev/null && n=$((n + 1))
     rm -f "$f.new"
 done

@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +27,7 @@
 
 #include <ldns/ldns.h>
 
+#include <kapd/kap_addr.h>
 #include <kapd/kap_core.h>
 #include <kapd/kap_resolver.h>
 
@@ -94,7 +96,7 @@ struct dns_conf {
     long long            max_outstanding; /* -1 unset */
     double               tcp_idle;        /* < 0 unset */
     long long            edns_size;       /* -1 unset */
-    int                  observe;         /* network.observe: 0 keep filtering, 1 forward */
+    int                  observe;         /* under kapd.policy.observe: 0 keep filtering, 1 forward */
 };
 
 struct dns_tcp;
@@ -630,20 +632,61 @@ static void dnsq_reply_rcode(struct dnsq *dq, int rcode)
     dnsq_finish(dq, out, n);
 }
 
+/* A refusal by this module (malformed, type rules, bad names): decided
+ * and audited once by the core (kap_req_refuse), like every decision. */
+static void dns_refuse_audit(struct dnsq *dq, const char *reason)
+{
+    struct kap_req *r = kap_req_new(dq->gen, dq->pool, KAP_REQ_DNS, DNS_NAME,
+                                    dq->q.has_question ? dq->q.name : "");
+
+    if (r == NULL)
+        return;
+    r->detail = dq->q.has_question ? dq->tname : NULL;
+    r->client = dq->client;
+    kap_req_refuse(r, reason);
+}
+
 /* Refuse without asking the policy (type rules, bad names, ...). */
 static void dnsq_refuse(struct dnsq *dq, int rcode, const char *reason)
 {
     dns_ndenied++;
-    dns_audit(dq, "decision", "denied", reason, NULL, 0);
+    dns_refuse_audit(dq, reason);
     dnsq_reply_rcode(dq, rcode);
 }
 
+/* An address in an answer: a KAP_REQ_ADDR question (subject the address,
+ * attribute "host" the query name) that must be answered at once; a
+ * denied one is filtered out or refuses the answer (dns.rebinding). */
 static int dns_addr_deny(void *ctx, const struct sockaddr *sa,
                          const char **why)
 {
     struct dnsq *dq = ctx;
+    char at[KAP_ADDR_TEXT_MAX];
+    struct kap_attr a[1];
+    struct kap_pool *p;
+    struct kap_req *r;
+    int deny = 1;
 
-    return kap_network_addr_check(dq->gen, sa, why) != KAP_OK;
+    *why = "denied address";
+    if (kap_addr_to_text(sa, at, sizeof(at)) == NULL
+        || (p = kap_pool_create()) == NULL)
+        return 1;
+    r = kap_req_new(dq->gen, p, KAP_REQ_ADDR, DNS_NAME, at);
+    if (r != NULL) {
+        a[0].name = "host";
+        a[0].value = dq->q.name;
+        r->attrs = a;
+        r->nattrs = 1;
+        r->client = dq->client;
+        r->detail = dq->tname;
+        (void)kap_policy_check(r, NULL, NULL);
+        deny = r->verdict != KAP_ALLOW;
+        if (deny)
+            *why = strcmp(r->decided_by ? r->decided_by : "", "network") == 0
+                   ? "address in the deny set" : "address denied by policy";
+    }
+    kap_pool_destroy(p);
+    return deny;
 }
 
 /* -- answer cache ---------------------------------------------------------- */
@@ -865,19 +908,6 @@ static void dnsq_policy_done(struct kap_req *r, void *data)
         dnsq_reply_rcode(dq, KAP_DNS_NXDOMAIN);  /* empty, no SOA */
         return;
     }
-    if (r->observed && dq->conf->observe == 0) {
-        /*
-         * network.observe allows what the allowlist would deny, but DNS
-         * keeps filtering: proxied clients never resolve for themselves,
-         * and an open resolver is an exfiltration channel exactly while
-         * a user is building a list.  dns.observe = "forward" changes it.
-         */
-        dns_ndenied++;
-        dns_audit(dq, "dns_answer", "denied",
-                  "observe mode: DNS stays filtered (dns.observe)", NULL, 0);
-        dnsq_reply_rcode(dq, KAP_DNS_NXDOMAIN);
-        return;
-    }
     switch (dq->mode) {
     case M_NODATA:
         dnsq_reply_rcode(dq, KAP_DNS_NOERROR);
@@ -924,9 +954,14 @@ static void dnsq_run(struct dnsq *dq, const unsigned char *pkt, size_t len)
         kap_dns_type_name(dq->q.qtype, dq->tname, sizeof(dq->tname));
     if (pr != KAP_DNS_PARSE_OK) {
         dns_nmalformed++;
-        dns_audit(dq, "decision", pr == KAP_DNS_PARSE_DROP ? "dropped"
-                                                           : "denied",
-                  why, NULL, 0);
+        if (pr == KAP_DNS_PARSE_DROP) {
+            char dw[200];
+            snprintf(dw, sizeof(dw), "dropped, no answer: %s",
+                     why ? why : "malformed");
+            dns_refuse_audit(dq, dw);
+        } else {
+            dns_refuse_audit(dq, why ? why : "malformed query");
+        }
         KAP_DEBUG(DNS_NAME, dq->conn_id, "malformed query from %s: %s",
                   dq->client, why);
         if (pr == KAP_DNS_PARSE_DROP) {
@@ -946,7 +981,7 @@ static void dnsq_run(struct dnsq *dq, const unsigned char *pkt, size_t len)
     }
     if (qt == LDNS_RR_TYPE_OPT || qt == LDNS_RR_TYPE_TSIG || qt == 249) {
         dns_nmalformed++;
-        dns_audit(dq, "decision", "denied", "meta type as question", NULL, 0);
+        dns_refuse_audit(dq, "meta type as question");
         dnsq_reply_rcode(dq, KAP_DNS_FORMERR);
         return;
     }
@@ -986,6 +1021,14 @@ static void dnsq_run(struct dnsq *dq, const unsigned char *pkt, size_t len)
     dq->r->detail = kap_pstrdup(dq->pool, dq->tname);
     dq->r->client = dq->client;
     dq->r->port = 0;
+    /*
+     * kapd.policy.observe allows what the allowlist would deny, but DNS
+     * keeps filtering: proxied clients never resolve for themselves, and
+     * an open resolver is an exfiltration channel exactly while a user is
+     * building a list.  dns.observe = "forward" changes it.
+     */
+    if (dq->conf->observe == 0)
+        dq->r->flags |= KAP_REQ_F_FILTER;
     if (kap_policy_check(dq->r, dnsq_policy_done, dq) == KAP_OK)
         dnsq_policy_done(dq->r, dq);
 }

@@ -7,12 +7,14 @@
  *   HEAD      read and strictly parse a request head (kap_http.h)
  *   POLICY    ask the policy chain (KAP_REQ_CONNECT / KAP_REQ_HTTP)
  *   RESOLVE   resolve the target with the shared resolver, check EVERY
- *             address with kap_network_addr_check() before any connect
+ *             address (a KAP_REQ_ADDR question) before any connect
  *   CONNECT   dial exactly the checked addresses (happy eyeballs)
  *   FIRST     CONNECT only: 200 sent; wait for whichever side speaks
- *             first; a client-first ClientHello must name the CONNECT
- *             host (DESIGN §6), SSH ident lines pass, plain HTTP passes
- *             when its Host is the CONNECT host, anything else is refused
+ *             first; client-first bytes are classified (TLS SNI, SSH,
+ *             HTTP Host) and asked as a KAP_REQ_FIRST question: `network`
+ *             wants the ClientHello to name the CONNECT host (DESIGN §6).
+ *             Bytes sent in the same segment as the CONNECT are asked
+ *             before anything is dialled, so a mismatch gets a 403
  *   TUNNEL    splice(2) relay through a pipe per direction, allocated only
  *             while bytes are in flight (read/write fallback), half-close
  *   FORWARD   plain HTTP: request head rewritten (hop-by-hop removed),
@@ -25,8 +27,9 @@
  * Every resource of a connection (fds, watchers, heap buffers, pipes, the
  * resolver query, dial attempts) is released by one pool cleanup,
  * registered at accept before any of them exists, so a close at any point
- * releases everything.  Every refusal is sent to the audit chain with its
- * reason; every tunnel close is audited with its byte counts.
+ * releases everything.  Every decision, refusals by this module included
+ * (kap_req_refuse), is audited once by the core; every tunnel close is
+ * audited with its byte counts.
  */
 #include "config.h"
 
@@ -181,6 +184,10 @@ struct hc {
     char                 *first;            /* client-first bytes */
     size_t                first_len, first_cap;
     int                   first_checked;
+    int                   first_ok;         /* the first bytes were allowed */
+    struct kap_req       *fq;               /* first-bytes question, waiting */
+    struct kap_req       *aq;               /* address question, waiting */
+    size_t                aq_next;          /* next address of hc->dial to ask */
     int                   respond_close;    /* RESPOND: close when flushed */
     int                   tunnel_audited;
     int                   depth;            /* callbacks on the stack */
@@ -509,12 +516,41 @@ audit(struct hc *hc, const char *event, const char *action,
     kap_audit_emit(hc->c->gen, &ev);
 }
 
+static struct kap_gen *policy_gen(const struct hc *hc);
+
+/* the request as a question of this module's kind */
+static struct kap_req *
+hc_req_new(struct hc *hc, struct kap_pool *p, uint32_t kind,
+           const char *subject)
+{
+    struct kap_req *r = kap_req_new(policy_gen(hc), p, kind, HC_NAME,
+                                    subject);
+    if (r == NULL)
+        return NULL;
+    r->conn = hc->c;
+    r->port = hc->port;
+    r->client = hc->c->peer_text;
+    r->detail = hc->method[0] ? kap_pstrdup(p, hc->method) : NULL;
+    return r;
+}
+
+/* a refusal by this module (malformed, limits, timeouts): decided and
+   audited by the core (kap_req_refuse), like every decision */
 static void
 refuse_audit(struct hc *hc, const char *reason)
 {
+    struct kap_pool *p;
+    struct kap_req *r;
+
     KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id, "%s %s:%u refused: %s",
             hc->method, hc->subject, (unsigned)hc->port, reason);
-    audit(hc, "decision", "denied", reason, NULL, 0);
+    if ((p = kap_pool_create()) == NULL)
+        return;
+    r = hc_req_new(hc, p, hc->is_connect ? KAP_REQ_CONNECT : KAP_REQ_HTTP,
+                   hc->subject[0] ? hc->subject : hc->host);
+    if (r != NULL)
+        kap_req_refuse(r, reason);
+    kap_pool_destroy(p);
 }
 
 /* ---- cleanup ------------------------------------------------------------- */
@@ -618,6 +654,8 @@ rpool_release(struct hc *hc)
 
     hc->rpool = NULL;
     hc->preq = NULL;
+    hc->fq = NULL;
+    hc->aq = NULL;
     kap_pool_destroy(p);
 }
 
@@ -805,11 +843,38 @@ held_put(struct hc *hc)
     return 1;
 }
 
+/* May an idle upstream connection to sa serve this request?  Asked as a
+   KAP_REQ_ADDR question that must be answered at once (the policy may
+   have changed since it was dialled); a refusal is audited. */
+static int
+addr_allowed_now(struct hc *hc, const struct sockaddr *sa)
+{
+    char at[KAP_ADDR_TEXT_MAX];
+    struct kap_attr a[1];
+    struct kap_pool *p;
+    struct kap_req *r;
+    int ok = 0;
+
+    if (kap_addr_to_text(sa, at, sizeof(at)) == NULL
+        || (p = kap_pool_create()) == NULL)
+        return 0;
+    r = hc_req_new(hc, p, KAP_REQ_ADDR, at);
+    if (r != NULL) {
+        a[0].name = "host";
+        a[0].value = hc->subject;
+        r->attrs = a;
+        r->nattrs = 1;
+        (void)kap_policy_check(r, NULL, NULL);
+        ok = r->verdict == KAP_ALLOW;
+    }
+    kap_pool_destroy(p);
+    return ok;
+}
+
 static int
 held_get(struct hc *hc)
 {
     char key[KAP_HTTP_HOST_MAX + 8];
-    const char *why = NULL;
     int fd = hc->kfd;
 
     if (fd < 0)
@@ -817,8 +882,7 @@ held_get(struct hc *hc)
     hc->kfd = -1;
     pool_key(key, sizeof(key), hc->subject, hc->port);
     if (strcmp(key, hc->kkey) != 0 ||
-        kap_network_addr_check(policy_gen(hc), &hc->usa.sa,
-                               &why) != KAP_OK ||
+        !addr_allowed_now(hc, &hc->usa.sa) ||
         upstream_unclean(fd)) {
         close(fd);
         return -1;
@@ -838,9 +902,7 @@ pool_get(struct hc *hc)
         next = e->next;
         if (strcmp(e->key, key) != 0)
             continue;
-        const char *why = NULL;
-        if (kap_network_addr_check(policy_gen(hc), (struct sockaddr *)&e->sa,
-                                   &why) != KAP_OK) {
+        if (!addr_allowed_now(hc, (struct sockaddr *)&e->sa)) {
             pool_del(e, 1);
             continue;
         }
@@ -977,19 +1039,20 @@ hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                     "client sent no complete request head in time");
             hc->client_ka = 0;
             bad_head_names(hc);
-            audit(hc, "decision", "denied", "request head timeout (408)",
-                  NULL, 0);
+            refuse_audit(hc, "request head timeout (408)");
             respond_error(hc, 408, "request head timeout");
         }
         goto out;
     case S_POLICY:
         /* a waiting policy hook (ask a human): give up at idle_timeout */
+        rpool_release(hc);          /* cancels the waiting question */
         refuse_audit(hc, "policy decision timed out");
         hc->client_ka = 0;
         respond_error(hc, 504, "the policy decision timed out");
         goto out;
     case S_RESOLVE:
     case S_CONNECT:
+        rpool_release(hc);          /* cancels a waiting address question */
         refuse_audit(hc, "upstream connect timeout");
         if (hc->rq) {
             kap_resolve_cancel(hc->rq);
@@ -999,7 +1062,11 @@ hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         respond_error(hc, 504, "timed out connecting upstream");
         goto out;
     case S_FIRST:
-        if (hc->first_len)
+        if (hc->fq != NULL) {
+            rpool_release(hc);
+            refuse_audit(hc, "first bytes policy decision timed out "
+                             "(handshake timeout)");
+        } else if (hc->first_len)
             refuse_audit(hc, "incomplete TLS ClientHello / first bytes "
                              "(handshake timeout)");
         else
@@ -1442,78 +1509,186 @@ sni_required(struct hc *hc)
     return hc->port == 443;
 }
 
-/* refuse or pass the client-first bytes; returns 1 pass, 0 wait, -1 refused */
+static void first_done(struct kap_req *r, void *data);
+
+/* why the first bytes were denied, for the log and a 403 right after the
+   decision (one loop, so one buffer; an idle tunnel keeps nothing) */
+static char hc_fwhy[400];
+
+/*
+ * Classify the client-first bytes and ask the policy chain whether they
+ * go where the CONNECT said (a KAP_REQ_FIRST question, answered by
+ * `network`).  Returns 1 pass, 0 wait (more bytes needed, or hc->fq is
+ * waiting for an answer: first_answer() continues), -1 refused (audited
+ * by the core; hc_fwhy says why).
+ */
 static int
 first_check(struct hc *hc)
 {
     struct kap_first f;
-    char why[400];
-    int observe = kap_network_observe(policy_gen(hc));
+    struct kap_tls_hello h;
     const unsigned char *b = (const unsigned char *)hc->first;
+    const char *first = "other", *sni = NULL, *tls = NULL, *hh = NULL;
+    char error[200];
+    int rc;
 
-    why[0] = '\0';
+    if (hc->first_ok)
+        return 1;
+    if (hc->fq != NULL)
+        return 0;
+    error[0] = '\0';
     switch (kap_first_classify(b, hc->first_len, &f)) {
     case KAP_FIRST_NEED_MORE:
-        if (hc->first_len >= KAP_TLS_BUF_MAX)
-            snprintf(why, sizeof(why), "unrecognised first bytes");
-        else
+        if (hc->first_len < KAP_TLS_BUF_MAX)
             return 0;
+        snprintf(error, sizeof(error), "unrecognised first bytes");
         break;
     case KAP_FIRST_SSH:
-        return 1;
-    case KAP_FIRST_HTTP:
-        if (kap_tls_host_eq(f.host, hc->host))
-            return 1;
-        snprintf(why, sizeof(why), "HTTP Host mismatch: %s", f.host);
+        first = "ssh";
         break;
-    case KAP_FIRST_TLS: {
-        struct kap_tls_hello h;
-        int rc = kap_tls_parse_hello(b, hc->first_len, &h);
+    case KAP_FIRST_HTTP:
+        first = "http";
+        hh = f.host;
+        break;
+    case KAP_FIRST_TLS:
+        first = "tls";
+        rc = kap_tls_parse_hello(b, hc->first_len, &h);
         switch (rc) {
         case KAP_TLS_NEED_MORE:
             return 0;
         case KAP_TLS_SNI:
-            if (kap_tls_host_eq(h.sni, hc->host))
-                return 1;
-            snprintf(why, sizeof(why), "SNI mismatch: %s", h.sni);
+            sni = h.sni;
             break;
         case KAP_TLS_NO_SNI:
-            if (!sni_required(hc) || hc->literal)
-                return 1;
-            snprintf(why, sizeof(why), "TLS without SNI");
+            tls = "no_sni";
             break;
         case KAP_TLS_MULTI_SNI:
-            snprintf(why, sizeof(why), "TLS with several server names");
+            tls = "multi_sni";
             break;
         case KAP_TLS_ECH:
-            snprintf(why, sizeof(why), "TLS with encrypted ClientHello "
-                     "(ECH/ESNI)");
+            tls = "ech";
             break;
         default:
-            snprintf(why, sizeof(why), "invalid TLS ClientHello: %s",
+            tls = "invalid";
+            snprintf(error, sizeof(error), "%s",
                      h.error ? h.error : kap_tls_result_name(rc));
             break;
         }
         break;
-    }
     default:
-        snprintf(why, sizeof(why), "not TLS, SSH or HTTP: %s",
+        snprintf(error, sizeof(error), "%s",
                  f.error ? f.error : "unrecognised");
         break;
     }
-    if (observe) {
-        KAP_LOG(KAP_LOG_NOTICE, HC_NAME, hc->c->id,
-                "observe: would refuse tunnel to %s: %s", hc->host, why);
-        audit(hc, "decision", "observed", why, NULL, 0);
+
+    rpool_release(hc);
+    struct kap_pool *qp = hc->rpool = kap_pool_create();
+    struct kap_req *r = qp ? hc_req_new(hc, qp, KAP_REQ_FIRST, hc->host)
+                           : NULL;
+    if (r == NULL) {
+        snprintf(hc_fwhy, sizeof(hc_fwhy), "out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    struct kap_attr *fa = kap_palloc(qp, 7 * sizeof(*fa));
+    if (fa == NULL)
+        goto oom;
+#define FATTR(k, v)                                                         \
+    do {                                                                    \
+        if ((v) != NULL) {                                                  \
+            fa[n].name = (k);                                               \
+            fa[n].value = kap_pstrdup(qp, (v));                             \
+            if (fa[n].value == NULL)                                        \
+                goto oom;                                                   \
+            n++;                                                            \
+        }                                                                   \
+    } while (0)
+    FATTR("first", first);
+    FATTR("sni", sni);
+    FATTR("http_host", hh);
+    FATTR("tls", tls);
+    FATTR("error", error[0] ? error : NULL);
+    FATTR("sni_required", sni_required(hc) ? "1" : "0");
+    FATTR("literal", hc->literal ? "1" : "0");
+#undef FATTR
+    r->attrs = fa;
+    r->nattrs = n;
+    hc->fq = r;
+    if (kap_policy_check(r, first_done, hc) == KAP_AGAIN)
+        return 0;
+    hc->fq = NULL;
+    if (r->verdict == KAP_ALLOW) {
+        hc->first_ok = 1;
+        rpool_release(hc);
         return 1;
     }
-    refuse_audit(hc, why);
+    snprintf(hc_fwhy, sizeof(hc_fwhy), "%s",
+             r->reason ? r->reason : "first bytes denied");
+    KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id, "tunnel to %s:%u refused: %s",
+            hc->host, (unsigned)hc->port, hc_fwhy);
+    rpool_release(hc);
     return -1;
+oom:
+    snprintf(hc_fwhy, sizeof(hc_fwhy), "out of memory");
+    rpool_release(hc);
+    return -1;
+}
+
+static void hc_resolve(struct hc *hc);
+static void deny_first_403(struct hc *hc);
+
+/* the answer to a first-bytes question that had to wait */
+static void
+first_answer(struct kap_req *r, struct hc *hc)
+{
+    int ok = r->verdict == KAP_ALLOW;
+
+    if (hc->fq != r || hc->closing)
+        return;
+    hc->fq = NULL;
+    if (!ok)
+        snprintf(hc_fwhy, sizeof(hc_fwhy), "%s",
+                 r->reason ? r->reason : "first bytes denied");
+    rpool_release(hc);              /* r is gone */
+    if (hc->state == S_POLICY) {    /* asked before dialling */
+        if (!ok) {
+            deny_first_403(hc);
+            return;
+        }
+        hc->first_ok = 1;
+        hc_resolve(hc);
+        return;
+    }
+    if (hc->state != S_FIRST)
+        return;
+    if (!ok) {
+        KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id,
+                "tunnel to %s:%u refused: %s", hc->host, (unsigned)hc->port,
+                hc_fwhy);
+        hc_close(hc);
+        return;
+    }
+    hc->first_ok = 1;
+    hc_tunnel_start(hc);
+}
+
+static void
+first_done(struct kap_req *r, void *data)
+{
+    struct hc *hc = data;
+
+    ENTER(hc);
+    first_answer(r, hc);
+    LEAVE(hc);
 }
 
 static void
 first_client_read(struct hc *hc)
 {
+    if (hc->fq != NULL) {           /* a hook is answering: read nothing */
+        io_stop(&hc->crd);
+        return;
+    }
     for (;;) {
         if (hc->first_len == hc->first_cap) {
             /* grow from 2 KiB: most hellos and request heads are small */
@@ -1569,6 +1744,10 @@ first_client_read(struct hc *hc)
 static void
 first_upstream_read(struct hc *hc)
 {
+    if (hc->fq != NULL) {
+        io_stop(&hc->urd);
+        return;
+    }
     if (buf_reserve(&hc->uin, HC_IOBUF, 0) != KAP_OK) {
         hc_close(hc);
         return;
@@ -1591,6 +1770,7 @@ first_upstream_read(struct hc *hc)
 /* ---- connected upstream ------------------------------------------------------- */
 
 static void hc_forward_begin(struct hc *hc);
+static int take_pipelined(struct hc *hc);
 
 static void
 hc_connected(struct hc *hc)
@@ -1603,20 +1783,10 @@ hc_connected(struct hc *hc)
     if (hc->is_connect) {
         static const char ok200[] =
             "HTTP/1.1 200 Connection Established\r\n\r\n";
-        /* bytes the client pipelined after the CONNECT head are first bytes */
-        size_t extra = buf_used(&hc->cin);
-        if (extra) {
-            hc->first_cap = extra > 2048 ? extra : 2048;
-            hc->first = hc->first_cap == 2048 ? cache_get(&cache_2k)
-                                              : malloc(hc->first_cap);
-            if (hc->first == NULL || extra > KAP_TLS_BUF_MAX) {
-                hc_close(hc);
-                return;
-            }
-            memcpy(hc->first, hc->cin.p + hc->cin.off, extra);
-            hc->first_len = extra;
+        if (take_pipelined(hc) != KAP_OK) {
+            hc_close(hc);
+            return;
         }
-        buf_free(&hc->cin);
         if (buf_add(&hc->cout, ok200, sizeof(ok200) - 1) != KAP_OK) {
             hc_close(hc);
             return;
@@ -1630,15 +1800,9 @@ hc_connected(struct hc *hc)
                 hc_close(hc);
                 return;
             }
-            if (r > 0) {
-                if (flush_buf(hc->c->fd, &hc->cout, hc) == KAP_ERROR) {
-                    hc_close(hc);
-                    return;
-                }
-                if (buf_used(&hc->cout) == 0) {
-                    hc_tunnel_start(hc);
-                    return;
-                }
+            if (r > 0) {                /* the 200 goes first in the relay */
+                hc_tunnel_start(hc);
+                return;
             }
         }
         hc_run(hc);
@@ -1648,6 +1812,27 @@ hc_connected(struct hc *hc)
 }
 
 static void dial_next(struct hc *hc);
+
+/* bytes the client pipelined after the CONNECT head are first bytes */
+static int
+take_pipelined(struct hc *hc)
+{
+    size_t extra = buf_used(&hc->cin);
+
+    if (extra) {
+        if (hc->first != NULL || extra > KAP_TLS_BUF_MAX)
+            return KAP_ERROR;
+        hc->first_cap = extra > 2048 ? extra : 2048;
+        hc->first = hc->first_cap == 2048 ? cache_get(&cache_2k)
+                                          : malloc(hc->first_cap);
+        if (hc->first == NULL)
+            return KAP_ERROR;
+        memcpy(hc->first, hc->cin.p + hc->cin.off, extra);
+        hc->first_len = extra;
+    }
+    buf_free(&hc->cin);
+    return KAP_OK;
+}
 
 /* remember the address the upstream connection was dialled to */
 static void
@@ -1771,6 +1956,8 @@ dial_next(struct hc *hc)
     respond_error(hc, 502, why);
 }
 
+static void addr_ask_next(struct hc *hc);
+
 static void
 resolve_answer(struct hc *hc, int rc, const struct sockaddr_storage *addrs,
                size_t naddrs, const char *errmsg)
@@ -1803,34 +1990,110 @@ resolve_answer(struct hc *hc, int rc, const struct sockaddr_storage *addrs,
     hc->dial = dl;
     ev_timer_init(&dl->eyeball, eyeball_cb, HC_EYEBALL_DELAY, 0);
     dl->eyeball.data = hc;
-    /* check EVERY address before any connect attempt */
     for (size_t i = 0; i < naddrs; i++) {
         struct sockaddr_storage ss = addrs[i];
-        const char *w = NULL;
         if (ss.ss_family == AF_INET)
             ((struct sockaddr_in *)&ss)->sin_port = htons(hc->port);
         else if (ss.ss_family == AF_INET6)
             ((struct sockaddr_in6 *)&ss)->sin6_port = htons(hc->port);
-        if (kap_network_addr_check(policy_gen(hc), (struct sockaddr *)&ss, &w)
-            != KAP_OK) {
-            char at[KAP_ADDR_TEXT_MAX];
-            if (kap_addr_to_text((struct sockaddr *)&ss, at, sizeof(at))
-                == NULL)
-                snprintf(at, sizeof(at), "?");
-            snprintf(why, sizeof(why), "%s resolves to %s (%s)", hc->subject,
-                     at, w ? w : "denied address");
-            dial_free(hc);
-            refuse_audit(hc, why);
-            respond_error(hc, 502, why);
-            return;
-        }
+        else
+            continue;
         struct hc_attempt *a = &dl->att[dl->naddrs++];
         memcpy(&a->to, &ss, ss.ss_family == AF_INET6
                             ? sizeof(struct sockaddr_in6)
                             : sizeof(struct sockaddr_in));
     }
+    /* ask about EVERY address before any connect attempt */
+    hc->aq_next = 0;
+    addr_ask_next(hc);
+}
+
+/* an address the chain refused: 403 with the reason, nothing dialled */
+static void
+addr_denied(struct hc *hc, const struct kap_req *r)
+{
+    char body[800];
+
+    snprintf(body, sizeof(body),
+             "kap: %s:%u is not dialled: %s.\n"
+             "kap never connects to loopback, private, link-local or this "
+             "host's own addresses unless network.allow lists the address.\n",
+             hc->subject, (unsigned)hc->port,
+             r->reason ? r->reason : "denied address");
+    KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id, "%s %s:%u refused: %s",
+            hc->method, hc->subject, (unsigned)hc->port,
+            r->reason ? r->reason : "denied address");
+    dial_free(hc);
+    rpool_release(hc);
+    respond(hc, 403, body, 0);
+}
+
+static void addr_done(struct kap_req *r, void *data);
+
+/* one KAP_REQ_ADDR question per resolved address, in order; all allowed:
+   dial; one denied: 403; a waiting hook: addr_done() goes on */
+static void
+addr_ask_next(struct hc *hc)
+{
+    struct hc_dial *dl = hc->dial;
+
+    while (hc->aq_next < dl->naddrs) {
+        struct hc_attempt *a = &dl->att[hc->aq_next];
+        char at[KAP_ADDR_TEXT_MAX];
+        struct kap_pool *qp;
+        struct kap_req *r;
+
+        if (kap_addr_to_text((struct sockaddr *)&a->to, at, sizeof(at))
+            == NULL) {
+            hc_close(hc);
+            return;
+        }
+        rpool_release(hc);
+        qp = hc->rpool = kap_pool_create();
+        r = qp ? hc_req_new(hc, qp, KAP_REQ_ADDR, at) : NULL;
+        if (r == NULL) {
+            hc_close(hc);
+            return;
+        }
+        struct kap_attr *aa = kap_palloc(qp, sizeof(*aa));
+        if (aa == NULL || (aa->value = kap_pstrdup(qp, hc->subject)) == NULL) {
+            hc_close(hc);
+            return;
+        }
+        aa->name = "host";
+        r->attrs = aa;
+        r->nattrs = 1;
+        hc->aq = r;
+        if (kap_policy_check(r, addr_done, hc) == KAP_AGAIN)
+            return;
+        hc->aq = NULL;
+        if (r->verdict != KAP_ALLOW) {
+            addr_denied(hc, r);
+            return;
+        }
+        hc->aq_next++;
+    }
+    rpool_release(hc);
     hc->state = S_CONNECT;
     dial_next(hc);
+}
+
+static void
+addr_done(struct kap_req *r, void *data)
+{
+    struct hc *hc = data;
+
+    ENTER(hc);
+    if (hc->aq == r && !hc->closing && hc->state == S_RESOLVE) {
+        hc->aq = NULL;
+        if (r->verdict != KAP_ALLOW) {
+            addr_denied(hc, r);
+        } else {
+            hc->aq_next++;
+            addr_ask_next(hc);
+        }
+    }
+    LEAVE(hc);
 }
 
 static void
@@ -1877,6 +2140,18 @@ deny_403(struct hc *hc, const struct kap_req *r)
     respond(hc, 403, body, 1);
 }
 
+/* first bytes that do not match, seen before dialling: 403, not a dial */
+static void
+deny_first_403(struct hc *hc)
+{
+    char body[1100];
+
+    snprintf(body, sizeof(body),
+             "kap: the first bytes of this tunnel do not go to %s:%u: %s\n",
+             hc->host, (unsigned)hc->port, hc_fwhy);
+    respond(hc, 403, body, 1);
+}
+
 static void
 policy_answer(struct kap_req *r, struct hc *hc)
 {
@@ -1902,6 +2177,21 @@ policy_answer(struct kap_req *r, struct hc *hc)
     if (hc->kfd >= 0) {         /* a tunnel never needs the held one */
         close(hc->kfd);
         hc->kfd = -1;
+    }
+    /* a ClientHello (or other first message) sent in the same segment as
+       the CONNECT is checked before anything is dialled */
+    if (hc->is_connect && buf_used(&hc->cin)) {
+        if (take_pipelined(hc) != KAP_OK) {
+            hc_close(hc);
+            return;
+        }
+        int fr = first_check(hc);
+        if (fr < 0) {
+            deny_first_403(hc);
+            return;
+        }
+        if (fr == 0 && hc->fq != NULL)
+            return;             /* first_answer() goes on */
     }
     hc_resolve(hc);
 }
@@ -2106,7 +2396,7 @@ hc_parse_head(struct hc *hc)
         bad_head_names(hc);
         snprintf(body, sizeof(body), "bad request (%d): %s", hc->req->status,
                  hc->req->error ? hc->req->error : "malformed");
-        audit(hc, "decision", "denied", body, NULL, 0);
+        refuse_audit(hc, body);
         snprintf(body, sizeof(body), "kap: bad request: %s\n",
                  hc->req->error ? hc->req->error : "malformed");
         respond(hc, hc->req->status, body, 0);
@@ -2622,8 +2912,7 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (hc->c_eof) {
             hc->client_ka = 0;
             bad_head_names(hc);
-            audit(hc, "decision", "denied", "incomplete request head",
-                  NULL, 0);
+            refuse_audit(hc, "incomplete request head");
             respond_error(hc, 400, "incomplete request head");
             goto out;
         }
@@ -2635,8 +2924,7 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
                                       HC_IOBUF) {
                 hc->client_ka = 0;
                 bad_head_names(hc);
-                audit(hc, "decision", "denied",
-                      "request header too large (431)", NULL, 0);
+                refuse_audit(hc, "request header too large (431)");
                 respond_error(hc, 431, "request header too large");
             }
         }
@@ -2743,8 +3031,7 @@ hc_accept_limits(struct hc *hc)
                 "max_connections (%lld) reached, refusing %s",
                 cf->max_connections, c->peer_text);
         hc->client_ka = 0;
-        audit(hc, "decision", "denied", "max_connections reached (503)",
-              NULL, 0);
+        refuse_audit(hc, "max_connections reached (503)");
         respond_error(hc, 503, "too many connections");
         return;
     }
@@ -2754,8 +3041,7 @@ hc_accept_limits(struct hc *hc)
                 "max_per_client (%lld) reached for %s", cf->max_per_client,
                 c->peer_text);
         hc->client_ka = 0;
-        audit(hc, "decision", "denied", "max_per_client reached (429)",
-              NULL, 0);
+        refuse_audit(hc, "max_per_client reached (429)");
         respond_error(hc, 429, "too many connections from this client");
         return;
     }

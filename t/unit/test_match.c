@@ -127,36 +127,40 @@ ngen_new(const char *text, struct kap_err *err)
     return t;
 }
 
-/* Run the policy hook: "allow"/"deny"/"observed", reason in *why. */
+/* Run the policy hook on a request made by the core:
+ * "allow"/"deny"/"declined", reason in *why. */
 static const char *
 ask(struct ngen *t, uint32_t kind, const char *subject, unsigned port,
     const char **why)
 {
-    static char    reason[700];
-    struct kap_req r;
-    int            rc;
+    static char      reason[700];
+    struct kap_pool *p = kap_pool_create();
+    struct kap_req  *r = kap_req_new(&t->gen, p, kind, "test", subject);
+    const char      *res;
+    int              rc;
 
-    memset(&r, 0, sizeof(r));
-    r.magic = KAP_REQ_MAGIC;
-    r.kind = kind;
-    r.gen = &t->gen;
-    r.pool = t->gen.pool;
-    r.asked_by = "test";
-    r.subject = subject;
-    r.port = (uint16_t)port;
-    rc = kapd_network_module.hooks[0].policy(&r, t->gm.conf);
-    snprintf(reason, sizeof(reason), "%s", r.reason ? r.reason : "(none)");
+    if (r == NULL) {
+        kap_pool_destroy(p);
+        return "error";
+    }
+    r->port = (uint16_t)port;
+    rc = kapd_network_module.hooks[0].policy(r, t->gm.conf);
+    snprintf(reason, sizeof(reason), "%s", r->reason ? r->reason : "(none)");
     if (why)
         *why = reason;
-    if (rc != KAP_OK || r.decided_by == NULL
-        || strcmp(r.decided_by, "network") != 0)
-        return "error";
-    if (r.verdict == KAP_ALLOW)
-        return r.observed ? "observed" : "allow";
-    return r.verdict == KAP_DENY ? "deny" : "none";
+    if (rc == KAP_DECLINED)
+        res = r->verdict == KAP_VERDICT_NONE ? "declined" : "error";
+    else if (rc != KAP_OK || r->decided_by == NULL
+             || strcmp(r->decided_by, "network") != 0)
+        res = "error";
+    else
+        res = r->verdict == KAP_ALLOW ? "allow"
+            : r->verdict == KAP_DENY ? "deny" : "none";
+    kap_pool_destroy(p);
+    return res;
 }
 
-/* kap_network_addr_check of a literal (with port) */
+/* kapd_network_addr_check of a literal (with port) */
 static int
 addr_ok(struct ngen *t, const char *lit, unsigned port, const char **why)
 {
@@ -168,8 +172,8 @@ addr_ok(struct ngen *t, const char *lit, unsigned port, const char **why)
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
     else
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-    return kap_network_addr_check(t ? &t->gen : NULL,
-                                  (struct sockaddr *)&ss, why);
+    return kapd_network_addr_check(t ? &t->gen : NULL,
+                                   (struct sockaddr *)&ss, why);
 }
 
 static void
@@ -203,19 +207,18 @@ test_network(void)
     is_str(ask(t, KAP_REQ_DNS, "bad.example.com", 0, &why), "deny",
            "dns deny");
     is_str(why, "deny \"bad.example.com\" (line 4)", "deny reason line 4");
-    is_str(ask(t, KAP_REQ_DNS, "evil.net", 0, &why), "deny", "not listed");
-    is_str(why, "not in network.allow", "not listed reason");
+    is_str(ask(t, KAP_REQ_DNS, "evil.net", 0, &why), "declined",
+           "not listed: declined (later hooks and the default decide)");
     is_str(ask(t, KAP_REQ_CONNECT, "10.9.8.7", 443, NULL), "allow",
            "IP literal in listed CIDR");
     is_str(ask(t, KAP_REQ_CONNECT, "0xa.0x9.8.7", 443, NULL), "allow",
            "hex IP literal in listed CIDR");
-    is_str(ask(t, KAP_REQ_CONNECT, "140.82.114.4", 443, NULL), "deny",
-           "IP literal not listed (bypass class 3)");
+    is_str(ask(t, KAP_REQ_CONNECT, "140.82.114.4", 443, NULL), "declined",
+           "IP literal not listed: declined (bypass class 3)");
     is_str(ask(t, KAP_REQ_CONNECT, "2130706433", 8080, NULL), "allow",
            "decimal 127.0.0.1 matches its rule");
     is_str(ask(t, KAP_REQ_CONNECT, "2130706433", 443, NULL), "deny",
            "decimal 127.0.0.1 other port");
-    is_int(kap_network_observe(&t->gen), 0, "observe off");
 
     /* the resolved-address check */
     is_int(addr_ok(t, "140.82.114.4", 443, &why), KAP_OK, "public address");
@@ -312,29 +315,24 @@ test_network(void)
         }
     }
 
-    /* observe */
-    t = ngen_new("network = { allow = [ \"github.com\" ]; observe = true; };",
+    /* observe is the core's now: the old key says where it went */
+    t = ngen_new("network = {\n allow = [ \"github.com\" ];\n observe = true; };",
                  &err);
-    ok(t != NULL, "observe config (%s)", err.msg);
+    ok(t == NULL, "network.observe is refused");
+    ok(has(err.msg, "kapd.policy.observe") && err.line == 3,
+       "and the error names kapd.policy.observe, line 3: %s", err.msg);
+    t = ngen_new("network = { allow = [ \"github.com\" ]; };", &err);
+    ok(t != NULL, "plain config");
     if (t == NULL)
         return;
-    is_int(kap_network_observe(&t->gen), 1, "observe on");
-    is_str(ask(t, KAP_REQ_CONNECT, "evil.net", 443, &why), "observed",
-           "observe allows and marks");
-    is_str(why, "observe: would deny: not in network.allow",
-           "observe reason");
-    is_str(ask(t, KAP_REQ_CONNECT, "github.com", 443, NULL), "allow",
-           "observe: listed is a plain allow");
     is_str(ask(t, KAP_REQ_CONNECT, "b\xc3\xbc" "cher.de", 443, &why), "deny",
-           "observe: invalid names stay denied");
-    ngen_free(t);
-
+           "invalid names are denied (refused: observe does not lift it)");
     /* no network group: deny everything */
     t = ngen_new("", &err);
     ok(t != NULL, "no network group");
     if (t != NULL) {
-        is_str(ask(t, KAP_REQ_CONNECT, "github.com", 443, NULL), "deny",
-               "no group: deny all");
+        is_str(ask(t, KAP_REQ_CONNECT, "github.com", 443, NULL), "declined",
+               "no group: nothing allowed (the default denies)");
         is_int(addr_ok(t, "8.8.8.8", 443, NULL), KAP_OK,
                "no group: public address passes the address check");
         ngen_free(t);

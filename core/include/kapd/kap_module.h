@@ -19,8 +19,27 @@
 #include <kapd/kap_build.h>
 
 #define KAP_MODULE_MAGIC  0x4b41504dU   /* "KAPM" */
-#define KAP_ABI_MAJOR     1             /* incompatible change: bump, reset minor */
+#define KAP_ABI_MAJOR     2             /* incompatible change: bump, reset minor */
 #define KAP_ABI_MINOR     0             /* append-only change: bump */
+
+/*
+ * ABI changelog (what a module author must know about each version):
+ *
+ * 2.0  One decider (core v2).  New request kinds KAP_REQ_ADDR (a resolved
+ *      address, asked before anything is dialled or answered) and
+ *      KAP_REQ_FIRST (the first bytes of a CONNECT tunnel: sni, first,
+ *      ...), both answered by `network`; kap_req_refuse() for a module's
+ *      own refusals (modules never emit "decision" events);
+ *      kap_req_attr(); KAP_REFUSE verdict; r->flags with
+ *      KAP_REQ_F_FILTER; kap_policy_check(r, NULL, NULL) for a question
+ *      that needs an answer at once; observe mode is the core's
+ *      (kapd.policy.observe, kapd --observe); `network` declines names no
+ *      rule mentions.  Removed: kap_network_addr_check(),
+ *      kap_network_observe(), and the core-private fields of struct
+ *      kap_req (cursor, pending, audited, done, done_data).  The build
+ *      signature no longer carries the debug flag.
+ * 1.0  First release.
+ */
 
 /* One return vocabulary for every hook and API call. */
 enum kap_rc {

@@ -26,13 +26,40 @@ struct kap_pool;
 #define KAP_REQ_MCP_CALL  0x0010u  /* MCP tools/call */
 #define KAP_REQ_CLI       0x0020u  /* CLI command */
 #define KAP_REQ_TEST      0x0040u  /* used by tests and the test module */
+/*
+ * A resolved address an allowed name led to, before anything is dialled
+ * or answered with it: subject = the address as text ("192.0.2.1",
+ * "2001:db8::1"), port = the port to dial (0 for a DNS answer), attribute
+ * "host" = the name it came from.  Answered by `network` (the deny set of
+ * DESIGN §6).  Asked for every address, before any connect attempt.
+ */
+#define KAP_REQ_ADDR      0x0080u
+/*
+ * The first bytes of a CONNECT tunnel, before any byte is relayed:
+ * subject = the CONNECT host, port = its port, attributes "first" (tls,
+ * ssh, http or other), "sni" (the one TLS server name), "http_host" (the
+ * Host of a tunnelled HTTP request), "tls" (no_sni, multi_sni, ech or
+ * invalid, when there is no single SNI), "error" (what the classifier
+ * found wrong), "sni_required" ("1" when a TLS hello must name the host)
+ * and "literal" ("1" when the host is an IP address).  Answered by
+ * `network`.
+ */
+#define KAP_REQ_FIRST     0x0100u
 #define KAP_REQ_ALL       0xffffu
 
 enum kap_verdict {
     KAP_VERDICT_NONE = 0,
     KAP_ALLOW,
-    KAP_DENY
+    KAP_DENY,
+    /* given to kap_req_decide() only: a deny observe mode never lifts
+       (malformed input rather than policy); r->verdict reads KAP_DENY */
+    KAP_REFUSE
 };
+
+/* r->flags, set by the asking module before kap_policy_check() */
+#define KAP_REQ_F_FILTER  0x0001u  /* observe mode does not lift a deny of
+                                      this question (dns.observe =
+                                      "filter": DNS keeps filtering) */
 
 struct kap_attr {
     const char *name;
@@ -45,9 +72,12 @@ typedef void (*kap_req_cancel_fn)(struct kap_req *r);
 
 #define KAP_REQ_MAGIC 0x4b524551U  /* "KREQ" */
 
+/* The core allocates a request (kap_req_new); modules read and fill the
+ * fields below and never copy the struct. */
 struct kap_req {
     uint32_t          magic;       /* KAP_REQ_MAGIC */
     uint32_t          kind;        /* exactly one KAP_REQ_* bit */
+    uint32_t          flags;       /* KAP_REQ_F_* */
     struct kap_gen   *gen;         /* referenced while r lives */
     struct kap_pool  *pool;        /* r lives in it; borrowed */
     struct kap_conn  *conn;        /* NULL for datagrams */
@@ -56,7 +86,9 @@ struct kap_req {
     uint16_t          port;        /* 0 when not applicable */
     const char       *client;      /* client address text, may be NULL */
     const char       *detail;      /* e.g. HTTP method, DNS qtype; may be NULL */
-    const struct kap_attr *attrs;  /* kind-specific, may be NULL */
+    const struct kap_attr *attrs;  /* kind-specific, may be NULL; borrowed
+                                      until the decision (audited as
+                                      string fields of the decision event) */
     size_t            nattrs;
 
     /* set by the deciding hook with kap_req_decide() */
@@ -68,13 +100,6 @@ struct kap_req {
     /* for a hook that returned KAP_AGAIN */
     void             *hook_data;   /* the waiting hook's private state */
     kap_req_cancel_fn hook_cancel; /* called if r dies while waiting */
-
-    /* core private */
-    size_t            cursor;
-    int               pending;
-    int               audited;
-    kap_policy_done_fn done;
-    void             *done_data;
 };
 
 /*
@@ -86,15 +111,37 @@ struct kap_req *kap_req_new(struct kap_gen *gen, struct kap_pool *pool,
                             uint32_t kind, const char *asked_by,
                             const char *subject);
 
-/* Set the verdict from a policy hook; reason is copied. */
+/*
+ * Set the verdict from a policy hook (KAP_ALLOW, KAP_DENY, or KAP_REFUSE
+ * for a deny that observe mode must not lift); decided_by and reason are
+ * copied into r's pool.
+ */
 void kap_req_decide(struct kap_req *r, int verdict, const char *decided_by,
                     const char *reason);
+
+/*
+ * A refusal by the asking module itself, without the policy chain: the
+ * input is malformed, a limit is reached, a timeout ended it.  r is
+ * decided KAP_DENY by r->asked_by with reason (copied) and audited once,
+ * by the core, as every decision is; observe mode does not lift it.
+ * Modules never emit "decision" events themselves.  No effect on a
+ * request that is already decided or has a check pending.
+ */
+void kap_req_refuse(struct kap_req *r, const char *reason);
+
+/* Value of attribute name in r->attrs, or NULL.  Borrowed. */
+const char *kap_req_attr(const struct kap_req *r, const char *name);
 
 /*
  * Ask the policy chain.  Returns KAP_OK when decided now (r->verdict is
  * set, done is never called), or KAP_AGAIN when a hook is waiting (done
  * is called later from the loop, exactly once, never before this returns).
- * Never returns anything else: errors become KAP_DENY verdicts.
+ * Never returns anything else: errors become KAP_DENY verdicts.  With
+ * done == NULL the caller cannot wait: a hook that returns KAP_AGAIN is
+ * cancelled and the question is denied ("policy answer needed at once").
+ * In observe mode (kapd.policy.observe) the core turns a deny into an
+ * allow with r->observed set, except for KAP_REFUSE verdicts and
+ * questions flagged KAP_REQ_F_FILTER.
  */
 int kap_policy_check(struct kap_req *r, kap_policy_done_fn done, void *data);
 
@@ -140,20 +187,5 @@ const char *kap_req_kind_name(uint32_t kind);
 
 /* Send ev to every audit hook of gen, in chain order.  Never blocks. */
 void kap_audit_emit(struct kap_gen *gen, const struct kap_audit_event *ev);
-
-/* Domain allowlist (the built-in `network` policy) ---------------------- */
-
-/*
- * Check a resolved address for host against the deny set of DESIGN §6
- * (loopback, link-local, RFC 1918, CGNAT, ULA, multicast, unspecified,
- * the sidecar's own addresses, network.deny_addresses) unless the address
- * or its CIDR is in network.allow.  Returns KAP_OK (may dial) or
- * KAP_DECLINED (must not), with *why set to a static string.
- */
-int kap_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
-                           const char **why);
-
-/* Non-zero when network.observe is on in gen. */
-int kap_network_observe(struct kap_gen *gen);
 
 #endif /* KAP_REQ_H */

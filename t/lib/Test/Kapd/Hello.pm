@@ -119,6 +119,8 @@ sub echo {
                 my $pid = fork;
                 next if $pid;
                 if (defined $pid) {
+                    # an accept is logged as 0 bytes (connections())
+                    if (open my $fh, '>>', $log) { print $fh "$port 0\n"; close $fh }
                     while (1) {
                         my $n = sysread($c, my $buf, 65536);
                         last unless $n;
@@ -140,6 +142,15 @@ sub bytes {
     open my $fh, '<', $self->{log} or return 0;
     my $n = 0;
     while (<$fh>) { $n += (split)[1] }
+    return $n;
+}
+
+# connections(): how many connections the echo servers accepted so far
+sub connections {
+    my ($self) = @_;
+    open my $fh, '<', $self->{log} or return 0;
+    my $n = 0;
+    while (<$fh>) { $n++ if (split)[1] == 0 }
     return $n;
 }
 
