@@ -3,9 +3,10 @@
  * the buffers and the listener code.
  *
  * kapd_alloc_fail() implements the torture switch of debug builds: with
- * KAP_DEBUG and the environment variable KAPD_FAILALLOC=N, the Nth counted
- * allocation (pool creation, pool block, buffer growth) fails, so tests can
- * walk every out-of-memory path.  Release builds always return 0.
+ * KAPD_DEBUG (configure --enable-debug) and the environment variable
+ * KAPD_FAILALLOC=N, the Nth counted allocation (pool creation, pool block,
+ * buffer growth) fails, so tests can walk every out-of-memory path.
+ * Release builds always return 0.
  */
 #ifndef KAPD_ALLOC_H
 #define KAPD_ALLOC_H

@@ -13,8 +13,10 @@
  */
 #include "config.h"
 /*
- * Capture the debug switch before kapd.h: configure's KAP_DEBUG (config.h)
- * has the same name as the KAP_DEBUG() logging macro of kap_log.h.
+ * Capture the debug switch before kapd.h: configure --enable-debug defines
+ * KAPD_DEBUG in config.h (a KAP_DEBUG given with -D counts too, and must be
+ * tested here: after kapd.h that name is the KAP_DEBUG() logging macro of
+ * kap_log.h).
  */
 #if defined(KAP_DEBUG) || defined(KAPD_DEBUG)
 #define POOL_TORTURE 1

@@ -116,7 +116,7 @@ struct resolve_sub {
     struct kap_resolve *q;
     int                 rrtype;
     int                 async_id;
-    int                 active;       /* ub_resolve_async pending */
+    int                 active;       /* ub_resolve_event pending */
     int                 done;
     int                 failed;       /* error / SERVFAIL / bogus */
     const char         *errmsg;
@@ -561,10 +561,12 @@ static int resolver_ub_option(struct ub_ctx *ctx, const char *opt,
 }
 
 /*
- * libunbound's helper thread runs libevent; libev exports functions of
- * the same names.  If libev's won the symbol lookup (kapd linked without
- * -levent before -lev), every query would crash the helper thread: refuse
- * to start instead.
+ * libunbound runs on our loop through the ub_event_base above, with no
+ * thread of its own, but the library is built against libevent and binds
+ * libevent's function names (event_base_*, event_add, ...), which libev's
+ * libevent emulation exports too.  If libev's won the symbol lookup (kapd
+ * linked without -levent before -lev), libunbound would run libev code on
+ * libevent structures and corrupt the heap: refuse to start instead.
  */
 /* libevent 2 only (libev has no such function): keeps -levent linked. */
 extern const char **event_get_supported_methods(void);
@@ -614,9 +616,10 @@ static int resolver_init(struct kap_gen *gen, void *conf)
     if (!c->recursion && !c->ta_explicit
         && resolver_ub_option(ctx, "module-config:", "iterator") != KAP_OK)
         goto fail;
-    /* room for many queries in flight (the dns module's forward fast path
-       does not use libunbound); libunbound preallocates per port and per
-       query slot, so 4096/2048 cost ~5 MB per generation for nothing */
+    /* room for many queries in flight (the resolver's forward fast path,
+       below, does not use libunbound); libunbound preallocates per port
+       and per query slot, so 4096/2048 cost ~5 MB per generation for
+       nothing */
     if (resolver_ub_option(ctx, "outgoing-range:", "1024") != KAP_OK
         || resolver_ub_option(ctx, "num-queries-per-thread:", "1024")
            != KAP_OK)
