@@ -59,7 +59,7 @@ _Static_assert(sizeof(struct kap_module) == sizeof(struct kapd_module_2_0),
 #endif
 
 static const char *const first_party[] = {
-    "http_connect", "dns", "mcp", "cli", "remote", NULL
+    "http_connect", "dns", "channel", "mcp", "cli", "remote", NULL
 };
 
 static int

@@ -45,6 +45,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #define SECRET_FORMS 24
 
 struct secret_form {
@@ -739,4 +742,19 @@ done:
     if (outlen > 0)
         out[o < outlen ? o : outlen - 1] = '\0';
     return o;
+}
+
+int
+kap_secret_hmac(const struct kap_secret *s, const void *msg, size_t len,
+                unsigned char out[KAP_SECRET_HMAC_LEN])
+{
+    unsigned int n = 0;
+
+    if (s == NULL || s->raw == NULL || (msg == NULL && len > 0))
+        return KAP_ERROR;
+    if (HMAC(EVP_sha256(), s->raw, (int) s->len,
+             (const unsigned char *) msg, len, out, &n) == NULL
+        || n != KAP_SECRET_HMAC_LEN)
+        return KAP_ERROR;
+    return KAP_OK;
 }

@@ -152,7 +152,7 @@ sub order_ok {
 my $v = $t->kapd_cmd('-V');
 is($v->{rc}, 0, '-V exits 0') or diag($v->{all});
 like($v->{all}, qr/kapd\b.*\d+\.\d+/, '-V prints the version');
-like($v->{all}, qr/ABI\D*1\.0\b/, '-V prints the ABI major.minor');
+like($v->{all}, qr/ABI\D*2\.0\b/, '-V prints the ABI major.minor');
 my $sig = build_sig();
 ok(defined $sig && index($v->{all}, $sig) >= 0, "-V prints the build signature")
     or diag("expected '" . ($sig // 'undef') . "' in:\n$v->{all}");

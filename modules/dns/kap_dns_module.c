@@ -96,7 +96,7 @@ struct dns_conf {
     long long            max_outstanding; /* -1 unset */
     double               tcp_idle;        /* < 0 unset */
     long long            edns_size;       /* -1 unset */
-    int                  observe;         /* under kapd.policy.observe: 0 keep filtering, 1 forward */
+    int                  observe;         /* kapd.policy.observe: 0 filter, 1 forward */
 };
 
 struct dns_tcp;

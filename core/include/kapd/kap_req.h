@@ -60,6 +60,10 @@ enum kap_verdict {
 #define KAP_REQ_F_FILTER  0x0001u  /* observe mode does not lift a deny of
                                       this question (dns.observe =
                                       "filter": DNS keeps filtering) */
+/* r->flags, set by the deciding hook with its KAP_ALLOW */
+#define KAP_REQ_F_ALWAYS  0x0002u  /* "allow always": the asker may keep
+                                      the answer for this subject (the
+                                      channel does, kap_channel_client.c) */
 
 struct kap_attr {
     const char *name;

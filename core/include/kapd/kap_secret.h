@@ -98,4 +98,16 @@ size_t kap_secret_redact(const char *in, char *out, size_t outlen);
    when n is 0. */
 void kap_secret_wipe(void *p, size_t n);
 
+/* Length of a kap_secret_hmac() result. */
+#define KAP_SECRET_HMAC_LEN 32
+
+/*
+ * HMAC-SHA256 of msg[0..len) keyed with the secret, into out (caller's
+ * KAP_SECRET_HMAC_LEN bytes): proves knowledge of a shared secret (a
+ * challenge-response) without the secret leaving this file.  KAP_OK, or
+ * KAP_ERROR when s is NULL or libcrypto fails.
+ */
+int kap_secret_hmac(const struct kap_secret *s, const void *msg, size_t len,
+                    unsigned char out[KAP_SECRET_HMAC_LEN]);
+
 #endif /* KAP_SECRET_H */

@@ -12,6 +12,8 @@
  *       kinds = ["test", "connect"];   # kinds it answers (others: decline)
  *       audit = true;                  # record audit events ...
  *       audit_file = "hooks.log";      # ... one line each, in this file
+ *       always = false;                # an allow says "allow always"
+ *                                      # (KAP_REQ_F_ALWAYS)
  *   };
  *
  * Line protocol (one command per line):
@@ -46,6 +48,7 @@ struct th_conf {
     uint32_t     kinds;
     int          audit;
     const char  *audit_file;    /* gen pool, or NULL */
+    int          always;        /* allows carry KAP_REQ_F_ALWAYS */
 };
 
 /* state of one waiting policy question (r->hook_data) */
@@ -107,7 +110,7 @@ th_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *g,
               struct kap_err *err)
 {
     static const char *const keys[] = {
-        "listen", "answer", "wait", "after_wait", "kinds", "audit",
+        "listen", "answer", "wait", "after_wait", "kinds", "audit", "always",
         "audit_file", NULL
     };
     struct th_conf *cf = conf;
@@ -140,6 +143,8 @@ th_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *g,
         return KAP_ERROR;
     }
     if (kap_conf_get_secs(g, "wait", &cf->wait, err) == KAP_ERROR)
+        return KAP_ERROR;
+    if (kap_conf_get_bool(g, "always", &cf->always, err) == KAP_ERROR)
         return KAP_ERROR;
     if (kap_conf_get_bool(g, "audit", &cf->audit, err) == KAP_ERROR)
         return KAP_ERROR;
@@ -232,16 +237,24 @@ th_policy(struct kap_req *r, void *conf)
 {
     struct th_conf *cf = conf;
     struct th_wait *tw = r->hook_data;
+    int rc;
 
     if (!(cf->kinds & r->kind))
         return KAP_DECLINED;
     if (tw != NULL) {                       /* called again after resume */
         if (!tw->ready)
             return KAP_AGAIN;
-        return th_answer(r, cf->after_wait);
+        rc = th_answer(r, cf->after_wait);
+        if (rc == KAP_OK && r->verdict == KAP_ALLOW && cf->always)
+            r->flags |= KAP_REQ_F_ALWAYS;
+        return rc;
     }
-    if (cf->answer != TH_WAIT)
-        return th_answer(r, cf->answer);
+    if (cf->answer != TH_WAIT) {
+        rc = th_answer(r, cf->answer);
+        if (rc == KAP_OK && r->verdict == KAP_ALLOW && cf->always)
+            r->flags |= KAP_REQ_F_ALWAYS;
+        return rc;
+    }
     tw = kap_palloc(r->pool, sizeof(*tw));
     if (tw == NULL)
         return KAP_ERROR;
