@@ -327,6 +327,8 @@ test_network(void)
         return;
     is_str(ask(t, KAP_REQ_CONNECT, "b\xc3\xbc" "cher.de", 443, &why), "deny",
            "invalid names are denied (refused: observe does not lift it)");
+    ngen_free(t);
+
     /* no network group: deny everything */
     t = ngen_new("", &err);
     ok(t != NULL, "no network group");
