@@ -289,9 +289,21 @@ static void conn_new(struct kap_listen *ls, int fd,
         sslen = sizeof(c->peer);
     memcpy(&c->peer, ss, sslen);
     c->peerlen = sslen;
+    c->peer_uid = (uid_t) -1;
+    c->peer_gid = (gid_t) -1;
+    c->peer_pid = -1;
     if (ls->family == AF_UNIX) {
+        struct ucred cr;
+        socklen_t crlen = sizeof(cr);
         memcpy(c->peer_text, "unix", 5);
         c->peer.ss_family = AF_UNIX;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0
+            && crlen == sizeof(cr)) {
+            c->peer_cred = 1;
+            c->peer_uid = cr.uid;
+            c->peer_gid = cr.gid;
+            c->peer_pid = cr.pid;
+        }
     } else {
         /* TCP_NODELAY is inherited from the listener (kapd_listen.c) */
         kapd_sockaddr_text((const struct sockaddr *)ss, sslen, c->peer_text,

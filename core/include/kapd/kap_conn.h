@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <libconfig.h>
 
 struct kap_gen;
@@ -86,6 +87,13 @@ struct kap_conn {
     char                     peer_text[64];/* "127.0.0.1:4567", "unix" */
     double                   start;        /* kap_now() at accept */
     void                    *data;         /* module private */
+    /* the peer process of a unix-socket connection (SO_PEERCRED at
+       accept: the credentials it had when it connected); peer_cred is 0
+       and the ids are -1 for TCP or when the kernel gave none */
+    int                      peer_cred;
+    uid_t                    peer_uid;
+    gid_t                    peer_gid;
+    pid_t                    peer_pid;
 };
 
 /*

@@ -37,7 +37,10 @@
  *      rule mentions.  Removed: kap_network_addr_check(),
  *      kap_network_observe(), and the core-private fields of struct
  *      kap_req (cursor, pending, audited, done, done_data).  The build
- *      signature no longer carries the debug flag.
+ *      signature no longer carries the debug flag.  struct kap_conn
+ *      carries a unix-socket peer's credentials (peer_cred, peer_uid,
+ *      peer_gid, peer_pid: SO_PEERCRED at accept).  KAP_REQ_F_ALWAYS;
+ *      kap_secret_*, kap_json_* (strict JSON) in the ABI.
  * 1.0  First release.
  */
 

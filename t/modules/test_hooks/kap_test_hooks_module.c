@@ -19,6 +19,8 @@
  * Line protocol (one command per line):
  *   CHECK <subject> [<kind> [<port>]]  ->  "ALLOW <decided_by> <reason>"
  *                                          or "DENY <decided_by> <reason>"
+ *   PEER                               ->  "PEER <known> uid=U gid=G pid=P"
+ *                                          (SO_PEERCRED of a unix socket)
  *   GEN                                ->  generation id of the connection
  *   anything else                      ->  echoed back
  */
@@ -425,6 +427,12 @@ th_process(struct th_conn *tc)
 
         if (strncmp(line, "CHECK ", 6) == 0) {
             th_check(tc, line + 6);
+        } else if (strcmp(line, "PEER") == 0) {
+            char out[96];
+            snprintf(out, sizeof(out), "PEER %d uid=%ld gid=%ld pid=%ld\n",
+                     tc->c->peer_cred, (long) tc->c->peer_uid,
+                     (long) tc->c->peer_gid, (long) tc->c->peer_pid);
+            th_reply(tc, out);
         } else if (strcmp(line, "GEN") == 0) {
             char out[32];
             snprintf(out, sizeof(out), "%llu\n",
