@@ -10,6 +10,7 @@
 #define KAPD_H
 
 #include "config.h"
+#include <stddef.h>
 #include <sys/types.h>
 #include <kapd/kap_core.h>
 #include "kapd_limits.h"
@@ -55,7 +56,12 @@ struct kapd_chain {
     size_t                   n;
 };
 
-#define KAPD_NKINDS 16  /* bits of KAP_REQ_* */
+#define KAPD_NKINDS 32  /* bits of KAP_REQ_*: built in, then defined */
+#define KAPD_KIND_NAME_MAX 32
+/* a module descriptor is large enough to hold field f (kapd_module.c
+   accepts sizes from the frozen 2.0 layout up) */
+#define KAPD_MODULE_HAS(m, f) \
+    ((m)->size >= offsetof(struct kap_module, f) + sizeof((m)->f))
 
 /* A listener declared by a module's conf_parse (nothing bound yet). */
 struct kapd_listen_decl {
@@ -174,8 +180,16 @@ int  kapd_chain_build(struct kap_gen *gen, struct kap_err *err);
 int kapd_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
                             const char **why);
 
-/* index of a kind bit (0..KAPD_NKINDS-1) */
+/* kapd_kinds.c: index of a kind bit (0..KAPD_NKINDS-1), or -1 for a
+ * bit no kind has */
 int  kapd_kind_index(uint32_t kind);
+/* register a kind a module defines; KAP_OK or KAP_ERROR with err set */
+int  kapd_kind_register(const char *name, const char *module,
+                        struct kap_err *err);
+/* every kind the modules of gen define */
+int  kapd_kind_register_modules(struct kap_gen *gen, struct kap_err *err);
+/* the kind bits a hook is for: its mask and its kind_names */
+uint32_t kapd_hook_kinds(const struct kap_hook *h);
 
 /* kapd_listen.c / kapd_conn.c ------------------------------------------- */
 /*

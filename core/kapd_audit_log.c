@@ -794,8 +794,8 @@ audit_status(struct kap_gen *gen, void *vconf, struct kap_buf *out)
 }
 
 static const struct kap_hook audit_hooks[] = {
-    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, audit_event },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, audit_event, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 
 const struct kap_module kapd_audit_log_module = {

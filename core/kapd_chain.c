@@ -34,37 +34,9 @@ struct kapd_req {
 
 #define KAPD_REQ(r) ((struct kapd_req *) (r))
 
-static const char *const kind_names[KAPD_NKINDS] = {
-    "connect", "http", "dns", "mcp_list", "mcp_call", "cli", "test", "addr",
-    "first"
-};
-
 /* follow-up checks of a request that was allowed: their allows are not
  * audited (the request's own decision was), their denies are */
 #define KAPD_KINDS_FOLLOW_UP (KAP_REQ_ADDR | KAP_REQ_FIRST)
-
-int
-kapd_kind_index(uint32_t kind)
-{
-    int i;
-
-    if (kind == 0 || (kind & (kind - 1)) != 0)
-        return -1;
-    for (i = 0; i < KAPD_NKINDS; i++)
-        if (kind == (1u << i))
-            return i;
-    return -1;
-}
-
-const char *
-kap_req_kind_name(uint32_t kind)
-{
-    int i = kapd_kind_index(kind);
-
-    if (i < 0 || kind_names[i] == NULL)
-        return "unknown";
-    return kind_names[i];
-}
 
 /* ---- building ------------------------------------------------------------ */
 
@@ -137,7 +109,7 @@ build_one(struct kap_gen *gen, enum kap_hook_id id, const char **order,
                 const struct kap_hook *h;
                 for (h = seq[i]->mod->hooks; h && h->id != KAP_HOOK_NONE;
                      h++) {
-                    if (h->id != id || !(h->kinds & bit))
+                    if (h->id != id || !(kapd_hook_kinds(h) & bit))
                         continue;
                     if ((id == KAP_HOOK_POLICY && h->policy == NULL)
                         || (id == KAP_HOOK_AUDIT && h->audit == NULL)) {
@@ -173,6 +145,10 @@ build_one(struct kap_gen *gen, enum kap_hook_id id, const char **order,
 int
 kapd_chain_build(struct kap_gen *gen, struct kap_err *err)
 {
+    /* (the kinds modules define were registered after loading them,
+       kapd_cycle.c; again here for builds that skip that step) */
+    if (kapd_kind_register_modules(gen, err) != KAP_OK)
+        return KAP_ERROR;
     if (build_one(gen, KAP_HOOK_POLICY, gen->core.policy_chain, gen->policy,
                   "policy", err) != KAP_OK)
         return KAP_ERROR;

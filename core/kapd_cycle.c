@@ -1300,6 +1300,15 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     if (nbuild_errors > 0)
         goto fail;
 
+    /* the kinds modules define get their bits before anyone parses */
+    {
+        struct kap_err e = { 0 };
+        if (kapd_kind_register_modules(gen, &e) != KAP_OK) {
+            record_error(err, &e);
+            goto fail;
+        }
+    }
+
     /* each module parses and checks its own group */
     for (i = 0; i < gen->nmods; i++) {
         struct kapd_gen_module *gm = &gen->mods[i];
@@ -1705,11 +1714,6 @@ print_names(const char *label, const char *const *v)
 void
 kapd_gen_dump(struct kap_gen *gen)
 {
-    static const uint32_t kinds[] = {
-        KAP_REQ_CONNECT, KAP_REQ_HTTP, KAP_REQ_DNS, KAP_REQ_MCP_LIST,
-        KAP_REQ_MCP_CALL, KAP_REQ_CLI, KAP_REQ_TEST, KAP_REQ_ADDR,
-        KAP_REQ_FIRST
-    };
     struct kapd_conf_file *f;
     size_t i, k;
 
@@ -1757,19 +1761,25 @@ kapd_gen_dump(struct kap_gen *gen)
     }
 
     printf("# chains, per request kind:\n");
-    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        int ki = kapd_kind_index(kinds[k]);
-        const struct kapd_chain *c = &gen->policy[ki];
-        printf("#   policy %s:", kap_req_kind_name(kinds[k]));
+    for (k = 0; k < KAPD_NKINDS; k++) {
+        int ki = kapd_kind_index(1u << k);
+        const struct kapd_chain *c;
+        if (ki < 0)
+            continue;                   /* no kind has this bit */
+        c = &gen->policy[ki];
+        printf("#   policy %s:", kap_req_kind_name(1u << k));
         for (i = 0; i < c->n; i++)
             printf(" %s", c->v[i].gm->mod->name);
         printf("%s default %s\n", c->n ? " ->" : "",
                gen->core.policy_default == KAP_ALLOW ? "allow" : "deny");
     }
-    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        int ki = kapd_kind_index(kinds[k]);
-        const struct kapd_chain *c = &gen->audit[ki];
-        printf("#   audit %s:", kap_req_kind_name(kinds[k]));
+    for (k = 0; k < KAPD_NKINDS; k++) {
+        int ki = kapd_kind_index(1u << k);
+        const struct kapd_chain *c;
+        if (ki < 0)
+            continue;
+        c = &gen->audit[ki];
+        printf("#   audit %s:", kap_req_kind_name(1u << k));
         for (i = 0; i < c->n; i++)
             printf(" %s", c->v[i].gm->mod->name);
         printf("%s\n", c->n ? "" : " (none)");

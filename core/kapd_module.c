@@ -49,6 +49,7 @@ struct kapd_module_2_0 {
     void (*shutdown)(void);
     const void *listener, *hooks;
     void (*status)(void);
+    const char *const *kinds;
     uintptr_t spare[8];
 };
 #define KAPD_MODULE_V1_SIZE sizeof(struct kapd_module_2_0)

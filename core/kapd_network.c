@@ -692,8 +692,8 @@ network_status(struct kap_gen *gen, void *vconf, struct kap_buf *out)
 }
 
 static const struct kap_hook network_hooks[] = {
-    { KAP_HOOK_POLICY, NETWORK_KINDS, network_policy, NULL },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+    { KAP_HOOK_POLICY, NETWORK_KINDS, network_policy, NULL, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 
 const struct kap_module kapd_network_module = {

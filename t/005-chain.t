@@ -16,7 +16,7 @@ use JSON::PP;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
-$t->plan(34);
+$t->plan(41);
 
 sub conf {
     my ($answer, $chain) = @_;
@@ -147,6 +147,30 @@ like($g->{reason} // '', qr/gist\.github\.com/, 'audit: the network reason names
 ok(!grep({ !defined $_->{ts} || $_->{ts} !~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/ } @lines),
    'audit: every line has an RFC 3339 UTC timestamp');
 ok(!grep({ !defined $_->{gen} } @lines), 'audit: every line has its generation');
+
+# -- a request kind a module defines (test_hooks defines th_custom) -------------------------
+$t->write_conf(conf('deny') =~ s/kinds = \["test", "connect", "http", "dns"\];/kinds = ["th_custom"];/r);
+like($t->reload // '', qr/reloaded/, 'reload: test_hooks answers only the kind it defines');
+like(ask('k1.test', 'th_custom'), qr/^DENY test_hooks\b/,
+     'a kind a module defines: asked and answered by name');
+like(ask('k2.test', 'test'), qr/^DENY default\b/, 'and the built-in kinds are left to the rest');
+my $dump = $t->kapd_cmd('-T', '-c', $t->conf_path);
+like($dump->{out}, qr/^#\s+policy th_custom: test_hooks -> default deny$/m,
+     'kapd -T lists its chain under its name');
+ok(scalar $t->wait_audit(sub { grep { ($_->{kind} // '') eq 'th_custom'
+                                      && ($_->{subject} // '') eq 'k1.test' } @_ }),
+   'its decisions are audited with its kind name');
+# two modules defining one kind: refused, naming both
+{
+    my $u = Test::Kapd->new;
+    $u->write_conf(qq|kapd: { load = ["test_hooks", "bad_kind"]; module_path = ["%%MODULE_PATH%%"];\n|
+                   . qq|        error_log = "error.log"; };\n|);
+    my $v = $u->kapd_cmd('-t', '-c', $u->conf_path);
+    isnt($v->{rc}, 0, 'two modules define one kind: the configuration is refused');
+    like($v->{all}, qr/modules "test_hooks" and "bad_kind" both define the request kind "th_custom"/,
+         'naming both modules and the kind');
+    $u->finish_quiet;
+}
 
 sub audit {
     my $c = $t->read_file('audit.jsonl') // '';

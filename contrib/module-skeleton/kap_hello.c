@@ -139,8 +139,8 @@ hello_policy(struct kap_req *r, void *conf)
 
 static const struct kap_hook hello_hooks[] = {
     { KAP_HOOK_POLICY, KAP_REQ_TEST | KAP_REQ_ADDR | KAP_REQ_FIRST,
-      hello_policy, NULL },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+      hello_policy, NULL, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 
 /* the one exported symbol: kap_<name>_module */

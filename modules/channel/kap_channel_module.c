@@ -305,9 +305,9 @@ kap_channel_proof(const struct kap_secret *k, const char *who, const char *n1,
 static const struct kap_hook ch_hooks[] = {
     { KAP_HOOK_POLICY, KAP_REQ_CONNECT | KAP_REQ_HTTP | KAP_REQ_DNS
                        | KAP_REQ_MCP_LIST | KAP_REQ_MCP_CALL | KAP_REQ_CLI
-                       | KAP_REQ_TEST, ch_policy, NULL },
-    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, ch_audit },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+                       | KAP_REQ_TEST, ch_policy, NULL, NULL },
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, ch_audit, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 
 static const struct kap_listener_ops ch_listener = {

@@ -151,18 +151,18 @@ count_fini(struct kap_gen *gen, void *conf)
 }
 
 static const struct kap_hook ta_hooks[] = {
-    { KAP_HOOK_POLICY, KAP_REQ_TEST | KAP_REQ_CONNECT, ta_policy, NULL },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+    { KAP_HOOK_POLICY, KAP_REQ_TEST | KAP_REQ_CONNECT, ta_policy, NULL, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 static const struct kap_hook tb_hooks[] = {
-    { KAP_HOOK_POLICY, KAP_REQ_TEST, tb_policy, NULL },
-    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, sink1 },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+    { KAP_HOOK_POLICY, KAP_REQ_TEST, tb_policy, NULL, NULL },
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, sink1, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 static const struct kap_hook tc_hooks[] = {
-    { KAP_HOOK_POLICY, KAP_REQ_DNS, tc_policy, NULL },
-    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, sink2 },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+    { KAP_HOOK_POLICY, KAP_REQ_DNS, tc_policy, NULL, NULL },
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, sink2, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 
 static const struct kap_module mod_ta = {

@@ -40,7 +40,11 @@
  *      signature no longer carries the debug flag.  struct kap_conn
  *      carries a unix-socket peer's credentials (peer_cred, peer_uid,
  *      peer_gid, peer_pid: SO_PEERCRED at accept).  KAP_REQ_F_ALWAYS;
- *      kap_secret_*, kap_json_* (strict JSON) in the ABI.
+ *      kap_secret_*, kap_json_* (strict JSON) in the ABI.  Request
+ *      kinds by name: struct kap_module.kinds (kinds a module defines,
+ *      given bits 9..31 at load), struct kap_hook.kind_names (hooks for
+ *      them; hook tables with positional initialisers take a fifth
+ *      field), kap_req_kind(); KAP_REQ_ALL covers 32 bits.
  * 1.0  First release.
  */
 
@@ -104,9 +108,13 @@ enum kap_hook_id {
  */
 struct kap_hook {
     enum kap_hook_id id;
-    uint32_t         kinds;
+    uint32_t         kinds;        /* KAP_REQ_* bits of built-in kinds */
     int            (*policy)(struct kap_req *r, void *conf);
     void           (*audit)(const struct kap_audit_event *ev, void *conf);
+    /* kinds by name too (NULL-terminated, may be NULL): for kinds another
+       module defines (struct kap_module.kinds), whose bits are given at
+       load; a name no loaded module defines is ignored */
+    const char *const *kind_names;
 };
 
 struct kap_module {
@@ -148,6 +156,15 @@ struct kap_module {
 
     /* -- introspection: append a one-line status to out (kapd -V, remote UI) -- */
     void   (*status)(struct kap_gen *gen, void *conf, struct kap_buf *out);
+
+    /*
+     * Request kinds this module defines and asks (NULL-terminated names,
+     * a-z 0-9 _, at most 32 bytes; may be NULL), e.g. { "ssh_agent",
+     * NULL }: each gets a bit when the module is loaded, the same for the
+     * life of the process; kap_req_kind("ssh_agent") returns it, policy
+     * and audit hooks of any module name it in kind_names.
+     */
+    const char *const *kinds;
 
     uintptr_t    spare[8];         /* must be zero */
 };

@@ -45,7 +45,7 @@ struct kap_pool;
  * `network`.
  */
 #define KAP_REQ_FIRST     0x0100u
-#define KAP_REQ_ALL       0xffffu
+#define KAP_REQ_ALL       0xffffffffu  /* every kind, defined ones too */
 
 enum kap_verdict {
     KAP_VERDICT_NONE = 0,
@@ -186,8 +186,15 @@ struct kap_audit_event {
     size_t      nfields;
 };
 
-/* Name of a kind bit: "connect", "http", "dns", ... */
+/* Name of a kind bit: "connect", "http", "dns", ... (borrowed, static) */
 const char *kap_req_kind_name(uint32_t kind);
+/*
+ * The bit of a kind by name: a built-in one, or one a loaded module
+ * defines (struct kap_module.kinds).  0 when none.  Stable for the life
+ * of the process; kinds are registered when modules are loaded, before
+ * any conf_parse.
+ */
+uint32_t kap_req_kind(const char *name);
 
 /* Send ev to every audit hook of gen, in chain order.  Never blocks. */
 void kap_audit_emit(struct kap_gen *gen, const struct kap_audit_event *ev);

@@ -4,7 +4,9 @@
  * -DBAD_MAGIC, -DBAD_MAJOR, -DBAD_MINOR, -DBAD_SIZE, -DBAD_SIG, -DBAD_NAME;
  * each exports kap_bad_<variant>_module with exactly one identity field
  * wrong.  kapd must refuse each before calling any of its code (the
- * callbacks abort to prove it).
+ * callbacks abort to prove it).  -DBAD_KIND is a sound module that
+ * defines the request kind "th_custom", which test_hooks defines too:
+ * loaded together, the configuration is refused (t/005-chain.t).
  */
 #include <stdlib.h>
 
@@ -44,16 +46,22 @@
 #elif defined(BAD_NAME)
 #define BAD_SYM      kap_bad_name_module
 #define BAD_NAME_V   "not_bad_name"
+#elif defined(BAD_KIND)
+#define BAD_SYM      kap_bad_kind_module
+#define BAD_NAME_V   "bad_kind"
+static const char *const bad_kinds[] = { "th_custom", NULL };
 #else
 #error "define one of BAD_MAGIC BAD_MAJOR BAD_MINOR BAD_SIZE BAD_SIG BAD_NAME"
 #endif
 
+#ifndef BAD_KIND
 static void *
 bad_conf_create(struct kap_gen *gen)
 {
     (void) gen;
     abort();    /* must never run: the ABI check comes first */
 }
+#endif
 
 extern const struct kap_module BAD_SYM;
 const struct kap_module BAD_SYM = {
@@ -64,5 +72,9 @@ const struct kap_module BAD_SYM = {
     .build_sig = BAD_SIG_V,
     .name = BAD_NAME_V,
     .version = "0.0",
+#ifdef BAD_KIND
+    .kinds = bad_kinds,
+#else
     .conf_create = bad_conf_create,
+#endif
 };

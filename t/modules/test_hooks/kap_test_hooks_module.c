@@ -9,7 +9,9 @@
  *       answer = "allow";              # allow|deny|decline|error|wait
  *       wait = 0.2;                    # seconds, for answer = "wait"
  *       after_wait = "allow";          # answer once the wait is over
- *       kinds = ["test", "connect"];   # kinds it answers (others: decline)
+ *       kinds = ["test", "connect"];   # kinds it answers (others: decline);
+ *                                      # any built-in name, or th_custom,
+ *                                      # the kind test_hooks defines
  *       audit = true;                  # record audit events ...
  *       audit_file = "hooks.log";      # ... one line each, in this file
  *       always = false;                # an allow says "allow always"
@@ -70,25 +72,15 @@ struct th_conn {
     struct kap_pool *rpool;     /* that CHECK's request pool */
 };
 
-static const struct {
-    const char *name;
-    uint32_t    bit;
-} th_kinds[] = {
-    { "connect", KAP_REQ_CONNECT }, { "http", KAP_REQ_HTTP },
-    { "dns", KAP_REQ_DNS }, { "mcp_list", KAP_REQ_MCP_LIST },
-    { "mcp_call", KAP_REQ_MCP_CALL }, { "cli", KAP_REQ_CLI },
-    { "test", KAP_REQ_TEST }, { NULL, 0 }
-};
+/* the kinds test_hooks defines itself (a protocol module's own question
+ * kind), besides answering every built-in one */
+static const char *const th_defined_kinds[] = { "th_custom", NULL };
 
+/* a kind by name: built in, th_custom, or another module's */
 static uint32_t
 th_kind(const char *name)
 {
-    size_t i;
-
-    for (i = 0; th_kinds[i].name; i++)
-        if (strcmp(th_kinds[i].name, name) == 0)
-            return th_kinds[i].bit;
-    return 0;
+    return kap_req_kind(name);
 }
 
 /* ---- configuration ------------------------------------------------------ */
@@ -299,9 +291,9 @@ th_audit(const struct kap_audit_event *ev, void *conf)
 }
 
 static const struct kap_hook th_hooks[] = {
-    { KAP_HOOK_POLICY, KAP_REQ_ALL, th_policy, NULL },
-    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, th_audit },
-    { KAP_HOOK_NONE, 0, NULL, NULL }
+    { KAP_HOOK_POLICY, KAP_REQ_ALL, th_policy, NULL, NULL },
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, th_audit, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 
 /* ---- the line protocol ------------------------------------------------- */
@@ -508,4 +500,5 @@ const struct kap_module kap_test_hooks_module = {
     .conf_check = th_conf_check,
     .listener = &th_listener,
     .hooks = th_hooks,
+    .kinds = th_defined_kinds,
 };
