@@ -24,6 +24,13 @@
  *   PEER                               ->  "PEER <known> uid=U gid=G pid=P"
  *                                          (SO_PEERCRED of a unix socket)
  *   GEN                                ->  generation id of the connection
+ *   FETCH <url> [<max_bytes> [<ca_file>]]  ->  fetched with kap_curl
+ *       (asked_by test_hooks, 10 s timeout): "FETCHED <status> <body
+ *       bytes> <header bytes> <first 200 body bytes, controls as '.'>" or
+ *       "FETCH-ERROR <reason>"; the connection keeps reading meanwhile, so
+ *       closing it mid-fetch releases the transfer
+ *   FETCHING                           ->  kap_curl_pending() of the
+ *                                          connection's generation
  *   anything else                      ->  echoed back
  */
 #define _POSIX_C_SOURCE 200809L
@@ -37,6 +44,7 @@
 #include <unistd.h>
 
 #include <kapd/kap_core.h>
+#include <kapd/kap_curl.h>
 
 #define TH_NAME "test_hooks"
 
@@ -70,6 +78,7 @@ struct th_conn {
     size_t           len;
     int              busy;      /* a CHECK is waiting for its answer */
     struct kap_pool *rpool;     /* that CHECK's request pool */
+    struct kap_curl *fetch;     /* a FETCH in progress (busy is set) */
 };
 
 /* the kinds test_hooks defines itself (a protocol module's own question
@@ -400,6 +409,61 @@ th_check(struct th_conn *tc, char *args)
     th_answered(tc, r);
 }
 
+static void
+th_fetched(struct kap_curl *cu, struct kap_curl_result *res, void *data)
+{
+    struct th_conn *tc = data;
+    char out[1024], snip[201];
+    size_t i;
+
+    (void) cu;
+    tc->fetch = NULL;
+    if (res->rc == KAP_OK) {
+        for (i = 0; i < res->body->len && i < sizeof(snip) - 1; i++) {
+            unsigned char ch = (unsigned char) res->body->data[i];
+            snip[i] = ch < 0x20 || ch >= 0x7f ? '.' : (char) ch;
+        }
+        snip[i] = '\0';
+        snprintf(out, sizeof(out), "FETCHED %ld %zu %zu %s\n", res->status,
+                 res->body->len, res->headers->len, snip);
+    } else {
+        snprintf(out, sizeof(out), "FETCH-ERROR %s\n", res->error);
+    }
+    th_reply(tc, out);
+    tc->busy = 0;
+    th_process(tc);
+}
+
+/* FETCH <url> [<max_bytes> [<ca_file>]]: the reader stays on, so a client
+   that goes away ends the connection and, through its pool, the fetch */
+static void
+th_fetch(struct th_conn *tc, char *args)
+{
+    struct kap_curl_opts o;
+    char *url, *max, *ca, *save = NULL;
+
+    url = strtok_r(args, " ", &save);
+    max = strtok_r(NULL, " ", &save);
+    ca = strtok_r(NULL, " ", &save);
+    if (url == NULL) {
+        th_reply(tc, "ERR no url\n");
+        return;
+    }
+    memset(&o, 0, sizeof(o));
+    o.url = url;
+    o.asked_by = TH_NAME;
+    o.conn = tc->c;
+    o.max_body = max != NULL ? (size_t) strtoul(max, NULL, 10) : 0;
+    o.ca_file = ca;
+    o.timeout = 10;
+    tc->fetch = kap_curl_fetch(tc->c->gen, tc->c->pool, &o, th_fetched, tc);
+    if (tc->fetch == NULL) {
+        th_reply(tc, "ERR no memory\n");
+        return;
+    }
+    tc->busy = 1;
+}
+
 /* handle every complete line in the buffer (stops while a CHECK waits) */
 static void
 th_process(struct th_conn *tc)
@@ -419,6 +483,12 @@ th_process(struct th_conn *tc)
 
         if (strncmp(line, "CHECK ", 6) == 0) {
             th_check(tc, line + 6);
+        } else if (strncmp(line, "FETCH ", 6) == 0) {
+            th_fetch(tc, line + 6);
+        } else if (strcmp(line, "FETCHING") == 0) {
+            char out[32];
+            snprintf(out, sizeof(out), "%u\n", kap_curl_pending(tc->c->gen));
+            th_reply(tc, out);
         } else if (strcmp(line, "PEER") == 0) {
             char out[96];
             snprintf(out, sizeof(out), "PEER %d uid=%ld gid=%ld pid=%ld\n",

@@ -1,0 +1,139 @@
+/*
+ * kap_curl.h -- HTTP(S) requests from kapd to upstreams, over libcurl.
+ *
+ * One libcurl multi handle per generation, created on first use and
+ * cleaned up when the generation retires, runs on kapd's libev loop.
+ * A module starts a transfer with kap_curl_fetch() and gets one done
+ * callback with the status, the final response's headers and the body,
+ * or an error text.
+ *
+ * What a module does NOT have to do, because kap_curl does it for every
+ * transfer (docs/design/kap-curl.md):
+ * - Only http and https, for the request and for any redirect; redirects
+ *   are never followed (a 3xx is an answer like any other); no proxy,
+ *   from the environment or elsewhere; no cookies, alt-svc or HSTS files.
+ * - The host is resolved by kapd's resolver (kap_resolver.h), and a
+ *   KAP_REQ_ADDR question (subject: the address, port: the port,
+ *   attribute "host": the name, asked_by: opts->asked_by) is asked for
+ *   EVERY address before anything is dialled.  One refused address ends
+ *   the fetch with an error naming it and the reason.  libcurl is then
+ *   pinned to exactly the allowed addresses: they are its only DNS
+ *   answer (CURLOPT_RESOLVE), a socket to any other address is refused
+ *   (CURLOPT_OPENSOCKETFUNCTION), and a connection it reuses must be to
+ *   one of them as well (CURLOPT_PREREQFUNCTION).
+ * kap_curl asks nothing about the name or the URL itself: the calling
+ * module asks its own question (its kind) before it fetches.
+ *
+ * Rules:
+ * - Call from the event loop thread only.
+ * - The done callback is never called before kap_curl_fetch() returns,
+ *   and is called exactly once unless the transfer is cancelled first
+ *   (kap_curl_cancel, or destruction of the pool it was started with):
+ *   then it is never called.
+ * - A transfer holds a reference on its generation until it is released.
+ */
+#ifndef KAP_CURL_H
+#define KAP_CURL_H
+
+#include <stddef.h>
+
+#include <kapd/kap_core.h>
+
+/* One transfer.  Opaque; owned by the core. */
+struct kap_curl;
+
+#define KAP_CURL_MAX_BODY_DEFAULT   (1024 * 1024)  /* response body bytes */
+#define KAP_CURL_MAX_HEADERS        (64 * 1024)    /* response header bytes */
+#define KAP_CURL_MAX_URL            8192
+#define KAP_CURL_TIMEOUT_DEFAULT    30.0           /* seconds, whole fetch */
+#define KAP_CURL_CONNECT_DEFAULT    10.0           /* seconds, connect+TLS */
+
+/*
+ * What to fetch.  Every pointer is borrowed for the kap_curl_fetch() call
+ * only (what is needed later is copied); zero/NULL fields get defaults.
+ */
+struct kap_curl_opts {
+    const char         *url;          /* http:// or https:// URL; the host
+                                         must be ASCII (xn-- form) */
+    const char         *asked_by;     /* module name for the KAP_REQ_ADDR
+                                         questions and log lines; required */
+    struct kap_conn    *conn;         /* the client the fetch is for, or
+                                         NULL: r->conn and r->client of the
+                                         questions; must outlive the fetch
+                                         (use its pool) */
+    const char         *method;       /* NULL: GET, or POST with a body;
+                                         else an HTTP token ("PUT", "HEAD") */
+    const char *const  *headers;      /* "Name: value" lines, NULL-ended;
+                                         a line holding CR or LF is refused */
+    const void         *body;         /* request body, or NULL */
+    size_t              body_len;
+    size_t              max_body;     /* response body limit, bytes; 0:
+                                         KAP_CURL_MAX_BODY_DEFAULT */
+    double              timeout;      /* whole fetch, resolving and the
+                                         policy questions included; 0:
+                                         KAP_CURL_TIMEOUT_DEFAULT */
+    double              connect_timeout; /* 0: KAP_CURL_CONNECT_DEFAULT */
+    const char         *ca_file;      /* PEM file of trusted CAs for https,
+                                         or NULL: the system's store */
+};
+
+/*
+ * The outcome, borrowed for the done callback only.
+ *   rc       KAP_OK       a response arrived (any status, 3xx and 5xx too);
+ *            KAP_DECLINED refused before any byte was sent: a KAP_REQ_ADDR
+ *                         question denied an address, or the URL, method
+ *                         or a header line is not allowed;
+ *            KAP_ERROR    failed: resolving, connecting, TLS, timeout, a
+ *                         response over a limit, out of memory.
+ *   status   HTTP status of the final response, 0 when there is none.
+ *   headers  the final response's status line and header lines as
+ *            received (CRLF-terminated); interim 1xx blocks are dropped.
+ *   body     the response body (decoded from chunked, never decompressed).
+ *            The callback may keep headers->data or body->data by taking
+ *            the pointer and zeroing the kap_buf; it then frees it with
+ *            free() (or kap_buf_free on a struct holding it).
+ *   error    NULL when rc is KAP_OK; else why, for logs and for the
+ *            client (never a credential from opts->headers): "address
+ *            127.0.0.1 of x.test refused: <reason>", "scheme ftp is not
+ *            allowed", "timeout after 30 s", libcurl's error text, ...
+ */
+struct kap_curl_result {
+    int             rc;
+    long            status;
+    struct kap_buf *headers;
+    struct kap_buf *body;
+    const char     *error;
+};
+
+typedef void (*kap_curl_done_fn)(struct kap_curl *cu,
+                                 struct kap_curl_result *res, void *data);
+
+/*
+ * Start fetching o->url in generation gen (its policy answers the address
+ * questions; pass kap_gen_current() for the newest, or the connection's).
+ * The transfer is released by a cleanup of pool (normally the client
+ * connection's or request's pool): destroying the pool mid-transfer stops
+ * it and frees everything, without calling done.  After done returns, the
+ * transfer is released at once (the pool cleanup runs then), so a long
+ * connection that fetches many times costs its pool one small cleanup
+ * record per fetch.  done may destroy pool or start other fetches.
+ * Returns the transfer, valid until done returns or until it is
+ * cancelled; or NULL on out of memory or missing arguments (then done is
+ * never called).  Every other failure, bad URLs included, reaches done.
+ */
+struct kap_curl *kap_curl_fetch(struct kap_gen *gen, struct kap_pool *pool,
+                                const struct kap_curl_opts *o,
+                                kap_curl_done_fn done, void *data);
+
+/*
+ * Stop a transfer whose done callback has not been called: done is never
+ * called, the connection and memory are released, cu is invalid.  NULL
+ * is ok; a call from inside cu's own done callback does nothing (cu is
+ * released when it returns).
+ */
+void kap_curl_cancel(struct kap_curl *cu);
+
+/* Transfers in progress in gen's multi handle (for status and tests). */
+unsigned kap_curl_pending(struct kap_gen *gen);
+
+#endif /* KAP_CURL_H */
