@@ -246,7 +246,7 @@ like(fetch("http://ok.curl.test:$o/waited"), qr/^FETCHED 200 .*"server":"three"/
 ok(time - $t0 >= 0.25, 'after the wait');
 $c = tcp_connect($t->port('hooks'));
 syswrite($c, "FETCH http://ok.curl.test:$o/gone\n");
-sleep 0.1;
+wait_until(sub { pending() >= 1 }, kapd_tmo(3));   # the fetch has started
 close $c;
 ok(wait_until(sub { pending() == 0 }, kapd_tmo(3)),
    'client gone while the question waits: released');
