@@ -663,15 +663,14 @@ static int dns_addr_deny(void *ctx, const struct sockaddr *sa,
     struct dnsq *dq = ctx;
     char at[KAP_ADDR_TEXT_MAX];
     struct kap_attr a[1];
-    struct kap_pool *p;
     struct kap_req *r;
     int deny = 1;
 
     *why = "denied address";
-    if (kap_addr_to_text(sa, at, sizeof(at)) == NULL
-        || (p = kap_pool_create()) == NULL)
+    if (kap_addr_to_text(sa, at, sizeof(at)) == NULL)
         return 1;
-    r = kap_req_new(dq->gen, p, KAP_REQ_ADDR, DNS_NAME, at);
+    /* in the query's pool: freed with the query, no pool per address */
+    r = kap_req_new(dq->gen, dq->pool, KAP_REQ_ADDR, DNS_NAME, at);
     if (r != NULL) {
         a[0].name = "host";
         a[0].value = dq->q.name;
@@ -684,8 +683,9 @@ static int dns_addr_deny(void *ctx, const struct sockaddr *sa,
         if (deny)
             *why = strcmp(r->decided_by ? r->decided_by : "", "network") == 0
                    ? "address in the deny set" : "address denied by policy";
+        r->attrs = NULL;                /* a is gone when this returns */
+        r->nattrs = 0;
     }
-    kap_pool_destroy(p);
     return deny;
 }
 

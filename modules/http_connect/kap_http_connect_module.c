@@ -851,12 +851,15 @@ addr_allowed_now(struct hc *hc, const struct sockaddr *sa)
 {
     char at[KAP_ADDR_TEXT_MAX];
     struct kap_attr a[1];
-    struct kap_pool *p;
+    struct kap_pool *p = hc->rpool, *tmp = NULL;
     struct kap_req *r;
     int ok = 0;
 
-    if (kap_addr_to_text(sa, at, sizeof(at)) == NULL
-        || (p = kap_pool_create()) == NULL)
+    if (kap_addr_to_text(sa, at, sizeof(at)) == NULL)
+        return 0;
+    /* the answered question's pool when there is one (a keep-alive
+       request reuses a held connection: no pool of its own per check) */
+    if (p == NULL && (p = tmp = kap_pool_create()) == NULL)
         return 0;
     r = hc_req_new(hc, p, KAP_REQ_ADDR, at);
     if (r != NULL) {
@@ -866,8 +869,10 @@ addr_allowed_now(struct hc *hc, const struct sockaddr *sa)
         r->nattrs = 1;
         (void)kap_policy_check(r, NULL, NULL);
         ok = r->verdict == KAP_ALLOW;
+        r->attrs = NULL;                /* a is gone when this returns */
+        r->nattrs = 0;
     }
-    kap_pool_destroy(p);
+    kap_pool_destroy(tmp);
     return ok;
 }
 
