@@ -149,7 +149,7 @@ like($r, qr/^FETCH-ERROR address 127\.0\.0\.2 of ok\.curl\.test refused/,
 $n0 = $good->count;
 $r = fetch("http://ok.curl.test:$o/redirect");
 like($r, qr/^FETCHED 302 \d+ \d+ moved/, 'a redirect is the answer');
-sleep 0.3;
+sleep 0.3;    # a window for a fetch that must NOT happen (nothing to poll for)
 is($good->count, $n0 + 1, 'its Location is not fetched');
 $r = fetch("http://ok.curl.test:$o/redirect-lo");
 like($r, qr/^FETCHED 301 /, 'a redirect to a loopback name is the answer too');
@@ -250,7 +250,6 @@ wait_until(sub { pending() >= 1 }, kapd_tmo(3));   # the fetch has started
 close $c;
 ok(wait_until(sub { pending() == 0 }, kapd_tmo(3)),
    'client gone while the question waits: released');
-sleep 0.4;
 $wconf =~ s/after_wait = "decline"/after_wait = "deny"/;
 $t->write_conf($wconf);
 like($t->reload // '', qr/reloaded/, 'reload: the waiting hook then denies');
