@@ -44,6 +44,7 @@ struct ch_ask {
     struct kap_req *r;
     ev_timer        timer;
     int             done, allow;
+    int             sent;               /* on the wire (else: until ready) */
     char            reason[300];
 };
 
@@ -199,6 +200,20 @@ ask_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     ask_finish(a, 0, why);
 }
 
+/* put a question on the wire (the channel is ready) */
+static int
+ask_send(struct ch_ask *a)
+{
+    const struct kap_req *r = a->r;
+
+    if (kap_channel_put_ask(&cl.out, a->id, kap_req_kind_name(r->kind),
+                            r->subject, r->port, r->detail, r->client)
+        != KAP_OK)
+        return KAP_ERROR;
+    a->sent = 1;
+    return KAP_OK;
+}
+
 /* the request died while waiting (client gone, gave up) */
 static void
 ask_cancel(struct kap_req *r)
@@ -227,7 +242,7 @@ kap_channel_client_policy(struct kap_req *r, struct ch_conf *cf)
         kap_req_decide(r, KAP_ALLOW, CH_NAME, "allowed always by the host");
         return KAP_OK;
     }
-    if (cl.state != ST_READY) {
+    if (cl.state == ST_DOWN) {
         char why[300];
         snprintf(why, sizeof(why), "nobody can approve it: the channel to "
                  "the host is down (%s)", cl.why_down[0] ? cl.why_down
@@ -239,9 +254,12 @@ kap_channel_client_policy(struct kap_req *r, struct ch_conf *cf)
         return KAP_ERROR;
     a->id = ++cl.next_id;
     a->r = r;
-    if (kap_channel_put_ask(&cl.out, a->id, kap_req_kind_name(r->kind), r->subject,
-                   r->port, r->detail, r->client) != KAP_OK)
-        return KAP_ERROR;
+    /* while the channel is still being set up (at start, or after a
+     * reconnect), the question waits for it, within its timeout */
+    if (cl.state == ST_READY) {
+        if (ask_send(a) != KAP_OK)
+            return KAP_ERROR;
+    }
     a->next = cl.asks;
     if (cl.asks)
         cl.asks->prev = a;
@@ -252,7 +270,8 @@ kap_channel_client_policy(struct kap_req *r, struct ch_conf *cf)
     r->hook_data = a;
     r->hook_cancel = ask_cancel;
     cl.asked++;
-    cl_flush();
+    if (a->sent)
+        cl_flush();
     return KAP_AGAIN;
 }
 
@@ -397,6 +416,13 @@ cl_message(const struct ch_msg *m)
         cl.why_down[0] = '\0';
         KAP_LOG(KAP_LOG_NOTICE, CH_NAME, 0, "channel to %s ready as \"%s\"",
                 cl.target, cl.name);
+        /* the questions that came while the channel was being set up */
+        for (a = cl.asks; a; a = a->next)
+            if (!a->sent && ask_send(a) != KAP_OK) {
+                cl_down("out of memory");
+                return;
+            }
+        cl_flush();
         return;
     case ST_READY:
         if (m->type != CH_ANSWER)
