@@ -31,6 +31,15 @@
  *       closing it mid-fetch releases the transfer
  *   FETCHING                           ->  kap_curl_pending() of the
  *                                          connection's generation
+ *   DIAL <host> <port>                 ->  dialled with kap_upstream
+ *       (asked_by test_hooks, the current generation): "DIALED <addr>",
+ *       "DIAL-DENY <status> <address> <reason>" or "DIAL-ERROR <status>
+ *       <reason>"; the connection keeps reading, so closing it mid-dial
+ *       cancels the dial; the dialled socket is kept for IDLE-PUT
+ *   IDLE-PUT <seconds>                 ->  kap_upstream_idle_put() of it:
+ *                                          "PUT"
+ *   IDLE-TAKE <host> <port>            ->  kap_upstream_idle_take():
+ *                                          "TOOK <addr>" or "NONE"
  *   anything else                      ->  echoed back
  */
 #define _POSIX_C_SOURCE 200809L
@@ -38,13 +47,16 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <kapd/kap_core.h>
+#include <kapd/kap_addr.h>
 #include <kapd/kap_curl.h>
+#include <kapd/kap_upstream.h>
 
 #define TH_NAME "test_hooks"
 
@@ -79,6 +91,11 @@ struct th_conn {
     int              busy;      /* a CHECK is waiting for its answer */
     struct kap_pool *rpool;     /* that CHECK's request pool */
     struct kap_curl *fetch;     /* a FETCH in progress (busy is set) */
+    struct kap_upstream *dial;  /* a DIAL in progress (busy is set) */
+    int              ufd;       /* the last DIAL's socket, or -1 */
+    struct sockaddr_storage usa;
+    char             uhost[256];
+    unsigned         uport;
 };
 
 /* the kinds test_hooks defines itself (a protocol module's own question
@@ -464,6 +481,116 @@ th_fetch(struct th_conn *tc, char *args)
     tc->busy = 1;
 }
 
+static void
+th_dialled(void *data, const struct kap_upstream_result *res)
+{
+    struct th_conn *tc = data;
+    char out[700], at[KAP_ADDR_TEXT_MAX];
+
+    tc->dial = NULL;
+    if (res->rc == KAP_OK) {
+        tc->ufd = res->fd;
+        memcpy(&tc->usa, res->sa, res->sa->sa_family == AF_INET6
+               ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+        snprintf(out, sizeof(out), "DIALED %s\n",
+                 kap_addr_to_text(res->sa, at, sizeof(at)) ? at : "?");
+    } else if (res->rc == KAP_DENY) {
+        snprintf(out, sizeof(out), "DIAL-DENY %d %s %s\n", res->status,
+                 res->req != NULL ? res->req->subject : "-", res->reason);
+    } else {
+        snprintf(out, sizeof(out), "DIAL-ERROR %d %s\n", res->status,
+                 res->reason);
+    }
+    th_reply(tc, out);
+    tc->busy = 0;
+    th_process(tc);
+}
+
+static void
+th_upstream_target(struct th_conn *tc, struct kap_upstream_target *t,
+                   const char *host, unsigned port)
+{
+    memset(t, 0, sizeof(*t));
+    t->gen = kap_gen_current();
+    t->host = host;
+    t->port = port;
+    t->want_v6 = 1;
+    t->asked_by = TH_NAME;
+    t->conn = tc->c;
+    t->client = tc->c->peer_text;
+}
+
+/* DIAL <host> <port> */
+static void
+th_dial(struct th_conn *tc, char *args)
+{
+    struct kap_upstream_target t;
+    char *host, *port, *save = NULL;
+
+    host = strtok_r(args, " ", &save);
+    port = strtok_r(NULL, " ", &save);
+    if (host == NULL || port == NULL || strlen(host) >= sizeof(tc->uhost)) {
+        th_reply(tc, "ERR DIAL host port\n");
+        return;
+    }
+    if (tc->ufd >= 0)
+        close(tc->ufd);
+    tc->ufd = -1;
+    snprintf(tc->uhost, sizeof(tc->uhost), "%s", host);
+    tc->uport = (unsigned) strtoul(port, NULL, 10);
+    th_upstream_target(tc, &t, tc->uhost, tc->uport);
+    tc->dial = kap_upstream_dial(&t, th_dialled, tc);
+    if (tc->dial == NULL) {
+        th_reply(tc, "DIAL-ERROR 502 cannot start\n");
+        return;
+    }
+    tc->busy = 1;
+}
+
+/* IDLE-TAKE <host> <port> */
+static void
+th_idle_take(struct th_conn *tc, char *args)
+{
+    struct kap_upstream_target t;
+    struct sockaddr_storage sa;
+    char *host, *port, *save = NULL, out[300], at[KAP_ADDR_TEXT_MAX];
+    int fd;
+
+    host = strtok_r(args, " ", &save);
+    port = strtok_r(NULL, " ", &save);
+    if (host == NULL || port == NULL) {
+        th_reply(tc, "ERR IDLE-TAKE host port\n");
+        return;
+    }
+    th_upstream_target(tc, &t, host, (unsigned) strtoul(port, NULL, 10));
+    fd = kap_upstream_idle_take(&t, &sa);
+    if (fd < 0) {
+        th_reply(tc, "NONE\n");
+        return;
+    }
+    if (tc->ufd >= 0)
+        close(tc->ufd);
+    tc->ufd = fd;
+    tc->usa = sa;
+    snprintf(out, sizeof(out), "TOOK %s\n",
+             kap_addr_to_text((struct sockaddr *) &sa, at, sizeof(at))
+             ? at : "?");
+    th_reply(tc, out);
+}
+
+/* the connection's end: a dial in progress is cancelled, a socket closed */
+static void
+th_upstream_cleanup(void *data)
+{
+    struct th_conn *tc = data;
+
+    kap_upstream_cancel(tc->dial);
+    tc->dial = NULL;
+    if (tc->ufd >= 0)
+        close(tc->ufd);
+    tc->ufd = -1;
+}
+
 /* handle every complete line in the buffer (stops while a CHECK waits) */
 static void
 th_process(struct th_conn *tc)
@@ -485,6 +612,16 @@ th_process(struct th_conn *tc)
             th_check(tc, line + 6);
         } else if (strncmp(line, "FETCH ", 6) == 0) {
             th_fetch(tc, line + 6);
+        } else if (strncmp(line, "DIAL ", 5) == 0) {
+            th_dial(tc, line + 5);
+        } else if (strncmp(line, "IDLE-PUT ", 9) == 0) {
+            kap_upstream_idle_put(tc->uhost, tc->uport, tc->ufd,
+                                  (struct sockaddr *) &tc->usa,
+                                  strtod(line + 9, NULL));
+            tc->ufd = -1;
+            th_reply(tc, "PUT\n");
+        } else if (strncmp(line, "IDLE-TAKE ", 10) == 0) {
+            th_idle_take(tc, line + 10);
         } else if (strcmp(line, "FETCHING") == 0) {
             char out[32];
             snprintf(out, sizeof(out), "%u\n", kap_curl_pending(tc->c->gen));
@@ -543,6 +680,11 @@ th_accept(struct kap_conn *c)
         return;
     }
     tc->c = c;
+    tc->ufd = -1;
+    if (kap_pool_cleanup_add(c->pool, th_upstream_cleanup, tc) != KAP_OK) {
+        kap_conn_close(c);
+        return;
+    }
     c->data = tc;
     ev_io_init(&tc->io, th_read_cb, c->fd, EV_READ);
     ev_io_start(kap_loop(), &tc->io);
