@@ -28,6 +28,7 @@
 
 #include <kapd/kap_addr.h>
 #include <kapd/kap_resolver.h>
+#include <kapd/kap_upstream.h>
 
 #include "kapd_curl_int.h"
 
@@ -35,7 +36,7 @@
 #define KC_METHOD_MAX  32
 #define KC_WHY_MAX     512
 
-enum kc_state { KC_RESOLVE = 1, KC_ASK, KC_TRANSFER, KC_DONE };
+enum kc_state { KC_RESOLVE = 1, KC_TRANSFER, KC_DONE };
 
 struct kap_curl {
     uint32_t            magic;
@@ -67,10 +68,7 @@ struct kap_curl {
     ev_timer            tm;             /* deadline, or a failure to report
                                            from the loop (later_rc) */
     int                 later_rc;       /* KAP_OK: none */
-    struct kap_resolve *rq;
-    struct kap_pool    *qpool;          /* the address question asked */
-    struct kap_req     *q;
-    size_t              ask_i;
+    struct kap_upstream *up;            /* resolving and asking */
     struct sockaddr_storage addrs[KAPD_CURL_MAX_ADDRS];
     size_t              naddrs;
 
@@ -101,15 +99,8 @@ static void
 kc_stop(struct kap_curl *cu)
 {
     ev_timer_stop(kap_loop(), &cu->tm);
-    if (cu->rq != NULL) {
-        kap_resolve_cancel(cu->rq);
-        cu->rq = NULL;
-    }
-    if (cu->qpool != NULL) {
-        kap_pool_destroy(cu->qpool);    /* cancels a waiting question */
-        cu->qpool = NULL;
-        cu->q = NULL;
-    }
+    kap_upstream_cancel(cu->up);        /* cancels a waiting question */
+    cu->up = NULL;
     if (cu->in_multi) {
         kapd_curl_multi_remove(cu->gen, cu->easy);
         cu->in_multi = 0;
@@ -513,115 +504,30 @@ kapd_curl_fetch_finished(CURL *easy, CURLcode rc)
 
 /* ---- the address questions --------------------------------------------- */
 
-static void kc_ask_next(struct kap_curl *cu);
-
-/* r answered: the next address, or the end with the reason */
+/* every address resolved and allowed (kap_upstream_resolve): pin libcurl
+   to them and start; a refused address or no address ends the fetch */
 static void
-kc_ask_answer(struct kap_curl *cu, struct kap_req *r)
-{
-    if (r->verdict != KAP_ALLOW) {
-        snprintf(cu->why, sizeof(cu->why), "address %s of %s refused: %s",
-                 r->subject, cu->host,
-                 r->reason ? r->reason
-                           : (r->decided_by ? r->decided_by : "denied"));
-        kap_pool_destroy(cu->qpool);
-        cu->qpool = NULL;
-        cu->q = NULL;
-        kc_finish(cu, KAP_DECLINED, 0, cu->why);
-        return;
-    }
-    kap_pool_destroy(cu->qpool);
-    cu->qpool = NULL;
-    cu->q = NULL;
-    cu->ask_i++;
-    kc_ask_next(cu);
-}
-
-static void
-kc_ask_done(struct kap_req *r, void *data)
-{
-    struct kap_curl *cu = data;
-
-    if (cu->q != r || cu->state != KC_ASK)
-        return;
-    kc_ask_answer(cu, r);
-}
-
-/* one KAP_REQ_ADDR question per address, in order, before any dial */
-static void
-kc_ask_next(struct kap_curl *cu)
-{
-    char at[KAP_ADDR_TEXT_MAX];
-    struct kap_attr *aa;
-    struct kap_req *r;
-
-    if (cu->ask_i >= cu->naddrs) {
-        kc_transfer(cu);
-        return;
-    }
-    if (kap_addr_to_text((struct sockaddr *)&cu->addrs[cu->ask_i], at,
-                         sizeof(at)) == NULL
-        || (cu->qpool = kap_pool_create()) == NULL
-        || (r = kap_req_new(cu->gen, cu->qpool, KAP_REQ_ADDR, cu->asked_by,
-                            at)) == NULL
-        || (aa = kap_palloc(cu->qpool, sizeof(*aa))) == NULL
-        || (aa->value = kap_pstrdup(cu->qpool, cu->host)) == NULL) {
-        kc_finish(cu, KAP_ERROR, 0, "out of memory");
-        return;
-    }
-    aa->name = "host";
-    r->attrs = aa;
-    r->nattrs = 1;
-    r->port = (uint16_t)cu->port;
-    r->conn = cu->conn;
-    r->client = cu->conn != NULL ? cu->conn->peer_text : NULL;
-    r->detail = cu->method != NULL ? cu->method
-                                   : (cu->has_body ? "POST" : "GET");
-    cu->q = r;
-    if (kap_policy_check(r, kc_ask_done, cu) == KAP_AGAIN)
-        return;             /* kc_ask_done() goes on */
-    kc_ask_answer(cu, r);
-}
-
-static void
-kc_resolved(void *data, int rc, const struct sockaddr_storage *addrs,
-            size_t naddrs, const char *errmsg)
+kc_checked(void *data, const struct kap_upstream_result *res)
 {
     struct kap_curl *cu = data;
     size_t i;
 
-    cu->rq = NULL;
-    if (rc != KAP_OK || naddrs == 0) {
-        snprintf(cu->why, sizeof(cu->why), "cannot resolve %s: %s",
-                 cu->host, errmsg ? errmsg : "no address");
+    cu->up = NULL;
+    if (res->rc == KAP_DENY) {
+        snprintf(cu->why, sizeof(cu->why), "address %s of %s refused: %s",
+                 res->req->subject, cu->host, res->reason);
+        kc_finish(cu, KAP_DECLINED, 0, cu->why);
+        return;
+    }
+    if (res->rc != KAP_OK) {
+        snprintf(cu->why, sizeof(cu->why), "%s", res->reason);
         kc_finish(cu, KAP_ERROR, 0, cu->why);
         return;
     }
-    for (i = 0; i < naddrs && cu->naddrs < KAPD_CURL_MAX_ADDRS; i++) {
-        struct sockaddr_storage *ss = &cu->addrs[cu->naddrs];
-
-        if (addrs[i].ss_family == AF_INET) {
-            memcpy(ss, &addrs[i], sizeof(struct sockaddr_in));
-            ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)cu->port);
-        } else if (addrs[i].ss_family == AF_INET6) {
-            memcpy(ss, &addrs[i], sizeof(struct sockaddr_in6));
-            ((struct sockaddr_in6 *)ss)->sin6_port =
-                htons((uint16_t)cu->port);
-        } else {
-            continue;
-        }
-        cu->naddrs++;
-    }
-    if (cu->naddrs == 0) {
-        snprintf(cu->why, sizeof(cu->why), "cannot resolve %s: no address",
-                 cu->host);
-        kc_finish(cu, KAP_ERROR, 0, cu->why);
-        return;
-    }
-    /* ask about EVERY address before any connect attempt */
-    cu->state = KC_ASK;
-    cu->ask_i = 0;
-    kc_ask_next(cu);
+    for (i = 0; i < res->naddrs && i < KAPD_CURL_MAX_ADDRS; i++)
+        cu->addrs[i] = res->addrs[i];
+    cu->naddrs = i;
+    kc_transfer(cu);
 }
 
 /* ---- the start --------------------------------------------------------- */
@@ -782,6 +688,7 @@ kap_curl_fetch(struct kap_gen *gen, struct kap_pool *pool,
                const struct kap_curl_opts *o, kap_curl_done_fn done,
                void *data)
 {
+    struct kap_upstream_target t;
     struct kap_curl *cu;
     int rc;
 
@@ -822,8 +729,19 @@ kap_curl_fetch(struct kap_gen *gen, struct kap_pool *pool,
     cu->deadline = kap_now() + cu->timeout;
     ev_timer_set(&cu->tm, cu->timeout, 0.);
     ev_timer_start(kap_loop(), &cu->tm);
-    cu->rq = kap_resolve_addrs(gen, cu->host, 1, kc_resolved, cu);
-    if (cu->rq == NULL) {
+    memset(&t, 0, sizeof(t));
+    t.gen = gen;
+    t.host = cu->host;
+    t.port = cu->port;
+    t.want_v6 = 1;
+    t.asked_by = cu->asked_by;
+    t.conn = cu->conn;
+    t.client = cu->conn != NULL ? cu->conn->peer_text : NULL;
+    t.detail = cu->method != NULL ? cu->method
+                                  : (cu->has_body ? "POST" : "GET");
+    /* ask about EVERY address before libcurl may connect to any */
+    cu->up = kap_upstream_resolve(&t, kc_checked, cu);
+    if (cu->up == NULL) {
         char why[KC_WHY_MAX];
         snprintf(why, sizeof(why), "cannot resolve %.255s: resolver "
                  "unavailable", cu->host);

@@ -34,7 +34,7 @@
 #define UP_HOST_MAX      256       /* a host name or literal, with its NUL */
 
 struct up_attempt {
-    struct sockaddr_storage to;
+    struct sockaddr_storage *to;     /* its address, in u->addrs */
     int                     fd;
     ev_io                   io;
     struct kap_upstream    *u;
@@ -53,9 +53,11 @@ struct kap_upstream {
     struct kap_pool     *qpool;      /* the question being asked */
     struct kap_req      *aq;         /* ... and the question itself */
     size_t               naddrs, asked, next, live;
+    int                  resolve_only;   /* kap_upstream_resolve() */
     int                  last_errno;
     ev_timer             eyeball;
-    struct up_attempt   *att;        /* naddrs, once resolved */
+    struct sockaddr_storage *addrs;  /* naddrs, once resolved ... */
+    struct up_attempt   *att;        /* ... and their attempts */
 };
 
 /* ---- the dial --------------------------------------------------------------- */
@@ -76,6 +78,7 @@ up_free(struct kap_upstream *u)
         }
     kap_gen_unref(u->gen);
     free(u->att);
+    free(u->addrs);
     free(u->client);
     free(u->detail);
     free(u);
@@ -86,14 +89,17 @@ static void
 up_finish(struct kap_upstream *u, struct kap_upstream_result *res)
 {
     struct kap_pool *qp = u->qpool;
+    struct sockaddr_storage *addrs = u->addrs;
     kap_upstream_fn cb = u->cb;
     void *data = u->data;
 
-    u->qpool = NULL;                    /* res->req lives through cb */
-    u->aq = NULL;
+    u->qpool = NULL;                    /* res->req and res->addrs live */
+    u->aq = NULL;                       /* through cb */
+    u->addrs = NULL;
     up_free(u);
     cb(data, res);
     kap_pool_destroy(qp);
+    free(addrs);
 }
 
 static void
@@ -120,7 +126,7 @@ static void
 up_connected(struct kap_upstream *u, struct up_attempt *a)
 {
     struct kap_upstream_result res;
-    struct sockaddr_storage to = a->to;
+    struct sockaddr_storage to = *a->to;
     int one = 1;
 
     ev_io_stop(kap_loop(), &a->io);
@@ -173,7 +179,7 @@ up_dial_next(struct kap_upstream *u)
 {
     while (u->next < u->naddrs) {
         struct up_attempt *a = &u->att[u->next++];
-        const struct sockaddr *to = (const struct sockaddr *) &a->to;
+        const struct sockaddr *to = (const struct sockaddr *) a->to;
         int fd = socket(to->sa_family, SOCK_STREAM | SOCK_NONBLOCK
                         | SOCK_CLOEXEC, 0);
 
@@ -332,7 +338,7 @@ up_ask_next(struct kap_upstream *u)
         u->qpool = kap_pool_create();
         r = u->qpool != NULL
             ? up_question(&t, u->qpool,
-                          (const struct sockaddr *) &u->att[u->asked].to)
+                          (const struct sockaddr *) &u->addrs[u->asked])
             : NULL;
         if (r == NULL) {
             up_fail(u, 502, "out of memory");
@@ -345,6 +351,17 @@ up_ask_next(struct kap_upstream *u)
     }
     kap_pool_destroy(u->qpool);
     u->qpool = NULL;
+    if (u->resolve_only) {
+        struct kap_upstream_result res;
+
+        memset(&res, 0, sizeof(res));
+        res.rc = KAP_OK;
+        res.fd = -1;
+        res.addrs = u->addrs;
+        res.naddrs = u->naddrs;
+        up_finish(u, &res);
+        return;
+    }
     up_dial_next(u);
 }
 
@@ -374,7 +391,8 @@ up_resolved(void *data, int rc, const struct sockaddr_storage *addrs,
     }
     if (naddrs > KAP_RESOLVE_MAX_ADDRS)
         naddrs = KAP_RESOLVE_MAX_ADDRS;
-    if ((u->att = calloc(naddrs, sizeof(u->att[0]))) == NULL) {
+    if ((u->addrs = calloc(naddrs, sizeof(u->addrs[0]))) == NULL
+        || (u->att = calloc(naddrs, sizeof(u->att[0]))) == NULL) {
         up_fail(u, 502, "out of memory");
         return;
     }
@@ -388,8 +406,9 @@ up_resolved(void *data, int rc, const struct sockaddr_storage *addrs,
             ((struct sockaddr_in6 *) &ss)->sin6_port = htons((uint16_t) u->port);
         else
             continue;
+        u->addrs[u->naddrs] = ss;
         memset(a, 0, sizeof(*a));
-        a->to = ss;
+        a->to = &u->addrs[u->naddrs];
         a->fd = -1;
         a->u = u;
         u->naddrs++;
@@ -401,9 +420,9 @@ up_resolved(void *data, int rc, const struct sockaddr_storage *addrs,
     up_ask_next(u);
 }
 
-struct kap_upstream *
-kap_upstream_dial(const struct kap_upstream_target *t, kap_upstream_fn cb,
-                  void *data)
+static struct kap_upstream *
+up_start(const struct kap_upstream_target *t, kap_upstream_fn cb, void *data,
+         int resolve_only)
 {
     struct kap_upstream *u;
     size_t n;
@@ -426,6 +445,7 @@ kap_upstream_dial(const struct kap_upstream_target *t, kap_upstream_fn cb,
         free(u);
         return NULL;
     }
+    u->resolve_only = resolve_only;
     u->gen = t->gen;
     kap_gen_ref(u->gen);
     ev_timer_init(&u->eyeball, up_eyeball_cb, UP_EYEBALL_DELAY, 0.);
@@ -436,6 +456,20 @@ kap_upstream_dial(const struct kap_upstream_target *t, kap_upstream_fn cb,
         return NULL;
     }
     return u;
+}
+
+struct kap_upstream *
+kap_upstream_dial(const struct kap_upstream_target *t, kap_upstream_fn cb,
+                  void *data)
+{
+    return up_start(t, cb, data, 0);
+}
+
+struct kap_upstream *
+kap_upstream_resolve(const struct kap_upstream_target *t, kap_upstream_fn cb,
+                     void *data)
+{
+    return up_start(t, cb, data, 1);
 }
 
 void

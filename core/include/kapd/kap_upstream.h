@@ -67,6 +67,10 @@ struct kap_upstream_result {
     const char            *reason; /* on failure: why, for people */
     const struct kap_req  *req;    /* KAP_DENY: the refused address question
                                       (its subject, reason, decided_by) */
+    const struct sockaddr_storage *addrs; /* kap_upstream_resolve(), KAP_OK:
+                                      every address, each allowed, port
+                                      set, IPv4 first */
+    size_t                 naddrs;
 };
 
 typedef void (*kap_upstream_fn)(void *data,
@@ -82,6 +86,15 @@ typedef void (*kap_upstream_fn)(void *data,
  */
 struct kap_upstream *kap_upstream_dial(const struct kap_upstream_target *t,
                                        kap_upstream_fn cb, void *data);
+
+/*
+ * Steps 1 and 2 only, for a module whose client library dials itself
+ * (kap_curl pins libcurl to the result): resolve t->host and ask every
+ * address; cb gets KAP_OK with res->addrs (all of them allowed), or
+ * KAP_DENY / KAP_ERROR as a dial would.  Same rules as kap_upstream_dial().
+ */
+struct kap_upstream *kap_upstream_resolve(const struct kap_upstream_target *t,
+                                          kap_upstream_fn cb, void *data);
 
 /* Stop a dial: no callback, every attempt closed, a waiting question
    cancelled.  u is invalid afterwards. */
