@@ -263,7 +263,8 @@ static void secret_forms(struct kap_secret *s, size_t cap)
  * Open the directory dir (len bytes of path) component by component, no
  * symbolic link followed; the descriptor (O_PATH) or -1 with err set.
  */
-static int secret_dir_open(const char *path, size_t dlen, struct kap_err *err)
+static int secret_dir_open(const char *what, const char *path, size_t dlen,
+                           struct kap_err *err)
 {
     char        comp[NAME_MAX + 1];
     size_t      i = 0, j;
@@ -272,7 +273,7 @@ static int secret_dir_open(const char *path, size_t dlen, struct kap_err *err)
 
     fd = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        kap_err_set(err, "secret file %s: cannot open \"%s\": %s", path,
+        kap_err_set(err, "%s file %s: cannot open \"%s\": %s", what, path,
                     path[0] == '/' ? "/" : ".", strerror(errno));
         return -1;
     }
@@ -284,8 +285,8 @@ static int secret_dir_open(const char *path, size_t dlen, struct kap_err *err)
         if (j == i)
             break;
         if (j - i > NAME_MAX) {
-            kap_err_set(err, "secret file %s: a path component is longer "
-                        "than %d bytes", path, NAME_MAX);
+            kap_err_set(err, "%s file %s: a path component is longer "
+                        "than %d bytes", what, path, NAME_MAX);
             goto fail;
         }
         memcpy(comp, path + i, j - i);
@@ -295,7 +296,7 @@ static int secret_dir_open(const char *path, size_t dlen, struct kap_err *err)
             continue;
         nfd = openat(fd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (nfd < 0) {
-            kap_err_set(err, "secret directory %.*s: %s%s", (int)j, path,
+            kap_err_set(err, "%s directory %.*s: %s%s", what, (int)j, path,
                         strerror(errno), errno == ENOENT
                         ? ": create it with install -d -m 700" : "");
             goto fail;
@@ -303,19 +304,19 @@ static int secret_dir_open(const char *path, size_t dlen, struct kap_err *err)
         close(fd);
         fd = nfd;
         if (fstat(fd, &st) != 0) {
-            kap_err_set(err, "secret directory %.*s: %s", (int)j, path,
+            kap_err_set(err, "%s directory %.*s: %s", what, (int)j, path,
                         strerror(errno));
             goto fail;
         }
         if (S_ISLNK(st.st_mode)) {
-            kap_err_set(err, "secret path %.*s is a symbolic link (refused): "
+            kap_err_set(err, "%s path %.*s is a symbolic link (refused): "
                         "name the real directory in the path instead",
-                        (int)j, path);
+                        what, (int)j, path);
             goto fail;
         }
         if (!S_ISDIR(st.st_mode)) {
-            kap_err_set(err, "secret path %.*s is not a directory", (int)j,
-                        path);
+            kap_err_set(err, "%s path %.*s is not a directory", what,
+                        (int)j, path);
             goto fail;
         }
     }
@@ -326,65 +327,67 @@ fail:
 }
 
 /* the directory checks; dir is its name for messages */
-static int secret_dir_check(int dfd, const char *dir, struct kap_err *err)
+static int secret_dir_check(const char *what, int dfd, const char *dir,
+                            struct kap_err *err)
 {
     struct stat st;
     uid_t       euid = geteuid();
 
     if (fstat(dfd, &st) != 0) {
-        kap_err_set(err, "secret directory %s: %s", dir, strerror(errno));
+        kap_err_set(err, "%s directory %s: %s", what, dir,
+                    strerror(errno));
         return KAP_ERROR;
     }
     if (st.st_uid != euid && st.st_uid != 0) {
-        kap_err_set(err, "secret directory %s is owned by uid %lu, not by "
-                    "kapd's uid %lu or root: run chown %lu %s", dir,
+        kap_err_set(err, "%s directory %s is owned by uid %lu, not by "
+                    "kapd's uid %lu or root: run chown %lu %s", what, dir,
                     (unsigned long)st.st_uid, (unsigned long)euid,
                     (unsigned long)euid, dir);
         return KAP_ERROR;
     }
     if ((st.st_mode & 077) != 0) {
-        kap_err_set(err, "secret directory %s is mode %04o: run chmod 700 %s",
-                    dir, (unsigned)(st.st_mode & 07777), dir);
+        kap_err_set(err, "%s directory %s is mode %04o: run chmod 700 "
+                    "%s", what, dir, (unsigned)(st.st_mode & 07777), dir);
         return KAP_ERROR;
     }
     return KAP_OK;
 }
 
 /* the file checks on the opened descriptor's stat */
-static int secret_file_check(const struct stat *st, const char *path,
-                             struct kap_err *err)
+static int secret_file_check(const char *what, const struct stat *st,
+                             const char *path, struct kap_err *err)
 {
     uid_t euid = geteuid();
 
     if (!S_ISREG(st->st_mode)) {
-        kap_err_set(err, "secret file %s is not a regular file (%s): put "
-                    "the secret in a plain file", path,
+        kap_err_set(err, "%s file %s is not a regular file (%s): put "
+                    "it in a plain file", what, path,
                     S_ISDIR(st->st_mode) ? "a directory"
                     : S_ISFIFO(st->st_mode) ? "a FIFO"
                     : S_ISSOCK(st->st_mode) ? "a socket" : "a device");
         return KAP_ERROR;
     }
     if (st->st_uid != euid && st->st_uid != 0) {
-        kap_err_set(err, "secret file %s is owned by uid %lu, not by kapd's "
-                    "uid %lu or root: run chown %lu %s", path,
+        kap_err_set(err, "%s file %s is owned by uid %lu, not by kapd's "
+                    "uid %lu or root: run chown %lu %s", what, path,
                     (unsigned long)st->st_uid, (unsigned long)euid,
                     (unsigned long)euid, path);
         return KAP_ERROR;
     }
     if ((st->st_mode & 077) != 0) {
-        kap_err_set(err, "secret file %s is mode %04o: run chmod 600 %s",
-                    path, (unsigned)(st->st_mode & 07777), path);
+        kap_err_set(err, "%s file %s is mode %04o: run chmod 600 %s",
+                    what, path, (unsigned)(st->st_mode & 07777), path);
         return KAP_ERROR;
     }
     if (st->st_size > KAP_SECRET_MAX) {
-        kap_err_set(err, "secret file %s is %lld bytes, over the limit of "
-                    "%d: a secret file holds one credential", path,
+        kap_err_set(err, "%s file %s is %lld bytes, over the limit of "
+                    "%d: a secret file holds one credential", what, path,
                     (long long)st->st_size, KAP_SECRET_MAX);
         return KAP_ERROR;
     }
     if (st->st_size == 0) {
-        kap_err_set(err, "secret file %s is empty: write the credential "
-                    "into it", path);
+        kap_err_set(err, "%s file %s is empty: write the credential "
+                    "into it", what, path);
         return KAP_ERROR;
     }
     return KAP_OK;
@@ -444,74 +447,94 @@ fail:
     return NULL;
 }
 
-struct kap_secret *kap_secret_load(struct kap_pool *pool, const char *path,
-                                   struct kap_err *err)
+int kapd_secret_open(const char *what, const char *path, struct stat *st,
+                     struct kap_err *err)
 {
-    struct kap_secret *s = NULL;
     const char  *slash, *name;
     char         dir[PATH_MAX];
     size_t       dlen;
-    struct stat  st;
-    int          dfd, fd;
+    int          dfd, fd = -1;
 
-    if (pool == NULL || path == NULL || path[0] == '\0') {
-        kap_err_set(err, "secret file: %s", pool == NULL ? "no pool"
-                    : "no path given");
-        return NULL;
+    if (path == NULL || path[0] == '\0') {
+        kap_err_set(err, "%s file: no path given", what);
+        return -1;
     }
     slash = strrchr(path, '/');
     name = slash ? slash + 1 : path;
     if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-        kap_err_set(err, "secret path %s names a directory: name the file "
-                    "that holds the secret", path);
-        return NULL;
+        kap_err_set(err, "%s path %s names a directory: name the file "
+                    "that holds it", what, path);
+        return -1;
     }
     dlen = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
     if (dlen >= sizeof(dir)) {
-        kap_err_set(err, "secret file %s: path too long", path);
-        return NULL;
+        kap_err_set(err, "%s file %s: path too long", what, path);
+        return -1;
     }
     memcpy(dir, slash ? path : ".", slash ? dlen : 1);
     dir[slash ? dlen : 1] = '\0';
 
-    dfd = secret_dir_open(path, dlen, err);
+    dfd = secret_dir_open(what, path, dlen, err);
     if (dfd < 0)
-        return NULL;
-    if (secret_dir_check(dfd, dir, err) != KAP_OK)
+        return -1;
+    if (secret_dir_check(what, dfd, dir, err) != KAP_OK)
         goto out;
     /* a clear refusal before opening anything that is not a plain file */
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (S_ISLNK(st.st_mode)) {
-            kap_err_set(err, "secret file %s is a symbolic link (refused): "
-                        "name the file itself", path);
+    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(st->st_mode)) {
+            kap_err_set(err, "%s file %s is a symbolic link (refused): "
+                        "name the file itself", what, path);
             goto out;
         }
-        if (secret_file_check(&st, path, err) != KAP_OK)
+        if (secret_file_check(what, st, path, err) != KAP_OK)
             goto out;
     }
     fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
                            | O_NOCTTY);
     if (fd < 0) {
         if (errno == ELOOP)
-            kap_err_set(err, "secret file %s is a symbolic link (refused): "
-                        "name the file itself", path);
+            kap_err_set(err, "%s file %s is a symbolic link (refused): "
+                        "name the file itself", what, path);
         else
-            kap_err_set(err, "secret file %s: %s", path, strerror(errno));
+            kap_err_set(err, "%s file %s: %s", what, path, strerror(errno));
         goto out;
     }
     /* what decides: the opened file, not the name */
-    if (fstat(fd, &st) != 0)
-        kap_err_set(err, "secret file %s: %s", path, strerror(errno));
-    else if (secret_file_check(&st, path, err) == KAP_OK)
-        s = secret_read(fd, (size_t)st.st_size, path, err);
+    if (fstat(fd, st) != 0) {
+        kap_err_set(err, "%s file %s: %s", what, path, strerror(errno));
+        close(fd);
+        fd = -1;
+    } else if (secret_file_check(what, st, path, err) != KAP_OK) {
+        close(fd);
+        fd = -1;
+    }
+out:
+    close(dfd);
+    return fd;
+}
+
+struct kap_secret *kap_secret_load(struct kap_pool *pool, const char *path,
+                                   struct kap_err *err)
+{
+    struct kap_secret *s;
+    struct stat  st;
+    int          fd;
+
+    if (pool == NULL) {
+        kap_err_set(err, "secret file: no pool");
+        return NULL;
+    }
+    fd = kapd_secret_open("secret", path, &st, err);
+    if (fd < 0)
+        return NULL;
+    s = secret_read(fd, (size_t)st.st_size, path, err);
     close(fd);
     if (s == NULL)
-        goto out;
+        return NULL;
     if (kap_pool_cleanup_add(pool, secret_release, s) != KAP_OK) {
         kap_err_set(err, "secret file %s: out of memory", path);
         secret_unmap(s);
-        s = NULL;
-        goto out;
+        return NULL;
     }
     s->next = secret_live;
     s->prev = NULL;
@@ -520,8 +543,6 @@ struct kap_secret *kap_secret_load(struct kap_pool *pool, const char *path,
     secret_live = s;
     if (s->nforms > 0)
         kapd_secret_nlive++;
-out:
-    close(dfd);
     return s;
 }
 

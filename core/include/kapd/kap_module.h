@@ -44,7 +44,9 @@
  *      kinds by name: struct kap_module.kinds (kinds a module defines,
  *      given bits 9..31 at load), struct kap_hook.kind_names (hooks for
  *      them; hook tables with positional initialisers take a fifth
- *      field), kap_req_kind(); KAP_REQ_ALL covers 32 bits.
+ *      field), kap_req_kind(); KAP_REQ_ALL covers 32 bits.  TLS server
+ *      termination on the loop (kap_tls_ctx_new(), kap_tls_new(),
+ *      kap_tls_read/write/shutdown(): kap_tls_server.h).
  * 1.0  First release.
  */
 
