@@ -27,7 +27,8 @@
  *    "client":"172.28.0.2:41234", ...extra fields}
  *
  * "domain" and "method" repeat subject and detail for the old kap format
- * (kap why-denied).  Every string is escaped byte by byte: control
+ * (kap why-denied).  Lines are written with kap_json's writer
+ * (kap_json.h), which escapes every string byte by byte: control
  * characters as \u00XX, and every byte that is not part of valid UTF-8 as
  * \u00XX too, so a line is always valid JSON whatever an agent sends.
  * Values are cut at a bounded length ("truncated":true) so a line stays
@@ -51,6 +52,8 @@
  * already open; only the first open fails the start.
  */
 #include "kapd.h"
+
+#include <kapd/kap_json.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -438,195 +441,31 @@ audit_fini(struct kap_gen *gen, void *vconf)
     free(f);
 }
 
-/* ---- JSON ---------------------------------------------------------- */
+/* ---- JSON (kap_json's writer) -------------------------------------- */
 
-struct jw {
-    char   *p;
-    size_t  len;
-    size_t  cap;          /* room kept for the closing "}\n" */
-    int     overflow;
-    int     truncated;
-    size_t  vmax;         /* input bytes per value */
-};
-
+/* A string member, its value cut at vmax input bytes (*cut set then). */
 static void
-jw_raw(struct jw *w, const char *s, size_t n)
+audit_str(struct kap_json_writer *w, const char *name, const char *value,
+          size_t vmax, int *cut)
 {
-    if (w->overflow)
-        return;
-    if (w->len + n > w->cap) {
-        w->overflow = 1;
-        return;
-    }
-    memcpy(w->p + w->len, s, n);
-    w->len += n;
-}
+    size_t n;
 
-static void
-jw_lit(struct jw *w, const char *s)
-{
-    jw_raw(w, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-    size_t        need, i;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 1;
-    else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0;               /* no overlong */
-        else if (c == 0xed)
-            hi = 0x9f;               /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;               /* <= U+10FFFF */
-    } else
-        return 0;
-    if (n < need + 1)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (i = 2; i <= need; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return need + 1;
-}
-
-/* 1 for the bytes copied as they are: printable ASCII but '"' and '\\'. */
-static const unsigned char jw_plain[256] = {
-    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* no '"' */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,            /* no '\\' */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0             /* no DEL */
-};
-
-/* A JSON string of s, escaped byte by byte, cut at w->vmax input bytes. */
-static void
-jw_str(struct jw *w, const char *str)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str), i = 0, k;
-    char   esc[8];
-
-    if (n > w->vmax) {
-        n = w->vmax;
-        w->truncated = 1;
-    }
-    jw_raw(w, "\"", 1);
-    while (i < n && !w->overflow) {
-        size_t run = i;
-        /* copy the longest run of plain printable ASCII at once */
-        while (run < n && jw_plain[s[run]])
-            run++;
-        if (run > i) {
-            jw_raw(w, (const char *)s + i, run - i);
-            i = run;
-            continue;
-        }
-        switch (s[i]) {
-        case '"':  jw_raw(w, "\\\"", 2); i++; continue;
-        case '\\': jw_raw(w, "\\\\", 2); i++; continue;
-        case '\n': jw_raw(w, "\\n", 2); i++; continue;
-        case '\r': jw_raw(w, "\\r", 2); i++; continue;
-        case '\t': jw_raw(w, "\\t", 2); i++; continue;
-        default: break;
-        }
-        k = s[i] >= 0x80 ? utf8_seq(s + i, n - i) : 0;
-        if (k == 3 && s[i] == 0xe2 && s[i + 1] == 0x80
-            && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
-            /* U+2028/U+2029: valid JSON, but not valid JavaScript */
-            jw_lit(w, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029");
-            i += 3;
-        } else if (k > 0) {
-            jw_raw(w, (const char *)s + i, k);
-            i += k;
-        } else {
-            /* control character, DEL, or a byte of invalid UTF-8 */
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[s[i] >> 4];
-            esc[5] = hex[s[i] & 15];
-            jw_raw(w, esc, 6);
-            i++;
-        }
-    }
-    jw_raw(w, "\"", 1);
-}
-
-static void
-jw_key(struct jw *w, const char *name)
-{
-    jw_raw(w, ",", 1);
-    jw_str(w, name);
-    jw_raw(w, ":", 1);
-}
-
-static void
-jw_field_str(struct jw *w, const char *name, const char *value)
-{
     if (value == NULL)
         return;
-    jw_key(w, name);
-    jw_str(w, value);
-}
-
-/* Decimal digits of v, written backwards from end; returns the start. */
-static char *
-jw_utoa(unsigned long long v, char *end)
-{
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return end;
+    n = strnlen(value, vmax + 1);
+    if (n > vmax) {
+        n = vmax;
+        *cut = 1;
+    }
+    kap_json_w_key(w, name);
+    kap_json_w_strn(w, value, n);
 }
 
 static void
-jw_field_u64(struct jw *w, const char *name, unsigned long long v)
+audit_uint(struct kap_json_writer *w, const char *name, unsigned long long v)
 {
-    char  num[24];
-    char *p = jw_utoa(v, num + sizeof(num));
-
-    jw_key(w, name);
-    jw_raw(w, p, (size_t)(num + sizeof(num) - p));
-}
-
-static void
-jw_field_num(struct jw *w, const char *name, double v)
-{
-    char num[40];
-    int  n;
-
-    jw_key(w, name);
-    if (!isfinite(v)) {
-        jw_lit(w, "null");
-        return;
-    }
-    if (v >= 0.0 && v < 9007199254740992.0
-        && v == (double)(long long)v) {
-        char *p = jw_utoa((unsigned long long)v, num + sizeof(num));
-        jw_raw(w, p, (size_t)(num + sizeof(num) - p));
-        return;
-    }
-    if (v > -9007199254740992.0 && v < 9007199254740992.0
-        && v == (double)(long long)v)
-        n = snprintf(num, sizeof(num), "%lld", (long long)v);
-    else
-        n = snprintf(num, sizeof(num), "%.17g", v);
-    jw_raw(w, num, (size_t)n);
+    kap_json_w_key(w, name);
+    kap_json_w_uint(w, v);
 }
 
 static const char *const audit_reserved[] = {
@@ -697,83 +536,95 @@ audit_ts(double ts, char *buf, size_t len)
     buf[last_len + 7] = '\0';
 }
 
-/* Format ev into w; extras: 0 none, 1 all. */
-static void
-audit_format(struct jw *w, const struct kap_audit_event *ev, int extras)
+/*
+ * Format ev as one line (a JSON object and "\n") into out, each string
+ * value cut at vmax input bytes; extras: 0 none, 1 all.  KAP_OK, or
+ * KAP_ERROR (out of memory).
+ */
+static int
+audit_format(struct kap_buf *out, const struct kap_audit_event *ev,
+             size_t vmax, int extras)
 {
+    struct kap_json_writer w;
     char   ts[48];
+    int    cut = 0;
     size_t i;
 
-    w->len = 0;
-    w->overflow = 0;
-    w->truncated = 0;
+    kap_buf_reset(out);
     audit_ts(ev->ts != 0 ? ev->ts : kap_now(), ts, sizeof(ts));
-    jw_raw(w, "{\"ts\":\"", 7);
-    jw_lit(w, ts);
-    jw_raw(w, "\"", 1);
-    jw_field_u64(w, "gen", ev->gen_id);
+    kap_json_w_init(&w, out);
+    kap_json_w_obj_begin(&w);
+    kap_json_w_key(&w, "ts");
+    kap_json_w_str(&w, ts);
+    audit_uint(&w, "gen", ev->gen_id);
     if (ev->conn_id != 0)
-        jw_field_u64(w, "conn", ev->conn_id);
-    jw_field_str(w, "module", ev->module);
-    jw_field_str(w, "kind", ev->kind ? kap_req_kind_name(ev->kind) : NULL);
-    jw_field_str(w, "event", ev->event);
-    jw_field_str(w, "subject", ev->subject);
-    jw_field_str(w, "domain", ev->subject);
+        audit_uint(&w, "conn", ev->conn_id);
+    audit_str(&w, "module", ev->module, vmax, &cut);
+    audit_str(&w, "kind", ev->kind ? kap_req_kind_name(ev->kind) : NULL,
+              vmax, &cut);
+    audit_str(&w, "event", ev->event, vmax, &cut);
+    audit_str(&w, "subject", ev->subject, vmax, &cut);
+    audit_str(&w, "domain", ev->subject, vmax, &cut);
     if (ev->port != 0)
-        jw_field_u64(w, "port", ev->port);
-    jw_field_str(w, "action", ev->action);
-    jw_field_str(w, "reason", ev->reason);
-    jw_field_str(w, "decided_by", ev->decided_by);
-    jw_field_str(w, "detail", ev->detail);
-    jw_field_str(w, "method", ev->detail);
-    jw_field_str(w, "client", ev->client);
+        audit_uint(&w, "port", ev->port);
+    audit_str(&w, "action", ev->action, vmax, &cut);
+    audit_str(&w, "reason", ev->reason, vmax, &cut);
+    audit_str(&w, "decided_by", ev->decided_by, vmax, &cut);
+    audit_str(&w, "detail", ev->detail, vmax, &cut);
+    audit_str(&w, "method", ev->detail, vmax, &cut);
+    audit_str(&w, "client", ev->client, vmax, &cut);
     for (i = 0; extras && ev->fields && i < ev->nfields; i++) {
         if (audit_reserved_name(ev, i))
             continue;
-        if (ev->fields[i].str != NULL)
-            jw_field_str(w, ev->fields[i].name, ev->fields[i].str);
-        else
-            jw_field_num(w, ev->fields[i].name, ev->fields[i].num);
+        if (ev->fields[i].str != NULL) {
+            audit_str(&w, ev->fields[i].name, ev->fields[i].str, vmax, &cut);
+        } else {
+            kap_json_w_key(&w, ev->fields[i].name);
+            kap_json_w_double(&w, ev->fields[i].num);
+        }
     }
-    if (w->truncated)
-        jw_lit(w, ",\"truncated\":true");
-    w->cap += 2;                     /* the reserved room */
-    jw_raw(w, "}\n", 2);
-    w->cap -= 2;
+    if (cut) {
+        kap_json_w_key(&w, "truncated");
+        kap_json_w_bool(&w, 1);
+    }
+    kap_json_w_obj_end(&w);
+    if (kap_json_w_finish(&w) != KAP_OK)
+        return KAP_ERROR;
+    return kap_buf_append(out, "\n", 1);
 }
 
-/* Format one line into buf; its length, or 0 when it cannot fit. */
+/*
+ * Format one line into out: with values of AUDIT_VALUE_MAX bytes, then
+ * AUDIT_VALUE_MAX_SMALL, then without the module's extra fields, until
+ * it fits in KAPD_AUDIT_LINE_MAX.  Its length, or 0 when nothing fits.
+ */
 static size_t
-audit_line(const struct kap_audit_event *ev, char *buf, size_t len)
+audit_line(const struct kap_audit_event *ev, struct kap_buf *out)
 {
-    struct jw w;
-
-    memset(&w, 0, sizeof(w));
-    w.p = buf;
-    w.cap = len - 2;
-    w.vmax = AUDIT_VALUE_MAX;
-    audit_format(&w, ev, 1);
-    if (w.overflow) {
-        w.vmax = AUDIT_VALUE_MAX_SMALL;
-        audit_format(&w, ev, 1);
-    }
-    if (w.overflow)
-        audit_format(&w, ev, 0);
-    return w.overflow ? 0 : w.len;
+    if (audit_format(out, ev, AUDIT_VALUE_MAX, 1) == KAP_OK
+        && out->len <= KAPD_AUDIT_LINE_MAX)
+        return out->len;
+    if (audit_format(out, ev, AUDIT_VALUE_MAX_SMALL, 1) == KAP_OK
+        && out->len <= KAPD_AUDIT_LINE_MAX)
+        return out->len;
+    if (audit_format(out, ev, AUDIT_VALUE_MAX_SMALL, 0) == KAP_OK
+        && out->len <= KAPD_AUDIT_LINE_MAX)
+        return out->len;
+    return 0;
 }
 
 static void
 audit_event(const struct kap_audit_event *ev, void *vconf)
 {
-    static char        line[KAPD_AUDIT_LINE_MAX];
-    struct audit_conf *conf = vconf;
-    size_t             n;
+    static struct kap_buf line;      /* reused: grows to the longest */
+    struct audit_conf    *conf = vconf;
+    size_t                n;
 
     if (conf == NULL || conf->file == NULL || ev == NULL)
         return;
-    n = audit_line(ev, line, sizeof(line));
+    n = audit_line(ev, &line);
     if (n > 0)
-        audit_write(conf->file, conf, line, n);
+        audit_write(conf->file, conf, line.data, n);
 }
 
 static void
