@@ -17,7 +17,8 @@
 #define BUF_MIN 64
 
 /* Make room for `more` bytes plus the terminator.  KAP_OK or KAP_ERROR. */
-static int buf_reserve(struct kap_buf *b, size_t more)
+static int
+buf_reserve(struct kap_buf *b, size_t more)
 {
     size_t need, cap;
     char *d;
@@ -47,7 +48,8 @@ static int buf_reserve(struct kap_buf *b, size_t more)
     return KAP_OK;
 }
 
-int kap_buf_append(struct kap_buf *b, const void *p, size_t n)
+int
+kap_buf_append(struct kap_buf *b, const void *p, size_t n)
 {
     if (b == NULL || (p == NULL && n > 0))
         return KAP_ERROR;
@@ -60,7 +62,8 @@ int kap_buf_append(struct kap_buf *b, const void *p, size_t n)
     return KAP_OK;
 }
 
-int kap_buf_printf(struct kap_buf *b, const char *fmt, ...)
+int
+kap_buf_printf(struct kap_buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -93,7 +96,8 @@ int kap_buf_printf(struct kap_buf *b, const char *fmt, ...)
     return KAP_OK;
 }
 
-void kap_buf_reset(struct kap_buf *b)
+void
+kap_buf_reset(struct kap_buf *b)
 {
     if (b == NULL)
         return;
@@ -102,7 +106,8 @@ void kap_buf_reset(struct kap_buf *b)
         b->data[0] = '\0';
 }
 
-void kap_buf_free(struct kap_buf *b)
+void
+kap_buf_free(struct kap_buf *b)
 {
     if (b == NULL)
         return;

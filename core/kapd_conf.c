@@ -23,15 +23,17 @@
 #include <strings.h>
 
 /* The member `key` of group, or NULL (also when group is NULL). */
-static config_setting_t *conf_member(const config_setting_t *group,
-                                     const char *key)
+static config_setting_t *
+conf_member(const config_setting_t *group,
+            const char *key)
 {
     if (group == NULL || key == NULL || !config_setting_is_group(group))
         return NULL;
     return config_setting_get_member(group, key);
 }
 
-static const char *conf_type_name(int type)
+static const char *
+conf_type_name(int type)
 {
     switch (type) {
     case CONFIG_TYPE_GROUP:  return "a group";
@@ -46,9 +48,10 @@ static const char *conf_type_name(int type)
     }
 }
 
-int kap_conf_get_str(const config_setting_t *group, const char *key,
-                     struct kap_pool *pool, const char **out,
-                     struct kap_err *err)
+int
+kap_conf_get_str(const config_setting_t *group, const char *key,
+                 struct kap_pool *pool, const char **out,
+                 struct kap_err *err)
 {
     config_setting_t *s = conf_member(group, key);
     const char *v;
@@ -71,9 +74,10 @@ int kap_conf_get_str(const config_setting_t *group, const char *key,
     return KAP_OK;
 }
 
-int kap_conf_get_int(const config_setting_t *group, const char *key,
-                     long long min, long long max, long long *out,
-                     struct kap_err *err)
+int
+kap_conf_get_int(const config_setting_t *group, const char *key,
+                 long long min, long long max, long long *out,
+                 struct kap_err *err)
 {
     config_setting_t *s = conf_member(group, key);
     long long v;
@@ -97,8 +101,9 @@ int kap_conf_get_int(const config_setting_t *group, const char *key,
     return KAP_OK;
 }
 
-int kap_conf_get_bool(const config_setting_t *group, const char *key,
-                      int *out, struct kap_err *err)
+int
+kap_conf_get_bool(const config_setting_t *group, const char *key,
+                  int *out, struct kap_err *err)
 {
     config_setting_t *s = conf_member(group, key);
 
@@ -113,7 +118,8 @@ int kap_conf_get_bool(const config_setting_t *group, const char *key,
 }
 
 /* "500ms" "10s" "1.5m" "2h" "1d" "30" (seconds); -1 when invalid. */
-static double parse_secs(const char *str)
+static double
+parse_secs(const char *str)
 {
     char *end;
     double v, mul;
@@ -144,8 +150,9 @@ static double parse_secs(const char *str)
     return v;
 }
 
-int kap_conf_get_secs(const config_setting_t *group, const char *key,
-                      double *out, struct kap_err *err)
+int
+kap_conf_get_secs(const config_setting_t *group, const char *key,
+                  double *out, struct kap_err *err)
 {
     config_setting_t *s = conf_member(group, key);
     double v;
@@ -177,7 +184,8 @@ int kap_conf_get_secs(const config_setting_t *group, const char *key,
 }
 
 /* "64k" "10M" "1g" "512" "512b"; -1 when invalid or too large. */
-static long long parse_size(const char *str)
+static long long
+parse_size(const char *str)
 {
     char *end;
     unsigned long long v, mul = 1;
@@ -207,8 +215,9 @@ static long long parse_size(const char *str)
     return (long long)(v * mul);
 }
 
-int kap_conf_get_size(const config_setting_t *group, const char *key,
-                      long long *out, struct kap_err *err)
+int
+kap_conf_get_size(const config_setting_t *group, const char *key,
+                  long long *out, struct kap_err *err)
 {
     config_setting_t *s = conf_member(group, key);
     long long v;
@@ -236,9 +245,10 @@ int kap_conf_get_size(const config_setting_t *group, const char *key,
     return KAP_OK;
 }
 
-int kap_conf_get_strlist(const config_setting_t *group, const char *key,
-                         struct kap_pool *pool, const char ***out, size_t *n,
-                         struct kap_err *err)
+int
+kap_conf_get_strlist(const config_setting_t *group, const char *key,
+                     struct kap_pool *pool, const char ***out, size_t *n,
+                     struct kap_err *err)
 {
     config_setting_t *s = conf_member(group, key), *e;
     const char **v;
@@ -296,9 +306,10 @@ int kap_conf_get_strlist(const config_setting_t *group, const char *key,
     return KAP_OK;
 }
 
-int kap_conf_get_enum(const config_setting_t *group, const char *key,
-                      const char *const *choices, int *out,
-                      struct kap_err *err)
+int
+kap_conf_get_enum(const config_setting_t *group, const char *key,
+                  const char *const *choices, int *out,
+                  struct kap_err *err)
 {
     config_setting_t *s = conf_member(group, key);
     const char *v = NULL;
@@ -330,7 +341,8 @@ int kap_conf_get_enum(const config_setting_t *group, const char *key,
 }
 
 /* Edit distance of two short names, capped at 3 (for suggestions). */
-static int name_distance(const char *a, const char *b)
+static int
+name_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b), i, j;
     int row[33], prev, tmp, best;
@@ -361,8 +373,9 @@ static int name_distance(const char *a, const char *b)
     return row[lb] < 3 ? row[lb] : 3;
 }
 
-int kap_conf_check_keys(const config_setting_t *group,
-                        const char *const *known, struct kap_err *err)
+int
+kap_conf_check_keys(const config_setting_t *group,
+                    const char *const *known, struct kap_err *err)
 {
     const char *gname, *name, *hint;
     config_setting_t *e;
@@ -407,7 +420,8 @@ int kap_conf_check_keys(const config_setting_t *group,
     return KAP_OK;
 }
 
-const char *kap_conf_path(struct kap_gen *gen, const char *path)
+const char *
+kap_conf_path(struct kap_gen *gen, const char *path)
 {
     const char *prefix;
     size_t lp;

@@ -10,8 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static void err_vset(struct kap_err *err, const char *file, int line,
-                     const char *fmt, va_list ap)
+static void
+err_vset(struct kap_err *err, const char *file, int line,
+         const char *fmt, va_list ap)
 {
     size_t n;
 
@@ -30,7 +31,8 @@ static void err_vset(struct kap_err *err, const char *file, int line,
     err->set = 1;
 }
 
-void kap_err_set(struct kap_err *err, const char *fmt, ...)
+void
+kap_err_set(struct kap_err *err, const char *fmt, ...)
 {
     va_list ap;
 
@@ -39,8 +41,9 @@ void kap_err_set(struct kap_err *err, const char *fmt, ...)
     va_end(ap);
 }
 
-void kap_err_at(struct kap_err *err, const config_setting_t *s,
-                const char *fmt, ...)
+void
+kap_err_at(struct kap_err *err, const config_setting_t *s,
+           const char *fmt, ...)
 {
     va_list ap;
     const char *file = NULL;

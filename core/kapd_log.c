@@ -40,14 +40,16 @@ static const char *const level_names[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"
 };
 
-const char *kapd_log_level_name(int level)
+const char *
+kapd_log_level_name(int level)
 {
     if (level < KAP_LOG_EMERG || level > KAP_LOG_DEBUG)
         return "unknown";
     return level_names[level];
 }
 
-int kapd_log_level_parse(const char *s)
+int
+kapd_log_level_parse(const char *s)
 {
     int i;
 
@@ -63,7 +65,8 @@ int kapd_log_level_parse(const char *s)
     return -1;
 }
 
-void kapd_log_set_level(int level)
+void
+kapd_log_set_level(int level)
 {
     if (level < KAP_LOG_EMERG)
         level = KAP_LOG_EMERG;
@@ -72,7 +75,8 @@ void kapd_log_set_level(int level)
     kap_log_level_current = level;
 }
 
-static void debug_free(void)
+static void
+debug_free(void)
 {
     size_t i;
 
@@ -85,7 +89,8 @@ static void debug_free(void)
     log_debug_all = 0;
 }
 
-void kapd_log_set_debug(const char *const *modules)
+void
+kapd_log_set_debug(const char *const *modules)
 {
     size_t n = 0, i;
     char **v;
@@ -110,7 +115,8 @@ void kapd_log_set_debug(const char *const *modules)
     log_debug = v;
 }
 
-int kap_log_debug_enabled(const char *module)
+int
+kap_log_debug_enabled(const char *module)
 {
     size_t i;
 
@@ -126,7 +132,8 @@ int kap_log_debug_enabled(const char *module)
     return 0;
 }
 
-int kapd_log_open(const char *path, struct kap_err *err)
+int
+kapd_log_open(const char *path, struct kap_err *err)
 {
     int fd, old = log_fd;
 
@@ -177,7 +184,8 @@ int kapd_log_open(const char *path, struct kap_err *err)
 }
 
 /* Append s to line[*pos..cap), escaping control bytes; cuts when full. */
-static void log_escape(char *line, size_t *pos, size_t cap, const char *s)
+static void
+log_escape(char *line, size_t *pos, size_t cap, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     size_t p = *pos;
@@ -201,8 +209,9 @@ static void log_escape(char *line, size_t *pos, size_t cap, const char *s)
     *pos = p;
 }
 
-void kap_log_error(int level, const char *module, uint64_t conn_id,
-                   const char *fmt, ...)
+void
+kap_log_error(int level, const char *module, uint64_t conn_id,
+              const char *fmt, ...)
 {
     char line[KAPD_LOG_LINE_MAX];
     char msg[KAPD_LOG_LINE_MAX];

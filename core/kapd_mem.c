@@ -28,7 +28,8 @@ static ev_timer trim_timer;
 static int      trim_init;
 
 #ifdef KAPD_CAN_TRIM
-static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct mallinfo2 mi = mallinfo2();
 
@@ -39,7 +40,8 @@ static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 #endif
 
-void kapd_mem_activity(void)
+void
+kapd_mem_activity(void)
 {
 #ifdef KAPD_CAN_TRIM
     struct ev_loop *loop = kap_loop();
@@ -56,7 +58,8 @@ void kapd_mem_activity(void)
 #endif
 }
 
-void kapd_mem_stop(void)
+void
+kapd_mem_stop(void)
 {
 #ifdef KAPD_CAN_TRIM
     if (trim_init && ev_is_active(&trim_timer)) {

@@ -59,7 +59,8 @@ struct kap_pool {
 #define BLOCK_HDR   POOL_ROUND(sizeof(struct pool_block))
 #define POOL_HDR    POOL_ROUND(sizeof(struct kap_pool))
 
-static inline unsigned char *block_data(struct pool_block *b)
+static inline unsigned char *
+block_data(struct pool_block *b)
 {
     return (unsigned char *)b + BLOCK_HDR;
 }
@@ -70,7 +71,8 @@ static inline unsigned char *block_data(struct pool_block *b)
 static long alloc_count;
 static long alloc_fail_at = -1;         /* -1: not read yet, 0: off */
 
-void kapd_alloc_reset(void)
+void
+kapd_alloc_reset(void)
 {
     const char *s = getenv("KAPD_FAILALLOC");
     char *end;
@@ -85,7 +87,8 @@ void kapd_alloc_reset(void)
     alloc_count = 0;
 }
 
-int kapd_alloc_fail(void)
+int
+kapd_alloc_fail(void)
 {
     if (alloc_fail_at < 0)
         kapd_alloc_reset();
@@ -94,11 +97,13 @@ int kapd_alloc_fail(void)
     return ++alloc_count == alloc_fail_at;
 }
 #else
-void kapd_alloc_reset(void)
+void
+kapd_alloc_reset(void)
 {
 }
 
-int kapd_alloc_fail(void)
+int
+kapd_alloc_fail(void)
 {
     return 0;
 }
@@ -106,7 +111,8 @@ int kapd_alloc_fail(void)
 
 /* ---- pools ---------------------------------------------------------- */
 
-struct kap_pool *kap_pool_create(void)
+struct kap_pool *
+kap_pool_create(void)
 {
     struct pool_block *b;
     struct kap_pool *p;
@@ -127,7 +133,8 @@ struct kap_pool *kap_pool_create(void)
     return p;
 }
 
-void kap_pool_destroy(struct kap_pool *p)
+void
+kap_pool_destroy(struct kap_pool *p)
 {
     struct pool_block *b, *next;
     struct pool_cleanup *c;
@@ -150,7 +157,8 @@ void kap_pool_destroy(struct kap_pool *p)
     }
 }
 
-static void *pool_alloc(struct kap_pool *p, size_t n)
+static void *
+pool_alloc(struct kap_pool *p, size_t n)
 {
     struct pool_block *b;
     size_t want, size;
@@ -205,12 +213,14 @@ static void *pool_alloc(struct kap_pool *p, size_t n)
     return m;
 }
 
-void *kap_palloc(struct kap_pool *p, size_t n)
+void *
+kap_palloc(struct kap_pool *p, size_t n)
 {
     return pool_alloc(p, n);
 }
 
-char *kap_pstrndup(struct kap_pool *p, const char *s, size_t n)
+char *
+kap_pstrndup(struct kap_pool *p, const char *s, size_t n)
 {
     char *d;
 
@@ -224,14 +234,16 @@ char *kap_pstrndup(struct kap_pool *p, const char *s, size_t n)
     return d;
 }
 
-char *kap_pstrdup(struct kap_pool *p, const char *s)
+char *
+kap_pstrdup(struct kap_pool *p, const char *s)
 {
     if (s == NULL)
         return NULL;
     return kap_pstrndup(p, s, strlen(s));
 }
 
-char *kap_psprintf(struct kap_pool *p, const char *fmt, ...)
+char *
+kap_psprintf(struct kap_pool *p, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -251,7 +263,8 @@ char *kap_psprintf(struct kap_pool *p, const char *fmt, ...)
     return d;
 }
 
-int kap_pool_cleanup_add(struct kap_pool *p, kap_cleanup_fn fn, void *data)
+int
+kap_pool_cleanup_add(struct kap_pool *p, kap_cleanup_fn fn, void *data)
 {
     struct pool_cleanup *c;
 
@@ -267,7 +280,8 @@ int kap_pool_cleanup_add(struct kap_pool *p, kap_cleanup_fn fn, void *data)
     return KAP_OK;
 }
 
-void kap_pool_cleanup_run(struct kap_pool *p, kap_cleanup_fn fn, void *data)
+void
+kap_pool_cleanup_run(struct kap_pool *p, kap_cleanup_fn fn, void *data)
 {
     struct pool_cleanup *c, **pp;
 

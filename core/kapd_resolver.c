@@ -158,7 +158,8 @@ struct kap_resolve {
 
 /* -- configuration -------------------------------------------------------- */
 
-static void *resolver_conf_create(struct kap_gen *gen)
+static void *
+resolver_conf_create(struct kap_gen *gen)
 {
     struct resolver_conf *c = kap_palloc(kap_gen_pool(gen), sizeof(*c));
 
@@ -174,8 +175,9 @@ static void *resolver_conf_create(struct kap_gen *gen)
  * own "addr@port" into unbound's "addr@port" form in pool.  NULL when the
  * address is not a numeric IPv4/IPv6 address or the port is bad.
  */
-static const char *resolver_upstream_form(struct kap_pool *pool,
-                                          const char *s)
+static const char *
+resolver_upstream_form(struct kap_pool *pool,
+                       const char *s)
 {
     char host[INET6_ADDRSTRLEN + 1];
     const char *port = NULL, *h = s;
@@ -223,9 +225,10 @@ static const char *resolver_upstream_form(struct kap_pool *pool,
     return kap_psprintf(pool, "%s@%ld", host, p);
 }
 
-static int resolver_conf_parse(struct kap_gen *gen, void *conf,
-                               const config_setting_t *group,
-                               struct kap_err *err)
+static int
+resolver_conf_parse(struct kap_gen *gen, void *conf,
+                    const config_setting_t *group,
+                    struct kap_err *err)
 {
     static const char *const known[] = {
         "upstream", "resolv_conf", "recursion", "trust_anchor", "timeout",
@@ -295,8 +298,9 @@ static int resolver_conf_parse(struct kap_gen *gen, void *conf,
     return KAP_OK;
 }
 
-static int resolver_conf_check(struct kap_gen *gen, void *conf,
-                               struct kap_err *err)
+static int
+resolver_conf_check(struct kap_gen *gen, void *conf,
+                    struct kap_err *err)
 {
     struct resolver_conf *c = conf;
 
@@ -340,13 +344,15 @@ static void resolver_fwd_remove(struct kap_resolve *q);
  */
 static struct ub_event_vmt kub_event_vmt;
 
-static void kub_stop(struct kub_event *e)
+static void
+kub_stop(struct kub_event *e)
 {
     ev_io_stop(kap_loop(), &e->io);
     ev_timer_stop(kap_loop(), &e->tm);
 }
 
-static void kub_fire(struct kub_event *e, short what)
+static void
+kub_fire(struct kub_event *e, short what)
 {
     struct resolver_conf *rc = e->rc;
     struct kap_gen *gen = rc->gen;
@@ -368,31 +374,35 @@ static void kub_fire(struct kub_event *e, short what)
     kap_gen_unref(gen);
 }
 
-static void kub_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void
+kub_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     kub_fire(w->data, (short)(((revents & EV_READ) ? UB_EV_READ : 0)
                               | ((revents & EV_WRITE) ? UB_EV_WRITE : 0)));
 }
 
-static void kub_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+kub_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     kub_fire(w->data, UB_EV_TIMEOUT);
 }
 
-static double kub_secs(const struct timeval *tv)
+static double
+kub_secs(const struct timeval *tv)
 {
     double t = (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 
     return t > 0.0 ? t : 0.0;
 }
 
-static struct ub_event *kub_new_event(struct ub_event_base *base, int fd,
-                                      short bits,
-                                      void (*cb)(int, short, void *),
-                                      void *arg)
+static struct ub_event *
+kub_new_event(struct ub_event_base *base, int fd,
+              short bits,
+              void (*cb)(int, short, void *),
+              void *arg)
 {
     struct kub_base *b = (struct kub_base *)base;
     struct kub_event *e = calloc(1, sizeof(*e));
@@ -414,9 +424,10 @@ static struct ub_event *kub_new_event(struct ub_event_base *base, int fd,
     return &e->ub;
 }
 
-static struct ub_event *kub_new_signal(struct ub_event_base *base, int fd,
-                                       void (*cb)(int, short, void *),
-                                       void *arg)
+static struct ub_event *
+kub_new_signal(struct ub_event_base *base, int fd,
+               void (*cb)(int, short, void *),
+               void *arg)
 {
     (void)base;
     (void)fd;
@@ -425,29 +436,34 @@ static struct ub_event *kub_new_signal(struct ub_event_base *base, int fd,
     return NULL;                     /* never called by libunbound */
 }
 
-static int kub_loopexit(struct ub_event_base *base, struct timeval *tv)
+static int
+kub_loopexit(struct ub_event_base *base, struct timeval *tv)
 {
     (void)base;
     (void)tv;
     return 0;                        /* the loop is kapd's */
 }
 
-static void kub_add_bits(struct ub_event *ev, short bits)
+static void
+kub_add_bits(struct ub_event *ev, short bits)
 {
     ((struct kub_event *)ev)->bits |= bits;
 }
 
-static void kub_del_bits(struct ub_event *ev, short bits)
+static void
+kub_del_bits(struct ub_event *ev, short bits)
 {
     ((struct kub_event *)ev)->bits &= (short)~bits;
 }
 
-static void kub_set_fd(struct ub_event *ev, int fd)
+static void
+kub_set_fd(struct ub_event *ev, int fd)
 {
     ((struct kub_event *)ev)->fd = fd;
 }
 
-static void kub_free(struct ub_event *ev)
+static void
+kub_free(struct ub_event *ev)
 {
     struct kub_event *e = (struct kub_event *)ev;
 
@@ -457,7 +473,8 @@ static void kub_free(struct ub_event *ev)
     free(e);
 }
 
-static int kub_add(struct ub_event *ev, struct timeval *tv)
+static int
+kub_add(struct ub_event *ev, struct timeval *tv)
 {
     struct kub_event *e = (struct kub_event *)ev;
     int mask = ((e->bits & UB_EV_READ) ? EV_READ : 0)
@@ -476,7 +493,8 @@ static int kub_add(struct ub_event *ev, struct timeval *tv)
     return 0;
 }
 
-static int kub_del(struct ub_event *ev)
+static int
+kub_del(struct ub_event *ev)
 {
     struct kub_event *e = (struct kub_event *)ev;
 
@@ -485,9 +503,10 @@ static int kub_del(struct ub_event *ev)
     return 0;
 }
 
-static int kub_add_timer(struct ub_event *ev, struct ub_event_base *base,
-                         void (*cb)(int, short, void *), void *arg,
-                         struct timeval *tv)
+static int
+kub_add_timer(struct ub_event *ev, struct ub_event_base *base,
+              void (*cb)(int, short, void *), void *arg,
+              struct timeval *tv)
 {
     struct kub_event *e = (struct kub_event *)ev;
 
@@ -504,7 +523,8 @@ static int kub_add_timer(struct ub_event *ev, struct ub_event_base *base,
     return 0;
 }
 
-static int kub_del_timer(struct ub_event *ev)
+static int
+kub_del_timer(struct ub_event *ev)
 {
     struct kub_event *e = (struct kub_event *)ev;
 
@@ -513,25 +533,29 @@ static int kub_del_timer(struct ub_event *ev)
     return 0;
 }
 
-static int kub_signal(struct ub_event *ev, struct timeval *tv)
+static int
+kub_signal(struct ub_event *ev, struct timeval *tv)
 {
     (void)ev;
     (void)tv;
     return -1;
 }
 
-static int kub_del_signal(struct ub_event *ev)
+static int
+kub_del_signal(struct ub_event *ev)
 {
     (void)ev;
     return -1;
 }
 
-static void kub_wsa_unregister(struct ub_event *ev)
+static void
+kub_wsa_unregister(struct ub_event *ev)
 {
     (void)ev;
 }
 
-static void kub_wouldblock(struct ub_event *ev, int bit)
+static void
+kub_wouldblock(struct ub_event *ev, int bit)
 {
     (void)ev;
     (void)bit;
@@ -547,8 +571,9 @@ static struct ub_event_base_vmt kub_base_vmt = {
     NULL, NULL, kub_loopexit, kub_new_event, kub_new_signal, NULL
 };
 
-static int resolver_ub_option(struct ub_ctx *ctx, const char *opt,
-                              const char *val)
+static int
+resolver_ub_option(struct ub_ctx *ctx, const char *opt,
+                   const char *val)
 {
     int r = ub_ctx_set_option(ctx, opt, val);
 
@@ -571,7 +596,8 @@ static int resolver_ub_option(struct ub_ctx *ctx, const char *opt,
 /* libevent 2 only (libev has no such function): keeps -levent linked. */
 extern const char **event_get_supported_methods(void);
 
-static int resolver_event_check(void)
+static int
+resolver_event_check(void)
 {
     Dl_info info;
     void *sym;
@@ -588,7 +614,8 @@ static int resolver_event_check(void)
     return KAP_OK;
 }
 
-static int resolver_init(struct kap_gen *gen, void *conf)
+static int
+resolver_init(struct kap_gen *gen, void *conf)
 {
     struct resolver_conf *c = conf;
     struct ub_ctx *ctx;
@@ -673,7 +700,8 @@ fail:
 
 static void resolver_query_detach(struct kap_resolve *q);
 
-static void resolver_fini(struct kap_gen *gen, void *conf)
+static void
+resolver_fini(struct kap_gen *gen, void *conf)
 {
     struct resolver_conf *c = conf;
 
@@ -696,8 +724,9 @@ static void resolver_fini(struct kap_gen *gen, void *conf)
     }
 }
 
-static void resolver_status(struct kap_gen *gen, void *conf,
-                            struct kap_buf *out)
+static void
+resolver_status(struct kap_gen *gen, void *conf,
+                struct kap_buf *out)
 {
     struct resolver_conf *c = conf;
 
@@ -725,7 +754,8 @@ const struct kap_module kapd_resolver_module = {
 
 /* -- queries -------------------------------------------------------------- */
 
-static void resolver_list_remove(struct kap_resolve *q)
+static void
+resolver_list_remove(struct kap_resolve *q)
 {
     struct resolver_conf *c = q->rc;
 
@@ -742,7 +772,8 @@ static void resolver_list_remove(struct kap_resolve *q)
 }
 
 /* Cancel libunbound work and the timer of q; q stays allocated. */
-static void resolver_query_stop(struct kap_resolve *q)
+static void
+resolver_query_stop(struct kap_resolve *q)
 {
     int i;
 
@@ -755,7 +786,8 @@ static void resolver_query_stop(struct kap_resolve *q)
     }
 }
 
-static void resolver_query_detach(struct kap_resolve *q)
+static void
+resolver_query_detach(struct kap_resolve *q)
 {
     resolver_query_stop(q);
     resolver_list_remove(q);
@@ -768,7 +800,8 @@ static void resolver_query_detach(struct kap_resolve *q)
  * reference q held (or NULL): the caller drops it with kap_gen_unref()
  * after running the user's callback, so the generation outlives it.
  */
-static struct kap_gen *resolver_query_release(struct kap_resolve *q)
+static struct kap_gen *
+resolver_query_release(struct kap_resolve *q)
 {
     struct kap_gen *gen = q->gen;
     int i;
@@ -781,14 +814,16 @@ static struct kap_gen *resolver_query_release(struct kap_resolve *q)
     return gen;
 }
 
-static void resolver_gen_unref(struct kap_gen *gen)
+static void
+resolver_gen_unref(struct kap_gen *gen)
 {
     if (gen != NULL)
         kap_gen_unref(gen);
 }
 
 /* Deliver the result of an address query and free it. */
-static void resolver_addrs_finish(struct kap_resolve *q, const char *why)
+static void
+resolver_addrs_finish(struct kap_resolve *q, const char *why)
 {
     struct sockaddr_storage all[KAP_RESOLVE_MAX_ADDRS];
     size_t n = 0, i, j, k;
@@ -830,7 +865,8 @@ static void resolver_addrs_finish(struct kap_resolve *q, const char *why)
     resolver_gen_unref(gen);
 }
 
-static const char *resolver_rcode_text(int rcode)
+static const char *
+resolver_rcode_text(int rcode)
 {
     switch (rcode) {
     case 0:  return "no address";
@@ -844,8 +880,9 @@ static const char *resolver_rcode_text(int rcode)
 }
 
 /* Skip the (possibly compressed) name at *off. 0, or -1 when malformed. */
-static int resolver_pkt_skip_name(const unsigned char *p, size_t len,
-                                  size_t *off)
+static int
+resolver_pkt_skip_name(const unsigned char *p, size_t len,
+                       size_t *off)
 {
     size_t o = *off;
     unsigned n = 0;
@@ -870,8 +907,9 @@ static int resolver_pkt_skip_name(const unsigned char *p, size_t len,
 }
 
 /* The addresses of type s->rrtype (class IN) in the answer section. */
-static void resolver_pkt_addrs(const unsigned char *p, size_t len,
-                               struct resolve_sub *s)
+static void
+resolver_pkt_addrs(const unsigned char *p, size_t len,
+                   struct resolve_sub *s)
 {
     size_t off = 12, i;
     unsigned qd = ((unsigned)p[4] << 8) | p[5];
@@ -915,9 +953,10 @@ static void resolver_pkt_addrs(const unsigned char *p, size_t len,
  * answer), pkt the reply packet, sec 0 insecure, 1 bogus, 2 secure.
  * Returns 1 when q was delivered and freed.
  */
-static int resolver_sub_result(struct resolve_sub *s, int rcode,
-                               const unsigned char *pkt, size_t len,
-                               int sec)
+static int
+resolver_sub_result(struct resolve_sub *s, int rcode,
+                    const unsigned char *pkt, size_t len,
+                    int sec)
 {
     struct kap_resolve *q = s->q;
     int i, prc;
@@ -964,8 +1003,9 @@ static int resolver_sub_result(struct resolve_sub *s, int rcode,
     return 1;
 }
 
-static void resolver_ub_cb(void *mydata, int rcode, void *pkt, int len,
-                           int sec, char *why_bogus, int ratelimited)
+static void
+resolver_ub_cb(void *mydata, int rcode, void *pkt, int len,
+               int sec, char *why_bogus, int ratelimited)
 {
     struct resolve_sub *s = mydata;
     struct kap_resolve *q = s->q;
@@ -989,7 +1029,8 @@ static void resolver_ub_cb(void *mydata, int rcode, void *pkt, int len,
 }
 
 /* Deliver answers kept by resolver_ub_cb; 1 when q was freed. */
-static int resolver_run_deferred(struct kap_resolve *q)
+static int
+resolver_run_deferred(struct kap_resolve *q)
 {
     int i;
 
@@ -1009,7 +1050,8 @@ static int resolver_run_deferred(struct kap_resolve *q)
     return 0;
 }
 
-static void resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct kap_resolve *q = w->data;
 
@@ -1043,8 +1085,9 @@ static void resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Common setup: resolver state of gen, the query, its timer. */
-static struct kap_resolve *resolver_query_new(struct kap_gen *gen,
-                                              const char *name, int type)
+static struct kap_resolve *
+resolver_query_new(struct kap_gen *gen,
+                   const char *name, int type)
 {
     struct resolver_conf *c;
     struct kap_resolve *q;
@@ -1074,7 +1117,8 @@ static struct kap_resolve *resolver_query_new(struct kap_gen *gen,
     return q;
 }
 
-static void resolver_query_link(struct kap_resolve *q)
+static void
+resolver_query_link(struct kap_resolve *q)
 {
     struct resolver_conf *c = q->rc;
 
@@ -1090,8 +1134,9 @@ static void resolver_query_link(struct kap_resolve *q)
     ev_timer_start(kap_loop(), &q->timer);
 }
 
-static int resolver_sub_start(struct kap_resolve *q, int i, const char *name,
-                              int rrtype, int rrclass)
+static int
+resolver_sub_start(struct kap_resolve *q, int i, const char *name,
+                   int rrtype, int rrclass)
 {
     struct resolve_sub *s = &q->sub[i];
     int r;
@@ -1114,7 +1159,8 @@ static int resolver_sub_start(struct kap_resolve *q, int i, const char *name,
 }
 
 /* Parse an IPv4/IPv6 literal (optionally in brackets) into ss. */
-static int resolver_literal(const char *name, struct sockaddr_storage *ss)
+static int
+resolver_literal(const char *name, struct sockaddr_storage *ss)
 {
     char buf[INET6_ADDRSTRLEN + 1];
     size_t len = strlen(name);
@@ -1162,8 +1208,9 @@ static int resolver_literal(const char *name, struct sockaddr_storage *ss)
 static void resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /* "addr" or "addr@port" into ss; 0, or -1 if it is no numeric address. */
-static int resolver_fwd_addr(const char *s, struct sockaddr_storage *ss,
-                             socklen_t *sslen)
+static int
+resolver_fwd_addr(const char *s, struct sockaddr_storage *ss,
+                  socklen_t *sslen)
 {
     char host[INET6_ADDRSTRLEN + 1];
     const char *at = strchr(s, '@');
@@ -1201,7 +1248,8 @@ static int resolver_fwd_addr(const char *s, struct sockaddr_storage *ss,
 }
 
 /* The first "nameserver" of a resolv.conf into out; 0 or -1. */
-static int resolver_fwd_resolvconf(const char *path, char *out, size_t len)
+static int
+resolver_fwd_resolvconf(const char *path, char *out, size_t len)
 {
     char line[512];
     FILE *f = fopen(path, "re");
@@ -1228,7 +1276,8 @@ static int resolver_fwd_resolvconf(const char *path, char *out, size_t len)
     return -1;
 }
 
-static void resolver_fwd_open(struct resolver_conf *c)
+static void
+resolver_fwd_open(struct resolver_conf *c)
 {
     char ns[INET6_ADDRSTRLEN + 8];
     const char *up = NULL;
@@ -1268,7 +1317,8 @@ static void resolver_fwd_open(struct resolver_conf *c)
     c->fwd_on = 1;
 }
 
-static void resolver_fwd_close(struct resolver_conf *c)
+static void
+resolver_fwd_close(struct resolver_conf *c)
 {
     size_t i;
 
@@ -1282,13 +1332,15 @@ static void resolver_fwd_close(struct resolver_conf *c)
     }
 }
 
-static unsigned resolver_fwd_bucket(unsigned sock, uint16_t id)
+static unsigned
+resolver_fwd_bucket(unsigned sock, uint16_t id)
 {
     return ((unsigned)id ^ (sock * 2654435761u >> 16)) & (FWD_BUCKETS - 1);
 }
 
-static struct kap_resolve *resolver_fwd_find(struct resolver_conf *c,
-                                             unsigned sock, uint16_t id)
+static struct kap_resolve *
+resolver_fwd_find(struct resolver_conf *c,
+                  unsigned sock, uint16_t id)
 {
     struct kap_resolve *q = c->fwd_tab[resolver_fwd_bucket(sock, id)];
 
@@ -1297,7 +1349,8 @@ static struct kap_resolve *resolver_fwd_find(struct resolver_conf *c,
     return q;
 }
 
-static void resolver_fwd_remove(struct kap_resolve *q)
+static void
+resolver_fwd_remove(struct kap_resolve *q)
 {
     struct kap_resolve **pp;
 
@@ -1314,8 +1367,9 @@ static void resolver_fwd_remove(struct kap_resolve *q)
 }
 
 /* 1 when name ends in the label sequence suffix (case-insensitively). */
-static int resolver_fwd_under(const char *name, size_t len,
-                              const char *suffix)
+static int
+resolver_fwd_under(const char *name, size_t len,
+                   const char *suffix)
 {
     size_t sl = strlen(suffix);
 
@@ -1325,8 +1379,9 @@ static int resolver_fwd_under(const char *name, size_t len,
 }
 
 /* Presentation name (no escapes) into wire form; its length, or 0. */
-static size_t resolver_fwd_wire(const char *name, size_t len,
-                                unsigned char *out, size_t outlen)
+static size_t
+resolver_fwd_wire(const char *name, size_t len,
+                  unsigned char *out, size_t outlen)
 {
     size_t i = 0, o = 0;
 
@@ -1352,7 +1407,8 @@ static void resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
 
 /* A random query ID; arc4random_buf() refills 256 at a time (it is a
  * getrandom(2) call each time on this libc). */
-static uint16_t resolver_fwd_random_id(void)
+static uint16_t
+resolver_fwd_random_id(void)
 {
     static uint16_t ids[256];
     static size_t left;
@@ -1365,8 +1421,9 @@ static uint16_t resolver_fwd_random_id(void)
 }
 
 /* Ask q's question over the fast path: KAP_OK, or KAP_DECLINED. */
-static int resolver_fwd_start(struct kap_resolve *q, const char *name,
-                              int rrtype, int rrclass)
+static int
+resolver_fwd_start(struct kap_resolve *q, const char *name,
+                   int rrtype, int rrclass)
 {
     struct resolver_conf *c = q->rc;
     unsigned char pkt[12 + 256 + 4 + 11];
@@ -1438,7 +1495,8 @@ static int resolver_fwd_start(struct kap_resolve *q, const char *name,
 }
 
 /* Deliver a raw failure for q and free it. */
-static void resolver_raw_fail(struct kap_resolve *q, const char *why)
+static void
+resolver_raw_fail(struct kap_resolve *q, const char *why)
 {
     kap_resolve_raw_fn cb = q->raw_cb;
     void *data = q->data;
@@ -1449,7 +1507,8 @@ static void resolver_raw_fail(struct kap_resolve *q, const char *why)
 }
 
 /* The fast path gives up on q: libunbound asks again. */
-static void resolver_fwd_handover(struct kap_resolve *q)
+static void
+resolver_fwd_handover(struct kap_resolve *q)
 {
     resolver_fwd_remove(q);
     q->rc->fwd_handover++;
@@ -1466,8 +1525,9 @@ static void resolver_fwd_handover(struct kap_resolve *q)
 
 /* No reply in FWD_TRY: libunbound takes over; a silent upstream pauses
  * the fast path, so that not every query waits FWD_TRY first. */
-static void resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
-                                  int revents)
+static void
+resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
+                      int revents)
 {
     struct kap_resolve *q = w->data;
     struct resolver_conf *c = q->rc;
@@ -1484,8 +1544,9 @@ static void resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
 }
 
 /* One datagram from the upstream on socket sock. */
-static void resolver_fwd_reply(struct resolver_conf *c, unsigned sock,
-                               unsigned char *p, size_t n)
+static void
+resolver_fwd_reply(struct resolver_conf *c, unsigned sock,
+                   unsigned char *p, size_t n)
 {
     struct kap_resolve *q;
     kap_resolve_raw_fn cb;
@@ -1532,7 +1593,8 @@ static void resolver_fwd_reply(struct resolver_conf *c, unsigned sock,
     resolver_gen_unref(gen);
 }
 
-static void resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void
+resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     static unsigned char buf[FWD_RBATCH][65536];
     static struct mmsghdr msg[FWD_RBATCH];
@@ -1574,9 +1636,10 @@ static void resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     kap_gen_unref(gen);
 }
 
-struct kap_resolve *kap_resolve_addrs(struct kap_gen *gen, const char *name,
-                                      int want_v6, kap_resolve_addr_fn cb,
-                                      void *data)
+struct kap_resolve *
+kap_resolve_addrs(struct kap_gen *gen, const char *name,
+                  int want_v6, kap_resolve_addr_fn cb,
+                  void *data)
 {
     struct kap_resolve *q;
 
@@ -1614,9 +1677,10 @@ fail:
     return NULL;
 }
 
-struct kap_resolve *kap_resolve_raw(struct kap_gen *gen, const char *name,
-                                    int rrtype, int rrclass,
-                                    kap_resolve_raw_fn cb, void *data)
+struct kap_resolve *
+kap_resolve_raw(struct kap_gen *gen, const char *name,
+                int rrtype, int rrclass,
+                kap_resolve_raw_fn cb, void *data)
 {
     struct kap_resolve *q;
 
@@ -1642,14 +1706,16 @@ struct kap_resolve *kap_resolve_raw(struct kap_gen *gen, const char *name,
     return q;
 }
 
-void kap_resolve_cancel(struct kap_resolve *q)
+void
+kap_resolve_cancel(struct kap_resolve *q)
 {
     if (q == NULL)
         return;
     resolver_gen_unref(resolver_query_release(q));
 }
 
-unsigned kap_resolve_pending(struct kap_gen *gen)
+unsigned
+kap_resolve_pending(struct kap_gen *gen)
 {
     struct resolver_conf *c;
 

@@ -76,7 +76,8 @@ static const char b64_std[] =
 static const char b64_url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-void kap_secret_wipe(void *p, size_t n)
+void
+kap_secret_wipe(void *p, size_t n)
 {
     if (p != NULL && n > 0)
         explicit_bzero(p, n);
@@ -84,7 +85,8 @@ void kap_secret_wipe(void *p, size_t n)
 
 /* ---- memory ------------------------------------------------------------ */
 
-static void secret_unmap(struct kap_secret *s)
+static void
+secret_unmap(struct kap_secret *s)
 {
     void  *map = s->map;
     size_t maplen = s->maplen;
@@ -96,7 +98,8 @@ static void secret_unmap(struct kap_secret *s)
     munmap(map, maplen);
 }
 
-static void secret_release(void *data)
+static void
+secret_release(void *data)
 {
     struct kap_secret *s = data;
 
@@ -115,7 +118,8 @@ static void secret_release(void *data)
 
 /* A mapping for a secret of at most cap bytes read from path; NULL with
    errno on failure.  The layout is carved by secret_carve(). */
-static struct kap_secret *secret_map(size_t cap, const char *path)
+static struct kap_secret *
+secret_map(size_t cap, const char *path)
 {
     size_t b64 = 4 * ((cap + 2 + 2) / 3) + 1;   /* shift 2, NUL */
     size_t need, page = (size_t)sysconf(_SC_PAGESIZE);
@@ -149,8 +153,9 @@ static struct kap_secret *secret_map(size_t cap, const char *path)
 /* ---- encoded forms ---------------------------------------------------- */
 
 /* base64 of (shift zero bytes, then src[0..n)) into out; its length */
-static size_t b64_encode(const unsigned char *src, size_t n, size_t shift,
-                         const char *alpha, int pad, char *out)
+static size_t
+b64_encode(const unsigned char *src, size_t n, size_t shift,
+           const char *alpha, int pad, char *out)
 {
     size_t total = n + shift, i, o = 0;
     uint32_t v;
@@ -179,8 +184,9 @@ static size_t b64_encode(const unsigned char *src, size_t n, size_t shift,
 }
 
 /* RFC 3986 percent-encoding of every byte but the unreserved ones */
-static size_t pct_encode(const unsigned char *src, size_t n, const char *hex,
-                         char *out)
+static size_t
+pct_encode(const unsigned char *src, size_t n, const char *hex,
+           char *out)
 {
     size_t i, o = 0;
     unsigned char c;
@@ -201,7 +207,8 @@ static size_t pct_encode(const unsigned char *src, size_t n, const char *hex,
     return o;
 }
 
-static void form_add(struct kap_secret *s, const char *p, size_t n)
+static void
+form_add(struct kap_secret *s, const char *p, size_t n)
 {
     size_t i;
 
@@ -216,7 +223,8 @@ static void form_add(struct kap_secret *s, const char *p, size_t n)
 }
 
 /* Fill the forms of s (raw read, len set); cap sized the mapping. */
-static void secret_forms(struct kap_secret *s, size_t cap)
+static void
+secret_forms(struct kap_secret *s, size_t cap)
 {
     size_t b64 = ROUND16(4 * ((cap + 2 + 2) / 3) + 1), n, k, first, last;
     char  *at = (char *)s->raw + ROUND16(cap + 2);
@@ -263,8 +271,9 @@ static void secret_forms(struct kap_secret *s, size_t cap)
  * Open the directory dir (len bytes of path) component by component, no
  * symbolic link followed; the descriptor (O_PATH) or -1 with err set.
  */
-static int secret_dir_open(const char *what, const char *path, size_t dlen,
-                           struct kap_err *err)
+static int
+secret_dir_open(const char *what, const char *path, size_t dlen,
+                struct kap_err *err)
 {
     char        comp[NAME_MAX + 1];
     size_t      i = 0, j;
@@ -327,8 +336,9 @@ fail:
 }
 
 /* the directory checks; dir is its name for messages */
-static int secret_dir_check(const char *what, int dfd, const char *dir,
-                            struct kap_err *err)
+static int
+secret_dir_check(const char *what, int dfd, const char *dir,
+                 struct kap_err *err)
 {
     struct stat st;
     uid_t       euid = geteuid();
@@ -354,8 +364,9 @@ static int secret_dir_check(const char *what, int dfd, const char *dir,
 }
 
 /* the file checks on the opened descriptor's stat */
-static int secret_file_check(const char *what, const struct stat *st,
-                             const char *path, struct kap_err *err)
+static int
+secret_file_check(const char *what, const struct stat *st,
+                  const char *path, struct kap_err *err)
 {
     uid_t euid = geteuid();
 
@@ -394,8 +405,9 @@ static int secret_file_check(const char *what, const struct stat *st,
 }
 
 /* Read fd (size bytes by its stat) into a new mapping; NULL with err. */
-static struct kap_secret *secret_read(int fd, size_t size, const char *path,
-                                      struct kap_err *err)
+static struct kap_secret *
+secret_read(int fd, size_t size, const char *path,
+            struct kap_err *err)
 {
     struct kap_secret *s;
     size_t got = 0;
@@ -447,8 +459,9 @@ fail:
     return NULL;
 }
 
-int kapd_secret_open(const char *what, const char *path, struct stat *st,
-                     struct kap_err *err)
+int
+kapd_secret_open(const char *what, const char *path, struct stat *st,
+                 struct kap_err *err)
 {
     const char  *slash, *name;
     char         dir[PATH_MAX];
@@ -513,8 +526,9 @@ out:
     return fd;
 }
 
-struct kap_secret *kap_secret_load(struct kap_pool *pool, const char *path,
-                                   struct kap_err *err)
+struct kap_secret *
+kap_secret_load(struct kap_pool *pool, const char *path,
+                struct kap_err *err)
 {
     struct kap_secret *s;
     struct stat  st;
@@ -550,14 +564,16 @@ struct kap_secret *kap_secret_load(struct kap_pool *pool, const char *path,
 
 /* a byte allowed in an HTTP field value (RFC 9110: VCHAR, SP, HTAB,
    obs-text) */
-static int field_ok(unsigned char c)
+static int
+field_ok(unsigned char c)
 {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
 /* Check tmpl and s for a header; the lengths before and after "{}". */
-static int header_plan(const struct kap_secret *s, const char *tmpl,
-                       size_t *pre, size_t *post, struct kap_err *err)
+static int
+header_plan(const struct kap_secret *s, const char *tmpl,
+            size_t *pre, size_t *post, struct kap_err *err)
 {
     const char *hole;
     size_t i, n;
@@ -594,16 +610,18 @@ static int header_plan(const struct kap_secret *s, const char *tmpl,
     return KAP_OK;
 }
 
-static void header_write(const struct kap_secret *s, const char *tmpl,
-                         size_t pre, size_t post, char *out)
+static void
+header_write(const struct kap_secret *s, const char *tmpl,
+             size_t pre, size_t post, char *out)
 {
     memcpy(out, tmpl, pre);
     memcpy(out + pre, s->raw, s->len);
     memcpy(out + pre + s->len, tmpl + pre + 2, post);
 }
 
-int kap_secret_header(const struct kap_secret *s, const char *tmpl,
-                      char *out, size_t outlen, struct kap_err *err)
+int
+kap_secret_header(const struct kap_secret *s, const char *tmpl,
+                  char *out, size_t outlen, struct kap_err *err)
 {
     size_t pre, post;
 
@@ -621,8 +639,9 @@ int kap_secret_header(const struct kap_secret *s, const char *tmpl,
     return KAP_OK;
 }
 
-int kap_secret_header_buf(const struct kap_secret *s, const char *tmpl,
-                          struct kap_buf *b, struct kap_err *err)
+int
+kap_secret_header_buf(const struct kap_secret *s, const char *tmpl,
+                      struct kap_buf *b, struct kap_err *err)
 {
     size_t pre, post, need, old;
 
@@ -643,8 +662,9 @@ int kap_secret_header_buf(const struct kap_secret *s, const char *tmpl,
     return KAP_OK;
 }
 
-int kap_secret_env(const struct kap_secret *s, const char *name,
-                   char *out, size_t outlen, struct kap_err *err)
+int
+kap_secret_env(const struct kap_secret *s, const char *name,
+               char *out, size_t outlen, struct kap_err *err)
 {
     size_t i, n;
 
@@ -682,8 +702,9 @@ int kap_secret_env(const struct kap_secret *s, const char *name,
 /* ---- redaction ---------------------------------------------------------- */
 
 /* append src[0..n) to out, counting all of it in *o */
-static void emit(char *out, size_t outlen, size_t *o, const char *src,
-                 size_t n)
+static void
+emit(char *out, size_t outlen, size_t *o, const char *src,
+     size_t n)
 {
     size_t room;
 
@@ -694,7 +715,8 @@ static void emit(char *out, size_t outlen, size_t *o, const char *src,
     *o += n;
 }
 
-size_t kap_secret_redact(const char *in, char *out, size_t outlen)
+size_t
+kap_secret_redact(const char *in, char *out, size_t outlen)
 {
     static const char red[] = KAP_SECRET_REDACTED;
     struct kap_secret *s;

@@ -18,7 +18,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_reply(const struct kap_connect_reply *r, const char *buf, size_t len)
+static void
+check_reply(const struct kap_connect_reply *r, const char *buf, size_t len)
 {
     if (r->status < 100 || r->status > 599)
         abort();
@@ -41,7 +42,8 @@ static void check_reply(const struct kap_connect_reply *r, const char *buf, size
         abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
     struct kap_connect_reply r, r2;

@@ -14,7 +14,8 @@
 
 #include "kap_dns_wire.h"
 
-static int deny_odd(void *ctx, const struct sockaddr *sa, const char **why)
+static int
+deny_odd(void *ctx, const struct sockaddr *sa, const char **why)
 {
     (void)ctx;
     *why = "test";
@@ -23,7 +24,8 @@ static int deny_odd(void *ctx, const struct sockaddr *sa, const char **why)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct kap_dns_query q;
     struct kap_dns_answer_opts o;

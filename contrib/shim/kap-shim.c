@@ -71,12 +71,14 @@ static void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
-static void vmsg(const char *fmt, va_list ap)
+static void
+vmsg(const char *fmt, va_list ap)
 {
     kap_shim_vsay(prog, fmt, ap);
 }
 
-static void die(const char *fmt, ...)
+static void
+die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -85,7 +87,8 @@ static void die(const char *fmt, ...)
     exit(2);
 }
 
-static void warnx_(const char *fmt, ...)
+static void
+warnx_(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -111,7 +114,8 @@ struct listen_spec {
  * Parse "HOST:PORT=PATH" (HOST an IPv4 literal, or [IPv6]) into sp.
  * Returns 0 or -1 with a message printed.
  */
-static int parse_spec(struct listen_spec *sp, int type, const char *arg)
+static int
+parse_spec(struct listen_spec *sp, int type, const char *arg)
 {
     const char *eq = strchr(arg, '=');
     if (eq == NULL || eq == arg || eq[1] == '\0') {
@@ -183,7 +187,8 @@ static int parse_spec(struct listen_spec *sp, int type, const char *arg)
     return 0;
 }
 
-static int open_listener(struct listen_spec *sp)
+static int
+open_listener(struct listen_spec *sp)
 {
     int fd = socket(sp->addr.ss_family,
                     (sp->type == L_TCP ? SOCK_STREAM : SOCK_DGRAM)
@@ -231,7 +236,8 @@ struct relay {
 static struct relay *relays[SHIM_MAX_RELAYS];
 static size_t nrelays;
 
-static void relay_free(size_t i)
+static void
+relay_free(size_t i)
 {
     struct relay *r = relays[i];
     close(r->a);
@@ -241,7 +247,8 @@ static void relay_free(size_t i)
     relays[nrelays] = NULL;
 }
 
-static void tcp_accept(struct listen_spec *sp, int *backoff)
+static void
+tcp_accept(struct listen_spec *sp, int *backoff)
 {
     for (int k = 0; k < 64; k++) {
         int c = accept4(sp->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -293,7 +300,8 @@ static void tcp_accept(struct listen_spec *sp, int *backoff)
 }
 
 /* Read into h from fd.  Returns 0, or -1 when the relay must end. */
-static int half_read(struct half *h, int fd)
+static int
+half_read(struct half *h, int fd)
 {
     if (h->eof || h->len > 0)
         return 0;
@@ -310,7 +318,8 @@ static int half_read(struct half *h, int fd)
 }
 
 /* Write h's pending bytes to fd.  Returns 0, or -1 when the relay must end. */
-static int half_write(struct half *h, int fd)
+static int
+half_write(struct half *h, int fd)
 {
     while (h->len > 0) {
         ssize_t n = send(fd, h->buf + h->off, h->len, MSG_NOSIGNAL);
@@ -331,7 +340,8 @@ static int half_write(struct half *h, int fd)
     return 0;
 }
 
-static short want_events(const struct relay *r, int side_a)
+static short
+want_events(const struct relay *r, int side_a)
 {
     const struct half *in = side_a ? &r->ab : &r->ba;   /* read from this side */
     const struct half *out = side_a ? &r->ba : &r->ab;  /* write to this side */
@@ -346,7 +356,8 @@ static short want_events(const struct relay *r, int side_a)
 }
 
 /* Service one relay after poll.  Returns -1 when it is finished. */
-static int relay_run(struct relay *r, short ra, short rb)
+static int
+relay_run(struct relay *r, short ra, short rb)
 {
     if (r->b_connecting) {
         if (!(rb & (POLLOUT | POLLERR | POLLHUP)))
@@ -401,15 +412,17 @@ static size_t nusess;
 static char sessdir[sizeof ((struct sockaddr_un *)0)->sun_path];
 static unsigned long sesscount;
 
-static void usess_free(size_t i)
+static void
+usess_free(size_t i)
 {
     close(usess[i].fd);
     unlink(usess[i].path);
     usess[i] = usess[--nusess];
 }
 
-static int usess_new(int lidx, const struct listen_spec *sp,
-                     const struct sockaddr_storage *peer, socklen_t peerlen)
+static int
+usess_new(int lidx, const struct listen_spec *sp,
+          const struct sockaddr_storage *peer, socklen_t peerlen)
 {
     if (nusess >= SHIM_MAX_USESS) {
         /* evict the least recently used session */
@@ -452,15 +465,17 @@ static int usess_new(int lidx, const struct listen_spec *sp,
     return (int)(nusess - 1);
 }
 
-static int same_peer(const struct sockaddr_storage *a, socklen_t al,
-                     const struct sockaddr_storage *b, socklen_t bl)
+static int
+same_peer(const struct sockaddr_storage *a, socklen_t al,
+          const struct sockaddr_storage *b, socklen_t bl)
 {
     return al == bl && memcmp(a, b, al) == 0;
 }
 
 static unsigned char dgbuf[SHIM_DGRAM_MAX];
 
-static void udp_from_client(int lidx, struct listen_spec *sp)
+static void
+udp_from_client(int lidx, struct listen_spec *sp)
 {
     for (int k = 0; k < 64; k++) {
         struct sockaddr_storage peer;
@@ -486,7 +501,8 @@ static void udp_from_client(int lidx, struct listen_spec *sp)
     }
 }
 
-static void udp_from_kapd(struct usess *s, struct listen_spec *ls)
+static void
+udp_from_kapd(struct usess *s, struct listen_spec *ls)
 {
     for (int k = 0; k < 64; k++) {
         ssize_t n = recv(s->fd, dgbuf, sizeof dgbuf, MSG_DONTWAIT);
@@ -502,13 +518,15 @@ static void udp_from_kapd(struct usess *s, struct listen_spec *ls)
 
 static volatile sig_atomic_t stop_flag;
 
-static void on_stop(int sig)
+static void
+on_stop(int sig)
 {
     (void)sig;
     stop_flag = 1;
 }
 
-static void bridge_usage(FILE *f)
+static void
+bridge_usage(FILE *f)
 {
     fprintf(f,
 "usage: kap-shim bridge [--tcp HOST:PORT=SOCK]... [--udp HOST:PORT=SOCK]...\n"
@@ -526,8 +544,9 @@ static void bridge_usage(FILE *f)
 "Listeners may also come from KAP_SHIM_TCP / KAP_SHIM_UDP (space-separated).\n");
 }
 
-static int add_specs_from_env(struct listen_spec *specs, size_t *n, int type,
-                              const char *var)
+static int
+add_specs_from_env(struct listen_spec *specs, size_t *n, int type,
+                   const char *var)
 {
     const char *v = getenv(var);
     if (v == NULL)
@@ -558,7 +577,8 @@ static int add_specs_from_env(struct listen_spec *specs, size_t *n, int type,
  * end of file (kapd exited) or 20 s.  The listeners are bound already, so
  * the capsule's clients connect and wait in the listen queue meanwhile.
  */
-static int bridge_wait(int fd)
+static int
+bridge_wait(int fd)
 {
     struct pollfd pf = { fd, POLLIN, 0 };
     char b[16];
@@ -574,7 +594,8 @@ static int bridge_wait(int fd)
     return 0;
 }
 
-static int role_bridge(int argc, char **argv)
+static int
+role_bridge(int argc, char **argv)
 {
     struct listen_spec specs[SHIM_MAX_LISTEN];
     size_t nspecs = 0;
@@ -777,14 +798,16 @@ static int role_bridge(int argc, char **argv)
 }
 
 /* the bridge, for the capsule's init (kap_shim_capsule.c) */
-int kap_shim_bridge(int argc, char **argv)
+int
+kap_shim_bridge(int argc, char **argv)
 {
     return role_bridge(argc, argv);
 }
 
 /* ---- exec: clean signal state, then exec ---------------------------------- */
 
-static int role_exec(int argc, char **argv)
+static int
+role_exec(int argc, char **argv)
 {
     int i = 1, pty = 0;
     for (; i < argc; i++) {
@@ -814,7 +837,8 @@ static int role_exec(int argc, char **argv)
 
 /* ---- dispatcher ------------------------------------------------------------ */
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
     fprintf(f,
 "usage: kap-shim ROLE [ARGS...]\n"
@@ -842,7 +866,8 @@ static const struct role roles[] = {
     { NULL,     NULL }
 };
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);

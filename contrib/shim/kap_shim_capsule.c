@@ -47,7 +47,8 @@
  * root's (or there is none); as the project's owner otherwise */
 #define CAP_ROOT_MAPPED_ID 2147418112u
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
     fprintf(f,
 "usage: kap-shim capsule --rt DIR --kapd PATH [--kapd-arg ARG]... [OPTIONS] -- CMD...\n"
@@ -71,7 +72,8 @@ static void usage(FILE *f)
 }
 
 /* the user name of uid from /etc/passwd (no NSS in a static binary) */
-static const char *passwd_name(uid_t uid)
+static const char *
+passwd_name(uid_t uid)
 {
     static char name[64];
     char line[1024];
@@ -95,7 +97,8 @@ static const char *passwd_name(uid_t uid)
     return "user";
 }
 
-static int add(const char **list, size_t *n, const char *v, const char *opt)
+static int
+add(const char **list, size_t *n, const char *v, const char *opt)
 {
     if (*n >= CAP_MAX_LIST) {
         capsule_warn("too many %s", opt);
@@ -105,7 +108,8 @@ static int add(const char **list, size_t *n, const char *v, const char *opt)
     return 0;
 }
 
-static int parse(struct capsule *c, int argc, char **argv)
+static int
+parse(struct capsule *c, int argc, char **argv)
 {
     int i;
     for (i = 1; i < argc; i++) {
@@ -176,7 +180,8 @@ static int parse(struct capsule *c, int argc, char **argv)
     return 0;
 }
 
-static int write_file(const char *path, const char *text)
+static int
+write_file(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -190,7 +195,8 @@ static int write_file(const char *path, const char *text)
 }
 
 /* write the id maps of process pid's user namespace: inside 0 is out */
-static int write_maps(pid_t pid, uid_t out_uid, gid_t out_gid)
+static int
+write_maps(pid_t pid, uid_t out_uid, gid_t out_gid)
 {
     char p[64], m[64];
     snprintf(p, sizeof p, "/proc/%ld/setgroups", (long)pid);
@@ -205,7 +211,8 @@ static int write_maps(pid_t pid, uid_t out_uid, gid_t out_gid)
     return write_file(p, m);
 }
 
-static int status_code(int st)
+static int
+status_code(int st)
 {
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
@@ -214,7 +221,8 @@ static int status_code(int st)
     return 125;
 }
 
-static int wait_for(pid_t pid)
+static int
+wait_for(pid_t pid)
 {
     int st;
     while (waitpid(pid, &st, 0) < 0)
@@ -224,7 +232,8 @@ static int wait_for(pid_t pid)
 }
 
 /* kapd has bound its listeners: its sockets exist in the runtime dir */
-static int kapd_bound(const struct capsule *c)
+static int
+kapd_bound(const struct capsule *c)
 {
     static const char *socks[] = { "proxy.sock", "dns.sock", "dns-tcp.sock", NULL };
     char p[PATH_MAX];
@@ -238,7 +247,8 @@ static int kapd_bound(const struct capsule *c)
 
 /* Polls until kapd has bound its listeners or exited, for at most
  * limit_s seconds.  Returns 1 when kapd exited (and was reaped). */
-static int kapd_wait_bound(const struct capsule *c, pid_t kapd, int limit_s)
+static int
+kapd_wait_bound(const struct capsule *c, pid_t kapd, int limit_s)
 {
     struct timespec step = { 0, 10 * 1000 * 1000 };
     for (long i = 0; i < limit_s * 100L; i++) {
@@ -259,7 +269,8 @@ static int kapd_wait_bound(const struct capsule *c, pid_t kapd, int limit_s)
  * (the maps of a namespace must be written from its parent namespace);
  * the command enters it with setns() and idmapped mounts use it.
  */
-static int root_userns(struct capsule *c)
+static int
+root_userns(struct capsule *c)
 {
     int up[2], done[2];
     if (pipe2(up, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0)
@@ -296,7 +307,8 @@ static int root_userns(struct capsule *c)
 /* ---- kapd --------------------------------------------------------------- */
 
 /* fork with a pipe for the child's readiness line: p[1] is the child's */
-static pid_t fork_piped(int p[2])
+static pid_t
+fork_piped(int p[2])
 {
     if (pipe2(p, O_CLOEXEC) < 0)
         return -1;
@@ -308,7 +320,8 @@ static pid_t fork_piped(int p[2])
     return pid;
 }
 
-static pid_t start_kapd(struct capsule *c)
+static pid_t
+start_kapd(struct capsule *c)
 {
     int p[2];
     pid_t pid = fork_piped(p);
@@ -349,7 +362,8 @@ static pid_t start_kapd(struct capsule *c)
 
 /* ---- the command -------------------------------------------------------- */
 
-static int command_setup(void *arg)
+static int
+command_setup(void *arg)
 {
     struct capsule *c = arg;
     if (capsule_rlimits() < 0)
@@ -396,7 +410,8 @@ static int command_setup(void *arg)
 
 /* ---- the capsule's init --------------------------------------------------- */
 
-static pid_t start_bridge(const struct capsule *c, int *ready)
+static pid_t
+start_bridge(const struct capsule *c, int *ready)
 {
     int p[2];
     pid_t pid = fork_piped(p);
@@ -428,7 +443,8 @@ static pid_t start_bridge(const struct capsule *c, int *ready)
     return pid;
 }
 
-static int capsule_init(struct capsule *c)
+static int
+capsule_init(struct capsule *c)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_DUMPABLE, 0);
@@ -468,13 +484,15 @@ static int capsule_init(struct capsule *c)
 /* ---- the capsule's namespaces ------------------------------------------ */
 
 static pid_t capsule_init_pid;
-static void pass_on(int sig)
+static void
+pass_on(int sig)
 {
     if (capsule_init_pid > 0)
         kill(capsule_init_pid, sig);
 }
 
-static int capsule_child(struct capsule *c, int sync_w, int ack_r)
+static int
+capsule_child(struct capsule *c, int sync_w, int ack_r)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!c->root) {
@@ -520,7 +538,8 @@ static int capsule_child(struct capsule *c, int sync_w, int ack_r)
 
 /* ---- the caller's side ------------------------------------------------- */
 
-static int rm_one(const char *p, const struct stat *st, int type, struct FTW *f)
+static int
+rm_one(const char *p, const struct stat *st, int type, struct FTW *f)
 {
     (void)st;
     (void)f;
@@ -534,7 +553,8 @@ static int rm_one(const char *p, const struct stat *st, int type, struct FTW *f)
 static uid_t chown_uid;
 static gid_t chown_gid;
 
-static int chown_one(const char *p, const struct stat *st, int type, struct FTW *f)
+static int
+chown_one(const char *p, const struct stat *st, int type, struct FTW *f)
 {
     (void)type;
     (void)f;
@@ -544,7 +564,8 @@ static int chown_one(const char *p, const struct stat *st, int type, struct FTW 
 }
 
 /* run cp with these arguments; 0 when it succeeded */
-static int run_cp(const char *opt, const char *src, const char *dst)
+static int
+run_cp(const char *opt, const char *src, const char *dst)
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -563,7 +584,8 @@ static int run_cp(const char *opt, const char *src, const char *dst)
  * (~/.claude, ~/.codex, ~/.claude.json): a copy, so that what the agent
  * changes there never reaches the real one.
  */
-static int capsule_home(struct capsule *c)
+static int
+capsule_home(struct capsule *c)
 {
     static char path[PATH_MAX];
     char name[64], tmp[PATH_MAX + 8], src[PATH_MAX], dst[PATH_MAX + 16];
@@ -610,7 +632,8 @@ static int capsule_home(struct capsule *c)
 }
 
 /* a root caller: who the command is outside (never root) */
-static int root_identity(struct capsule *c)
+static int
+root_identity(struct capsule *c)
 {
     struct stat st;
     c->out_uid = CAP_ROOT_MAPPED_ID;
@@ -639,7 +662,8 @@ static int root_identity(struct capsule *c)
 
 /* a git dir's files that may not exist and must not appear: removed
  * after the run if the command created them (they would redirect git) */
-static void git_after(const struct capsule *c, const char *const *had)
+static void
+git_after(const struct capsule *c, const char *const *had)
 {
     static const char *files[] = { "commondir", "config.worktree", "gitdir", NULL };
     for (size_t i = 0; i < c->ngitdirs; i++)
@@ -660,7 +684,8 @@ static void git_after(const struct capsule *c, const char *const *had)
 
 /* the last lines of kapd's log on stderr (the runtime directory that
  * holds it is removed on exit) */
-static void log_tail(const char *path)
+static void
+log_tail(const char *path)
 {
     char buf[2048];
     int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
@@ -687,7 +712,8 @@ static void log_tail(const char *path)
 #define STOP_GRACE_S 3            /* TERM/HUP: then the capsule is killed */
 
 static volatile sig_atomic_t got_sig, got_alarm;
-static void on_sig(int s)
+static void
+on_sig(int s)
 {
     if (s == SIGALRM)
         got_alarm = 1;
@@ -695,7 +721,8 @@ static void on_sig(int s)
         got_sig = s;
 }
 
-int kap_shim_capsule(int argc, char **argv)
+int
+kap_shim_capsule(int argc, char **argv)
 {
     static struct capsule c;
     c.userns_fd = -1;

@@ -62,7 +62,8 @@
 
 static void cmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static void cmsg(const char *fmt, ...)
+static void
+cmsg(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -70,14 +71,16 @@ static void cmsg(const char *fmt, ...)
     va_end(ap);
 }
 
-static long long now_ms(void)
+static long long
+now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int left_ms(long long deadline)
+static int
+left_ms(long long deadline)
 {
     long long l = deadline - now_ms();
     return l < 0 ? 0 : (int)l;
@@ -86,7 +89,8 @@ static int left_ms(long long deadline)
 /* ---- arguments ------------------------------------------------------------ */
 
 /* "HOST:PORT" for the request (IPv6 literals in brackets); 0 or -1 */
-static int make_authority(const char *host, const char *port, char *out, size_t cap)
+static int
+make_authority(const char *host, const char *port, char *out, size_t cap)
 {
     char h[300];
     size_t hl = strlen(host);
@@ -140,7 +144,8 @@ struct proxy {
     const char             *var;          /* the variable it came from */
 };
 
-static int proxy_from_env(struct proxy *px)
+static int
+proxy_from_env(struct proxy *px)
 {
     static const char *vars[] = { "HTTPS_PROXY", "https_proxy",
                                   "HTTP_PROXY", "http_proxy", NULL };
@@ -228,7 +233,8 @@ static int proxy_from_env(struct proxy *px)
 
 /* ---- talking to the proxy ------------------------------------------------- */
 
-static int dial(const struct proxy *px)
+static int
+dial(const struct proxy *px)
 {
     int fd = socket(px->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -271,7 +277,8 @@ static int dial(const struct proxy *px)
     return fd;
 }
 
-static int send_all(int fd, const char *p, size_t n, long long deadline)
+static int
+send_all(int fd, const char *p, size_t n, long long deadline)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -293,7 +300,8 @@ static int send_all(int fd, const char *p, size_t n, long long deadline)
 
 /* read into buf (have bytes already) until more arrive, EOF or the
    deadline: returns bytes read, 0 at EOF, -1 with errno */
-static ssize_t recv_some(int fd, char *buf, size_t cap, long long deadline)
+static ssize_t
+recv_some(int fd, char *buf, size_t cap, long long deadline)
 {
     for (;;) {
         ssize_t n = recv(fd, buf, cap, 0);
@@ -311,8 +319,9 @@ static ssize_t recv_some(int fd, char *buf, size_t cap, long long deadline)
 }
 
 /* the first line of an error body, printable ASCII only, in out */
-static void body_line(int fd, const char *have, size_t nhave,
-                      const struct kap_connect_reply *r, char *out, size_t cap)
+static void
+body_line(int fd, const char *have, size_t nhave,
+          const struct kap_connect_reply *r, char *out, size_t cap)
 {
     char body[CONN_BODY_SHOW + 1];
     size_t want = CONN_BODY_SHOW;
@@ -340,8 +349,9 @@ static void body_line(int fd, const char *have, size_t nhave,
 }
 
 /* a one-line explanation of a refusal */
-static void refused(int fd, const struct proxy *px, const char *auth,
-                    const struct kap_connect_reply *r, const char *rest, size_t nrest)
+static void
+refused(int fd, const struct proxy *px, const char *auth,
+        const struct kap_connect_reply *r, const char *rest, size_t nrest)
 {
     char why[CONN_BODY_SHOW + 1] = "";
     body_line(fd, rest, nrest, r, why, sizeof why);
@@ -375,7 +385,8 @@ struct pipe_buf {
     size_t off, len;
 };
 
-static int relay(int s, struct pipe_buf *down)
+static int
+relay(int s, struct pipe_buf *down)
 {
     static struct pipe_buf up;     /* stdin -> socket */
     int in_eof = 0, sock_eof = 0, shut = 0;
@@ -463,7 +474,8 @@ static int relay(int s, struct pipe_buf *down)
 
 /* ---- the role ------------------------------------------------------------- */
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
     fprintf(f,
 "usage: kap-shim connect HOST PORT\n"
@@ -476,7 +488,8 @@ static void usage(FILE *f)
 "Exit: 0 the server closed, 1 refused by the proxy or a network error, 2 usage.\n");
 }
 
-int kap_shim_connect(int argc, char **argv)
+int
+kap_shim_connect(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         usage(stdout);

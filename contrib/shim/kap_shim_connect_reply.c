@@ -16,26 +16,30 @@
 #include <string.h>
 
 /* RFC 9110 tchar */
-static int is_tchar(unsigned char c)
+static int
+is_tchar(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return 1;
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int lower(int c)
+static int
+lower(int c)
 {
     return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
-static int fail(struct kap_connect_reply *r, const char *why)
+static int
+fail(struct kap_connect_reply *r, const char *why)
 {
     r->error = why;
     return -1;
 }
 
 /* the status line p[0..n) (EOL removed) */
-static int status_line(const char *p, size_t n, struct kap_connect_reply *r)
+static int
+status_line(const char *p, size_t n, struct kap_connect_reply *r)
 {
     if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0)
         return fail(r, "the reply does not start with HTTP/1.x");
@@ -72,7 +76,8 @@ static int status_line(const char *p, size_t n, struct kap_connect_reply *r)
 }
 
 /* one field line p[0..n) (EOL removed) */
-static int field_line(const char *p, size_t n, struct kap_connect_reply *r)
+static int
+field_line(const char *p, size_t n, struct kap_connect_reply *r)
 {
     size_t i = 0;
     while (i < n && is_tchar((unsigned char)p[i]))
@@ -118,8 +123,9 @@ static int field_line(const char *p, size_t n, struct kap_connect_reply *r)
     return 0;
 }
 
-int kap_connect_reply_parse(const char *buf, size_t len,
-                            struct kap_connect_reply *r)
+int
+kap_connect_reply_parse(const char *buf, size_t len,
+                        struct kap_connect_reply *r)
 {
     memset(r, 0, sizeof *r);
     r->content_length = -1;

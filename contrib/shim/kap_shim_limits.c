@@ -30,7 +30,8 @@
 #define CAP_FSIZE        (16ULL << 30)              /* one file: 16 GiB */
 #define CAP_DATA_MIN     (1ULL << 30)               /* memory floor: 1 GiB */
 
-void capsule_warn(const char *fmt, ...)
+void
+capsule_warn(const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -45,7 +46,8 @@ void capsule_warn(const char *fmt, ...)
     (void)w;
 }
 
-static int lower(int res, rlim_t v)
+static int
+lower(int res, rlim_t v)
 {
     struct rlimit rl;
     if (getrlimit(res, &rl) < 0)
@@ -57,7 +59,8 @@ static int lower(int res, rlim_t v)
     return setrlimit(res, &rl);
 }
 
-int capsule_rlimits(void)
+int
+capsule_rlimits(void)
 {
     /* writable memory per process: three quarters of RAM */
     struct sysinfo si;
@@ -75,7 +78,8 @@ int capsule_rlimits(void)
     return 0;
 }
 
-void capsule_close_fds(int from)
+void
+capsule_close_fds(int from)
 {
     if (syscall(SYS_close_range, (unsigned)from, ~0U, 0) == 0)
         return;
@@ -85,8 +89,9 @@ void capsule_close_fds(int from)
 }
 
 /* envp[*n] = NAME=VALUE (copied), when there is room */
-static int put(char **envp, size_t *n, size_t cap, const char *name,
-               const char *value)
+static int
+put(char **envp, size_t *n, size_t cap, const char *name,
+    const char *value)
 {
     if (value == NULL || *n + 1 >= cap)
         return 0;
@@ -108,7 +113,8 @@ static int put(char **envp, size_t *n, size_t cap, const char *name,
     return 0;
 }
 
-int capsule_build_env(struct capsule *c)
+int
+capsule_build_env(struct capsule *c)
 {
     extern char **environ;
     size_t cap = 64 + CAP_MAX_LIST, n = 0;
@@ -150,7 +156,8 @@ int capsule_build_env(struct capsule *c)
     return 0;
 }
 
-int capsule_loopback_up(void)
+int
+capsule_loopback_up(void)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) {

@@ -30,7 +30,8 @@
 static const char *NR;                  /* the new root, while building */
 
 /* NR + p into buf */
-static const char *in_root(char *buf, size_t len, const char *p)
+static const char *
+in_root(char *buf, size_t len, const char *p)
 {
     int n = snprintf(buf, len, "%s%s", NR, p);
     return (n < 0 || (size_t)n >= len) ? NULL : buf;
@@ -42,7 +43,8 @@ static const char *in_root(char *buf, size_t len, const char *p)
  * the project hold what an agent left there, and this runs before the
  * pivot, where a symlink would lead into the host's filesystem.
  */
-static int open_dirs(const char *path, mode_t mode)
+static int
+open_dirs(const char *path, mode_t mode)
 {
     char tmp[PATH_MAX], *save = NULL;
     size_t l = strlen(path);
@@ -63,7 +65,8 @@ static int open_dirs(const char *path, mode_t mode)
     return fd;
 }
 
-static int mkpath(const char *path, mode_t mode)
+static int
+mkpath(const char *path, mode_t mode)
 {
     int fd = open_dirs(path, mode);
     if (fd < 0)
@@ -74,7 +77,8 @@ static int mkpath(const char *path, mode_t mode)
 
 /* an O_PATH descriptor of a mount point at dst for a directory or a
  * file: made when missing, a symlink or the wrong type there replaced */
-static int make_target(const char *dst, int dir)
+static int
+make_target(const char *dst, int dir)
 {
     char parent[PATH_MAX];
     size_t l = strlen(dst);
@@ -110,7 +114,8 @@ static int make_target(const char *dst, int dir)
     return fd;
 }
 
-static int set_attr(const char *dst, unsigned long long set, int recursive)
+static int
+set_attr(const char *dst, unsigned long long set, int recursive)
 {
     struct mount_attr a;
     memset(&a, 0, sizeof a);
@@ -123,7 +128,8 @@ static int set_attr(const char *dst, unsigned long long set, int recursive)
 #define RW  0
 
 /* attach the detached tree fd at the O_PATH descriptor tfd, with attrs */
-static int attach(int fd, int tfd, unsigned long long attrs, int userns_fd)
+static int
+attach(int fd, int tfd, unsigned long long attrs, int userns_fd)
 {
     struct mount_attr a;
     memset(&a, 0, sizeof a);
@@ -143,7 +149,8 @@ static int attach(int fd, int tfd, unsigned long long attrs, int userns_fd)
 }
 
 /* bind src (a host path) at dst (a path under NR), with its submounts */
-static int bind(const char *src, const char *dst, int ro)
+static int
+bind(const char *src, const char *dst, int ro)
 {
     struct stat st;
     if (stat(src, &st) < 0)
@@ -160,13 +167,15 @@ static int bind(const char *src, const char *dst, int ro)
                   -1);
 }
 
-static int fail(const char *what, const char *path)
+static int
+fail(const char *what, const char *path)
 {
     capsule_warn("%s %s: %s", what, path, strerror(errno));
     return -1;
 }
 
-static int tmpfs(const char *dst, const char *opts)
+static int
+tmpfs(const char *dst, const char *opts)
 {
     if (mkpath(dst, 0755) < 0
         || mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
@@ -175,7 +184,8 @@ static int tmpfs(const char *dst, const char *opts)
 }
 
 /* bind the host's path p read-only at the same place, or copy a symlink */
-static int system_path(const char *p)
+static int
+system_path(const char *p)
 {
     char dst[PATH_MAX];
     struct stat st;
@@ -194,7 +204,8 @@ static int system_path(const char *p)
     return bind(p, dst, RO) < 0 ? fail("cannot bind", p) : 0;
 }
 
-static int make_dev(void)
+static int
+make_dev(void)
 {
     char d[PATH_MAX], s[PATH_MAX];
     static const char *nodes[] = { "null", "zero", "full", "random", "urandom",
@@ -225,7 +236,8 @@ static int make_dev(void)
     return 0;
 }
 
-static int make_proc_sys(void)
+static int
+make_proc_sys(void)
 {
     char d[PATH_MAX];
     if (mkpath(in_root(d, sizeof d, "/proc"), 0755) < 0
@@ -246,7 +258,8 @@ static int make_proc_sys(void)
 
 /* /etc/resolv.conf names the bridge; a symlink gets a target in the new
  * root (it points into /run, which is private) */
-static void make_resolv(void)
+static void
+make_resolv(void)
 {
     char d[PATH_MAX], t[PATH_MAX], file[PATH_MAX];
     static const char text[] = "nameserver 127.0.0.1\noptions edns0\n";
@@ -278,7 +291,8 @@ static void make_resolv(void)
 /* src (the project, or a git dir outside it) read-write at its place;
  * for a root caller whose src is root's, an idmapped mount makes its
  * files the capsule user's */
-static int bind_owned(const struct capsule *c, const char *src)
+static int
+bind_owned(const struct capsule *c, const char *src)
 {
     char d[PATH_MAX];
     struct stat st;
@@ -307,7 +321,8 @@ static int bind_owned(const struct capsule *c, const char *src)
 
 /* path p (host) bound on itself in the new root, read-only or not; a
  * symlink there (left by an agent) is not followed: skipped */
-static int pin(const char *p, int ro)
+static int
+pin(const char *p, int ro)
 {
     char d[PATH_MAX], parent[PATH_MAX];
     if (in_root(d, sizeof d, p) == NULL)
@@ -338,7 +353,8 @@ static int pin(const char *p, int ro)
     return 0;
 }
 
-static int under(const char *p, const char *dir)
+static int
+under(const char *p, const char *dir)
 {
     size_t l = strlen(dir);
     return strncmp(p, dir, l) == 0 && (p[l] == '/' || p[l] == '\0'
@@ -347,7 +363,8 @@ static int under(const char *p, const char *dir)
 
 /* a git dir: pinned, its code-bearing parts read-only; the missing
  * directories among them are created first (empty) so that they can be */
-static int git_dir(const struct capsule *c, const char *g)
+static int
+git_dir(const struct capsule *c, const char *g)
 {
     static const char *code[] = { "hooks", "info", "modules", "worktrees",
                                   "config", "commondir", "config.worktree",
@@ -380,7 +397,8 @@ static int git_dir(const struct capsule *c, const char *g)
 }
 
 
-static int mount_home(const struct capsule *c)
+static int
+mount_home(const struct capsule *c)
 {
     char d[PATH_MAX], s[PATH_MAX];
     if (in_root(d, sizeof d, c->home) == NULL || bind(c->chome, d, RW) < 0)
@@ -404,7 +422,8 @@ static int mount_home(const struct capsule *c)
     return 0;
 }
 
-int capsule_mount_root(const struct capsule *c)
+int
+capsule_mount_root(const struct capsule *c)
 {
     char d[PATH_MAX];
     NR = c->rt;

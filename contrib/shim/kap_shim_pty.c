@@ -77,7 +77,8 @@ struct pty_ctx {
 
 static void pty_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static void pty_say(const char *fmt, ...)
+static void
+pty_say(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -85,7 +86,8 @@ static void pty_say(const char *fmt, ...)
     va_end(ap);
 }
 
-static void pty_on_signal(int sig)
+static void
+pty_on_signal(int sig)
 {
     int e = errno;
     if (sig > 0 && sig < NSIG)
@@ -98,7 +100,8 @@ static void pty_on_signal(int sig)
     errno = e;
 }
 
-static int tty_set(int fd, const struct termios *t)
+static int
+tty_set(int fd, const struct termios *t)
 {
     while (tcsetattr(fd, TCSADRAIN, t) < 0) {
         if (errno != EINTR)
@@ -112,7 +115,8 @@ static int tty_set(int fd, const struct termios *t)
  * death), and these are its own modes; a background process's tcsetattr
  * would otherwise stop the job again (or, for a pid 1, which cannot stop,
  * fail and still send SIGTTOU to its process group). */
-static void tty_restore(struct pty_ctx *c)
+static void
+tty_restore(struct pty_ctx *c)
 {
     if (!c->raw)
         return;
@@ -126,7 +130,8 @@ static void tty_restore(struct pty_ctx *c)
 
 /* raw mode on the user's terminal: every key goes to the command's pty,
  * whose line discipline does echo, editing and Ctrl-C */
-static void tty_raw(struct pty_ctx *c)
+static void
+tty_raw(struct pty_ctx *c)
 {
     if (!c->raw)
         return;
@@ -137,7 +142,8 @@ static void tty_raw(struct pty_ctx *c)
     (void)tty_set(c->tty, &t);
 }
 
-static void winsize_sync(struct pty_ctx *c)
+static void
+winsize_sync(struct pty_ctx *c)
 {
     struct winsize ws;
     if (c->master >= 0 && c->tty >= 0 && ioctl(c->tty, TIOCGWINSZ, &ws) == 0)
@@ -145,7 +151,8 @@ static void winsize_sync(struct pty_ctx *c)
 }
 
 /* the command's foreground process group (its pty's), else its own */
-static pid_t fg_pgrp(const struct pty_ctx *c)
+static pid_t
+fg_pgrp(const struct pty_ctx *c)
 {
     pid_t fg = c->master >= 0 ? tcgetpgrp(c->master) : -1;
     return fg > 0 ? fg : c->child;
@@ -153,7 +160,8 @@ static pid_t fg_pgrp(const struct pty_ctx *c)
 
 /* send sig to the command's foreground job; with all, to its session
  * leader's group too (TERM, HUP: everything should end) */
-static void forward(struct pty_ctx *c, int sig, int all)
+static void
+forward(struct pty_ctx *c, int sig, int all)
 {
     if (c->child_done)
         return;
@@ -166,7 +174,8 @@ static void forward(struct pty_ctx *c, int sig, int all)
 
 /* kap's job stopped (the probe did): stop the command and give the user's
  * shell its terminal modes */
-static void job_stopped(struct pty_ctx *c)
+static void
+job_stopped(struct pty_ctx *c)
 {
     if (c->held)
         return;
@@ -176,7 +185,8 @@ static void job_stopped(struct pty_ctx *c)
 }
 
 /* kap's job continued (the probe sets raw mode itself) */
-static void job_continued(struct pty_ctx *c)
+static void
+job_continued(struct pty_ctx *c)
 {
     if (!c->held)
         return;
@@ -188,7 +198,8 @@ static void job_continued(struct pty_ctx *c)
 /* the probe's state changes, in the order they happened; the kernel keeps
  * only the latest, so a stop and a continue that came before we looked
  * leave the command running, as they should */
-static void probe_check(struct pty_ctx *c, pid_t p, int st)
+static void
+probe_check(struct pty_ctx *c, pid_t p, int st)
 {
     if (WIFSTOPPED(st)) {
         job_stopped(c);
@@ -200,7 +211,8 @@ static void probe_check(struct pty_ctx *c, pid_t p, int st)
     }
 }
 
-static void reap(struct pty_ctx *c)
+static void
+reap(struct pty_ctx *c)
 {
     while (c->probe > 0) {
         int st;
@@ -236,7 +248,8 @@ static void reap(struct pty_ctx *c)
 }
 
 static volatile sig_atomic_t probe_continued;
-static void probe_on_cont(int sig)
+static void
+probe_on_cont(int sig)
 {
     (void)sig;
     probe_continued = 1;
@@ -258,7 +271,8 @@ static void probe_on_cont(int sig)
  * terminal.  Every other signal is ignored: SIGINT from the terminal is
  * the command's business, the relay's.
  */
-static pid_t probe_start(struct pty_ctx *c)
+static pid_t
+probe_start(struct pty_ctx *c)
 {
     pid_t p = fork();
     if (p != 0)
@@ -301,7 +315,8 @@ static pid_t probe_start(struct pty_ctx *c)
 
 /* the probe gone before the terminal's modes are restored for good: a
  * SIGCONT must not make it set raw mode again */
-static void probe_end(struct pty_ctx *c)
+static void
+probe_end(struct pty_ctx *c)
 {
     if (c->probe <= 0)
         return;
@@ -325,7 +340,8 @@ static void probe_end(struct pty_ctx *c)
  * there stops its job; a command that is the session leader is not
  * stopped, as its process group is orphaned.)
  */
-static void suspend(struct pty_ctx *c)
+static void
+suspend(struct pty_ctx *c)
 {
     if (getpid() == 1)
         return;                     /* the probe's business */
@@ -347,7 +363,8 @@ static void suspend(struct pty_ctx *c)
 /* our parent died and the caller wanted to die with it (its parent-death
  * signal was SIGKILL, see kap_shim_pty_run()): the terminal's modes back,
  * the command killed, and the relay ends now */
-static void parent_died(struct pty_ctx *c)
+static void
+parent_died(struct pty_ctx *c)
 {
     probe_end(c);
     tty_restore(c);
@@ -356,7 +373,8 @@ static void parent_died(struct pty_ctx *c)
     c->orphaned = 1;
 }
 
-static void handle_signals(struct pty_ctx *c)
+static void
+handle_signals(struct pty_ctx *c)
 {
     char drain[64];
     while (read(c->wake_r, drain, sizeof drain) > 0)
@@ -406,7 +424,8 @@ static void handle_signals(struct pty_ctx *c)
 
 /* Close every descriptor above 2 that is a terminal: the command must hold
  * none to the user's terminal.  Others (pipes the caller passes on) stay. */
-static void close_other_ttys(void)
+static void
+close_other_ttys(void)
 {
     DIR *d = opendir("/proc/self/fd");
     if (d != NULL) {
@@ -433,7 +452,8 @@ static void close_other_ttys(void)
             (void)close((int)fd);
 }
 
-void kap_shim_sig_reset(void)
+void
+kap_shim_sig_reset(void)
 {
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP)
@@ -449,8 +469,9 @@ static void child_run(char *const argv[], const struct pty_ctx *c, int slave,
                       const int was_tty[3], const struct kap_shim_pty_opts *o)
     __attribute__((noreturn));
 
-static void child_run(char *const argv[], const struct pty_ctx *c, int slave,
-                      const int was_tty[3], const struct kap_shim_pty_opts *o)
+static void
+child_run(char *const argv[], const struct pty_ctx *c, int slave,
+          const int was_tty[3], const struct kap_shim_pty_opts *o)
 {
     /* the relay's handlers are not the command's business; and a shell's
      * background job starts with SIGINT and SIGQUIT ignored: the command
@@ -494,7 +515,8 @@ static void child_run(char *const argv[], const struct pty_ctx *c, int slave,
 }
 
 /* open the pty with the user's modes and window size; returns the slave */
-static int pty_open(struct pty_ctx *c)
+static int
+pty_open(struct pty_ctx *c)
 {
     c->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (c->master < 0) {
@@ -523,7 +545,8 @@ static int pty_open(struct pty_ctx *c)
     return slave;
 }
 
-static long now_ms(void)
+static long
+now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -531,7 +554,8 @@ static long now_ms(void)
 }
 
 /* user's input ended (fd 0 is a terminal: only on hang-up) */
-static void input_ended(struct pty_ctx *c, int hangup)
+static void
+input_ended(struct pty_ctx *c, int hangup)
 {
     c->in = -1;
     if (hangup) {
@@ -546,7 +570,8 @@ static void input_ended(struct pty_ctx *c, int hangup)
         c->inbuf[c->inlen++] = (char)t.c_cc[VEOF];
 }
 
-static void write_out(struct pty_ctx *c)
+static void
+write_out(struct pty_ctx *c)
 {
     ssize_t w = write(c->out, c->outbuf, c->outlen);
     if (w > 0) {
@@ -562,7 +587,8 @@ static void write_out(struct pty_ctx *c)
  * the stop probe stands in for us (stopped), it relays nothing, as a
  * stopped relay would not: a read or a write on the user's terminal from
  * the background would send SIGTTIN or SIGTTOU to kap's job. */
-static void relay(struct pty_ctx *c)
+static void
+relay(struct pty_ctx *c)
 {
     long quiet_since = -1;
     for (;;) {
@@ -672,7 +698,8 @@ static void relay(struct pty_ctx *c)
 }
 
 /* wait for the command when there is no pty to relay */
-static void wait_only(struct pty_ctx *c)
+static void
+wait_only(struct pty_ctx *c)
 {
     while (!c->child_done || c->held) {
         handle_signals(c);
@@ -686,7 +713,8 @@ static void wait_only(struct pty_ctx *c)
     }
 }
 
-int kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
+int
+kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
 {
     if (argv == NULL || argv[0] == NULL) {
         pty_say("no command");

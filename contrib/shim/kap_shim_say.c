@@ -8,7 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-void kap_shim_vsay(const char *prefix, const char *fmt, va_list ap)
+void
+kap_shim_vsay(const char *prefix, const char *fmt, va_list ap)
 {
     char line[1024];
     int n = snprintf(line, sizeof line, "%s: ", prefix);

@@ -76,7 +76,8 @@ static const long denied[] = {
 #define EPERM_   (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
 #define ENOSYS_  (SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
 
-int capsule_seccomp(void)
+int
+capsule_seccomp(void)
 {
 #ifndef CAP_AUDIT_ARCH
     capsule_warn("no seccomp filter for this architecture");

@@ -156,7 +156,8 @@ static struct dns_rate_slot dns_rate[DNS_RATE_SLOTS];
 
 /* -- configuration -------------------------------------------------------- */
 
-static void dns_cache_free(void *data)
+static void
+dns_cache_free(void *data)
 {
     struct dns_conf *c = data;
     size_t i;
@@ -172,7 +173,8 @@ static void dns_cache_free(void *data)
     c->cache = NULL;
 }
 
-static void *dns_conf_create(struct kap_gen *gen)
+static void *
+dns_conf_create(struct kap_gen *gen)
 {
     struct dns_conf *c = kap_palloc(kap_gen_pool(gen), sizeof(*c));
 
@@ -190,7 +192,8 @@ static void *dns_conf_create(struct kap_gen *gen)
     return c;
 }
 
-static uint16_t dns_type_by_name(const char *name)
+static uint16_t
+dns_type_by_name(const char *name)
 {
     ldns_rr_type t;
 
@@ -208,7 +211,8 @@ static uint16_t dns_type_by_name(const char *name)
     return (uint16_t)t;
 }
 
-static int dns_set_type(struct dns_conf *c, uint16_t type, int mode)
+static int
+dns_set_type(struct dns_conf *c, uint16_t type, int mode)
 {
     size_t i;
 
@@ -225,8 +229,9 @@ static int dns_set_type(struct dns_conf *c, uint16_t type, int mode)
     return KAP_OK;
 }
 
-static int dns_parse_types(struct dns_conf *c, const config_setting_t *g,
-                           struct kap_err *err)
+static int
+dns_parse_types(struct dns_conf *c, const config_setting_t *g,
+                struct kap_err *err)
 {
     int i, n, mode;
 
@@ -278,9 +283,10 @@ static int dns_parse_types(struct dns_conf *c, const config_setting_t *g,
 }
 
 /* listen_udp / listen_tcp: one socket type per address (unix paths). */
-static int dns_parse_listen1(struct kap_gen *gen, struct dns_conf *c,
-                             const config_setting_t *group, const char *key,
-                             enum kap_listen_type type, struct kap_err *err)
+static int
+dns_parse_listen1(struct kap_gen *gen, struct dns_conf *c,
+                  const config_setting_t *group, const char *key,
+                  enum kap_listen_type type, struct kap_err *err)
 {
     const char **list = NULL;
     size_t n = 0, i;
@@ -297,8 +303,9 @@ static int dns_parse_listen1(struct kap_gen *gen, struct dns_conf *c,
     return KAP_OK;
 }
 
-static int dns_conf_parse(struct kap_gen *gen, void *conf,
-                          const config_setting_t *group, struct kap_err *err)
+static int
+dns_conf_parse(struct kap_gen *gen, void *conf,
+               const config_setting_t *group, struct kap_err *err)
 {
     static const char *const known[] = {
         "listen", "listen_udp", "listen_tcp", "types", "rebinding", "rate_limit", "burst",
@@ -367,8 +374,9 @@ static int dns_conf_parse(struct kap_gen *gen, void *conf,
     return KAP_OK;
 }
 
-static int dns_conf_check(struct kap_gen *gen, void *conf,
-                          struct kap_err *err)
+static int
+dns_conf_check(struct kap_gen *gen, void *conf,
+               struct kap_err *err)
 {
     struct dns_conf *c = conf;
     size_t i;
@@ -421,7 +429,8 @@ static int dns_conf_check(struct kap_gen *gen, void *conf,
     return KAP_OK;
 }
 
-static int dns_type_mode(const struct dns_conf *c, uint16_t type)
+static int
+dns_type_mode(const struct dns_conf *c, uint16_t type)
 {
     size_t i;
 
@@ -434,8 +443,9 @@ static int dns_type_mode(const struct dns_conf *c, uint16_t type)
 /* -- rate limiting -------------------------------------------------------- */
 
 /* Returns 1 when the client may send one more query now. */
-static int dns_rate_ok(const struct dns_conf *c,
-                       const struct sockaddr_storage *peer, int *log_it)
+static int
+dns_rate_ok(const struct dns_conf *c,
+            const struct sockaddr_storage *peer, int *log_it)
 {
     unsigned char a[16];
     int fam = peer->ss_family;
@@ -488,9 +498,10 @@ static int dns_rate_ok(const struct dns_conf *c,
 
 /* -- audit helpers -------------------------------------------------------- */
 
-static void dns_audit(struct dnsq *dq, const char *event, const char *action,
-                      const char *reason, const struct kap_audit_field *f,
-                      size_t nf)
+static void
+dns_audit(struct dnsq *dq, const char *event, const char *action,
+          const char *reason, const struct kap_audit_field *f,
+          size_t nf)
 {
     struct kap_audit_event ev;
 
@@ -519,7 +530,8 @@ static void dns_tcp_after_query(struct dns_tcp *t);
 
 /* -- query life ----------------------------------------------------------- */
 
-static void dnsq_cleanup(void *data)
+static void
+dnsq_cleanup(void *data)
 {
     struct dnsq *dq = data;
 
@@ -533,8 +545,9 @@ static void dnsq_cleanup(void *data)
         kap_gen_unref(dq->gen);
 }
 
-static struct dnsq *dnsq_new(struct kap_gen *gen, struct dns_conf *conf,
-                             const char *client)
+static struct dnsq *
+dnsq_new(struct kap_gen *gen, struct dns_conf *conf,
+         const char *client)
 {
     struct kap_pool *pool = kap_pool_create();
     struct dnsq *dq;
@@ -561,7 +574,8 @@ static struct dnsq *dnsq_new(struct kap_gen *gen, struct dns_conf *conf,
     return dq;
 }
 
-static void dnsq_unlink(struct dnsq *dq)
+static void
+dnsq_unlink(struct dnsq *dq)
 {
     struct dns_tcp *t = dq->t;
 
@@ -579,8 +593,9 @@ static void dnsq_unlink(struct dnsq *dq)
 }
 
 /* Send reply (may be NULL: no reply) and free dq. */
-static void dnsq_finish(struct dnsq *dq, const unsigned char *reply,
-                        size_t len)
+static void
+dnsq_finish(struct dnsq *dq, const unsigned char *reply,
+            size_t len)
 {
     struct dns_tcp *t = dq->t;
 
@@ -598,7 +613,8 @@ static void dnsq_finish(struct dnsq *dq, const unsigned char *reply,
     kap_pool_destroy(dq->pool);
 }
 
-static size_t dnsq_maxlen(const struct dnsq *dq)
+static size_t
+dnsq_maxlen(const struct dnsq *dq)
 {
     size_t m;
 
@@ -614,7 +630,8 @@ static size_t dnsq_maxlen(const struct dnsq *dq)
     return m;
 }
 
-static void dnsq_finish_tc(struct dnsq *dq, int rcode)
+static void
+dnsq_finish_tc(struct dnsq *dq, int rcode)
 {
     unsigned char out[DNS_REPLY_SMALL];
     size_t n = kap_dns_error_reply(&dq->q, rcode, 1,
@@ -623,7 +640,8 @@ static void dnsq_finish_tc(struct dnsq *dq, int rcode)
     dnsq_finish(dq, out, n);
 }
 
-static void dnsq_reply_rcode(struct dnsq *dq, int rcode)
+static void
+dnsq_reply_rcode(struct dnsq *dq, int rcode)
 {
     unsigned char out[DNS_REPLY_SMALL];
     size_t n = kap_dns_error_reply(&dq->q, rcode, 0,
@@ -634,7 +652,8 @@ static void dnsq_reply_rcode(struct dnsq *dq, int rcode)
 
 /* A refusal by this module (malformed, type rules, bad names): decided
  * and audited once by the core (kap_req_refuse), like every decision. */
-static void dns_refuse_audit(struct dnsq *dq, const char *reason)
+static void
+dns_refuse_audit(struct dnsq *dq, const char *reason)
 {
     struct kap_req *r = kap_req_new(dq->gen, dq->pool, KAP_REQ_DNS, DNS_NAME,
                                     dq->q.has_question ? dq->q.name : "");
@@ -647,7 +666,8 @@ static void dns_refuse_audit(struct dnsq *dq, const char *reason)
 }
 
 /* Refuse without asking the policy (type rules, bad names, ...). */
-static void dnsq_refuse(struct dnsq *dq, int rcode, const char *reason)
+static void
+dnsq_refuse(struct dnsq *dq, int rcode, const char *reason)
 {
     dns_ndenied++;
     dns_refuse_audit(dq, reason);
@@ -657,8 +677,9 @@ static void dnsq_refuse(struct dnsq *dq, int rcode, const char *reason)
 /* An address in an answer: a KAP_REQ_ADDR question (subject the address,
  * attribute "host" the query name) that must be answered at once; a
  * denied one is filtered out or refuses the answer (dns.rebinding). */
-static int dns_addr_deny(void *ctx, const struct sockaddr *sa,
-                         const char **why)
+static int
+dns_addr_deny(void *ctx, const struct sockaddr *sa,
+              const char **why)
 {
     struct dnsq *dq = ctx;
     char at[KAP_ADDR_TEXT_MAX];
@@ -692,8 +713,9 @@ static int dns_addr_deny(void *ctx, const struct sockaddr *sa,
 /* -- answer cache ---------------------------------------------------------- */
 
 /* Key: lower-cased question name, type, class, RD/CD/AD, EDNS, DO. */
-static size_t dns_cache_key(const struct kap_dns_query *q, unsigned char *k,
-                            uint32_t *hash)
+static size_t
+dns_cache_key(const struct kap_dns_query *q, unsigned char *k,
+              uint32_t *hash)
 {
     size_t i, n = q->qname_len;
     uint32_t h = 2166136261u;
@@ -716,8 +738,9 @@ static size_t dns_cache_key(const struct kap_dns_query *q, unsigned char *k,
     return n;
 }
 
-static void dns_cache_put(struct dnsq *dq, const unsigned char *reply,
-                          size_t len, const struct kap_dns_answer_opts *o)
+static void
+dns_cache_put(struct dnsq *dq, const unsigned char *reply,
+              size_t len, const struct kap_dns_answer_opts *o)
 {
     struct dns_conf *c = dq->conf;
     struct dns_cache_entry *e;
@@ -760,8 +783,9 @@ static void dns_cache_put(struct dnsq *dq, const unsigned char *reply,
     c->cache[slot] = e;
 }
 
-static void dnsq_audit_answer(struct dnsq *dq, int rcode, unsigned answers,
-                              int truncated, int cached)
+static void
+dnsq_audit_answer(struct dnsq *dq, int rcode, unsigned answers,
+                  int truncated, int cached)
 {
     struct kap_audit_field f[5];
     char rcbuf[16];
@@ -788,8 +812,9 @@ static void dnsq_audit_answer(struct dnsq *dq, int rcode, unsigned answers,
     dns_audit(dq, "dns_answer", "answered", NULL, f, 5);
 }
 
-static void dnsq_audit_rebinding(struct dnsq *dq, unsigned removed,
-                                 const char *why, int refused)
+static void
+dnsq_audit_rebinding(struct dnsq *dq, unsigned removed,
+                     const char *why, int refused)
 {
     struct kap_audit_field f[1];
 
@@ -801,7 +826,8 @@ static void dnsq_audit_rebinding(struct dnsq *dq, unsigned removed,
 }
 
 /* Answer dq from the cache; returns 1 when it did (dq is gone then). */
-static int dns_cache_answer(struct dnsq *dq)
+static int
+dns_cache_answer(struct dnsq *dq)
 {
     struct dns_conf *c = dq->conf;
     struct dns_cache_entry *e;
@@ -853,9 +879,10 @@ static int dns_cache_answer(struct dnsq *dq)
     return 1;
 }
 
-static void dnsq_resolved(void *data, int rc, const unsigned char *wire,
-                          size_t len, int rcode, int secure, int bogus,
-                          const char *errmsg)
+static void
+dnsq_resolved(void *data, int rc, const unsigned char *wire,
+              size_t len, int rcode, int secure, int bogus,
+              const char *errmsg)
 {
     struct dnsq *dq = data;
     struct kap_dns_answer_opts o;
@@ -897,7 +924,8 @@ static void dnsq_resolved(void *data, int rc, const unsigned char *wire,
     free(out);
 }
 
-static void dnsq_policy_done(struct kap_req *r, void *data)
+static void
+dnsq_policy_done(struct kap_req *r, void *data)
 {
     struct dnsq *dq = data;
     unsigned char out[DNS_REPLY_SMALL + 32];
@@ -939,7 +967,8 @@ static void dnsq_policy_done(struct kap_req *r, void *data)
 }
 
 /* Handle one raw query.  dq is filled with transport and client data. */
-static void dnsq_run(struct dnsq *dq, const unsigned char *pkt, size_t len)
+static void
+dnsq_run(struct dnsq *dq, const unsigned char *pkt, size_t len)
 {
     const char *why = NULL;
     const char *subject;
@@ -1035,8 +1064,9 @@ static void dnsq_run(struct dnsq *dq, const unsigned char *pkt, size_t len)
 
 /* -- UDP ------------------------------------------------------------------ */
 
-static void dns_datagram(struct kap_listen *ls, void *conf,
-                         struct kap_dgram *d)
+static void
+dns_datagram(struct kap_listen *ls, void *conf,
+             struct kap_dgram *d)
 {
     struct dns_conf *c = conf;
     struct kap_gen *gen = kap_gen_current();
@@ -1081,7 +1111,8 @@ static void dns_datagram(struct kap_listen *ls, void *conf,
  * t stays valid (closed set, watchers stopped) until the closer timer
  * runs kap_conn_close(), whose pool cleanup is dns_tcp_cleanup.
  */
-static void dns_tcp_closer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+dns_tcp_closer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct dns_tcp *t = w->data;
 
@@ -1090,7 +1121,8 @@ static void dns_tcp_closer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     kap_conn_close(t->c);
 }
 
-static void dns_tcp_close(struct dns_tcp *t)
+static void
+dns_tcp_close(struct dns_tcp *t)
 {
     struct ev_loop *loop = kap_loop();
 
@@ -1104,7 +1136,8 @@ static void dns_tcp_close(struct dns_tcp *t)
     ev_timer_start(loop, &t->closer);
 }
 
-static void dns_tcp_cleanup(void *data)
+static void
+dns_tcp_cleanup(void *data)
 {
     struct dns_tcp *t = data;
     struct ev_loop *loop = kap_loop();
@@ -1122,7 +1155,8 @@ static void dns_tcp_cleanup(void *data)
     kap_buf_free(&t->wbuf);
 }
 
-static void dns_tcp_flush(struct dns_tcp *t)
+static void
+dns_tcp_flush(struct dns_tcp *t)
 {
     while (t->woff < t->wbuf.len) {
         ssize_t n = write(t->c->fd, t->wbuf.data + t->woff,
@@ -1145,8 +1179,9 @@ static void dns_tcp_flush(struct dns_tcp *t)
     ev_io_stop(kap_loop(), &t->wio);
 }
 
-static void dns_tcp_send(struct dns_tcp *t, const unsigned char *p,
-                         size_t len)
+static void
+dns_tcp_send(struct dns_tcp *t, const unsigned char *p,
+             size_t len)
 {
     unsigned char pre[2];
 
@@ -1167,7 +1202,8 @@ static void dns_tcp_send(struct dns_tcp *t, const unsigned char *p,
 static void dns_tcp_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /* After a query finished (or was queued): resume reading, close at EOF. */
-static void dns_tcp_after_query(struct dns_tcp *t)
+static void
+dns_tcp_after_query(struct dns_tcp *t)
 {
     if (t->closed)
         return;
@@ -1185,7 +1221,8 @@ static void dns_tcp_after_query(struct dns_tcp *t)
     }
 }
 
-static void dns_tcp_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void
+dns_tcp_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct dns_tcp *t = w->data;
 
@@ -1196,7 +1233,8 @@ static void dns_tcp_write_cb(struct ev_loop *loop, ev_io *w, int revents)
         dns_tcp_after_query(t);
 }
 
-static void dns_tcp_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+dns_tcp_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct dns_tcp *t = w->data;
 
@@ -1211,7 +1249,8 @@ static void dns_tcp_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Run every complete frame in rbuf.  Returns 0, or -1 when t was closed. */
-static int dns_tcp_frames(struct dns_tcp *t)
+static int
+dns_tcp_frames(struct dns_tcp *t)
 {
     size_t off = 0;
 
@@ -1254,7 +1293,8 @@ static int dns_tcp_frames(struct dns_tcp *t)
     return 0;
 }
 
-static void dns_tcp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void
+dns_tcp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct dns_tcp *t = w->data;
     ssize_t n;
@@ -1297,7 +1337,8 @@ static void dns_tcp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_timer_again(kap_loop(), &t->idle);
 }
 
-static void dns_accept(struct kap_conn *c)
+static void
+dns_accept(struct kap_conn *c)
 {
     struct dns_tcp *t = kap_palloc(c->pool, sizeof(*t));
 
@@ -1323,7 +1364,8 @@ static void dns_accept(struct kap_conn *c)
     ev_io_start(kap_loop(), &t->rio);
 }
 
-static void dns_close(struct kap_conn *c)
+static void
+dns_close(struct kap_conn *c)
 {
     /* the core frees c and runs dns_tcp_cleanup from its pool */
     (void)c;
@@ -1331,7 +1373,8 @@ static void dns_close(struct kap_conn *c)
 
 /* -- module --------------------------------------------------------------- */
 
-static void dns_status(struct kap_gen *gen, void *conf, struct kap_buf *out)
+static void
+dns_status(struct kap_gen *gen, void *conf, struct kap_buf *out)
 {
     struct dns_conf *c = conf;
 

@@ -47,7 +47,8 @@ static config_t cfg;
         memset(&(e), 0, sizeof(e));                                         \
     } while (0)
 
-int main(void)
+int
+main(void)
 {
     struct kap_pool *pool = kap_pool_create();
     struct kap_err e;

@@ -13,12 +13,14 @@
 #include "kap_shim_connect_reply.h"
 #include "tap.h"
 
-static int parse(const char *s, struct kap_connect_reply *r)
+static int
+parse(const char *s, struct kap_connect_reply *r)
 {
     return kap_connect_reply_parse(s, strlen(s), r);
 }
 
-static void refused(const char *s, const char *name)
+static void
+refused(const char *s, const char *name)
 {
     struct kap_connect_reply r;
     int rc = parse(s, &r);
@@ -27,7 +29,8 @@ static void refused(const char *s, const char *name)
         diag("rc %d", rc);
 }
 
-int main(void)
+int
+main(void)
 {
     struct kap_connect_reply r;
 

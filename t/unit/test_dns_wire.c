@@ -17,9 +17,10 @@
 #include "kap_dns_wire.h"
 
 /* Build a query: header fields + name in presentation form (no escapes). */
-static size_t mkq(unsigned char *p, unsigned id, unsigned flags,
-                  unsigned qd, unsigned an, unsigned ns, unsigned ar,
-                  const char *name, unsigned type, unsigned cls)
+static size_t
+mkq(unsigned char *p, unsigned id, unsigned flags,
+    unsigned qd, unsigned an, unsigned ns, unsigned ar,
+    const char *name, unsigned type, unsigned cls)
 {
     size_t pos = 12;
     const char *s = name;
@@ -48,9 +49,10 @@ static size_t mkq(unsigned char *p, unsigned id, unsigned flags,
     return pos;
 }
 
-static size_t add_opt(unsigned char *p, size_t pos, unsigned udp,
-                      unsigned version, int do_bit, const unsigned char *rd,
-                      size_t rdlen)
+static size_t
+add_opt(unsigned char *p, size_t pos, unsigned udp,
+        unsigned version, int do_bit, const unsigned char *rd,
+        size_t rdlen)
 {
     p[pos++] = 0;
     p[pos++] = 0; p[pos++] = 41;
@@ -63,12 +65,14 @@ static size_t add_opt(unsigned char *p, size_t pos, unsigned udp,
     return pos + rdlen;
 }
 
-static int parse(const unsigned char *p, size_t len, struct kap_dns_query *q)
+static int
+parse(const unsigned char *p, size_t len, struct kap_dns_query *q)
 {
     return kap_dns_parse_query(p, len, q, NULL);
 }
 
-static void test_parse(void)
+static void
+test_parse(void)
 {
     unsigned char p[1024];
     struct kap_dns_query q;
@@ -177,7 +181,8 @@ static void test_parse(void)
     ok(!q.name_ok, "root is not name_ok");
 }
 
-static void test_replies(void)
+static void
+test_replies(void)
 {
     unsigned char p[600], out[600];
     struct kap_dns_query q;
@@ -219,8 +224,9 @@ static void test_replies(void)
 }
 
 /* Build an upstream answer with ldns from zone-file lines. */
-static size_t upstream(unsigned char **wire, const char *qname, int qtype,
-                       int rcode, const char *const *rrs)
+static size_t
+upstream(unsigned char **wire, const char *qname, int qtype,
+         int rcode, const char *const *rrs)
 {
     ldns_pkt *pk = ldns_pkt_new();
     ldns_rr *rr = NULL;
@@ -251,8 +257,9 @@ static size_t upstream(unsigned char **wire, const char *qname, int qtype,
     return size;
 }
 
-static int deny_private(void *ctx, const struct sockaddr *sa,
-                        const char **why)
+static int
+deny_private(void *ctx, const struct sockaddr *sa,
+             const char **why)
 {
     (void)ctx;
     if (sa->sa_family == AF_INET) {
@@ -266,7 +273,8 @@ static int deny_private(void *ctx, const struct sockaddr *sa,
     return 0;
 }
 
-static ldns_pkt *reply_of(const unsigned char *out, size_t len)
+static ldns_pkt *
+reply_of(const unsigned char *out, size_t len)
 {
     ldns_pkt *pk = NULL;
 
@@ -275,7 +283,8 @@ static ldns_pkt *reply_of(const unsigned char *out, size_t len)
     return pk;
 }
 
-static void test_answers(void)
+static void
+test_answers(void)
 {
     unsigned char p[600], *wire = NULL, *out = NULL;
     struct kap_dns_query q;
@@ -406,7 +415,8 @@ static void test_answers(void)
     }
 }
 
-static void test_ptr(void)
+static void
+test_ptr(void)
 {
     struct sockaddr_storage ss;
     char buf[INET6_ADDRSTRLEN];
@@ -428,7 +438,8 @@ static void test_ptr(void)
     ok(!kap_dns_ptr_addr("example.com", &ss), "not a reverse name");
 }
 
-int main(void)
+int
+main(void)
 {
     char tb[32];
 

@@ -26,7 +26,8 @@
 
 /* ---- parsing --------------------------------------------------------- */
 
-static void test_parse(void)
+static void
+test_parse(void)
 {
     static const struct { const char *a; int fam; int port; const char *ip; }
     good[] = {
@@ -109,7 +110,8 @@ static void *last_conf;
 static char last_peer[64];
 static unsigned last_count, last_count_peer;
 
-static void t_accept(struct kap_conn *c)
+static void
+t_accept(struct kap_conn *c)
 {
     naccepted++;
     last_conn = c;
@@ -125,7 +127,8 @@ static void t_accept(struct kap_conn *c)
         kap_conn_close(c);
 }
 
-static void t_dgram(struct kap_listen *ls, void *conf, struct kap_dgram *d)
+static void
+t_dgram(struct kap_listen *ls, void *conf, struct kap_dgram *d)
 {
     char reply[128];
     int n;
@@ -139,7 +142,8 @@ static void t_dgram(struct kap_listen *ls, void *conf, struct kap_dgram *d)
                    (size_t)n);
 }
 
-static void t_close(struct kap_conn *c)
+static void
+t_close(struct kap_conn *c)
 {
     nclosed_cb++;
 }
@@ -155,7 +159,8 @@ static struct kapd_gen_module gms[4];
 static struct kap_gen gens[4];
 static char prefix[64];
 
-static struct kap_gen *gen_make(int i)
+static struct kap_gen *
+gen_make(int i)
 {
     struct kap_gen *g = &gens[i];
 
@@ -175,13 +180,15 @@ static struct kap_gen *gen_make(int i)
 
 /* ---- helpers --------------------------------------------------------- */
 
-static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     *(int *)w->data = 1;
 }
 
 /* Run the loop until *counter reaches want or 5 s pass. */
-static int run_until(int *counter, int want)
+static int
+run_until(int *counter, int want)
 {
     struct ev_loop *loop = kap_loop();
     ev_timer t;
@@ -198,7 +205,8 @@ static int run_until(int *counter, int want)
 }
 
 /* A free port on 127.0.0.1 for the given socket type. */
-static int free_port(int type)
+static int
+free_port(int type)
 {
     struct sockaddr_in a;
     socklen_t l = sizeof(a);
@@ -215,13 +223,15 @@ static int free_port(int type)
     return port;
 }
 
-static void set_timeout(int fd)
+static void
+set_timeout(int fd)
 {
     struct timeval tv = { 5, 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-static int tcp_connect(int port)
+static int
+tcp_connect(int port)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -239,7 +249,8 @@ static int tcp_connect(int port)
     return fd;
 }
 
-static int unix_connect(const char *path)
+static int
+unix_connect(const char *path)
 {
     struct sockaddr_un a;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -261,7 +272,8 @@ static int unix_connect(const char *path)
 }
 
 /* Read the greeting "hi\n" (after the loop accepted). */
-static int read_hi(int fd)
+static int
+read_hi(int fd)
 {
     char buf[8];
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -269,7 +281,8 @@ static int read_hi(int fd)
 }
 
 /* Connect, let the loop accept, read the greeting; returns the fd. */
-static int tcp_roundtrip(int port)
+static int
+tcp_roundtrip(int port)
 {
     int fd = tcp_connect(port), want = naccepted + 1;
 
@@ -281,7 +294,8 @@ static int tcp_roundtrip(int port)
     return fd;
 }
 
-static int udp_roundtrip(int port, char *reply, size_t size)
+static int
+udp_roundtrip(int port, char *reply, size_t size)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), want;
@@ -311,7 +325,8 @@ static int udp_roundtrip(int port, char *reply, size_t size)
  * (a handful of loop iterations, not a spin) and accept again once
  * descriptors are available (it retries after 1 s).
  */
-static void test_emfile(int port)
+static void
+test_emfile(int port)
 {
     struct rlimit old, low;
     struct ev_loop *loop = kap_loop();
@@ -346,7 +361,8 @@ static void test_emfile(int port)
 
 /* ---- runtime ---------------------------------------------------------- */
 
-static void test_runtime(void)
+static void
+test_runtime(void)
 {
     struct kap_gen *g1, *g2, *g3;
     struct kap_err e;
@@ -586,7 +602,8 @@ static void test_runtime(void)
 }
 
 /* kapd_unix_peer_ok: who a unix datagram listener in /run/k/ab answers */
-static int peer(const char *dir, const char *path, int abstract)
+static int
+peer(const char *dir, const char *path, int abstract)
 {
     struct sockaddr_un sun;
     size_t n = strlen(path);
@@ -602,7 +619,8 @@ static int peer(const char *dir, const char *path, int abstract)
     return kapd_unix_peer_ok(dir, (struct sockaddr *)&sun, len);
 }
 
-static void test_unix_peers(void)
+static void
+test_unix_peers(void)
 {
     struct sockaddr_un unnamed = { .sun_family = AF_UNIX };
 
@@ -623,7 +641,8 @@ static void test_unix_peers(void)
                              sizeof(sa_family_t)), 0, "not an unnamed socket");
 }
 
-int main(void)
+int
+main(void)
 {
     test_unix_peers();
     test_parse();

@@ -21,7 +21,8 @@
 static char order[64];
 static size_t norder;
 
-static void mark(void *data)
+static void
+mark(void *data)
 {
     if (norder + 1 < sizeof(order))
         order[norder++] = *(const char *)data;
@@ -29,7 +30,8 @@ static void mark(void *data)
 }
 
 static struct kap_pool *nested_pool;
-static void add_during_destroy(void *data)
+static void
+add_during_destroy(void *data)
 {
     static const char z = 'z';
     (void)data;
@@ -37,7 +39,8 @@ static void add_during_destroy(void *data)
     kap_pool_cleanup_add(nested_pool, mark, (void *)&z);
 }
 
-static void test_pool(void)
+static void
+test_pool(void)
 {
     static const char a = 'a', b = 'b', c = 'c', d = 'd';
     struct kap_pool *p = kap_pool_create();
@@ -101,7 +104,8 @@ static void test_pool(void)
     is_str(order, "za", "a cleanup added during destroy runs too");
 }
 
-static void test_buf(void)
+static void
+test_buf(void)
 {
     struct kap_buf b = { 0 };
     int i, good = 1;
@@ -130,7 +134,8 @@ static void test_buf(void)
     kap_buf_free(&b);
 }
 
-static void test_err(void)
+static void
+test_err(void)
 {
     struct kap_err e;
     config_t cfg;
@@ -158,7 +163,8 @@ static void test_err(void)
     config_destroy(&cfg);
 }
 
-static void test_log(void)
+static void
+test_log(void)
 {
     char path[] = "/tmp/kapd-test-log-XXXXXX";
     char text[8192];
@@ -210,7 +216,8 @@ static void test_log(void)
         diag("%s", text);
 }
 
-static void test_failalloc(void)
+static void
+test_failalloc(void)
 {
 #ifdef TORTURE
     struct kap_pool *p;
@@ -234,7 +241,8 @@ static void test_failalloc(void)
 #endif
 }
 
-int main(void)
+int
+main(void)
 {
     test_pool();
     test_buf();

@@ -21,14 +21,16 @@
 #include "tap.h"
 #include "kap_shim_pty.h"
 
-static int run_sh(const char *script)
+static int
+run_sh(const char *script)
 {
     char *argv[] = { (char *)"sh", (char *)"-c", (char *)script, NULL };
     return kap_shim_pty_run(argv, NULL);
 }
 
 /* child_setup: report the session and controlling terminal on a pipe */
-static int report_session(void *arg)
+static int
+report_session(void *arg)
 {
     int fd = *(int *)arg;
     char c = getsid(0) == getpid() ? 'S' : 's';
@@ -40,7 +42,8 @@ static int report_session(void *arg)
     return write(fd, buf, 2) == 2 ? 0 : -1;
 }
 
-static int refuse(void *arg)
+static int
+refuse(void *arg)
 {
     (void)arg;
     return -1;
@@ -51,7 +54,8 @@ static int refuse(void *arg)
  * kap_shim_pty_run's result, or 99 when the modes were not restored */
 static void on_terminal(const char *slave_name, int stdout_pipe) __attribute__((noreturn));
 
-static void on_terminal(const char *slave_name, int stdout_pipe)
+static void
+on_terminal(const char *slave_name, int stdout_pipe)
 {
     if (setsid() < 0)
         _exit(90);
@@ -85,7 +89,8 @@ static void on_terminal(const char *slave_name, int stdout_pipe)
 }
 
 /* read the master until every holder of the slave is gone */
-static void read_all(int m, char *buf, size_t cap)
+static void
+read_all(int m, char *buf, size_t cap)
 {
     size_t n = 0;
     for (;;) {
@@ -102,7 +107,8 @@ static void read_all(int m, char *buf, size_t cap)
     buf[n] = '\0';
 }
 
-static void terminal_case(int pipe_stdout)
+static void
+terminal_case(int pipe_stdout)
 {
     int m = posix_openpt(O_RDWR | O_NOCTTY);
     char name[128];
@@ -153,7 +159,8 @@ static void terminal_case(int pipe_stdout)
         diag("screen: %s", screen);
 }
 
-int main(void)
+int
+main(void)
 {
     plan(23);
     /* make check: no terminal on fds 0-2 here (the terminal cases make
