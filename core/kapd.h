@@ -173,6 +173,15 @@ extern const struct kap_module kapd_audit_log_module;   /* kapd_audit_log.c */
 /* Flatten policy and audit chains of gen per request kind. */
 int  kapd_chain_build(struct kap_gen *gen, struct kap_err *err);
 /*
+ * The one check of an explicit chain, kapd.<what>.chain = order (NULL-
+ * terminated): every name a loaded module with a hook of type id, none
+ * twice, at most 64, and every loaded module with such a hook listed.
+ * where: the chain's setting, for file:line in err (may be NULL).
+ */
+int  kapd_chain_check(struct kap_gen *gen, const char *const *order,
+                      enum kap_hook_id id, const char *what,
+                      const config_setting_t *where, struct kap_err *err);
+/*
  * The deny-set check behind `network`'s answer to KAP_REQ_ADDR
  * (kapd_network.c): KAP_OK (may dial) or KAP_DECLINED (must not), *why a
  * static string.  For unit tests; modules ask a KAP_REQ_ADDR question.

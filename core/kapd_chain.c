@@ -51,52 +51,82 @@ has_hook(const struct kap_module *m, enum kap_hook_id id)
     return 0;
 }
 
+#define CHAIN_MAX 64                    /* modules in one chain */
+
+/* the setting of element i of chain (NULL when there is no chain) */
+static const config_setting_t *
+chain_elem(const config_setting_t *chain, size_t i)
+{
+    return chain != NULL ? config_setting_get_elem(chain, (unsigned) i)
+                         : NULL;
+}
+
+int
+kapd_chain_check(struct kap_gen *gen, const char *const *order,
+                 enum kap_hook_id id, const char *what,
+                 const config_setting_t *where, struct kap_err *err)
+{
+    static const char *const none[] = { NULL };
+    size_t i, j, m;
+    int    listed;
+
+    if (order == NULL)                  /* chain = [] */
+        order = none;
+    for (i = 0; order[i] != NULL; i++) {
+        struct kapd_gen_module *gm = kapd_gen_find_module(gen, order[i]);
+
+        if (gm == NULL) {
+            kap_err_at(err, chain_elem(where, i), "kapd.%s.chain names "
+                       "module \"%s\", which is not loaded", what, order[i]);
+            return KAP_ERROR;
+        }
+        if (!has_hook(gm->mod, id)) {
+            kap_err_at(err, chain_elem(where, i), "kapd.%s.chain names "
+                       "module \"%s\", which has no %s hook", what,
+                       order[i], what);
+            return KAP_ERROR;
+        }
+        for (j = 0; j < i; j++)
+            if (strcmp(order[j], order[i]) == 0) {
+                kap_err_at(err, chain_elem(where, i), "kapd.%s.chain names "
+                           "module \"%s\" twice", what, order[i]);
+                return KAP_ERROR;
+            }
+        if (i == CHAIN_MAX) {
+            kap_err_at(err, where, "kapd.%s.chain is too long (%d modules "
+                       "at most)", what, CHAIN_MAX);
+            return KAP_ERROR;
+        }
+    }
+    for (m = 0; m < gen->nmods; m++) {
+        if (!has_hook(gen->mods[m].mod, id))
+            continue;
+        for (listed = 0, j = 0; order[j] != NULL && !listed; j++)
+            listed = strcmp(order[j], gen->mods[m].mod->name) == 0;
+        if (!listed) {
+            kap_err_at(err, where, "module \"%s\" has a %s hook but is not "
+                       "in kapd.%s.chain", gen->mods[m].mod->name, what,
+                       what);
+            return KAP_ERROR;
+        }
+    }
+    return KAP_OK;
+}
+
 static int
 build_one(struct kap_gen *gen, enum kap_hook_id id, const char **order,
           struct kapd_chain *chains, const char *what, struct kap_err *err)
 {
-    struct kapd_gen_module *seq[64];
+    struct kapd_gen_module *seq[CHAIN_MAX];
     size_t nseq = 0, i, k;
 
     if (order != NULL) {
-        for (i = 0; order[i]; i++) {
-            struct kapd_gen_module *gm = kapd_gen_find_module(gen, order[i]);
-            size_t j;
-            if (gm == NULL) {
-                kap_err_set(err, "kapd.%s.chain names module \"%s\", which "
-                            "is not loaded", what, order[i]);
-                return KAP_ERROR;
-            }
-            for (j = 0; j < nseq; j++)
-                if (seq[j] == gm) {
-                    kap_err_set(err, "kapd.%s.chain names module \"%s\" "
-                                "twice", what, order[i]);
-                    return KAP_ERROR;
-                }
-            if (nseq == sizeof(seq) / sizeof(seq[0])) {
-                kap_err_set(err, "kapd.%s.chain is too long", what);
-                return KAP_ERROR;
-            }
-            seq[nseq++] = gm;
-        }
-        for (i = 0; i < gen->nmods; i++) {
-            size_t j;
-            int listed = 0;
-            if (!has_hook(gen->mods[i].mod, id))
-                continue;
-            for (j = 0; j < nseq; j++)
-                if (seq[j] == &gen->mods[i])
-                    listed = 1;
-            if (!listed) {
-                kap_err_set(err, "module \"%s\" has a %s hook but is not in "
-                            "kapd.%s.chain", gen->mods[i].mod->name, what,
-                            what);
-                return KAP_ERROR;
-            }
-        }
+        if (kapd_chain_check(gen, order, id, what, NULL, err) != KAP_OK)
+            return KAP_ERROR;
+        for (i = 0; order[i]; i++)
+            seq[nseq++] = kapd_gen_find_module(gen, order[i]);
     } else {
-        for (i = 0; i < gen->nmods && nseq < sizeof(seq) / sizeof(seq[0]);
-             i++)
+        for (i = 0; i < gen->nmods && nseq < CHAIN_MAX; i++)
             seq[nseq++] = &gen->mods[i];
     }
 

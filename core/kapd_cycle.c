@@ -1059,70 +1059,6 @@ gen_add_module(struct kap_gen *gen, const char *name, const char *file,
     return KAP_OK;
 }
 
-/* every chain name is loaded, and an explicit chain lists every module
-   that has a hook of that type */
-static int
-check_chain(struct kap_gen *gen, const config_setting_t *chain,
-            enum kap_hook_id id, const char *what, struct kap_err *err)
-{
-    int i, n = config_setting_length(chain);
-    size_t m;
-
-    for (i = 0; i < n; i++) {
-        const config_setting_t *e = config_setting_get_elem(chain,
-                                                            (unsigned) i);
-        const char *name = config_setting_get_string(e);
-        struct kapd_gen_module *gm = kapd_gen_find_module(gen, name);
-        const struct kap_hook *h;
-        int has = 0, j;
-
-        if (gm == NULL) {
-            kap_err_at(err, e, "kapd.%s.chain names module \"%s\", which is "
-                       "not loaded", what, name);
-            return KAP_ERROR;
-        }
-        for (h = gm->mod->hooks; h != NULL && h->id != KAP_HOOK_NONE; h++)
-            if (h->id == id)
-                has = 1;
-        if (!has) {
-            kap_err_at(err, e, "kapd.%s.chain names module \"%s\", which has "
-                       "no %s hook", what, name, what);
-            return KAP_ERROR;
-        }
-        for (j = 0; j < i; j++) {
-            const char *o = config_setting_get_string(
-                config_setting_get_elem(chain, (unsigned) j));
-            if (strcmp(o, name) == 0) {
-                kap_err_at(err, e, "kapd.%s.chain names module \"%s\" twice",
-                           what, name);
-                return KAP_ERROR;
-            }
-        }
-    }
-    for (m = 0; m < gen->nmods; m++) {
-        const struct kap_hook *h;
-        int listed = 0;
-        for (h = gen->mods[m].mod->hooks; h != NULL && h->id != KAP_HOOK_NONE;
-             h++) {
-            if (h->id != id)
-                continue;
-            for (i = 0; i < n && !listed; i++)
-                if (strcmp(config_setting_get_string(
-                               config_setting_get_elem(chain, (unsigned) i)),
-                           gen->mods[m].mod->name) == 0)
-                    listed = 1;
-            if (!listed) {
-                kap_err_at(err, chain, "module \"%s\" has a %s hook but is "
-                           "not in kapd.%s.chain", gen->mods[m].mod->name,
-                           what, what);
-                return KAP_ERROR;
-            }
-            break;
-        }
-    }
-    return KAP_OK;
-}
-
 /*
  * The default prefix: the directory of the main file, made absolute
  * against the working directory (the main file's name came from the
@@ -1352,12 +1288,14 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     /* chains */
     if (kg != NULL && (s = member2(kg, "policy", "chain")) != NULL) {
         struct kap_err e = { 0 };
-        if (check_chain(gen, s, KAP_HOOK_POLICY, "policy", &e) != KAP_OK)
+        if (kapd_chain_check(gen, (const char *const *) gen->core.policy_chain,
+                             KAP_HOOK_POLICY, "policy", s, &e) != KAP_OK)
             record_error(err, &e);
     }
     if (kg != NULL && (s = member2(kg, "audit", "chain")) != NULL) {
         struct kap_err e = { 0 };
-        if (check_chain(gen, s, KAP_HOOK_AUDIT, "audit", &e) != KAP_OK)
+        if (kapd_chain_check(gen, (const char *const *) gen->core.audit_chain,
+                             KAP_HOOK_AUDIT, "audit", s, &e) != KAP_OK)
             record_error(err, &e);
     }
     if (nbuild_errors > 0)
