@@ -15,7 +15,9 @@
  * (its cache, a local zone) is delivered from the loop, never from inside
  * the starting call.  Each query holds a reference on its generation and
  * has its own deadline timer; a context is deleted when its generation
- * retires (fini).  The public API is kap_resolver.h.
+ * retires (fini).  The public API is kap_resolver.h.  Raw questions in
+ * forward mode take a fast path of their own first (kapd_resolver_fwd.c);
+ * the structures both files use are in kapd_resolver_int.h.
  */
 #include "kapd.h"
 
@@ -34,127 +36,7 @@
 
 #include <kapd/kap_resolver.h>
 
-#define RESOLVER_NAME          "resolver"
-#define RESOLVER_DEF_TIMEOUT   5.0
-#define RESOLVER_DEF_RESOLV    "/etc/resolv.conf"
-#define RESOLVER_DEF_TA        "/usr/share/dns/root.key"
-#define RESOLVER_MAX_UPSTREAMS 16
-#define FWD_SOCKS              8      /* fast path: UDP sockets */
-#define FWD_BUCKETS            4096   /* fast path: (socket, ID) table */
-#define FWD_TRY                1.0    /* s before libunbound takes over */
-#define FWD_BATCH              64     /* replies read per wakeup */
-#define FWD_RBATCH             16     /* replies per recvmmsg() */
-#define FWD_EDNS               1232
-#define FWD_MISSES             8      /* unanswered in a row: pause */
-#define FWD_PAUSE              10.0   /* s without the fast path then */
-
-struct kap_resolve;
-struct resolver_conf;
-
-/* One socket of the fast path, connected to the upstream. */
-struct fwd_sock {
-    int                   fd;
-    ev_io                 io;
-    struct resolver_conf *rc;
-};
-
-/* The ub_event_base of one context: libev's loop. */
-struct kub_base {
-    struct ub_event_base  ub;         /* magic, vmt: first */
-    struct resolver_conf *rc;
-};
-
-/* One libunbound event (socket and/or timeout) as libev watchers. */
-struct kub_event {
-    struct ub_event       ub;         /* magic, vmt: first */
-    struct resolver_conf *rc;
-    ev_io                 io;
-    ev_timer              tm;
-    int                   fd;
-    short                 bits;       /* UB_EV_* */
-    double                timeout;    /* < 0: none */
-    void                (*cb)(int, short, void *);
-    void                 *arg;
-};
-
-/* The resolver's conf and, once init() ran, its per-generation state. */
-struct resolver_conf {
-    const char        **upstream;     /* "addr@port" forms, NULL-terminated */
-    size_t              nupstream;
-    const char         *resolv_conf;  /* path or NULL (unset) */
-    int                 recursion;    /* -1 unset */
-    const char         *trust_anchor; /* path or NULL (unset) */
-    int                 ta_explicit;  /* trust_anchor given in the file */
-    double              timeout;      /* < 0 unset */
-
-    /* runtime (init .. fini) */
-    struct kap_gen     *gen;
-    struct ub_ctx      *ctx;
-    struct kub_base     base;
-    unsigned            pending;
-    struct kap_resolve *queries;      /* doubly linked list of pending */
-    unsigned long long  total;
-    unsigned long long  timeouts;
-
-    /* fast path for raw questions in forward mode (see resolver_fwd_*) */
-    int                 fwd_on;
-    int                 fwd_init;     /* fwd[].fd set (to -1 or a socket) */
-    struct sockaddr_storage fwd_addr;
-    socklen_t           fwd_addrlen;
-    struct fwd_sock     fwd[FWD_SOCKS];
-    unsigned            fwd_rr;
-    struct kap_resolve *fwd_tab[FWD_BUCKETS];
-    unsigned long long  fwd_fast, fwd_handover;
-    unsigned            fwd_misses;   /* unanswered in a row */
-    double              fwd_paused;   /* until (kap_now) */
-};
-
-enum { Q_ADDRS = 1, Q_RAW = 2 };
-
-/* One libunbound sub-query of a kap_resolve. */
-struct resolve_sub {
-    struct kap_resolve *q;
-    int                 rrtype;
-    int                 async_id;
-    int                 active;       /* ub_resolve_event pending */
-    int                 done;
-    int                 failed;       /* error / SERVFAIL / bogus */
-    const char         *errmsg;
-    /* an answer that came inside ub_resolve_event(), delivered later */
-    int                 deferred;
-    int                 d_rcode, d_sec;
-    unsigned char      *d_pkt;        /* heap */
-    size_t              d_len;
-    size_t              naddrs;
-    struct sockaddr_storage addrs[KAP_RESOLVE_MAX_ADDRS];
-};
-
-struct kap_resolve {
-    struct resolver_conf *rc;
-    struct kap_gen       *gen;        /* referenced */
-    int                   type;       /* Q_ADDRS / Q_RAW */
-    int                   literal;    /* addrs of an IP literal */
-    int                   starting;   /* inside ub_resolve_event() */
-    int                   has_deferred;
-    double                timeout;
-    ev_timer              timer;      /* deadline, or 0 for a literal */
-    struct resolve_sub    sub[2];     /* [0] A / raw, [1] AAAA */
-    int                   nsub;
-    kap_resolve_addr_fn   addr_cb;
-    kap_resolve_raw_fn    raw_cb;
-    void                 *data;
-    struct kap_resolve   *prev, *next;
-    /* fast path: asked of the upstream directly, libunbound after FWD_TRY */
-    int                   fwd;        /* in fwd_tab */
-    unsigned              fwd_sock;
-    uint16_t              fwd_id;
-    int                   rrtype, rrclass;
-    ev_timer              fwd_timer;
-    struct kap_resolve   *fwd_next;   /* bucket chain */
-    size_t                qwire_len;
-    unsigned char         qwire[256]; /* question name, wire form */
-    char                  name[256];  /* as asked, for libunbound */
-};
+#include "kapd_resolver_int.h"
 
 /* -- configuration -------------------------------------------------------- */
 
@@ -327,9 +209,6 @@ resolver_conf_check(struct kap_gen *gen, void *conf,
 
 /* -- lifecycle ------------------------------------------------------------ */
 
-static void resolver_fwd_open(struct resolver_conf *c);
-static void resolver_fwd_close(struct resolver_conf *c);
-static void resolver_fwd_remove(struct kap_resolve *q);
 
 /*
  * The ub_event_base of a context, on libev.  libunbound creates events
@@ -690,7 +569,7 @@ resolver_init(struct kap_gen *gen, void *conf)
         }
     }
     c->ctx = ctx;
-    resolver_fwd_open(c);
+    kapd_resolver_fwd_open(c);
     return KAP_OK;
 
 fail:
@@ -717,7 +596,7 @@ resolver_fini(struct kap_gen *gen, void *conf)
                 "generation retired with a pending query");
         resolver_query_detach(q);
     }
-    resolver_fwd_close(c);
+    kapd_resolver_fwd_close(c);
     if (c->ctx != NULL) {
         ub_ctx_delete(c->ctx);
         c->ctx = NULL;
@@ -778,7 +657,7 @@ resolver_query_stop(struct kap_resolve *q)
     int i;
 
     ev_timer_stop(kap_loop(), &q->timer);
-    resolver_fwd_remove(q);
+    kapd_resolver_fwd_remove(q);
     for (i = 0; i < q->nsub; i++) {
         if (q->sub[i].active && q->rc != NULL && q->rc->ctx != NULL)
             (void)ub_cancel(q->rc->ctx, q->sub[i].async_id);
@@ -800,8 +679,8 @@ resolver_query_detach(struct kap_resolve *q)
  * reference q held (or NULL): the caller drops it with kap_gen_unref()
  * after running the user's callback, so the generation outlives it.
  */
-static struct kap_gen *
-resolver_query_release(struct kap_resolve *q)
+struct kap_gen *
+kapd_resolver_query_release(struct kap_resolve *q)
 {
     struct kap_gen *gen = q->gen;
     int i;
@@ -814,8 +693,8 @@ resolver_query_release(struct kap_resolve *q)
     return gen;
 }
 
-static void
-resolver_gen_unref(struct kap_gen *gen)
+void
+kapd_resolver_gen_unref(struct kap_gen *gen)
 {
     if (gen != NULL)
         kap_gen_unref(gen);
@@ -860,9 +739,9 @@ resolver_addrs_finish(struct kap_resolve *q, const char *why)
             && strcmp(q->sub[1].errmsg, "NXDOMAIN") == 0)
             err = "NXDOMAIN";
     }
-    gen = resolver_query_release(q);
+    gen = kapd_resolver_query_release(q);
     cb(data, rc, n > 0 ? all : NULL, n, err);
-    resolver_gen_unref(gen);
+    kapd_resolver_gen_unref(gen);
 }
 
 static const char *
@@ -968,14 +847,14 @@ resolver_sub_result(struct resolve_sub *s, int rcode,
     if (q->type == Q_RAW) {
         kap_resolve_raw_fn cb = q->raw_cb;
         void *data = q->data;
-        struct kap_gen *gen = resolver_query_release(q);
+        struct kap_gen *gen = kapd_resolver_query_release(q);
         if (rcode != 0 || pkt == NULL)
             cb(data, KAP_ERROR, NULL, 0, 2, 0, 0,
                rcode != 0 ? resolver_rcode_text(rcode) : "no answer");
         else
             cb(data, KAP_OK, pkt, len, pkt[3] & 0x0f, sec == 2, sec == 1,
                NULL);
-        resolver_gen_unref(gen);
+        kapd_resolver_gen_unref(gen);
         return 1;
     }
 
@@ -1076,9 +955,9 @@ resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (q->type == Q_RAW) {
         kap_resolve_raw_fn cb = q->raw_cb;
         void *data = q->data;
-        struct kap_gen *gen = resolver_query_release(q);
+        struct kap_gen *gen = kapd_resolver_query_release(q);
         cb(data, KAP_ERROR, NULL, 0, 2, 0, 0, "timeout");
-        resolver_gen_unref(gen);
+        kapd_resolver_gen_unref(gen);
         return;
     }
     resolver_addrs_finish(q, NULL);
@@ -1134,9 +1013,9 @@ resolver_query_link(struct kap_resolve *q)
     ev_timer_start(kap_loop(), &q->timer);
 }
 
-static int
-resolver_sub_start(struct kap_resolve *q, int i, const char *name,
-                   int rrtype, int rrclass)
+int
+kapd_resolver_sub_start(struct kap_resolve *q, int i, const char *name,
+                        int rrtype, int rrclass)
 {
     struct resolve_sub *s = &q->sub[i];
     int r;
@@ -1187,455 +1066,6 @@ resolver_literal(const char *name, struct sockaddr_storage *ss)
     return 0;
 }
 
-/* -- fast path ------------------------------------------------------------ */
-
-/*
- * In forward mode (upstream set, or resolv.conf, and no DNSSEC), a raw
- * question of the dns module is sent straight to the first upstream over
- * one of FWD_SOCKS connected UDP sockets, with a random ID, and the reply
- * is matched on socket, ID and question (case-insensitively).  That costs
- * one send and one receive, where libunbound opens, binds, connects and
- * closes a socket per query and copies the answer through its caches;
- * the dns module has its own answer cache in front.  Whatever the fast
- * path does not handle goes to libunbound, which has the retries, the
- * other upstreams and TCP: a truncated reply, an rcode other than
- * NOERROR/NXDOMAIN, no reply within FWD_TRY seconds, a name with escapes,
- * PTR questions and the special-use names libunbound answers itself
- * (localhost, onion, invalid, arpa).  Replies from anything but the
- * upstream never reach the connected sockets (the kernel drops them).
- */
-
-static void resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents);
-
-/* "addr" or "addr@port" into ss; 0, or -1 if it is no numeric address. */
-static int
-resolver_fwd_addr(const char *s, struct sockaddr_storage *ss,
-                  socklen_t *sslen)
-{
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *at = strchr(s, '@');
-    size_t hlen = at != NULL ? (size_t)(at - s) : strlen(s);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    long port = 53;
-
-    memset(ss, 0, sizeof(*ss));
-    if (hlen == 0 || hlen >= sizeof(host))
-        return -1;
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    if (at != NULL) {
-        char *end;
-        errno = 0;
-        port = strtol(at + 1, &end, 10);
-        if (errno != 0 || end == at + 1 || *end != '\0' || port < 1
-            || port > 65535)
-            return -1;
-    }
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        *sslen = sizeof(*sin);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        *sslen = sizeof(*sin6);
-        return 0;
-    }
-    return -1;
-}
-
-/* The first "nameserver" of a resolv.conf into out; 0 or -1. */
-static int
-resolver_fwd_resolvconf(const char *path, char *out, size_t len)
-{
-    char line[512];
-    FILE *f = fopen(path, "re");
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char *p = line + strspn(line, " \t");
-        size_t n;
-        if (strncmp(p, "nameserver", 10) != 0
-            || (p[10] != ' ' && p[10] != '\t'))
-            continue;
-        p += 10;
-        p += strspn(p, " \t");
-        n = strcspn(p, " \t\r\n#;");
-        if (n == 0 || n >= len)
-            break;
-        memcpy(out, p, n);
-        out[n] = '\0';
-        fclose(f);
-        return 0;
-    }
-    fclose(f);
-    return -1;
-}
-
-static void
-resolver_fwd_open(struct resolver_conf *c)
-{
-    char ns[INET6_ADDRSTRLEN + 8];
-    const char *up = NULL;
-    size_t i;
-
-    for (i = 0; i < FWD_SOCKS; i++)
-        c->fwd[i].fd = -1;
-    c->fwd_init = 1;
-    if (c->recursion || c->ta_explicit)
-        return;
-    if (c->nupstream > 0)
-        up = c->upstream[0];
-    else if (c->resolv_conf != NULL
-             && resolver_fwd_resolvconf(c->resolv_conf, ns, sizeof(ns)) == 0)
-        up = ns;
-    if (up == NULL || resolver_fwd_addr(up, &c->fwd_addr, &c->fwd_addrlen)
-                      != 0)
-        return;
-    for (i = 0; i < FWD_SOCKS; i++) {
-        int fd = socket(c->fwd_addr.ss_family,
-                        SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&c->fwd_addr,
-                              c->fwd_addrlen) != 0) {
-            KAP_LOG(KAP_LOG_WARN, RESOLVER_NAME, 0, "fast path to %s off: "
-                    "%s", up, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            resolver_fwd_close(c);
-            return;
-        }
-        c->fwd[i].fd = fd;
-        c->fwd[i].rc = c;
-        ev_io_init(&c->fwd[i].io, resolver_fwd_io_cb, fd, EV_READ);
-        c->fwd[i].io.data = &c->fwd[i];
-        ev_io_start(kap_loop(), &c->fwd[i].io);
-    }
-    c->fwd_on = 1;
-}
-
-static void
-resolver_fwd_close(struct resolver_conf *c)
-{
-    size_t i;
-
-    c->fwd_on = 0;
-    for (i = 0; c->fwd_init && i < FWD_SOCKS; i++) {
-        if (c->fwd[i].fd < 0)
-            continue;
-        ev_io_stop(kap_loop(), &c->fwd[i].io);
-        close(c->fwd[i].fd);
-        c->fwd[i].fd = -1;
-    }
-}
-
-static unsigned
-resolver_fwd_bucket(unsigned sock, uint16_t id)
-{
-    return ((unsigned)id ^ (sock * 2654435761u >> 16)) & (FWD_BUCKETS - 1);
-}
-
-static struct kap_resolve *
-resolver_fwd_find(struct resolver_conf *c,
-                  unsigned sock, uint16_t id)
-{
-    struct kap_resolve *q = c->fwd_tab[resolver_fwd_bucket(sock, id)];
-
-    while (q != NULL && (q->fwd_sock != sock || q->fwd_id != id))
-        q = q->fwd_next;
-    return q;
-}
-
-static void
-resolver_fwd_remove(struct kap_resolve *q)
-{
-    struct kap_resolve **pp;
-
-    if (!q->fwd || q->rc == NULL)
-        return;
-    ev_timer_stop(kap_loop(), &q->fwd_timer);
-    pp = &q->rc->fwd_tab[resolver_fwd_bucket(q->fwd_sock, q->fwd_id)];
-    while (*pp != NULL && *pp != q)
-        pp = &(*pp)->fwd_next;
-    if (*pp == q)
-        *pp = q->fwd_next;
-    q->fwd_next = NULL;
-    q->fwd = 0;
-}
-
-/* 1 when name ends in the label sequence suffix (case-insensitively). */
-static int
-resolver_fwd_under(const char *name, size_t len,
-                   const char *suffix)
-{
-    size_t sl = strlen(suffix);
-
-    if (len < sl || strncasecmp(name + len - sl, suffix, sl) != 0)
-        return 0;
-    return len == sl || name[len - sl - 1] == '.';
-}
-
-/* Presentation name (no escapes) into wire form; its length, or 0. */
-static size_t
-resolver_fwd_wire(const char *name, size_t len,
-                  unsigned char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-
-    while (i < len) {
-        size_t l = strcspn(name + i, ".");
-        if (i + l > len)
-            l = len - i;
-        if (l == 0 || l > 63 || o + 1 + l + 1 > outlen)
-            return 0;
-        out[o++] = (unsigned char)l;
-        memcpy(out + o, name + i, l);
-        o += l;
-        i += l + 1;
-    }
-    if (o == 0)
-        return 0;
-    out[o++] = 0;
-    return o;
-}
-
-static void resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
-                                  int revents);
-
-/* A random query ID; arc4random_buf() refills 256 at a time (it is a
- * getrandom(2) call each time on this libc). */
-static uint16_t
-resolver_fwd_random_id(void)
-{
-    static uint16_t ids[256];
-    static size_t left;
-
-    if (left == 0) {
-        arc4random_buf(ids, sizeof(ids));
-        left = sizeof(ids) / sizeof(ids[0]);
-    }
-    return ids[--left];
-}
-
-/* Ask q's question over the fast path: KAP_OK, or KAP_DECLINED. */
-static int
-resolver_fwd_start(struct kap_resolve *q, const char *name,
-                   int rrtype, int rrclass)
-{
-    struct resolver_conf *c = q->rc;
-    unsigned char pkt[12 + 256 + 4 + 11];
-    size_t len = strlen(name), n, b;
-    unsigned sock, tries;
-    uint16_t id = 0;
-
-    if (!c->fwd_on || rrclass != 1 || rrtype == 12
-        || (c->fwd_paused > 0.0 && kap_now() < c->fwd_paused))
-        return KAP_DECLINED;
-    if (len > 0 && name[len - 1] == '.')
-        len--;
-    if (len == 0 || len >= sizeof(q->name) || memchr(name, '\\', len)
-        || resolver_fwd_under(name, len, "localhost")
-        || resolver_fwd_under(name, len, "onion")
-        || resolver_fwd_under(name, len, "invalid")
-        || resolver_fwd_under(name, len, "arpa"))
-        return KAP_DECLINED;
-    n = resolver_fwd_wire(name, len, q->qwire, sizeof(q->qwire));
-    if (n == 0 || n > 255)
-        return KAP_DECLINED;
-    q->qwire_len = n;
-    sock = c->fwd_rr++ % FWD_SOCKS;
-    for (tries = 0; tries < 8; tries++) {
-        id = resolver_fwd_random_id();
-        if (resolver_fwd_find(c, sock, id) == NULL)
-            break;
-    }
-    if (tries == 8)
-        return KAP_DECLINED;
-
-    memset(pkt, 0, 12);
-    pkt[0] = (unsigned char)(id >> 8);
-    pkt[1] = (unsigned char)id;
-    pkt[2] = 0x01;                       /* RD */
-    pkt[5] = 1;                          /* QDCOUNT */
-    pkt[11] = 1;                         /* ARCOUNT: OPT */
-    memcpy(pkt + 12, q->qwire, n);
-    b = 12 + n;
-    pkt[b++] = (unsigned char)(rrtype >> 8);
-    pkt[b++] = (unsigned char)rrtype;
-    pkt[b++] = (unsigned char)(rrclass >> 8);
-    pkt[b++] = (unsigned char)rrclass;
-    pkt[b++] = 0;                        /* OPT: root owner */
-    pkt[b++] = 0;
-    pkt[b++] = 41;
-    pkt[b++] = (unsigned char)(FWD_EDNS >> 8);
-    pkt[b++] = (unsigned char)(FWD_EDNS & 0xff);
-    memset(pkt + b, 0, 6);               /* ext. rcode, version, flags, rdlen */
-    b += 6;
-    if (send(c->fwd[sock].fd, pkt, b, MSG_DONTWAIT | MSG_NOSIGNAL)
-        != (ssize_t)b)
-        return KAP_DECLINED;
-
-    memcpy(q->name, name, len);
-    q->name[len] = '\0';
-    q->rrtype = rrtype;
-    q->rrclass = rrclass;
-    q->fwd_sock = sock;
-    q->fwd_id = id;
-    q->fwd = 1;
-    b = resolver_fwd_bucket(sock, id);
-    q->fwd_next = c->fwd_tab[b];
-    c->fwd_tab[b] = q;
-    ev_timer_init(&q->fwd_timer, resolver_fwd_timer_cb, FWD_TRY, 0.0);
-    q->fwd_timer.data = q;
-    ev_timer_start(kap_loop(), &q->fwd_timer);
-    return KAP_OK;
-}
-
-/* Deliver a raw failure for q and free it. */
-static void
-resolver_raw_fail(struct kap_resolve *q, const char *why)
-{
-    kap_resolve_raw_fn cb = q->raw_cb;
-    void *data = q->data;
-    struct kap_gen *gen = resolver_query_release(q);
-
-    cb(data, KAP_ERROR, NULL, 0, 2, 0, 0, why);
-    resolver_gen_unref(gen);
-}
-
-/* The fast path gives up on q: libunbound asks again. */
-static void
-resolver_fwd_handover(struct kap_resolve *q)
-{
-    resolver_fwd_remove(q);
-    q->rc->fwd_handover++;
-    if (resolver_sub_start(q, 0, q->name, q->rrtype, q->rrclass) != KAP_OK) {
-        resolver_raw_fail(q, "resolver unavailable");
-        return;
-    }
-    if (q->has_deferred) {               /* libunbound had it at once */
-        ev_timer_stop(kap_loop(), &q->timer);
-        ev_timer_set(&q->timer, 0.0, 0.0);
-        ev_timer_start(kap_loop(), &q->timer);
-    }
-}
-
-/* No reply in FWD_TRY: libunbound takes over; a silent upstream pauses
- * the fast path, so that not every query waits FWD_TRY first. */
-static void
-resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
-                      int revents)
-{
-    struct kap_resolve *q = w->data;
-    struct resolver_conf *c = q->rc;
-
-    (void)loop;
-    (void)revents;
-    if (++c->fwd_misses >= FWD_MISSES) {
-        c->fwd_misses = 0;
-        c->fwd_paused = kap_now() + FWD_PAUSE;
-        KAP_LOG(KAP_LOG_INFO, RESOLVER_NAME, 0, "upstream does not answer "
-                "the fast path: libunbound only for %.0f s", FWD_PAUSE);
-    }
-    resolver_fwd_handover(q);
-}
-
-/* One datagram from the upstream on socket sock. */
-static void
-resolver_fwd_reply(struct resolver_conf *c, unsigned sock,
-                   unsigned char *p, size_t n)
-{
-    struct kap_resolve *q;
-    kap_resolve_raw_fn cb;
-    void *data;
-    struct kap_gen *gen;
-    size_t off = 12, i;
-    int rcode;
-
-    if (n < 12 || !(p[2] & 0x80) || (p[2] & 0x78) != 0 || p[4] != 0
-        || p[5] != 1)
-        return;                          /* not a reply to a query of ours */
-    q = resolver_fwd_find(c, sock, (uint16_t)((p[0] << 8) | p[1]));
-    if (q == NULL)
-        return;
-    /* the question must be ours, uncompressed, in any case */
-    if (n < off + q->qwire_len + 4)
-        return;
-    for (i = 0; i < q->qwire_len; i++) {
-        unsigned char a = p[off + i], b = q->qwire[i];
-        if (a >= 'A' && a <= 'Z')
-            a = (unsigned char)(a + 32);
-        if (b >= 'A' && b <= 'Z')
-            b = (unsigned char)(b + 32);
-        if (a != b)
-            return;
-    }
-    off += q->qwire_len;
-    if (((p[off] << 8) | p[off + 1]) != q->rrtype
-        || ((p[off + 2] << 8) | p[off + 3]) != q->rrclass)
-        return;
-    rcode = p[3] & 0x0f;
-    if ((p[2] & 0x02) || (rcode != 0 && rcode != 3)) {
-        resolver_fwd_handover(q);        /* TC, SERVFAIL, REFUSED, ... */
-        return;
-    }
-    resolver_fwd_remove(q);
-    c->fwd_fast++;
-    c->fwd_misses = 0;
-    p[0] = p[1] = 0;
-    cb = q->raw_cb;
-    data = q->data;
-    gen = resolver_query_release(q);
-    cb(data, KAP_OK, p, n, rcode, 0, 0, NULL);
-    resolver_gen_unref(gen);
-}
-
-static void
-resolver_fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    static unsigned char buf[FWD_RBATCH][65536];
-    static struct mmsghdr msg[FWD_RBATCH];
-    static struct iovec iov[FWD_RBATCH];
-    struct fwd_sock *fs = w->data;
-    struct resolver_conf *c = fs->rc;
-    struct kap_gen *gen = c->gen;
-    int i;
-
-    (void)loop;
-    (void)revents;
-    kap_gen_ref(gen);                    /* callbacks may drop the last */
-    for (i = 0; i < FWD_BATCH && c->fwd_on; ) {
-        int n, k;
-        for (k = 0; k < FWD_RBATCH; k++) {
-            iov[k].iov_base = buf[k];
-            iov[k].iov_len = sizeof(buf[k]);
-            memset(&msg[k], 0, sizeof(msg[k]));
-            msg[k].msg_hdr.msg_iov = &iov[k];
-            msg[k].msg_hdr.msg_iovlen = 1;
-        }
-        n = recvmmsg(fs->fd, msg, FWD_RBATCH, MSG_DONTWAIT, NULL);
-        if (n < 0) {
-            if (errno == ECONNREFUSED)   /* ICMP: the upstream is down */
-                c->fwd_paused = kap_now() + FWD_PAUSE;
-            if (errno == EINTR || errno == ECONNREFUSED) {
-                i++;
-                continue;
-            }
-            break;
-        }
-        for (k = 0; k < n && c->fwd_on; k++)
-            resolver_fwd_reply(c, (unsigned)(fs - c->fwd), buf[k],
-                               msg[k].msg_len);
-        i += n;
-        if (n < FWD_RBATCH)
-            break;                       /* drained */
-    }
-    kap_gen_unref(gen);
-}
-
 struct kap_resolve *
 kap_resolve_addrs(struct kap_gen *gen, const char *name,
                   int want_v6, kap_resolve_addr_fn cb,
@@ -1661,9 +1091,9 @@ kap_resolve_addrs(struct kap_gen *gen, const char *name,
     }
     q->nsub = want_v6 ? 2 : 1;
     q->gen = gen;
-    if (resolver_sub_start(q, 0, name, 1, 1) != KAP_OK)
+    if (kapd_resolver_sub_start(q, 0, name, 1, 1) != KAP_OK)
         goto fail;
-    if (want_v6 && resolver_sub_start(q, 1, name, 28, 1) != KAP_OK)
+    if (want_v6 && kapd_resolver_sub_start(q, 1, name, 28, 1) != KAP_OK)
         goto fail;
     resolver_query_link(q);
     return q;
@@ -1693,11 +1123,11 @@ kap_resolve_raw(struct kap_gen *gen, const char *name,
     q->raw_cb = cb;
     q->data = data;
     q->nsub = 1;
-    if (resolver_fwd_start(q, name, rrtype, rrclass) == KAP_OK) {
+    if (kapd_resolver_fwd_start(q, name, rrtype, rrclass) == KAP_OK) {
         resolver_query_link(q);
         return q;
     }
-    if (resolver_sub_start(q, 0, name, rrtype, rrclass) != KAP_OK) {
+    if (kapd_resolver_sub_start(q, 0, name, rrtype, rrclass) != KAP_OK) {
         free(q->sub[0].d_pkt);
         free(q);
         return NULL;
@@ -1711,7 +1141,7 @@ kap_resolve_cancel(struct kap_resolve *q)
 {
     if (q == NULL)
         return;
-    resolver_gen_unref(resolver_query_release(q));
+    kapd_resolver_gen_unref(kapd_resolver_query_release(q));
 }
 
 unsigned
