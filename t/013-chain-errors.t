@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# 012-chain-errors.t -- an explicit kapd.policy.chain or kapd.audit.chain
+# 013-chain-errors.t -- an explicit kapd.policy.chain or kapd.audit.chain
 # is checked in one place (kapd_chain_check): `kapd -t` refuses a chain
 # that names a module not loaded, names one twice, names one without a
 # hook of that type, or leaves out a loaded module that has one; each
