@@ -51,6 +51,7 @@
 #include "kap_shim_say.h"
 #include "kap_shim_capsule.h"
 #include "kap_shim_connect.h"
+#include "kap_shim_jsonc.h"
 
 #ifndef KAP_SHIM_VERSION
 #define KAP_SHIM_VERSION "0.1.0"
@@ -849,6 +850,8 @@ usage(FILE *f)
 "  capsule  build a kap run capsule and run a command in it (kap(1))\n"
 "  connect  HOST PORT: stdin/stdout to HOST:PORT through $HTTPS_PROXY's\n"
 "           CONNECT (ssh: ProxyCommand kap-shim connect %%h %%p)\n"
+"  jsonc    read and edit devcontainer.json (JSON with comments), keeping\n"
+"           its comments and layout (kap init)\n"
 "  version  print the version\n"
 "Run `kap-shim ROLE --help` for a role's options.\n");
 }
@@ -863,6 +866,7 @@ static const struct role roles[] = {
     { "exec",   role_exec },
     { "capsule", kap_shim_capsule },
     { "connect", kap_shim_connect },
+    { "jsonc",   kap_shim_jsonc },
     { NULL,     NULL }
 };
 
