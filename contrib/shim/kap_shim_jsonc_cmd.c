@@ -3,6 +3,7 @@
  * of a devcontainer.json, from sh.
  *
  *   kap-shim jsonc check FILE                  exit 0 when FILE is valid
+ *                                              (and names no member twice)
  *   kap-shim jsonc type FILE [KEY...]          object, array, string, ...
  *   kap-shim jsonc get FILE [KEY...]           a string's text, else the
  *                                              value as compact JSON
@@ -169,6 +170,37 @@ static int walk(const char *path, const struct kap_jsonc *d, char **keys, int nk
     return n;
 }
 
+#define JSONC_MAX_MEMBERS 10000      /* per object, for the duplicate check */
+
+/* check: no object names a member twice (which one would count?) */
+static int no_duplicates(const char *path, const struct kap_jsonc *d)
+{
+    for (int o = 0; o < d->n; o++) {
+        if (d->nodes[o].type != KAP_JSONC_OBJECT)
+            continue;
+        if (d->nodes[o].count > JSONC_MAX_MEMBERS) {
+            report(path, d, d->nodes[o].start, "an object with too many members");
+            return -1;
+        }
+        for (int m = d->nodes[o].first; m >= 0; m = d->nodes[m].next) {
+            char *k;
+            size_t kl, dup = 0;
+            if (kap_jsonc_decode(d->text, d->nodes[m].key_start, d->nodes[m].key_end,
+                                 &k, &kl) < 0) {
+                report(path, d, d->nodes[m].key_start, "a member name with a NUL (\\u0000)");
+                return -1;
+            }
+            int r = kap_jsonc_member(d, o, k, kl, &dup);
+            free(k);
+            if (r == -2) {
+                report(path, d, dup, "the member name occurs twice");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static const char *type_name(int t)
 {
     static const char *const names[] = { "?", "object", "array", "string",
@@ -287,7 +319,7 @@ int kap_shim_jsonc(int argc, char **argv)
         report(path, &d, d.nodes[0].start, "the top-level value is not an object");
         rc = 2;
     } else if (strcmp(op, "check") == 0) {
-        rc = 0;
+        rc = no_duplicates(path, &d) < 0 ? 2 : 0;
     } else if (is_query) {
         rc = query(op, path, &d, argv + 3, nk);
     } else {
