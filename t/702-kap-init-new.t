@@ -9,7 +9,8 @@
 # typed ones on a terminal) recorded in kap-setup.conf and the sudo
 # choice in the Dockerfile; .gitignore; the policy approved; a second run
 # refused without -f and changing nothing with it; -f keeps an edited
-# kap.conf as .bak; -p DIR; a directory name that needs a slug.
+# kap.conf as .bak; kap overlay accepts the result and installs
+# kap-post-start; -p DIR; a directory name that needs a slug.
 
 use strict;
 use warnings;
@@ -109,6 +110,23 @@ is($r->{rc}, 0, 'kap init -yf after edits');
 is(slurp("$dc/kap.conf.bak"), "network: { allow = [\"example.org\"]; };\n", 'the edited kap.conf is kept as .bak');
 is(slurp("$dc/kap.conf"), $conf, 'kap.conf is the default again');
 is(slurp($j), $jtext, 'devcontainer.json with the user\'s key is left as it is');
+
+# kap overlay (the initializeCommand) on what kap init wrote: it accepts
+# it and puts kap-post-start, as contrib/kap/kap-post-start has it, at
+# what the app sees as /opt/kap/bin/kap-post-start (no Docker: a fake
+# docker that knows of no networks)
+my $bin = $t->testdir . '/bin';
+make_path($bin);
+spew("$bin/docker", "#!/bin/sh\nexit 1\n");
+spew("$bin/docker-compose", "#!/bin/sh\nexit 0\n");
+chmod 0755, "$bin/docker", "$bin/docker-compose";
+$r = $k->kap({ cwd => $proj, path => $bin }, 'overlay');
+is($r->{rc}, 0, 'kap overlay accepts the project kap init made') or diag($r->{err});
+unlike($r->{err}, qr/warning/, '... with no warning about devcontainer.json');
+my @ps = glob($k->state . '/kap/docker/*/opt/bin/kap-post-start');
+is(scalar(@ps), 1, 'kap overlay wrote kap-post-start for /opt/kap/bin');
+is(slurp($ps[0] // ''), slurp($t->srcdir . '/contrib/kap/kap-post-start'),
+   '... the one of contrib/kap/kap-post-start');
 
 # gh on PATH: the tool section (commented), gh installed by default
 my $p2 = $t->testdir . '/p2';

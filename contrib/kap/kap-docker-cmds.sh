@@ -199,7 +199,8 @@ cmd_up() {
     _pol=$dk_dir/.devcontainer/kap.conf
     if ! dk_policy_ok "$_pol"; then
         if [ -t 0 ] && [ -t 2 ]; then
-            _t=$(mktemp) && cp -- "$_pol" "$_t" || die "up: cannot read $_pol"
+            _t=$(mktemp) || die "up: cannot create a temporary file"
+            cp -- "$_pol" "$_t" || die "up: cannot read $_pol"
             err "the policy $_pol is new or changed since you last allowed it:"
             ask_approval "$(abs_file "$_pol")" "$_t" || { rm -f "$_t"; die "up: not allowed; nothing was started"; }
             rm -f "$_t"
@@ -219,9 +220,11 @@ cmd_up() {
     dk_overlay "$dk_dir" || die "up: cannot write the overlay"
     # kap-shim for the app, from the image (the app's platform, not the host's)
     _bin="$(dk_state "$_name")/opt/bin"
-    docker run --rm --network none --entrypoint cat "$_img" /usr/libexec/kap/kap-shim \
-        > "$_bin/kap-shim.tmp" && chmod 0755 "$_bin/kap-shim.tmp" &&
-        mv -f "$_bin/kap-shim.tmp" "$_bin/kap-shim" || err "warning: could not copy kap-shim out of $_img"
+    if ! { docker run --rm --network none --entrypoint cat "$_img" /usr/libexec/kap/kap-shim \
+            > "$_bin/kap-shim.tmp" && chmod 0755 "$_bin/kap-shim.tmp" &&
+            mv -f "$_bin/kap-shim.tmp" "$_bin/kap-shim"; }; then
+        err "warning: could not copy kap-shim out of $_img"
+    fi
     say "==> devcontainer up (log: $(dk_state "$_name")/up.log)"
     set -- --workspace-folder "$dk_dir"
     [ "$_reset" = 1 ] && set -- "$@" --remove-existing-container
@@ -415,10 +418,13 @@ dk_status() {
     _r=1; case $_caps in '[] false'|'<no value> false') _r=0 ;; esac
     dk_check $_r "no capabilities added to the app ($_caps)" "remove cap_add/privileged from the app service"
     _sip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"${2}_kap_sandbox\").IPAddress}}" "$_kap" 2>/dev/null)
+    # (run in the app: its $ are the app shell's)
+    # shellcheck disable=SC2016
     _r=$(dk_app 'case "$HTTPS_PROXY $HTTP_PROXY" in *'"$_sip"':3128*'"$_sip"':3128*) exit 0;; esac; exit 1')
     dk_check "$_r" "HTTP(S)_PROXY name the sidecar ($_sip:3128)" "docker-compose.kap.yml must be the last compose file; kap up"
     _r=$(dk_app "grep -q '^nameserver $_sip\$' /etc/resolv.conf")
     dk_check "$_r" "DNS goes to the sidecar" "kap up --reset"
+    # shellcheck disable=SC2016
     _r=$(dk_app 'test "$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6)" = 1')
     dk_check "$_r" "IPv6 is off in the app" "kap up --reset"
     _r=$(dk_app "timeout 5 bash -c 'exec 3<>/dev/tcp/$_sip/3128'")

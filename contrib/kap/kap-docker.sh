@@ -47,7 +47,7 @@ dk_root() {
 # [a-z0-9-]) and a hash of its path, so two checkouts of the same name never
 # share containers or networks
 dk_name() {
-    _b=$(printf '%s' "${1##*/}" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9-' '-' | cut -c1-40)
+    _b=$(printf '%s' "${1##*/}" | LC_ALL=C tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9-' '-' | cut -c1-40)
     _b=${_b#-}
     [ -n "$_b" ] || _b=project
     printf '%s_kap%s' "$_b" "$(printf '%s' "$1" | sha256sum | cut -c1-8)"
@@ -236,9 +236,11 @@ dk_write_conf() {
     if approved "$(abs_file "$_pol")" "$_tmp"; then
         _sc=$(dk_conf_str "$_tmp" sidecar image)$(dk_conf_str "$_tmp" sidecar build)
         [ -z "$_sc" ] || err "overlay: $_pol: ignoring the sidecar group: only ~/.kap/kap.conf chooses the sidecar image (it enforces the policy)"
-        rewrite_conf "$_tmp" "" /var/log/kap/audit.jsonl 0 "" "$_pol" docker \
-            > "$_st/etc/kapd.conf.tmp" && chmod 0644 "$_st/etc/kapd.conf.tmp" &&
-            mv -f "$_st/etc/kapd.conf.tmp" "$_st/etc/kapd.conf" || { rm -f "$_tmp"; return 1; }
+        if ! { rewrite_conf "$_tmp" "" /var/log/kap/audit.jsonl 0 "" "$_pol" docker \
+                > "$_st/etc/kapd.conf.tmp" && chmod 0644 "$_st/etc/kapd.conf.tmp" &&
+                mv -f "$_st/etc/kapd.conf.tmp" "$_st/etc/kapd.conf"; }; then
+            rm -f "$_tmp"; return 1
+        fi
     elif [ -f "$_st/etc/kapd.conf" ]; then
         err "overlay: $_pol is new or changed since you last allowed it: the sidecar keeps the last approved policy (read it, then: kap allow)"
     else
@@ -488,5 +490,6 @@ networks:
       config:
         - subnet: $_e.0/24
 EOF
-    } > "$_out.tmp" && mv -f "$_out.tmp" "$_out" || { rm -f "$_out.tmp"; err "overlay: cannot write $_out"; return 1; }
+    } > "$_out.tmp" || { rm -f "$_out.tmp"; err "overlay: cannot write $_out"; return 1; }
+    mv -f "$_out.tmp" "$_out" || { rm -f "$_out.tmp"; err "overlay: cannot write $_out"; return 1; }
 }

@@ -48,7 +48,8 @@ sub _path {
     return join ':', @keep;
 }
 
-# run(\%opt, @argv): rc, out, err.  opt: cwd, gh, input (then through
+# run(\%opt, @argv): rc, out, err.  opt: cwd, gh, path (a directory put
+# first on PATH), input (then through
 # script(1) on a pseudo-terminal, the answers as the terminal's input)
 sub run {
     my ($self, $opt, @argv) = @_;
@@ -65,6 +66,7 @@ sub run {
         $ENV{XDG_STATE_HOME} = $self->{state};
         $ENV{KAP_SHIM} = $self->{shim};
         $ENV{PATH} = $self->_path($opt->{gh});
+        $ENV{PATH} = "$opt->{path}:$ENV{PATH}" if $opt->{path};
         delete $ENV{KAP_CAPSULE};
         if (defined $opt->{input}) {
             my $cmd = join ' ', map { my $a = $_; $a =~ s/'/'\\''/g; "'$a'" } @argv;
