@@ -19,7 +19,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_spans(const struct kap_jsonc *d)
+static void
+check_spans(const struct kap_jsonc *d)
 {
     for (int i = 0; i < d->n; i++) {
         const struct kap_jsonc_node *n = &d->nodes[i];
@@ -38,8 +39,9 @@ static void check_spans(const struct kap_jsonc *d)
 }
 
 /* the edited document parses and member key of the root reads as want */
-static void check_edit(const struct kap_jsonc *d, char *o, size_t ol,
-                       const char *key, const char *want, int others)
+static void
+check_edit(const struct kap_jsonc *d, char *o, size_t ol,
+           const char *key, const char *want, int others)
 {
     struct kap_jsonc e;
     if (kap_jsonc_parse(&e, o, ol) < 0 || e.nodes[0].type != KAP_JSONC_OBJECT)
@@ -62,7 +64,8 @@ static void check_edit(const struct kap_jsonc *d, char *o, size_t ol,
     free(o);
 }
 
-static void edits(const struct kap_jsonc *d)
+static void
+edits(const struct kap_jsonc *d)
 {
     char *o;
     size_t ol;
@@ -112,7 +115,8 @@ static void edits(const struct kap_jsonc *d)
     free(key);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct kap_jsonc d;
     const char *text = (const char *)data;

@@ -16,7 +16,8 @@
 
 /* ---- buffer ----------------------------------------------------------------- */
 
-void kap_jsonc_buf_add(struct kap_jsonc_buf *b, const char *s, size_t n)
+void
+kap_jsonc_buf_add(struct kap_jsonc_buf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
@@ -43,7 +44,8 @@ void kap_jsonc_buf_add(struct kap_jsonc_buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-int kap_jsonc_buf_take(struct kap_jsonc_buf *b, char **out, size_t *outlen)
+int
+kap_jsonc_buf_take(struct kap_jsonc_buf *b, char **out, size_t *outlen)
 {
     if (b->p == NULL && !b->oom)
         kap_jsonc_buf_add(b, "", 0);
@@ -60,7 +62,8 @@ int kap_jsonc_buf_take(struct kap_jsonc_buf *b, char **out, size_t *outlen)
 
 /* ---- lexing ----------------------------------------------------------------- */
 
-size_t kap_jsonc_skip(const char *t, size_t len, size_t i)
+size_t
+kap_jsonc_skip(const char *t, size_t len, size_t i)
 {
     while (i < len) {
         char c = t[i];
@@ -88,7 +91,8 @@ struct parser {
     int               depth;
 };
 
-static int fail(struct parser *p, size_t at, const char *why)
+static int
+fail(struct parser *p, size_t at, const char *why)
 {
     if (p->doc->error == NULL) {
         p->doc->error = why;
@@ -98,7 +102,8 @@ static int fail(struct parser *p, size_t at, const char *why)
 }
 
 /* whitespace and comments, with an unterminated comment an error */
-static int ws(struct parser *p)
+static int
+ws(struct parser *p)
 {
     size_t j = p->i;
     p->i = kap_jsonc_skip(p->t, p->len, p->i);
@@ -123,7 +128,8 @@ static int ws(struct parser *p)
     return 0;
 }
 
-static int new_node(struct parser *p, int type, int parent)
+static int
+new_node(struct parser *p, int type, int parent)
 {
     struct kap_jsonc *d = p->doc;
     if (d->n == d->cap) {
@@ -155,7 +161,8 @@ static int new_node(struct parser *p, int type, int parent)
     return d->n++;
 }
 
-static int hexval(char c)
+static int
+hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -167,7 +174,8 @@ static int hexval(char c)
 }
 
 /* a string literal at p->i; p->i ends after the closing quote */
-static int string(struct parser *p)
+static int
+string(struct parser *p)
 {
     size_t open = p->i++;
     while (p->i < p->len) {
@@ -201,7 +209,8 @@ static int string(struct parser *p)
     return fail(p, open, "unterminated string");
 }
 
-static int digits(struct parser *p)
+static int
+digits(struct parser *p)
 {
     size_t s = p->i;
     while (p->i < p->len && p->t[p->i] >= '0' && p->t[p->i] <= '9')
@@ -209,7 +218,8 @@ static int digits(struct parser *p)
     return p->i > s ? 0 : fail(p, p->i, "digit expected in a number");
 }
 
-static int number(struct parser *p)
+static int
+number(struct parser *p)
 {
     if (p->t[p->i] == '-')
         p->i++;
@@ -238,7 +248,8 @@ static int number(struct parser *p)
 static int value(struct parser *p, int parent, size_t key_start, size_t key_end);
 
 /* the members or elements of container node c, p->i after its opener */
-static int items(struct parser *p, int c, char close)
+static int
+items(struct parser *p, int c, char close)
 {
     int is_obj = close == '}';
     for (;;) {
@@ -285,7 +296,8 @@ static int items(struct parser *p, int c, char close)
     }
 }
 
-static int value(struct parser *p, int parent, size_t key_start, size_t key_end)
+static int
+value(struct parser *p, int parent, size_t key_start, size_t key_end)
 {
     if (p->i >= p->len)
         return fail(p, p->i, "unexpected end of input (a value expected)");
@@ -341,7 +353,8 @@ static int value(struct parser *p, int parent, size_t key_start, size_t key_end)
     return n;
 }
 
-int kap_jsonc_parse(struct kap_jsonc *doc, const char *text, size_t len)
+int
+kap_jsonc_parse(struct kap_jsonc *doc, const char *text, size_t len)
 {
     memset(doc, 0, sizeof *doc);
     doc->text = text;
@@ -363,15 +376,17 @@ bad:
     return -1;
 }
 
-void kap_jsonc_free(struct kap_jsonc *doc)
+void
+kap_jsonc_free(struct kap_jsonc *doc)
 {
     free(doc->nodes);
     doc->nodes = NULL;
     doc->n = doc->cap = 0;
 }
 
-void kap_jsonc_linecol(const char *text, size_t len, size_t off,
-                       unsigned *line, unsigned *col)
+void
+kap_jsonc_linecol(const char *text, size_t len, size_t off,
+                  unsigned *line, unsigned *col)
 {
     unsigned l = 1, c = 1;
     for (size_t i = 0; i < off && i < len; i++) {
@@ -389,7 +404,8 @@ void kap_jsonc_linecol(const char *text, size_t len, size_t off,
 /* ---- queries ------------------------------------------------------------------ */
 
 /* whether the key literal text[s..e) decodes to key[0..kl) */
-static int key_is(const char *text, size_t s, size_t e, const char *key, size_t kl)
+static int
+key_is(const char *text, size_t s, size_t e, const char *key, size_t kl)
 {
     /* no escape: compare the bytes in place */
     if (memchr(text + s, '\\', e - s) == NULL)
@@ -403,8 +419,9 @@ static int key_is(const char *text, size_t s, size_t e, const char *key, size_t 
     return r;
 }
 
-int kap_jsonc_member(const struct kap_jsonc *doc, int obj,
-                     const char *key, size_t keylen, size_t *dup_at)
+int
+kap_jsonc_member(const struct kap_jsonc *doc, int obj,
+                 const char *key, size_t keylen, size_t *dup_at)
 {
     if (obj < 0 || obj >= doc->n || doc->nodes[obj].type != KAP_JSONC_OBJECT)
         return -1;
@@ -423,7 +440,8 @@ int kap_jsonc_member(const struct kap_jsonc *doc, int obj,
     return found;
 }
 
-int kap_jsonc_element(const struct kap_jsonc *doc, int arr, int index)
+int
+kap_jsonc_element(const struct kap_jsonc *doc, int arr, int index)
 {
     if (arr < 0 || arr >= doc->n || doc->nodes[arr].type != KAP_JSONC_ARRAY || index < 0)
         return -1;
@@ -433,7 +451,8 @@ int kap_jsonc_element(const struct kap_jsonc *doc, int arr, int index)
     return c;
 }
 
-static void utf8(struct kap_jsonc_buf *b, unsigned long cp)
+static void
+utf8(struct kap_jsonc_buf *b, unsigned long cp)
 {
     char u[4];
     size_t n;
@@ -451,7 +470,8 @@ static void utf8(struct kap_jsonc_buf *b, unsigned long cp)
     kap_jsonc_buf_add(b, u, n);
 }
 
-static unsigned long hex4(const char *s)
+static unsigned long
+hex4(const char *s)
 {
     unsigned long v = 0;
     for (int k = 0; k < 4; k++)
@@ -459,8 +479,9 @@ static unsigned long hex4(const char *s)
     return v;
 }
 
-int kap_jsonc_decode(const char *text, size_t start, size_t end,
-                     char **out, size_t *outlen)
+int
+kap_jsonc_decode(const char *text, size_t start, size_t end,
+                 char **out, size_t *outlen)
 {
     struct kap_jsonc_buf b = { 0 };
     *out = NULL;
@@ -500,7 +521,8 @@ int kap_jsonc_decode(const char *text, size_t start, size_t end,
     return kap_jsonc_buf_take(&b, out, outlen);
 }
 
-int kap_jsonc_compact(const struct kap_jsonc *doc, int i, char **out, size_t *outlen)
+int
+kap_jsonc_compact(const struct kap_jsonc *doc, int i, char **out, size_t *outlen)
 {
     struct kap_jsonc_buf b = { 0 };
     const char *t = doc->text;
@@ -527,7 +549,8 @@ int kap_jsonc_compact(const struct kap_jsonc *doc, int i, char **out, size_t *ou
     return kap_jsonc_buf_take(&b, out, outlen);
 }
 
-int kap_jsonc_quote(const char *s, size_t n, char **out, size_t *outlen)
+int
+kap_jsonc_quote(const char *s, size_t n, char **out, size_t *outlen)
 {
     static const char hx[] = "0123456789abcdef";
     struct kap_jsonc_buf b = { 0 };

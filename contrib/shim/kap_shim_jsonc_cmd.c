@@ -35,7 +35,8 @@
 #define JSONC_MAX_FILE (4u << 20)    /* a devcontainer.json is small */
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
+static void
+say(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -43,7 +44,8 @@ static void say(const char *fmt, ...)
     va_end(ap);
 }
 
-static int usage(int rc)
+static int
+usage(int rc)
 {
     static const char u[] =
 "usage: kap-shim jsonc check FILE\n"
@@ -59,7 +61,8 @@ static int usage(int rc)
     return rc;
 }
 
-static int write_all(const char *p, size_t n)
+static int
+write_all(const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(1, p, n);
@@ -76,7 +79,8 @@ static int write_all(const char *p, size_t n)
 }
 
 /* FILE (or stdin for "-") into a new buffer */
-static char *slurp(const char *path, size_t *len)
+static char *
+slurp(const char *path, size_t *len)
 {
     int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -124,7 +128,8 @@ static char *slurp(const char *path, size_t *len)
     return NULL;
 }
 
-static void report(const char *path, const struct kap_jsonc *d, size_t at, const char *why)
+static void
+report(const char *path, const struct kap_jsonc *d, size_t at, const char *why)
 {
     unsigned l, c;
     kap_jsonc_linecol(d->text, d->len, at, &l, &c);
@@ -132,7 +137,8 @@ static void report(const char *path, const struct kap_jsonc *d, size_t at, const
 }
 
 /* an array index: decimal digits only */
-static int index_of(const char *s)
+static int
+index_of(const char *s)
 {
     long v = 0;
     if (*s == '\0')
@@ -149,7 +155,8 @@ static int index_of(const char *s)
  * Follow keys[0..nk) from the root: the node, -1 when absent, -2 when the
  * document is unusable (reported).
  */
-static int walk(const char *path, const struct kap_jsonc *d, char **keys, int nk)
+static int
+walk(const char *path, const struct kap_jsonc *d, char **keys, int nk)
 {
     int n = 0;
     for (int k = 0; k < nk && n >= 0; k++) {
@@ -173,7 +180,8 @@ static int walk(const char *path, const struct kap_jsonc *d, char **keys, int nk
 #define JSONC_MAX_MEMBERS 10000      /* per object, for the duplicate check */
 
 /* check: no object names a member twice (which one would count?) */
-static int no_duplicates(const char *path, const struct kap_jsonc *d)
+static int
+no_duplicates(const char *path, const struct kap_jsonc *d)
 {
     for (int o = 0; o < d->n; o++) {
         if (d->nodes[o].type != KAP_JSONC_OBJECT)
@@ -201,22 +209,25 @@ static int no_duplicates(const char *path, const struct kap_jsonc *d)
     return 0;
 }
 
-static const char *type_name(int t)
+static const char *
+type_name(int t)
 {
     static const char *const names[] = { "?", "object", "array", "string",
                                          "number", "true", "false", "null" };
     return t >= 1 && t <= 7 ? names[t] : "?";
 }
 
-static int emit(char *p, size_t n, int newline)
+static int
+emit(char *p, size_t n, int newline)
 {
     int rc = write_all(p, n) < 0 || (newline && write_all("\n", 1) < 0) ? 2 : 0;
     free(p);
     return rc;
 }
 
-static int query(const char *op, const char *path, const struct kap_jsonc *d,
-                 char **keys, int nk)
+static int
+query(const char *op, const char *path, const struct kap_jsonc *d,
+      char **keys, int nk)
 {
     int n = walk(path, d, keys, nk);
     if (n < 0)
@@ -240,8 +251,9 @@ static int query(const char *op, const char *path, const struct kap_jsonc *d,
     return emit(o, ol, 1);
 }
 
-static int edit(const char *op, const char *path, const struct kap_jsonc *d,
-                char **keys, int nk, const char *value)
+static int
+edit(const char *op, const char *path, const struct kap_jsonc *d,
+     char **keys, int nk, const char *value)
 {
     const char *why = NULL;
     char *o = NULL;
@@ -284,7 +296,8 @@ static int edit(const char *op, const char *path, const struct kap_jsonc *d,
     return emit(o, ol, 0);
 }
 
-int kap_shim_jsonc(int argc, char **argv)
+int
+kap_shim_jsonc(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
         return usage(0);

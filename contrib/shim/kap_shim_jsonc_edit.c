@@ -22,8 +22,9 @@ struct splice {
 };
 
 /* text with the splices (sorted by offset, not overlapping) applied */
-static int apply(const struct kap_jsonc *doc, const struct splice *s, int n,
-                 char **out, size_t *outlen, const char **why)
+static int
+apply(const struct kap_jsonc *doc, const struct splice *s, int n,
+      char **out, size_t *outlen, const char **why)
 {
     struct kap_jsonc_buf b = { 0 };
     size_t pos = 0;
@@ -41,7 +42,8 @@ static int apply(const struct kap_jsonc *doc, const struct splice *s, int n,
 }
 
 /* the offset where the line holding off starts */
-static size_t line_start(const char *t, size_t off)
+static size_t
+line_start(const char *t, size_t off)
 {
     while (off > 0 && t[off - 1] != '\n')
         off--;
@@ -49,7 +51,8 @@ static size_t line_start(const char *t, size_t off)
 }
 
 /* whether only spaces and tabs stand between offsets a and b */
-static int blank(const char *t, size_t a, size_t b)
+static int
+blank(const char *t, size_t a, size_t b)
 {
     for (size_t i = a; i < b; i++) {
         if (t[i] != ' ' && t[i] != '\t')
@@ -59,7 +62,8 @@ static int blank(const char *t, size_t a, size_t b)
 }
 
 /* the indentation (spaces and tabs) of the line holding off */
-static void indent_of(const char *t, size_t off, size_t *s, size_t *n)
+static void
+indent_of(const char *t, size_t off, size_t *s, size_t *n)
 {
     size_t ls = line_start(t, off), e = ls;
     while (t[e] == ' ' || t[e] == '\t')
@@ -72,7 +76,8 @@ static void indent_of(const char *t, size_t off, size_t *s, size_t *n)
  * From off, past spaces, tabs and comments that end on this line: the
  * offset of the line's end (a '\n'), or of the first other byte.
  */
-static size_t rest_of_line(const char *t, size_t len, size_t off)
+static size_t
+rest_of_line(const char *t, size_t len, size_t off)
 {
     while (off < len) {
         if (t[off] == ' ' || t[off] == '\t' || t[off] == '\r') {
@@ -93,7 +98,8 @@ static size_t rest_of_line(const char *t, size_t len, size_t off)
 }
 
 /* one level of indentation: the root's first child's, else 4 spaces */
-static void unit_of(const struct kap_jsonc *doc, const char **u, size_t *ul)
+static void
+unit_of(const struct kap_jsonc *doc, const char **u, size_t *ul)
 {
     int f = doc->n > 0 ? doc->nodes[0].first : -1;
     *u = "    ";
@@ -110,7 +116,8 @@ static void unit_of(const struct kap_jsonc *doc, const char **u, size_t *ul)
     }
 }
 
-static int valid_value(const char *v, size_t vl, const char **why)
+static int
+valid_value(const char *v, size_t vl, const char **why)
 {
     struct kap_jsonc d;
     if (kap_jsonc_parse(&d, v, vl) < 0) {
@@ -125,8 +132,9 @@ static int valid_value(const char *v, size_t vl, const char **why)
  * Add item[0..il) (a member "k": v or an element) as the last child of
  * container node c.
  */
-static int add_last(const struct kap_jsonc *doc, int c, const char *item, size_t il,
-                    char **out, size_t *outlen, const char **why)
+static int
+add_last(const struct kap_jsonc *doc, int c, const char *item, size_t il,
+         char **out, size_t *outlen, const char **why)
 {
     const char *t = doc->text;
     const struct kap_jsonc_node *cn = &doc->nodes[c];
@@ -206,9 +214,10 @@ static int add_last(const struct kap_jsonc *doc, int c, const char *item, size_t
     return rc;
 }
 
-int kap_jsonc_set(const struct kap_jsonc *doc, int obj, const char *key,
-                  size_t keylen, const char *value, size_t vlen,
-                  char **out, size_t *outlen, const char **why)
+int
+kap_jsonc_set(const struct kap_jsonc *doc, int obj, const char *key,
+              size_t keylen, const char *value, size_t vlen,
+              char **out, size_t *outlen, const char **why)
 {
     if (obj < 0 || obj >= doc->n || doc->nodes[obj].type != KAP_JSONC_OBJECT) {
         *why = "not an object";
@@ -247,8 +256,9 @@ int kap_jsonc_set(const struct kap_jsonc *doc, int obj, const char *key,
     return rc;
 }
 
-int kap_jsonc_append(const struct kap_jsonc *doc, int arr, const char *value,
-                     size_t vlen, char **out, size_t *outlen, const char **why)
+int
+kap_jsonc_append(const struct kap_jsonc *doc, int arr, const char *value,
+                 size_t vlen, char **out, size_t *outlen, const char **why)
 {
     if (arr < 0 || arr >= doc->n || doc->nodes[arr].type != KAP_JSONC_ARRAY) {
         *why = "not an array";
@@ -259,8 +269,9 @@ int kap_jsonc_append(const struct kap_jsonc *doc, int arr, const char *value,
     return add_last(doc, arr, value, vlen, out, outlen, why);
 }
 
-int kap_jsonc_remove(const struct kap_jsonc *doc, int m, char **out,
-                     size_t *outlen, const char **why)
+int
+kap_jsonc_remove(const struct kap_jsonc *doc, int m, char **out,
+                 size_t *outlen, const char **why)
 {
     if (m <= 0 || m >= doc->n || doc->nodes[m].key_start == KAP_JSONC_NONE) {
         *why = "not a member of an object";

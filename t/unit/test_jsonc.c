@@ -11,7 +11,8 @@
 #include "kap_shim_jsonc.h"
 
 /* parse s; on failure, "L:C why" in err */
-static int parse(struct kap_jsonc *d, const char *s, char *err, size_t errlen)
+static int
+parse(struct kap_jsonc *d, const char *s, char *err, size_t errlen)
 {
     if (kap_jsonc_parse(d, s, strlen(s)) == 0)
         return 0;
@@ -21,7 +22,8 @@ static int parse(struct kap_jsonc *d, const char *s, char *err, size_t errlen)
     return -1;
 }
 
-static void accepts(const char *s, const char *name)
+static void
+accepts(const char *s, const char *name)
 {
     struct kap_jsonc d;
     char err[200] = "";
@@ -31,7 +33,8 @@ static void accepts(const char *s, const char *name)
     kap_jsonc_free(&d);
 }
 
-static void refuses(const char *s, const char *where, const char *name)
+static void
+refuses(const char *s, const char *where, const char *name)
 {
     struct kap_jsonc d;
     char err[200] = "";
@@ -42,7 +45,8 @@ static void refuses(const char *s, const char *where, const char *name)
 }
 
 /* get: the top-level member key as a string or compact JSON */
-static char *get(const char *s, const char *key)
+static char *
+get(const char *s, const char *key)
 {
     struct kap_jsonc d;
     char err[200], *o = NULL;
@@ -60,7 +64,8 @@ static char *get(const char *s, const char *key)
     return o;
 }
 
-static void is_get(const char *s, const char *key, const char *want, const char *name)
+static void
+is_get(const char *s, const char *key, const char *want, const char *name)
 {
     char *o = get(s, key);
     is_str(o ? o : "(none)", want, name);
@@ -70,8 +75,9 @@ static void is_get(const char *s, const char *key, const char *want, const char 
 enum op { SET, REMOVE, APPEND };
 
 /* apply op to the member key of the root (or the array it holds) */
-static void edit(enum op op, const char *s, const char *key, const char *v,
-                 const char *want, const char *name)
+static void
+edit(enum op op, const char *s, const char *key, const char *v,
+     const char *want, const char *name)
 {
     struct kap_jsonc d;
     char err[200], *o = NULL;
@@ -112,7 +118,8 @@ static const char DOC[] =
     "\t]\n"
     "}\n";
 
-static void test_grammar(void)
+static void
+test_grammar(void)
 {
     accepts(DOC, "a commented devcontainer.json");
     accepts("\xef\xbb\xbf{}", "a BOM");
@@ -146,7 +153,8 @@ static void test_grammar(void)
     refuses(deep, "1:129", "nesting deeper than the limit");
 }
 
-static void test_read(void)
+static void
+test_read(void)
 {
     is_get(DOC, "name", "demo", "get a string");
     is_get(DOC, "features", "{\"x/y:1\":{}}", "get an object as compact JSON");
@@ -176,7 +184,8 @@ static void test_read(void)
     free(q);
 }
 
-static void test_set(void)
+static void
+test_set(void)
 {
     edit(SET, DOC, "name", "\"other\"",
          "// a devcontainer\n{\n\t\"name\": \"other\", // the name\n"
@@ -212,7 +221,8 @@ static void test_set(void)
     kap_jsonc_free(&d);
 }
 
-static void test_remove_append(void)
+static void
+test_remove_append(void)
 {
     edit(REMOVE, DOC, "image", "",
          "// a devcontainer\n{\n\t\"name\": \"demo\", // the name\n"
@@ -241,7 +251,8 @@ static void test_remove_append(void)
     edit(APPEND, "{\"f\": []}", "f", "1", "{\"f\": [1]}", "append to an empty array");
 }
 
-int main(void)
+int
+main(void)
 {
     test_grammar();
     test_read();
