@@ -6,6 +6,8 @@
 # stays, "image" goes, kap's keys are added after the last member --
 # and docker-compose.yml runs that image as service "app" with the
 # project at workspaceFolder (${localWorkspaceFolderBasename} resolved);
+# a Dockerfile-based one gets a build: section (the dockerfile made
+# relative to the context, the target kept, build.args a note);
 # what does not carry over (runArgs, privileges) is a note.  A compose
 # one keeps its service and files, gets the overlay appended, and its
 # lifecycle commands merged (string and array forms become objects with
@@ -99,6 +101,31 @@ is(slurp("$img2/.devcontainer/devcontainer.json") . "\n", <<'EOF', 'the only mem
     "postStartCommand": {"kap-setup": "/opt/kap/bin/kap-post-start"}
 }
 EOF
+
+# ---- Dockerfile-based ------------------------------------------------------------
+my $bp = $t->testdir . '/buildproj';
+make_path("$bp/.devcontainer");
+spew("$bp/.devcontainer/devcontainer.json", <<'EOF');
+{
+    "name": "b",
+    "build": {
+        "dockerfile": "Dockerfile",
+        "context": "..",
+        "target": "dev",
+        "args": {"V": "1"}
+    },
+    "customizations": {}
+}
+EOF
+$r = $k->kap({ cwd => $bp }, 'init', '-y');
+is($r->{rc}, 0, 'kap init -y converts a Dockerfile-based devcontainer') or diag($r->{err});
+like(slurp("$bp/.devcontainer/docker-compose.yml"),
+     qr/^    build:\n      context: "\.\."\n      dockerfile: "\.devcontainer\/Dockerfile"\n      target: "dev"\n    volumes:\n/m,
+     'compose: built from the Dockerfile, relative to the context, with the target');
+is($k->jsonc('type', "$bp/.devcontainer/devcontainer.json", 'build')->{rc}, 1, '"build" is gone');
+like(slurp("$bp/.devcontainer/devcontainer.json"), qr/^    "customizations": \{\},\n    "dockerComposeFile"/m,
+     'the other keys stay, kap\'s follow');
+like($r->{out}, qr/note: build\.args: copy them to docker-compose\.yml/, 'a note on build.args');
 
 # ---- compose-based -------------------------------------------------------------
 my $cp = $t->testdir . '/composeproj';

@@ -1,10 +1,11 @@
 #!/usr/bin/perl
 # 704-kap-init-errors.t -- what `kap init` refuses, each with a message
 # that says what to do and nothing written: an invalid devcontainer.json
-# (reported as FILE:LINE:COL), a duplicate key, a top-level array, a
-# Dockerfile-built one, one with neither image nor compose, a root
+# (reported as FILE:LINE:COL), a duplicate key, a top-level array, one
+# with neither image, build nor compose, a root
 # .devcontainer.json, leftovers without devcontainer.json, an image-based
-# one beside an unrelated docker-compose.yml, a missing -p directory, an
+# one beside an unrelated docker-compose.yml, a Dockerfile-built one with
+# a context kap init does not convert, a missing -p directory, an
 # unknown option.  `kap help init` and the usage line.  And `kap-shim
 # jsonc` as a command: exit 0/1/2 for found/absent/invalid, edits on
 # standard output, FILE:LINE:COL for broken input.
@@ -45,9 +46,11 @@ refused("{\"image\": \"x\", \"image\": \"y\"}", {}, [], qr/devcontainer\.json:1:
         'a duplicate key');
 refused("[1]", {}, [], qr/devcontainer\.json:1:1: the top-level value is not an object/,
         'a top-level array');
-refused('{"build": {"dockerfile": "Dockerfile"}}', {}, [], qr/builds a Dockerfile.*docker-compose\.yml/,
-        'a Dockerfile-built devcontainer');
-refused('{"name": "x"}', {}, [], qr/no "image" and no "dockerComposeFile"/, 'neither image nor compose');
+refused('{"build": {"dockerfile": "Dockerfile", "context": "src"}}', {}, [],
+        qr/build context src: kap init converts a context of "\." or "\.\." only/,
+        'a Dockerfile-built devcontainer with another context');
+refused('{"build": {"context": ".."}}', {}, [], qr/"build" names no dockerfile/, 'a build without a dockerfile');
+refused('{"name": "x"}', {}, [], qr/no "image", "build" or "dockerComposeFile"/, 'neither image nor compose');
 refused('{"image": "x"}', { '.devcontainer/docker-compose.yml' => "services: {}\n" }, [],
         qr/docker-compose\.yml exists but devcontainer\.json does not use it/, 'an unrelated compose file');
 refused(undef, { '.devcontainer.json' => '{"image": "x"}' }, [],

@@ -18,9 +18,9 @@ kap-setup.conf (what kap-post-start installs in the container), and
 .devcontainer/docker-compose.kap.yml in .gitignore.
 
 An existing .devcontainer/devcontainer.json is kept and edited in place
-(keys, comments and layout are kept): one that names an "image" becomes
-a Docker Compose one (docker-compose.yml runs that image as service
-"app"); dockerComposeFile gets docker-compose.kap.yml (the sidecar,
+(keys, comments and layout are kept): one that names an "image" or a
+Dockerfile ("build") becomes a Docker Compose one (docker-compose.yml
+runs that image, or builds that Dockerfile, as service "app"); dockerComposeFile gets docker-compose.kap.yml (the sidecar,
 written by kap overlay on every start) last; initializeCommand,
 remoteEnv.PATH and postStartCommand get kap's part.  What cannot be
 merged is printed as a note.
@@ -316,13 +316,46 @@ init_common_edits() {
     init_merge_cmd postStartCommand kap-setup /opt/kap/bin/kap-post-start
 }
 
-# converts an image-based devcontainer.json (in the working copy) to
-# Docker Compose; writes the compose file into i_tmp
-init_convert_image() {
-    [ "$(jtype image)" = string ] || die "init: devcontainer.json: \"image\" is not a string"
-    _img=$(jget image)
+# converts an image- or Dockerfile-based devcontainer.json (in the
+# working copy) to Docker Compose; writes the compose file into i_tmp
+init_convert() {
     if [ -e "$i_dc/docker-compose.yml" ]; then
-        die "init: .devcontainer/docker-compose.yml exists but devcontainer.json does not use it (it names an image): rename it, then run kap init again"
+        die "init: .devcontainer/docker-compose.yml exists but devcontainer.json does not use it (it names an image or a Dockerfile): rename it, then run kap init again"
+    fi
+    if [ -n "$(jtype image)" ]; then
+        [ "$(jtype image)" = string ] || die "init: devcontainer.json: \"image\" is not a string"
+        _img=$(jget image)
+        _from="an image"
+        _runs="runs $(printf '%s' "$_img" | sanitize)"
+        _svc="    image: $(jquote "$_img")"
+        _drop=' image'
+    else
+        # build.dockerfile and build.context (or the older dockerFile and
+        # context) are relative to devcontainer.json; compose's dockerfile
+        # is relative to the context
+        _df=$(jget build dockerfile) || _df=$(jget dockerFile) ||
+            die "init: devcontainer.json: \"build\" names no dockerfile"
+        _ctx=$(jget build context) || _ctx=$(jget context) || _ctx=.
+        case $_ctx in
+        .|./) _cdf=$_df ;;
+        ..|../) case $_df in ../*) _cdf=${_df#../} ;; *) _cdf=.devcontainer/$_df ;; esac ;;
+        *) die "init: devcontainer.json: build context $(printf '%s' "$_ctx" | sanitize): kap init converts a context of \".\" or \"..\" only; write docker-compose.yml yourself, then run kap init again" ;;
+        esac
+        _from="a Dockerfile"
+        _runs="is built from $(printf '%s' "$_df" | sanitize)"
+        _svc="    build:
+      context: $(jquote "$_ctx")
+      dockerfile: $(jquote "$_cdf")"
+        if _tg=$(jget build target); then
+            _svc="$_svc
+      target: $(jquote "$_tg")"
+        fi
+        [ -z "$(jtype build args)" ] ||
+            init_note "build.args: copy them to docker-compose.yml (services.app.build.args)"
+        _drop=
+        for _k in build dockerFile context; do
+            [ -z "$(jtype "$_k")" ] || _drop="$_drop $_k"
+        done
     fi
     _wf=/workspaces/$i_base
     if [ "$(jtype workspaceFolder)" = string ]; then
@@ -342,27 +375,27 @@ init_convert_image() {
         esac
     fi
     if [ "$i_yes" != 1 ]; then
-        say "kap init converts .devcontainer/devcontainer.json from an image to Docker Compose:"
-        say "  - writes .devcontainer/docker-compose.yml: service \"app\" runs $(printf '%s' "$_img" | sanitize),"
+        say "kap init converts .devcontainer/devcontainer.json from $_from to Docker Compose:"
+        say "  - writes .devcontainer/docker-compose.yml: service \"app\" $_runs,"
         say "    with the project mounted at $(printf '%s' "$_wf" | sanitize)"
-        say "  - in devcontainer.json: \"image\" goes; dockerComposeFile, service and kap's"
+        say "  - in devcontainer.json:$_drop goes; dockerComposeFile, service and kap's"
         say "    initializeCommand, remoteEnv.PATH and postStartCommand are set; the rest stays"
         [ "$(init_ask "Convert it?" y)" = y ] || die "init: nothing was changed"
     fi
     cat > "$i_tmp/docker-compose.yml" <<EOF
-# docker-compose.yml -- the app container, converted by kap init from the
-# "image" of devcontainer.json (yours to edit).  kap overlay adds
+# docker-compose.yml -- the app container, converted by kap init from
+# $_from in devcontainer.json (yours to edit).  kap overlay adds
 # docker-compose.kap.yml on every start: the kap sidecar, the internal
 # network the app is on, and the proxy settings.  Put the app on no
 # other network: kapd is its only way out.
 services:
   app:
-    image: $(jquote "$_img")
+$_svc
     volumes:
       - $(jquote "..:$_wf:cached")
     command: sleep infinity
 EOF
-    jedit remove image
+    for _k in $_drop; do jedit remove "$_k"; done
     jedit set dockerComposeFile '["docker-compose.yml", "docker-compose.kap.yml"]'
     jedit set service '"app"'
     [ -n "$(jtype workspaceFolder)" ] || jedit set workspaceFolder "$(jquote "$_wf")"
@@ -400,13 +433,11 @@ init_existing() {
             esac ;;
         *) die "init: devcontainer.json: dockerComposeFile is neither a string nor an array" ;;
         esac
-    elif [ -n "$(jtype image)" ]; then
-        i_kind=image
-        init_convert_image
-    elif [ -n "$(jtype build)" ] || [ -n "$(jtype dockerFile)" ]; then
-        die "init: devcontainer.json builds a Dockerfile (\"build\"): kap init converts image and Docker Compose devcontainers only; make it use docker-compose.yml with a build: section, then run kap init again"
+    elif [ -n "$(jtype image)" ] || [ -n "$(jtype build)" ] || [ -n "$(jtype dockerFile)" ]; then
+        i_kind=convert
+        init_convert
     else
-        die "init: devcontainer.json has no \"image\" and no \"dockerComposeFile\": kap cannot tell which container to isolate"
+        die "init: devcontainer.json has no \"image\", \"build\" or \"dockerComposeFile\": kap cannot tell which container to isolate"
     fi
     for _k in privileged capAdd securityOpt; do
         [ -z "$(jtype "$_k")" ] ||
@@ -479,7 +510,7 @@ cmd_init() {
             init_write "$i_dc/$_x" "$i_tmp/$_x"
         done
     else
-        [ "$i_kind" != image ] || init_write "$i_dc/docker-compose.yml" "$i_tmp/docker-compose.yml"
+        [ "$i_kind" != convert ] || init_write "$i_dc/docker-compose.yml" "$i_tmp/docker-compose.yml"
         if cmp -s "$i_tmp/dc.json" "$i_dc/devcontainer.json"; then
             say "  kept     .devcontainer/devcontainer.json (unchanged)"
         else
