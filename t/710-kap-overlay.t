@@ -248,6 +248,25 @@ unlike($t->read_file("$etc/global.conf"), qr/global\.example/, '... not in globa
 $out = $t->kap_allow({ home => $home }, "$home/.kap/kap.conf");
 like($t->read_file("$etc/global.conf"), qr/global\.example/, 'kap allow of ~/.kap/kap.conf: in the sidecar\'s global.conf');
 
+# ---- SSH agent and git identity -------------------------------------------------------
+like(overlay(), qr{^      GIT_CONFIG_GLOBAL: /opt/kap/gitconfig$}m, 'app: GIT_CONFIG_GLOBAL is kap\'s');
+like($t->read_file("$etc/../opt/gitconfig"), qr{path = /opt/kap-host-gitconfig\n\s+path = ~/\.gitconfig-kap},
+     'it includes the host identity, then the app\'s own');
+unlike(overlay(), qr{/ssh-agent|kap-host-gitconfig"}, 'no agent socket, no host gitconfig: nothing mounted');
+$t->write_file('home/.gitconfig', "[user]\n\tname = Someone\n");
+use IO::Socket::UNIX;
+my $asock = IO::Socket::UNIX->new(Local => "$dir/agent.sock", Listen => 1) or die "agent socket: $!";
+($rc, $out) = kap({ SSH_AUTH_SOCK => "$dir/agent.sock" }, 'overlay');
+like(overlay(), qr{source: "\Q$dir\E/agent\.sock"\n\s+target: "/ssh-agent"}, 'app: the host\'s agent socket at /ssh-agent');
+like(overlay(), qr{^      SSH_AUTH_SOCK: /ssh-agent$}m, 'app: SSH_AUTH_SOCK');
+like(overlay(), qr{source: "\Q$home\E/\.gitconfig"\n\s+target: "/opt/kap-host-gitconfig"\n\s+read_only: true},
+     'app: the host\'s ~/.gitconfig read-only');
+is($t->read_file("$etc/../opt/bin/kap-post-start"), $t->read_file($t->srcdir . '/contrib/kap/kap-post-start'),
+   '/opt/kap/bin/kap-post-start is kap\'s');
+like($t->read_file("$etc/../opt/bin/kap-post-start"), qr{ProxyCommand /opt/kap/bin/kap-shim connect %h %p},
+     'kap-post-start: ssh through kap-shim connect');
+ok(-x "$etc/../opt/bin/kap-post-start", 'kap-post-start is executable');
+
 # ---- validation messages --------------------------------------------------------------
 (my $bad = $devc) =~ s/"initializeCommand": "kap overlay",\n//;
 $bad =~ s/"docker-compose.yml", "docker-compose.kap.yml"/"docker-compose.kap.yml", "docker-compose.yml"/;

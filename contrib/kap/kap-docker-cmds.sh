@@ -132,39 +132,41 @@ dk_compose() {
 }
 
 # dk_remove NAME VOLUMES: remove the project's containers, networks (and
-# volumes) by their compose labels: works without its compose files
+# volumes) by their compose labels: works without its compose files.
+# Containers of others still attached to its networks are disconnected.
 dk_remove() {
+    _ok=0
     _ids=$(docker ps -a -q --filter "label=com.docker.compose.project=$1")
     # shellcheck disable=SC2086
-    [ -z "$_ids" ] || docker rm -f $_ids >/dev/null || return 1
-    _ids=$(docker network ls -q --filter "label=com.docker.compose.project=$1")
-    # shellcheck disable=SC2086
-    [ -z "$_ids" ] || docker network rm $_ids >/dev/null || return 1
+    [ -z "$_ids" ] || docker rm -f $_ids >/dev/null || _ok=1
+    for _n in $(docker network ls -q --filter "label=com.docker.compose.project=$1"); do
+        for _c in $(docker network inspect -f '{{range $k, $v := .Containers}}{{$k}} {{end}}' "$_n" 2>/dev/null); do
+            docker network disconnect -f "$_n" "$_c" >/dev/null 2>&1
+        done
+        docker network rm "$_n" >/dev/null || _ok=1
+    done
     if [ "$2" = 1 ]; then
         _ids=$(docker volume ls -q --filter "label=com.docker.compose.project=$1")
         # shellcheck disable=SC2086
-        [ -z "$_ids" ] || docker volume rm $_ids >/dev/null || return 1
+        [ -z "$_ids" ] || docker volume rm $_ids >/dev/null || _ok=1
     fi
-    return 0
+    return $_ok
 }
 
 # dk_image_ready IMAGE: build kap-sidecar:VERSION when missing or older
-# than this kap program (a stamp records the image id it was checked with)
+# than this kap program (the image's label kap.program holds the program's
+# modification time it was built for)
 dk_image_ready() {
-    _id=$(docker image inspect -f '{{.Id}}' "$1" 2>/dev/null) || _id=
     case $1 in
     "kap-sidecar:$KAP_VERSION") ;;
-    *)  [ -n "$_id" ] && return 0
+    *)  docker image inspect "$1" >/dev/null 2>&1 && return 0
         say "==> pulling the sidecar image $1"
         docker pull "$1" || die "up: cannot get the sidecar image $1 (sidecar.image in ~/.kap/kap.conf)"
         return 0 ;;
     esac
-    _stamp="$(state_dir)/docker/image-$KAP_VERSION"
-    _self=$0
-    if [ -n "$_id" ] && [ -f "$_stamp" ] && [ "$(cat "$_stamp")" = "$_id" ] &&
-       [ -z "$(find "$_self" -newer "$_stamp" 2>/dev/null)" ]; then
-        return 0
-    fi
+    _mt=$(date -r "$0" +%s 2>/dev/null) || _mt=0
+    _lab=$(docker image inspect -f '{{index .Config.Labels "kap.program"}}' "$1" 2>/dev/null) || _lab=
+    case $_lab in ''|*[!0-9]*) ;; *) [ "$_mt" -gt "$_lab" ] || return 0 ;; esac
     [ -f "$KAP_SRCDIR/contrib/docker/Dockerfile" ] ||
         die "up: no kap source tree at $KAP_SRCDIR to build the sidecar image from (set KAP_SRCDIR, or sidecar.image in ~/.kap/kap.conf)"
     if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
@@ -173,11 +175,10 @@ dk_image_ready() {
     say "==> building the sidecar image $1 from $KAP_SRCDIR (a few minutes the first time)"
     _log="$(state_dir)/docker/image-build.log"
     if ! DOCKER_BUILDKIT=0 docker build -f "$KAP_SRCDIR/contrib/docker/Dockerfile" \
-            -t "$1" "$KAP_SRCDIR" > "$_log" 2>&1; then
+            --label "kap.program=$_mt" -t "$1" "$KAP_SRCDIR" > "$_log" 2>&1; then
         tail -n 30 "$_log" >&2
         die "up: building the sidecar image failed (log: $_log)"
     fi
-    docker image inspect -f '{{.Id}}' "$1" > "$_stamp"
 }
 
 cmd_up() {
@@ -215,9 +216,9 @@ cmd_up() {
         say "==> --reset: removing the project's containers and networks"
         dk_remove "$_name" 0 || die "up: cannot remove the old containers"
     fi
+    dk_overlay "$dk_dir" || die "up: cannot write the overlay"
     _img=$(dk_image)
     dk_image_ready "$_img"
-    dk_overlay "$dk_dir" || die "up: cannot write the overlay"
     # kap-shim for the app, from the image (the app's platform, not the host's)
     _bin="$(dk_state "$_name")/opt/bin"
     if ! { docker run --rm --network none --entrypoint cat "$_img" /usr/libexec/kap/kap-shim \
@@ -422,8 +423,12 @@ dk_status() {
     # shellcheck disable=SC2016
     _r=$(dk_app 'case "$HTTPS_PROXY $HTTP_PROXY" in *'"$_sip"':3128*'"$_sip"':3128*) exit 0;; esac; exit 1')
     dk_check "$_r" "HTTP(S)_PROXY name the sidecar ($_sip:3128)" "docker-compose.kap.yml must be the last compose file; kap up"
-    _r=$(dk_app "grep -q '^nameserver $_sip\$' /etc/resolv.conf")
+    # Docker's resolver (127.0.0.11) forwards what it does not own to dns:
+    _r=$(dk_app "grep -q '^nameserver \\($_sip\\|127\\.0\\.0\\.11\\)\$' /etc/resolv.conf && ! grep '^nameserver' /etc/resolv.conf | grep -v -q '$_sip\\|127\\.0\\.0\\.11'")
     dk_check "$_r" "DNS goes to the sidecar" "kap up --reset"
+    _dns=$(docker inspect -f '{{.HostConfig.Dns}}' "$_app")
+    _r=1; [ "$_dns" = "[$_sip]" ] && _r=0
+    dk_check $_r "the app's DNS server is the sidecar ($_dns)" "docker-compose.kap.yml must be the last compose file; kap up"
     # shellcheck disable=SC2016
     _r=$(dk_app 'test "$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6)" = 1')
     dk_check "$_r" "IPv6 is off in the app" "kap up --reset"

@@ -358,7 +358,9 @@ dk_workspace() {
     esac
 }
 
-# dk_post_start FILE: the app's post-start script (PATH for login shells)
+# dk_post_start FILE: the app's post-start script: kap's kap-post-start
+# (contrib/kap/kap-post-start, joined into kap at build time) or a minimal
+# one (PATH for login shells, ssh through the proxy)
 dk_post_start() {
     if kap_fn_exists kap_post_start_script; then
         kap_post_start_script > "$1.tmp"
@@ -375,6 +377,17 @@ if [ ! -f /etc/profile.d/kap-path.sh ]; then
     elif command -v sudo >/dev/null 2>&1; then
         printf '%s\n' "$line" | sudo -n tee /etc/profile.d/kap-path.sh >/dev/null 2>&1 || true
     fi
+fi
+# ssh through the sidecar's proxy (the host must be on the allowlist, with
+# its port: "host:22"); only when the user has no ~/.ssh/config of their own
+if [ -n "${HOME:-}" ] && [ ! -e "$HOME/.ssh/config" ]; then
+    (umask 077 && mkdir -p "$HOME/.ssh" && cat > "$HOME/.ssh/config" <<'EOC'
+# written by kap-post-start: ssh reaches hosts through the sidecar's proxy
+Host *
+    ProxyCommand /opt/kap/bin/kap-shim connect %h %p
+    StrictHostKeyChecking accept-new
+EOC
+    ) || true
 fi
 exit 0
 EOF
@@ -412,6 +425,13 @@ dk_overlay() {
     _proxy="http://$_s.3:3128"
     _noproxy="localhost,127.0.0.1,::1,kap,$_s.3"
     _home=${HOME:-/nonexistent}
+    # git in the app: the host's identity (its ~/.gitconfig, read-only),
+    # then the app's own ~/.gitconfig-kap
+    printf '%s\n' '# written by kap overlay: GIT_CONFIG_GLOBAL in the app' \
+        '[include]' '    path = /opt/kap-host-gitconfig' '    path = ~/.gitconfig-kap' \
+        > "$_st/opt/gitconfig" && chmod 0644 "$_st/opt/gitconfig"
+    _agent=
+    [ -n "${SSH_AUTH_SOCK:-}" ] && [ -S "$SSH_AUTH_SOCK" ] && _agent=$SSH_AUTH_SOCK
     for _d in "$_home/.kap" "$_home/.kap/auth" "$_home/.kap/envs" "$_home/.kap/envs/$_name"; do
         [ -d "$_d" ] || (umask 077 && mkdir -p "$_d")
     done
@@ -429,6 +449,10 @@ services:
       https_proxy: $(dk_yq "$_proxy")
       NO_PROXY: $(dk_yq "$_noproxy")
       no_proxy: $(dk_yq "$_noproxy")
+      GIT_CONFIG_GLOBAL: /opt/kap/gitconfig
+EOF
+        [ -z "$_agent" ] || printf '      SSH_AUTH_SOCK: /ssh-agent\n'
+        cat <<EOF
     dns:
       - $_s.3
     sysctls:
@@ -446,6 +470,8 @@ services:
 EOF
         dk_mount "$_st/opt" /opt/kap true
         dk_mount "$1/.devcontainer" "$_ws/.devcontainer" true
+        [ -z "$_agent" ] || dk_mount "$_agent" /ssh-agent false
+        [ ! -f "$_home/.gitconfig" ] || dk_mount "$_home/.gitconfig" /opt/kap-host-gitconfig true
         dk_git_mounts "$1" "$_ws"
         cat <<EOF
   kap:
