@@ -67,10 +67,10 @@ usage(FILE *out)
 }
 
 static void
-print_errors(const struct kap_err *first)
+print_errors(const struct kapd_build *b, const struct kap_err *first)
 {
-    const struct kap_err *v;
-    size_t i, n = kapd_gen_build_errors(&v);
+    const struct kap_err *v = b->errors;
+    size_t i, n = b->nerrors;
 
     if (n == 0 && first != NULL) {
         v = first;
@@ -371,14 +371,16 @@ show_version(int conf_given)
         printf(" %s/%s", (*b)->name, (*b)->version ? (*b)->version : "-");
     printf("\n");
     if (conf_given) {
+        struct kapd_build build = { 0 };
         struct kap_err err = { 0 };
         struct kap_gen *gen = kapd_gen_build(kapd.conf_path, kapd.prefix,
-                                             &err);
+                                             &build, &err);
         size_t i;
         if (gen == NULL) {
             fflush(stdout);
-            print_errors(&err);
-            return kapd_gen_build_exit_code();
+            print_errors(&build, &err);
+            kapd_build_free(&build);
+            return build.exit_code;
         }
         printf("modules loaded by %s:\n", gen->conf_path);
         for (i = 0; i < gen->nmods; i++)
@@ -423,6 +425,7 @@ abs_arg(const char *p)
 int
 main(int argc, char **argv)
 {
+    struct kapd_build build = { 0 };
     struct kap_err err = { 0 };
     struct kap_gen *gen;
     struct ev_loop *loop;
@@ -497,15 +500,16 @@ main(int argc, char **argv)
     if (version)
         return show_version(conf_given);
 
-    gen = kapd_gen_build(conf, prefix, &err);
+    gen = kapd_gen_build(conf, prefix, &build, &err);
     if (gen == NULL) {
-        print_errors(&err);
+        print_errors(&build, &err);
+        kapd_build_free(&build);
         if (test) {
             fprintf(stderr, "kapd: configuration file %s test failed\n",
                     conf);
             return KAPD_EXIT_CONFIG;
         }
-        return kapd_gen_build_exit_code();
+        return build.exit_code;
     }
     if (test) {
         fprintf(stderr, "kapd: the configuration file %s syntax is ok\n",
@@ -561,8 +565,8 @@ main(int argc, char **argv)
     ev_signal_start(loop, &sig_int);
     ev_signal_start(loop, &sig_usr1);
 
-    if (kapd_gen_activate(gen, &err) != KAP_OK) {
-        int code = kapd_gen_build_exit_code();
+    if (kapd_gen_activate(gen, &build, &err) != KAP_OK) {
+        int code = build.exit_code;
         if (err.file[0])
             KAP_LOG(KAP_LOG_EMERG, NULL, 0, "%s in %s:%d", err.msg, err.file,
                     err.line);

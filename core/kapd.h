@@ -138,11 +138,42 @@ struct kapd_state {
 extern struct kapd_state kapd;
 
 /* kapd_cycle.c ----------------------------------------------------------- */
-/* Build a complete generation from conf_path; NULL and err on failure. */
+#define KAPD_BUILD_ERRORS_MAX 16
+
+/* A configuration file read by a build, for the content watch. */
+struct kapd_watch_file {
+    char          *path;            /* heap; "glob:<pattern>" for a glob */
+    unsigned char  digest[32];      /* SHA-256 of its content */
+};
+
+/*
+ * What one build (and activation) reports besides its generation: every
+ * error (the first is also the build's err), the exit code class of a
+ * failure, and the files a failed build read (a reload remembers them so
+ * the same content is not tried again).  The caller owns it: zero it
+ * before the first build, kapd_build_free() it after a failed one.
+ */
+struct kapd_build {
+    struct kap_err          errors[KAPD_BUILD_ERRORS_MAX];
+    size_t                  nerrors;
+    int                     exit_code;   /* KAPD_EXIT_CONFIG, _MODULE, ... */
+    struct kapd_watch_file  files[KAPD_MAX_CONF_FILES];
+    size_t                  nfiles;
+};
+/* Free the file names b holds (b stays usable). */
+void kapd_build_free(struct kapd_build *b);
+/*
+ * Build a complete generation from conf_path; NULL and err on failure,
+ * with every error and the exit code class in b (reset first).
+ */
 struct kap_gen *kapd_gen_build(const char *conf_path, const char *prefix,
-                               struct kap_err *err);
-/* Make gen current (binds listeners, init()); KAP_ERROR leaves the old one. */
-int  kapd_gen_activate(struct kap_gen *gen, struct kap_err *err);
+                               struct kapd_build *b, struct kap_err *err);
+/*
+ * Make gen current (binds listeners, init()); KAP_ERROR leaves the old one
+ * and sets b->exit_code (b may be NULL).
+ */
+int  kapd_gen_activate(struct kap_gen *gen, struct kapd_build *b,
+                       struct kap_err *err);
 /* Reload from kapd.conf_path; logs the outcome; old gen kept on error. */
 int  kapd_reload(const char *why);
 /* Dump effective config and chains (kapd -T) to stdout. */

@@ -3,15 +3,16 @@
  * reload, and the config content watch.
  *
  * A generation is built whole from the config file(s): the files are read
- * here (libconfig 1.5 has no include hook, so @include is expanded by this
- * file, relative to the including file, with glob patterns such as
- * conf.d/<glob>.conf, and every setting gets its true file:line back), each
- * file's content is hashed (SHA-256) for the watch, the `kapd` group is
+ * by kapd_conf_read.c (@include expanded, every setting with its true
+ * file:line, each file's content hashed for the watch), the `kapd` group is
  * parsed, the modules are loaded (built-ins first, then kapd.load), each
  * module parses and checks its own top-level group, and the policy and
  * audit chains are flattened.  Only a complete generation is activated:
  * listeners handed over, init() of every module, then it becomes current
  * and the previous one retires when its last connection lets go of it.
+ * Everything a build reports besides the generation (every error, the
+ * exit code class, the files it read) goes into the caller's struct
+ * kapd_build: nothing about a build is left in this file's statics.
  */
 #include "config.h"
 
@@ -29,11 +30,10 @@
 
 #include "kapd.h"
 #include "kapd_cycle.h"
+#include "kapd_conf_read.h"
 
 struct kapd_state kapd;
 
-#define KAPD_CONF_MAX_BYTES   (16u * 1024 * 1024)  /* all files together */
-#define KAPD_INCLUDE_DEPTH    10                   /* nested @include */
 #define KAPD_MAX_MODULES      64
 
 /* ---- process-wide accessors ------------------------------------------- */
@@ -171,630 +171,27 @@ kap_gen_is_current(const struct kap_gen *gen)
 
 /* ---- errors of a build -------------------------------------------------- */
 
-static struct kap_err build_errors[KAPD_BUILD_ERRORS_MAX];
-static size_t nbuild_errors;
-static int build_exit = KAPD_EXIT_CONFIG;
-
-size_t
-kapd_gen_build_errors(const struct kap_err **v)
+void
+kapd_build_free(struct kapd_build *b)
 {
-    *v = build_errors;
-    return nbuild_errors;
-}
+    size_t i;
 
-int
-kapd_gen_build_exit_code(void)
-{
-    return build_exit;
+    for (i = 0; i < b->nfiles; i++)
+        free(b->files[i].path);
+    b->nfiles = 0;
 }
 
 /* keep e in the list and as the first error in err */
 static void
-record_error(struct kap_err *err, const struct kap_err *e)
+record_error(struct kapd_build *b, struct kap_err *err,
+             const struct kap_err *e)
 {
     if (!e->set)
         return;
-    if (nbuild_errors < KAPD_BUILD_ERRORS_MAX)
-        build_errors[nbuild_errors++] = *e;
+    if (b->nerrors < KAPD_BUILD_ERRORS_MAX)
+        b->errors[b->nerrors++] = *e;
     if (err != NULL && !err->set)
         *err = *e;
-}
-
-/* ---- reading files: @include expansion, line map, digests ------------- */
-
-struct src_line {
-    const char *file;       /* gen pool */
-    int         line;
-};
-
-struct watch_file {
-    char          *path;    /* heap; "glob:<pattern>" for a glob */
-    unsigned char  digest[32];
-};
-
-/* files of the last build attempt (heap) */
-static struct watch_file attempt[KAPD_MAX_CONF_FILES];
-static size_t nattempt;
-
-struct rd {
-    struct kap_pool *pool;
-    struct kap_buf   text;
-    struct src_line *map;
-    size_t           nmap, capmap;
-    size_t           total;
-    struct kap_err  *err;
-};
-
-static void
-sha256(const void *p, size_t n, unsigned char out[32])
-{
-    unsigned int len = 32;
-
-    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
-        memset(out, 0xee, 32);
-}
-
-static void
-attempt_clear(void)
-{
-    size_t i;
-
-    for (i = 0; i < nattempt; i++)
-        free(attempt[i].path);
-    nattempt = 0;
-}
-
-static int
-attempt_add(struct rd *rd, const char *path, const unsigned char d[32],
-            const char *ifile, int iline)
-{
-    if (nattempt >= KAPD_MAX_CONF_FILES) {
-        kap_err_set(rd->err, "too many configuration files (more than %d)",
-                    KAPD_MAX_CONF_FILES);
-        if (ifile != NULL)
-            snprintf(rd->err->file, sizeof(rd->err->file), "%s", ifile),
-            rd->err->line = iline;
-        return KAP_ERROR;
-    }
-    attempt[nattempt].path = strdup(path);
-    if (attempt[nattempt].path == NULL) {
-        kap_err_set(rd->err, "out of memory");
-        return KAP_ERROR;
-    }
-    memcpy(attempt[nattempt].digest, d, 32);
-    nattempt++;
-    return KAP_OK;
-}
-
-/* read a whole file (heap, NUL-terminated); NULL and errno on failure */
-static char *
-read_file(const char *path, size_t *len, size_t max)
-{
-    struct stat st;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    int fd;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return NULL;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        /* a FIFO or a device would block or never end */
-        close(fd);
-        errno = S_ISDIR(st.st_mode) ? EISDIR : ENOTSUP;
-        return NULL;
-    }
-    for (;;) {
-        ssize_t r;
-        if (n + 4097 > cap) {
-            char *nb;
-            cap = cap ? cap * 2 : 8192;
-            if (cap > max + 4098)
-                cap = max + 4098;
-            nb = realloc(buf, cap);
-            if (nb == NULL) {
-                free(buf);
-                close(fd);
-                errno = ENOMEM;
-                return NULL;
-            }
-            buf = nb;
-        }
-        r = read(fd, buf + n, cap - n - 1);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t) r;
-        if (n > max) {
-            free(buf);
-            close(fd);
-            errno = EFBIG;
-            return NULL;
-        }
-    }
-    close(fd);
-    if (buf == NULL && (buf = malloc(1)) == NULL) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* digest of a watched entry as it is now (all zero when unreadable) */
-static void
-digest_now(const char *path, unsigned char d[32])
-{
-    memset(d, 0, 32);
-    if (strncmp(path, "glob:", 5) == 0) {
-        glob_t g;
-        struct kap_buf names = { 0 };
-        size_t i;
-        int rc = glob(path + 5, 0, NULL, &g);
-        if (rc == 0) {
-            for (i = 0; i < g.gl_pathc; i++) {
-                kap_buf_append(&names, g.gl_pathv[i], strlen(g.gl_pathv[i]));
-                kap_buf_append(&names, "\n", 1);
-            }
-            globfree(&g);
-        }
-        sha256(names.data ? names.data : "", names.len, d);
-        kap_buf_free(&names);
-    } else {
-        size_t len;
-        char *buf = read_file(path, &len, KAPD_CONF_MAX_BYTES);
-        if (buf != NULL) {
-            sha256(buf, len, d);
-            free(buf);
-        }
-    }
-}
-
-static int
-map_add(struct rd *rd, const char *file, int line)
-{
-    if (rd->nmap == rd->capmap) {
-        size_t cap = rd->capmap ? rd->capmap * 2 : 256;
-        struct src_line *nm = realloc(rd->map, cap * sizeof(*nm));
-        if (nm == NULL)
-            return KAP_ERROR;
-        rd->map = nm;
-        rd->capmap = cap;
-    }
-    rd->map[rd->nmap].file = file;
-    rd->map[rd->nmap].line = line;
-    rd->nmap++;
-    return KAP_OK;
-}
-
-static void
-err_pos(struct kap_err *err, const char *file, int line)
-{
-    if (err != NULL && file != NULL) {
-        snprintf(err->file, sizeof(err->file), "%s", file);
-        err->line = line;
-    }
-}
-
-static int read_conf(struct rd *rd, const char *path, int depth,
-                     const char *ifile, int iline);
-
-/*
- * Whether a block comment is open at the end of the line p..end, given
- * whether one was open at its start (strings and # // comments skipped),
- * so that an @include inside a block comment stays a comment.
- */
-static int
-in_block_comment(const char *p, const char *end, int in)
-{
-    while (p < end) {
-        if (in) {
-            if (end - p >= 2 && p[0] == '*' && p[1] == '/') {
-                in = 0;
-                p += 2;
-            } else {
-                p++;
-            }
-        } else if (*p == '"') {
-            for (p++; p < end && *p != '"'; p++)
-                if (*p == '\\' && p + 1 < end)
-                    p++;
-            p++;
-        } else if (*p == '#' || (end - p >= 2 && p[0] == '/' && p[1] == '/')) {
-            return 0;
-        } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
-            in = 1;
-            p += 2;
-        } else {
-            p++;
-        }
-    }
-    return in;
-}
-
-/* an @include line: pattern resolved against the including file's dir */
-static int
-do_include(struct rd *rd, const char *file, int line, const char *pat,
-           int depth)
-{
-    char full[PATH_MAX];
-    const char *slash;
-    int n;
-
-    if (pat[0] == '\0') {
-        kap_err_set(rd->err, "empty @include");
-        err_pos(rd->err, file, line);
-        return KAP_ERROR;
-    }
-    if (pat[0] == '/') {
-        n = snprintf(full, sizeof(full), "%s", pat);
-    } else if ((slash = strrchr(file, '/')) != NULL) {
-        n = snprintf(full, sizeof(full), "%.*s/%s", (int) (slash - file),
-                     file, pat);
-    } else {
-        n = snprintf(full, sizeof(full), "%s", pat);
-    }
-    if (n < 0 || (size_t) n >= sizeof(full)) {
-        kap_err_set(rd->err, "@include path too long");
-        err_pos(rd->err, file, line);
-        return KAP_ERROR;
-    }
-    if (strpbrk(pat, "*?[") != NULL) {
-        glob_t g;
-        unsigned char d[32];
-        struct kap_buf names = { 0 };
-        char key[PATH_MAX + 8];
-        size_t i;
-        int rc = glob(full, 0, NULL, &g);
-
-        if (rc != 0 && rc != GLOB_NOMATCH) {
-            kap_err_set(rd->err, "@include \"%s\": glob failed", pat);
-            err_pos(rd->err, file, line);
-            return KAP_ERROR;
-        }
-        if (rc == 0) {
-            for (i = 0; i < g.gl_pathc; i++) {
-                kap_buf_append(&names, g.gl_pathv[i], strlen(g.gl_pathv[i]));
-                kap_buf_append(&names, "\n", 1);
-            }
-        }
-        sha256(names.data ? names.data : "", names.len, d);
-        kap_buf_free(&names);
-        snprintf(key, sizeof(key), "glob:%s", full);
-        if (attempt_add(rd, key, d, file, line) != KAP_OK) {
-            if (rc == 0)
-                globfree(&g);
-            return KAP_ERROR;
-        }
-        if (rc == 0) {
-            for (i = 0; i < g.gl_pathc; i++) {
-                if (read_conf(rd, g.gl_pathv[i], depth + 1, file, line)
-                    != KAP_OK) {
-                    globfree(&g);
-                    return KAP_ERROR;
-                }
-            }
-            globfree(&g);
-        }
-        return KAP_OK;
-    }
-    return read_conf(rd, full, depth + 1, file, line);
-}
-
-static int
-read_conf(struct rd *rd, const char *path, int depth, const char *ifile,
-          int iline)
-{
-    unsigned char d[32];
-    const char *file, *p, *end;
-    size_t len;
-    char *buf;
-    int line = 0, comment = 0;
-
-    if (depth > KAPD_INCLUDE_DEPTH) {
-        kap_err_set(rd->err, "@include nested deeper than %d (a loop?)",
-                    KAPD_INCLUDE_DEPTH);
-        err_pos(rd->err, ifile, iline);
-        return KAP_ERROR;
-    }
-    buf = read_file(path, &len, KAPD_CONF_MAX_BYTES - rd->total);
-    if (buf == NULL) {
-        int e = errno;
-        memset(d, 0, sizeof(d));
-        attempt_add(rd, path, d, ifile, iline);
-        if (e == EFBIG)
-            kap_err_set(rd->err, "configuration too large (more than %u "
-                        "bytes) reading \"%s\"", KAPD_CONF_MAX_BYTES, path);
-        else
-            kap_err_set(rd->err, "cannot read configuration file \"%s\": %s",
-                        path, strerror(e));
-        err_pos(rd->err, ifile, iline);
-        return KAP_ERROR;
-    }
-    rd->total += len;
-    sha256(buf, len, d);
-    if (attempt_add(rd, path, d, ifile, iline) != KAP_OK) {
-        free(buf);
-        return KAP_ERROR;
-    }
-    if (memchr(buf, '\0', len) != NULL) {
-        kap_err_set(rd->err, "configuration file \"%s\" contains a NUL byte",
-                    path);
-        err_pos(rd->err, ifile, iline);
-        free(buf);
-        return KAP_ERROR;
-    }
-    file = kap_pstrdup(rd->pool, path);
-    if (file == NULL) {
-        kap_err_set(rd->err, "out of memory");
-        free(buf);
-        return KAP_ERROR;
-    }
-
-    for (p = buf; p < buf + len; p = end + 1) {
-        const char *q, *nl = memchr(p, '\n', (size_t) (buf + len - p));
-        end = nl ? nl : buf + len;
-        line++;
-
-        q = p;
-        while (q < end && (*q == ' ' || *q == '\t'))
-            q++;
-        if (!comment && (size_t) (end - q) > 8
-            && memcmp(q, "@include", 8) == 0
-            && (q[8] == ' ' || q[8] == '\t')) {
-            const char *s, *e;
-            char pat[PATH_MAX];
-            q += 8;
-            while (q < end && (*q == ' ' || *q == '\t'))
-                q++;
-            if (q >= end || *q != '"'
-                || (e = memchr(q + 1, '"', (size_t) (end - q - 1))) == NULL) {
-                kap_err_set(rd->err, "@include needs a quoted file name");
-                err_pos(rd->err, file, line);
-                free(buf);
-                return KAP_ERROR;
-            }
-            s = q + 1;
-            if ((size_t) (e - s) >= sizeof(pat)) {
-                kap_err_set(rd->err, "@include path too long");
-                err_pos(rd->err, file, line);
-                free(buf);
-                return KAP_ERROR;
-            }
-            memcpy(pat, s, (size_t) (e - s));
-            pat[e - s] = '\0';
-            for (q = e + 1; q < end && (*q == ' ' || *q == '\t'
-                                        || *q == '\r' || *q == ';'); q++)
-                ;
-            if (q < end && *q != '#' && !(end - q >= 2 && q[0] == '/'
-                                          && q[1] == '/')) {
-                kap_err_set(rd->err, "unexpected text after @include");
-                err_pos(rd->err, file, line);
-                free(buf);
-                return KAP_ERROR;
-            }
-            if (do_include(rd, file, line, pat, depth) != KAP_OK) {
-                free(buf);
-                return KAP_ERROR;
-            }
-            continue;
-        }
-        comment = in_block_comment(p, end, comment);
-        if (kap_buf_append(&rd->text, p, (size_t) (end - p)) != KAP_OK
-            || kap_buf_append(&rd->text, "\n", 1) != KAP_OK
-            || map_add(rd, file, line) != KAP_OK) {
-            kap_err_set(rd->err, "out of memory");
-            free(buf);
-            return KAP_ERROR;
-        }
-        if (nl == NULL)
-            break;
-    }
-    free(buf);
-    return KAP_OK;
-}
-
-/* give every setting its true file:line back */
-static void
-fix_positions(config_setting_t *s, const struct rd *rd)
-{
-    int i, n;
-
-    if (s->line > 0 && s->line <= rd->nmap) {
-        const struct src_line *m = &rd->map[s->line - 1];
-        s->file = m->file;
-        s->line = (unsigned) m->line;
-    }
-    if (config_setting_is_aggregate(s)) {
-        n = config_setting_length(s);
-        for (i = 0; i < n; i++)
-            fix_positions(config_setting_get_elem(s, (unsigned) i), rd);
-    }
-}
-
-/* ---- the global configuration (-g), merged under the main one ----------- */
-
-static int merge_group(config_setting_t *dst, const config_setting_t *src);
-
-/* deep copy of src as a new member/element of parent (name NULL in lists) */
-static config_setting_t *
-copy_setting(config_setting_t *parent, const char *name,
-             const config_setting_t *src)
-{
-    config_setting_t *d;
-    int i, n, t = config_setting_type(src);
-
-    d = config_setting_add(parent, name, t);
-    if (d == NULL)
-        return NULL;
-    switch (t) {
-    case CONFIG_TYPE_INT:
-        config_setting_set_int(d, config_setting_get_int(src));
-        break;
-    case CONFIG_TYPE_INT64:
-        config_setting_set_int64(d, config_setting_get_int64(src));
-        break;
-    case CONFIG_TYPE_FLOAT:
-        config_setting_set_float(d, config_setting_get_float(src));
-        break;
-    case CONFIG_TYPE_BOOL:
-        config_setting_set_bool(d, config_setting_get_bool(src));
-        break;
-    case CONFIG_TYPE_STRING:
-        config_setting_set_string(d, config_setting_get_string(src));
-        break;
-    default:                            /* group, list, array */
-        n = config_setting_length(src);
-        for (i = 0; i < n; i++) {
-            const config_setting_t *e =
-                config_setting_get_elem(src, (unsigned) i);
-            if (copy_setting(d, t == CONFIG_TYPE_GROUP ? config_setting_name(e)
-                                                       : NULL, e) == NULL)
-                return NULL;
-        }
-        break;
-    }
-    d->file = src->file;                /* strings in the generation pool */
-    d->line = src->line;
-    return d;
-}
-
-/* the "name" member of a group, or NULL */
-static const char *
-entry_name(const config_setting_t *g)
-{
-    const char *v = NULL;
-
-    if (config_setting_type(g) == CONFIG_TYPE_GROUP)
-        config_setting_lookup_string(g, "name", &v);
-    return v;
-}
-
-/* whether list/array dst already holds an element equal to e (strings, or
- * groups with the same "name") */
-static int
-list_has(const config_setting_t *dst, const config_setting_t *e)
-{
-    int i, n = config_setting_length(dst);
-    const char *en = config_setting_type(e) == CONFIG_TYPE_STRING
-                     ? config_setting_get_string(e) : entry_name(e);
-
-    if (en == NULL)
-        return 0;
-    for (i = 0; i < n; i++) {
-        const config_setting_t *d = config_setting_get_elem(dst, (unsigned) i);
-        const char *dn = config_setting_type(d) == CONFIG_TYPE_STRING
-                         ? config_setting_get_string(d) : entry_name(d);
-        if (dn != NULL && strcmp(dn, en) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/*
- * Merge src (global) into dst (project): missing settings are copied;
- * groups merge recursively; lists and arrays concatenate (a string or a
- * named group already present is not repeated: the project wins on a
- * tool or server of the same name); every other value stays the
- * project's.
- */
-static int
-merge_group(config_setting_t *dst, const config_setting_t *src)
-{
-    int i, j, n = config_setting_length(src);
-
-    for (i = 0; i < n; i++) {
-        const config_setting_t *s = config_setting_get_elem(src, (unsigned) i);
-        const char *name = config_setting_name(s);
-        config_setting_t *d = config_setting_get_member(dst, name);
-        int st = config_setting_type(s);
-
-        if (d == NULL) {
-            if (copy_setting(dst, name, s) == NULL)
-                return KAP_ERROR;
-            continue;
-        }
-        if (st == CONFIG_TYPE_GROUP && config_setting_is_group(d)) {
-            if (merge_group(d, s) != KAP_OK)
-                return KAP_ERROR;
-        } else if ((st == CONFIG_TYPE_LIST || st == CONFIG_TYPE_ARRAY)
-                   && config_setting_is_aggregate(d)
-                   && !config_setting_is_group(d)) {
-            int m = config_setting_length(s);
-            for (j = 0; j < m; j++) {
-                const config_setting_t *e =
-                    config_setting_get_elem(s, (unsigned) j);
-                if (list_has(d, e))
-                    continue;
-                if (config_setting_is_array(d) && config_setting_length(d) > 0
-                    && config_setting_type(e)
-                       != config_setting_type(config_setting_get_elem(d, 0)))
-                    return KAP_ERROR;       /* arrays hold one type */
-                if (copy_setting(d, NULL, e) == NULL)
-                    return KAP_ERROR;
-            }
-        }
-        /* scalars and type mismatches: the project's value stays */
-    }
-    return KAP_OK;
-}
-
-/* read the global file (if it exists) and merge it under root */
-static int
-merge_global(config_setting_t *root, const char *path, struct kap_pool *pool,
-             struct kap_err *err)
-{
-    struct rd rd2;
-    config_t g;
-    int rc = KAP_OK;
-
-    if (access(path, F_OK) != 0)
-        return KAP_OK;                  /* no global file: nothing to merge */
-    memset(&rd2, 0, sizeof(rd2));
-    rd2.pool = pool;
-    rd2.err = err;
-    if (read_conf(&rd2, path, 0, NULL, 0) != KAP_OK) {
-        kap_buf_free(&rd2.text);
-        free(rd2.map);
-        return KAP_ERROR;
-    }
-    config_init(&g);
-    if (config_read_string(&g, rd2.text.data ? rd2.text.data : "")
-        != CONFIG_TRUE) {
-        int l = config_error_line(&g);
-        kap_err_set(err, "%s", config_error_text(&g) ? config_error_text(&g)
-                                                     : "syntax error");
-        if (l > 0 && (size_t) l <= rd2.nmap)
-            err_pos(err, rd2.map[l - 1].file, rd2.map[l - 1].line);
-        else
-            err_pos(err, path, l);
-        rc = KAP_ERROR;
-    } else {
-        fix_positions(config_root_setting(&g), &rd2);
-        if (merge_group(root, config_root_setting(&g)) != KAP_OK) {
-            kap_err_set(err, "cannot merge the global configuration \"%s\" "
-                        "(an array mixes types?)", path);
-            err_pos(err, path, 0);
-            rc = KAP_ERROR;
-        }
-    }
-    config_destroy(&g);
-    kap_buf_free(&rd2.text);
-    free(rd2.map);
-    return rc;
 }
 
 /* ---- the kapd group ----------------------------------------------------- */
@@ -1020,8 +417,8 @@ parse_kapd_group(struct kap_gen *gen, const config_setting_t *g,
 /* ---- building a generation --------------------------------------------- */
 
 static int
-gen_add_module(struct kap_gen *gen, const char *name, const char *file,
-               int line, int implicit, struct kap_err *err)
+gen_add_module(struct kapd_build *b, struct kap_gen *gen, const char *name,
+               const char *file, int line, int implicit, struct kap_err *err)
 {
     struct kapd_gen_module *gm;
     struct kapd_modref *ref;
@@ -1032,23 +429,23 @@ gen_add_module(struct kap_gen *gen, const char *name, const char *file,
         kap_err_set(&e, "module \"%s\" is loaded twice%s", name,
                     kapd_gen_find_module(gen, name)->ref->builtin
                     ? " (it is built in)" : "");
-        err_pos(&e, file, line);
-        record_error(err, &e);
+        kapd_conf_err_pos(&e, file, line);
+        record_error(b, err, &e);
         return KAP_ERROR;
     }
     if (gen->nmods >= KAPD_MAX_MODULES) {
         kap_err_set(&e, "too many modules (more than %d)", KAPD_MAX_MODULES);
-        err_pos(&e, file, line);
-        record_error(err, &e);
+        kapd_conf_err_pos(&e, file, line);
+        record_error(b, err, &e);
         return KAP_ERROR;
     }
     ref = kapd_module_find(name, gen->core.module_path, &notfound, &e);
     if (ref == NULL) {
         if (implicit && notfound)
             return KAP_DECLINED;
-        err_pos(&e, file, line);
-        record_error(err, &e);
-        build_exit = KAPD_EXIT_MODULE;
+        kapd_conf_err_pos(&e, file, line);
+        record_error(b, err, &e);
+        b->exit_code = KAPD_EXIT_MODULE;
         return KAP_ERROR;
     }
     gm = &gen->mods[gen->nmods++];
@@ -1092,32 +489,33 @@ member2(const config_setting_t *g, const char *a, const char *b)
 }
 
 struct kap_gen *
-kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
+kapd_gen_build(const char *conf_path, const char *prefix,
+               struct kapd_build *b, struct kap_err *err)
 {
     struct kap_err localerr = { 0 };
     struct kap_pool *pool;
     struct kap_gen *gen;
-    struct rd rd;
+    struct kapd_conf_text rd;
     config_t cfg;
     config_setting_t *root, *kg = NULL, *s;
-    const struct kap_module *const *b;
+    const struct kap_module *const *bi;
     char *mainpath;
     size_t i;
     int n, ok = 0, have_cfg = 0;
 
     if (err == NULL)
         err = &localerr;
-    nbuild_errors = 0;
-    build_exit = KAPD_EXIT_CONFIG;
-    attempt_clear();
+    kapd_build_free(b);
+    memset(b, 0, sizeof(*b));
+    b->exit_code = KAPD_EXIT_CONFIG;
     memset(&rd, 0, sizeof(rd));
 
     if ((pool = kap_pool_create()) == NULL
         || (gen = kap_palloc(pool, sizeof(*gen))) == NULL) {
         kap_pool_destroy(pool);
         kap_err_set(err, "out of memory");
-        record_error(NULL, err);
-        build_exit = KAPD_EXIT_NOMEM;
+        record_error(b, NULL, err);
+        b->exit_code = KAPD_EXIT_NOMEM;
         return NULL;
     }
     gen->magic = KAPD_GEN_MAGIC;
@@ -1147,10 +545,11 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     }
 
     /* read and parse the files */
+    rd.b = b;
     rd.pool = pool;
     rd.err = err;
-    if (read_conf(&rd, mainpath, 0, NULL, 0) != KAP_OK) {
-        record_error(NULL, err);
+    if (kapd_conf_read(&rd, mainpath) != KAP_OK) {
+        record_error(b, NULL, err);
         goto fail;
     }
     config_init(&cfg);
@@ -1161,20 +560,21 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
         const char *txt = config_error_text(&cfg);
         kap_err_set(err, "%s", txt ? txt : "syntax error");
         if (l > 0 && (size_t) l <= rd.nmap)
-            err_pos(err, rd.map[l - 1].file, rd.map[l - 1].line);
+            kapd_conf_err_pos(err, rd.map[l - 1].file, rd.map[l - 1].line);
         else if (l > 0 && rd.nmap > 0)      /* at the end of the input */
-            err_pos(err, rd.map[rd.nmap - 1].file,
+            kapd_conf_err_pos(err, rd.map[rd.nmap - 1].file,
                     rd.map[rd.nmap - 1].line);
         else
-            err_pos(err, mainpath, l);
-        record_error(NULL, err);
+            kapd_conf_err_pos(err, mainpath, l);
+        record_error(b, NULL, err);
         goto fail;
     }
     root = config_root_setting(&cfg);
-    fix_positions(root, &rd);
+    kapd_conf_fix_positions(root, &rd);
     if (kapd.global_path != NULL
-        && merge_global(root, kapd.global_path, pool, err) != KAP_OK) {
-        record_error(NULL, err);
+        && kapd_conf_merge_global(root, kapd.global_path, pool, b, err)
+           != KAP_OK) {
+        record_error(b, NULL, err);
         goto fail;
     }
 
@@ -1183,24 +583,24 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
     if (kg != NULL) {
         struct kap_err e = { 0 };
         if (parse_kapd_group(gen, kg, &e) != KAP_OK) {
-            record_error(err, &e);
+            record_error(b, err, &e);
             goto fail;
         }
     }
 
     /* modules: built-ins, then kapd.load (or the implicit default set) */
-    for (b = kapd_builtin_list(); b != NULL && *b != NULL; b++)
-        if (gen_add_module(gen, (*b)->name, NULL, 0, 0, err) == KAP_ERROR)
+    for (bi = kapd_builtin_list(); bi != NULL && *bi != NULL; bi++)
+        if (gen_add_module(b, gen, (*bi)->name, NULL, 0, 0, err) == KAP_ERROR)
             goto fail;
     if (gen->core.load != NULL) {
         for (i = 0; gen->core.load[i]; i++)
-            gen_add_module(gen, gen->core.load[i], gen->core.load_files[i],
+            gen_add_module(b, gen, gen->core.load[i], gen->core.load_files[i],
                            gen->core.load_lines[i], 0, err);
     } else {
         for (i = 0; kapd_default_modules[i]; i++)
-            gen_add_module(gen, kapd_default_modules[i], NULL, 0, 1, err);
+            gen_add_module(b, gen, kapd_default_modules[i], NULL, 0, 1, err);
     }
-    if (nbuild_errors > 0)
+    if (b->nerrors > 0)
         goto fail;
 
     /* every top-level setting belongs to the core or a loaded module */
@@ -1220,7 +620,7 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
             if (name != NULL && strcmp(name, "kapd") != 0
                 && !config_setting_is_group(s)) {
                 kap_err_at(&e, s, "\"%s\" must be a group", name);
-                record_error(err, &e);
+                record_error(b, err, &e);
             }
             continue;
         }
@@ -1231,16 +631,16 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
                        "(kapd.load)", name, name);
         else
             kap_err_at(&e, s, "unknown group \"%s\"", name);
-        record_error(err, &e);
+        record_error(b, err, &e);
     }
-    if (nbuild_errors > 0)
+    if (b->nerrors > 0)
         goto fail;
 
     /* the kinds modules define get their bits before anyone parses */
     {
         struct kap_err e = { 0 };
         if (kapd_kind_register_modules(gen, &e) != KAP_OK) {
-            record_error(err, &e);
+            record_error(b, err, &e);
             goto fail;
         }
     }
@@ -1256,13 +656,13 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
             && (gm->conf = m->conf_create(gen)) == NULL) {
             kap_err_set(&e, "module \"%s\": out of memory creating its "
                         "configuration", m->name);
-            record_error(err, &e);
+            record_error(b, err, &e);
             continue;
         }
         if (g != NULL && m->conf_parse == NULL) {
             kap_err_at(&e, g, "module \"%s\" takes no configuration",
                        m->name);
-            record_error(err, &e);
+            record_error(b, err, &e);
             continue;
         }
         if (m->conf_parse != NULL
@@ -1270,7 +670,7 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
             if (!e.set)
                 kap_err_at(&e, g, "module \"%s\": invalid configuration",
                            m->name);
-            record_error(err, &e);
+            record_error(b, err, &e);
             continue;
         }
         if (m->conf_check != NULL
@@ -1278,11 +678,11 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
             if (!e.set)
                 kap_err_at(&e, g, "module \"%s\": invalid configuration",
                            m->name);
-            record_error(err, &e);
+            record_error(b, err, &e);
             continue;
         }
     }
-    if (nbuild_errors > 0)
+    if (b->nerrors > 0)
         goto fail;
 
     /* chains */
@@ -1290,37 +690,38 @@ kapd_gen_build(const char *conf_path, const char *prefix, struct kap_err *err)
         struct kap_err e = { 0 };
         if (kapd_chain_check(gen, (const char *const *) gen->core.policy_chain,
                              KAP_HOOK_POLICY, "policy", s, &e) != KAP_OK)
-            record_error(err, &e);
+            record_error(b, err, &e);
     }
     if (kg != NULL && (s = member2(kg, "audit", "chain")) != NULL) {
         struct kap_err e = { 0 };
         if (kapd_chain_check(gen, (const char *const *) gen->core.audit_chain,
                              KAP_HOOK_AUDIT, "audit", s, &e) != KAP_OK)
-            record_error(err, &e);
+            record_error(b, err, &e);
     }
-    if (nbuild_errors > 0)
+    if (b->nerrors > 0)
         goto fail;
     {
         struct kap_err e = { 0 };
         if (kapd_chain_build(gen, &e) != KAP_OK) {
-            record_error(err, &e);
+            record_error(b, err, &e);
             goto fail;
         }
     }
 
     /* the files read, for the content watch */
-    for (i = nattempt; i-- > 0;) {
+    for (i = b->nfiles; i-- > 0;) {
         struct kapd_conf_file *f = kap_palloc(pool, sizeof(*f));
-        if (f == NULL || (f->path = kap_pstrdup(pool, attempt[i].path))
+        if (f == NULL || (f->path = kap_pstrdup(pool, b->files[i].path))
                          == NULL) {
             kap_err_set(err, "out of memory");
-            record_error(NULL, err);
+            record_error(b, NULL, err);
             goto fail;
         }
-        memcpy(f->digest, attempt[i].digest, 32);
+        memcpy(f->digest, b->files[i].digest, 32);
         f->next = gen->files;
         gen->files = f;
     }
+    kapd_build_free(b);                 /* the generation has them now */
     ok = 1;
 
 fail:
@@ -1331,8 +732,8 @@ fail:
     if (!ok) {
         if (!err->set)
             kap_err_set(err, "configuration failed");
-        if (nbuild_errors == 0)
-            record_error(NULL, err);
+        if (b->nerrors == 0)
+            record_error(b, NULL, err);
         kap_gen_unref(gen);
         return NULL;
     }
@@ -1406,7 +807,8 @@ same_str(const char *a, const char *b)
 static int watch_enabled;
 
 int
-kapd_gen_activate(struct kap_gen *gen, struct kap_err *err)
+kapd_gen_activate(struct kap_gen *gen, struct kapd_build *b,
+                  struct kap_err *err)
 {
     struct kap_gen *prev = kapd.current;
     const char *log;
@@ -1427,7 +829,8 @@ kapd_gen_activate(struct kap_gen *gen, struct kap_err *err)
     if (kapd_gen_startup(gen, err) != KAP_OK)
         return KAP_ERROR;
     if (kapd_listen_activate(gen, prev, err) != KAP_OK) {
-        build_exit = KAPD_EXIT_NETWORK;
+        if (b != NULL)
+            b->exit_code = KAPD_EXIT_NETWORK;
         return KAP_ERROR;
     }
     for (i = 0; i < gen->nmods; i++) {
@@ -1437,7 +840,7 @@ kapd_gen_activate(struct kap_gen *gen, struct kap_err *err)
             kap_err_set(err, "module \"%s\" failed to initialise generation "
                         "%llu", gm->mod->name, (unsigned long long) gen->id);
             if (gm->load_file != NULL)
-                err_pos(err, gm->load_file, gm->load_line);
+                kapd_conf_err_pos(err, gm->load_file, gm->load_line);
             for (j = i; j-- > 0;) {
                 struct kapd_gen_module *o = &gen->mods[j];
                 if (o->inited && o->mod->fini != NULL)
@@ -1451,7 +854,8 @@ kapd_gen_activate(struct kap_gen *gen, struct kap_err *err)
                             "listeners back to generation %llu: %s",
                             (unsigned long long) prev->id, e2.msg);
             }
-            build_exit = KAPD_EXIT_MODULE;
+            if (b != NULL)
+                b->exit_code = KAPD_EXIT_MODULE;
             return KAP_ERROR;
         }
         gm->inited = 1;
@@ -1474,7 +878,7 @@ kapd_gen_activate(struct kap_gen *gen, struct kap_err *err)
 
 /* ---- reload and the content watch -------------------------------------- */
 
-static struct watch_file failed[KAPD_MAX_CONF_FILES];
+static struct kapd_watch_file failed[KAPD_MAX_CONF_FILES];
 static size_t nfailed;
 
 static void
@@ -1491,11 +895,12 @@ int
 kapd_reload(const char *why)
 {
     struct kap_err err = { 0 };
+    struct kapd_build b = { 0 };
     struct kap_gen *gen;
     uint64_t cur = kapd.current ? kapd.current->id : 0;
 
-    gen = kapd_gen_build(kapd.conf_path, kapd.prefix, &err);
-    if (gen != NULL && kapd_gen_activate(gen, &err) != KAP_OK) {
+    gen = kapd_gen_build(kapd.conf_path, kapd.prefix, &b, &err);
+    if (gen != NULL && kapd_gen_activate(gen, &b, &err) != KAP_OK) {
         kap_gen_unref(gen);
         gen = NULL;
     }
@@ -1511,12 +916,12 @@ kapd_reload(const char *why)
                     "%llu: %s", (unsigned long long) cur, err.msg);
         /* remember what failed: the same content is not tried again */
         failed_clear();
-        for (i = 0; i < nattempt; i++) {
-            failed[i] = attempt[i];
-            attempt[i].path = NULL;
+        for (i = 0; i < b.nfiles; i++) {
+            failed[i] = b.files[i];
+            b.files[i].path = NULL;
         }
-        nfailed = nattempt;
-        nattempt = 0;
+        nfailed = b.nfiles;
+        b.nfiles = 0;
         return KAP_ERROR;
     }
     failed_clear();
@@ -1537,7 +942,7 @@ watch_changed(void)
 
     if (nfailed > 0) {
         for (i = 0; i < nfailed; i++) {
-            digest_now(failed[i].path, d);
+            kapd_conf_digest(failed[i].path, d);
             if (memcmp(d, failed[i].digest, 32) != 0)
                 return 1;
         }
@@ -1546,7 +951,7 @@ watch_changed(void)
     if (kapd.current != NULL) {
         struct kapd_conf_file *f;
         for (f = kapd.current->files; f != NULL; f = f->next) {
-            digest_now(f->path, d);
+            kapd_conf_digest(f->path, d);
             if (memcmp(d, f->digest, 32) != 0)
                 return 1;
         }
@@ -1630,7 +1035,6 @@ kapd_cycle_exit(void)
     nstarted = 0;
     for (i = n; i-- > 0;)
         kapd_module_unref(refs[i]);
-    attempt_clear();
     failed_clear();
 }
 
@@ -1663,7 +1067,7 @@ kapd_gen_dump(struct kap_gen *gen)
             continue;
         }
         printf("# configuration file %s:\n", f->path);
-        buf = read_file(f->path, &len, KAPD_CONF_MAX_BYTES);
+        buf = kapd_conf_read_file(f->path, &len, KAPD_CONF_MAX_BYTES);
         if (buf != NULL) {
             fwrite(buf, 1, len, stdout);
             if (len > 0 && buf[len - 1] != '\n')

@@ -23,15 +23,6 @@ extern const char *const kapd_default_modules[];
 
 /* kapd_cycle.c ----------------------------------------------------------- */
 /*
- * Every error of the last kapd_gen_build() (the first is also in its err).
- * Returns the number (at most KAPD_BUILD_ERRORS_MAX); *v is borrowed until
- * the next build.
- */
-#define KAPD_BUILD_ERRORS_MAX 16
-size_t kapd_gen_build_errors(const struct kap_err **v);
-/* Exit code class of the last failed build: KAPD_EXIT_CONFIG or _MODULE. */
-int kapd_gen_build_exit_code(void);
-/*
  * Start (or re-arm with the current generation's kapd.reload_check) the
  * config content watch.  No-op when reload_check is 0.
  */

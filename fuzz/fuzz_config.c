@@ -25,6 +25,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct kap_err err;
+    static struct kapd_build b;
     struct kap_gen *gen;
     FILE *f;
 
@@ -42,7 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fclose(f);
 
     memset(&err, 0, sizeof(err));
-    gen = kapd_gen_build(path, dir, &err);
+    gen = kapd_gen_build(path, dir, &b, &err);
+    kapd_build_free(&b);
     if (gen != NULL)
         kap_gen_unref(gen);
     else if (!err.set)
