@@ -54,8 +54,9 @@ static struct mod_count  *mod_counts;
 static struct peer_count *peer_tab[PEER_BUCKETS];
 
 /* The client's IP as (family, 16 bytes); v4-mapped IPv6 counts as IPv4. */
-static void peer_key(const struct sockaddr_storage *ss, int *family,
-                     unsigned char ip[16])
+static void
+peer_key(const struct sockaddr_storage *ss, int *family,
+         unsigned char ip[16])
 {
     memset(ip, 0, 16);
     *family = ss->ss_family;
@@ -72,8 +73,9 @@ static void peer_key(const struct sockaddr_storage *ss, int *family,
     }
 }
 
-static unsigned peer_hash(const struct mod_count *mc, int family,
-                          const unsigned char ip[16])
+static unsigned
+peer_hash(const struct mod_count *mc, int family,
+          const unsigned char ip[16])
 {
     uint32_t h = 2166136261u ^ (uint32_t)family;
     uintptr_t m = (uintptr_t)mc;
@@ -86,7 +88,8 @@ static unsigned peer_hash(const struct mod_count *mc, int family,
     return h % PEER_BUCKETS;
 }
 
-static struct mod_count *mod_count_find(const char *name)
+static struct mod_count *
+mod_count_find(const char *name)
 {
     struct mod_count *mc;
 
@@ -97,7 +100,8 @@ static struct mod_count *mod_count_find(const char *name)
 }
 
 /* Count c in; KAP_ERROR when out of memory. */
-static int counts_add(struct conn_node *node)
+static int
+counts_add(struct conn_node *node)
 {
     const char *name = node->c.module->name;
     struct mod_count *mc = mod_count_find(name);
@@ -137,7 +141,8 @@ static int counts_add(struct conn_node *node)
     return KAP_OK;
 }
 
-static void counts_del(struct conn_node *node)
+static void
+counts_del(struct conn_node *node)
 {
     struct peer_count *pc = node->peer, **pp;
     unsigned h;
@@ -160,7 +165,8 @@ static void counts_del(struct conn_node *node)
     node->mc = NULL;
 }
 
-unsigned kap_conn_count(const char *module)
+unsigned
+kap_conn_count(const char *module)
 {
     struct mod_count *mc;
 
@@ -170,8 +176,9 @@ unsigned kap_conn_count(const char *module)
     return mc ? mc->n : 0;
 }
 
-unsigned kap_conn_count_peer(const char *module,
-                             const struct sockaddr_storage *peer)
+unsigned
+kap_conn_count_peer(const char *module,
+                    const struct sockaddr_storage *peer)
 {
     struct mod_count *mc;
     struct peer_count *pc;
@@ -187,14 +194,16 @@ unsigned kap_conn_count_peer(const char *module,
     return 0;
 }
 
-unsigned kapd_conn_total(void)
+unsigned
+kapd_conn_total(void)
 {
     return nconns;
 }
 
 /* ---- closing ------------------------------------------------------------ */
 
-static void conn_free(struct conn_node *node)
+static void
+conn_free(struct conn_node *node)
 {
     struct kap_pool *pool = node->c.pool;
     struct kap_gen *gen = node->c.gen;
@@ -218,7 +227,8 @@ static void conn_free(struct conn_node *node)
         kap_gen_unref(gen);
 }
 
-void kap_conn_close(struct kap_conn *c)
+void
+kap_conn_close(struct kap_conn *c)
 {
     struct conn_node *node = (struct conn_node *)c;
 
@@ -234,7 +244,8 @@ void kap_conn_close(struct kap_conn *c)
     conn_free(node);
 }
 
-int kap_conn_take_fd(struct kap_conn *c)
+int
+kap_conn_take_fd(struct kap_conn *c)
 {
     struct conn_node *node = (struct conn_node *)c;
 
@@ -244,7 +255,8 @@ int kap_conn_take_fd(struct kap_conn *c)
     return c->fd;
 }
 
-void kapd_conn_close_all(void)
+void
+kapd_conn_close_all(void)
 {
     struct conn_node *node;
     const struct kap_module *m;
@@ -260,8 +272,9 @@ void kapd_conn_close_all(void)
 
 /* ---- accepting ------------------------------------------------------------- */
 
-static void conn_new(struct kap_listen *ls, int fd,
-                     const struct sockaddr_storage *ss, socklen_t sslen)
+static void
+conn_new(struct kap_listen *ls, int fd,
+         const struct sockaddr_storage *ss, socklen_t sslen)
 {
     struct kap_pool *pool;
     struct conn_node *node;
@@ -330,7 +343,8 @@ static void conn_new(struct kap_listen *ls, int fd,
     ls->mod->listener->accept(c);
 }
 
-static void accept_pause(struct ev_loop *loop, struct kap_listen *ls, int e)
+static void
+accept_pause(struct ev_loop *loop, struct kap_listen *ls, int e)
 {
     if (!ls->emfile_logged) {
         KAP_LOG(KAP_LOG_ERR, ls->module, 0, "accept4() on %s failed: %s; "
@@ -344,7 +358,8 @@ static void accept_pause(struct ev_loop *loop, struct kap_listen *ls, int e)
     ev_timer_start(loop, &ls->retry);
 }
 
-void kapd_conn_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+void
+kapd_conn_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct kap_listen *ls = w->data;
     struct sockaddr_storage ss;
@@ -389,7 +404,8 @@ void kapd_conn_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-void kapd_conn_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void
+kapd_conn_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct kap_listen *ls = w->data;
 

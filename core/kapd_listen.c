@@ -66,12 +66,14 @@ static struct kap_listen *listeners;    /* every open listener */
 /* ---- address parsing -------------------------------------------------- */
 
 /* "*:N" or ":N": every IPv4 and IPv6 address (dual-stack socket). */
-static int addr_is_wildcard(const char *addr)
+static int
+addr_is_wildcard(const char *addr)
 {
     return addr[0] == ':' || (addr[0] == '*' && addr[1] == ':');
 }
 
-static int parse_port(const char *s, int *port)
+static int
+parse_port(const char *s, int *port)
 {
     long v = 0;
     size_t i;
@@ -89,9 +91,10 @@ static int parse_port(const char *s, int *port)
     return 0;
 }
 
-int kapd_listen_parse(const char *addr, enum kap_listen_type type,
-                      struct sockaddr_storage *ss, socklen_t *sslen,
-                      struct kap_err *err)
+int
+kapd_listen_parse(const char *addr, enum kap_listen_type type,
+                  struct sockaddr_storage *ss, socklen_t *sslen,
+                  struct kap_err *err)
 {
     char host[INET6_ADDRSTRLEN + 2];
     const char *colon, *p;
@@ -211,8 +214,9 @@ bad_port:
 }
 
 /* "a.b.c.d:port" without printf (one per datagram); 0, or -1 if no room. */
-static int ipv4_port_text(const unsigned char *a, unsigned port, char *buf,
-                          size_t size)
+static int
+ipv4_port_text(const unsigned char *a, unsigned port, char *buf,
+               size_t size)
 {
     char tmp[24], *p = tmp;
     unsigned v[5] = { a[0], a[1], a[2], a[3], port };
@@ -235,8 +239,9 @@ static int ipv4_port_text(const unsigned char *a, unsigned port, char *buf,
     return 0;
 }
 
-void kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
-                        char *buf, size_t size)
+void
+kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
+                   char *buf, size_t size)
 {
     char ip[INET6_ADDRSTRLEN];
 
@@ -286,10 +291,11 @@ void kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
  * prefix; canon receives the canonical address used for matching
  * ("unix:/abs", "*:3128", "127.0.0.1:53", "[::1]:53").
  */
-static int listen_resolve(struct kap_gen *gen, const char *addr,
-                          enum kap_listen_type type,
-                          struct sockaddr_storage *ss, socklen_t *sslen,
-                          char *canon, size_t canonsz, struct kap_err *err)
+static int
+listen_resolve(struct kap_gen *gen, const char *addr,
+               enum kap_listen_type type,
+               struct sockaddr_storage *ss, socklen_t *sslen,
+               char *canon, size_t canonsz, struct kap_err *err)
 {
     if (kapd_listen_parse(addr, type, ss, sslen, err) != KAP_OK)
         return KAP_ERROR;
@@ -326,22 +332,25 @@ static int listen_resolve(struct kap_gen *gen, const char *addr,
 }
 
 /* Do two declarations collide?  Unix paths collide across types. */
-static int canon_conflict(enum kap_listen_type ta, const char *ca,
-                          enum kap_listen_type tb, const char *cb)
+static int
+canon_conflict(enum kap_listen_type ta, const char *ca,
+               enum kap_listen_type tb, const char *cb)
 {
     if (strcmp(ca, cb) != 0)
         return 0;
     return ta == tb || strncmp(ca, "unix:", 5) == 0;
 }
 
-static const char *type_name(enum kap_listen_type t)
+static const char *
+type_name(enum kap_listen_type t)
 {
     return t == KAP_LISTEN_UDP ? "udp" : "tcp";
 }
 
-int kap_listen_add(struct kap_gen *gen, const char *module,
-                   enum kap_listen_type type, const char *addr,
-                   const config_setting_t *where, struct kap_err *err)
+int
+kap_listen_add(struct kap_gen *gen, const char *module,
+               enum kap_listen_type type, const char *addr,
+               const config_setting_t *where, struct kap_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -401,8 +410,9 @@ nomem:
 
 /* ---- unix datagram peers ------------------------------------------------ */
 
-int kapd_unix_peer_ok(const char *dir, const struct sockaddr *sa,
-                      socklen_t len)
+int
+kapd_unix_peer_ok(const char *dir, const struct sockaddr *sa,
+                  socklen_t len)
 {
     const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
     const char *p, *end, *c;
@@ -445,8 +455,9 @@ int kapd_unix_peer_ok(const char *dir, const struct sockaddr *sa,
 }
 
 /* Count (and now and then log) a datagram dropped for its peer. */
-static void dgram_foreign(struct kap_listen *ls, const struct sockaddr *sa,
-                          socklen_t len)
+static void
+dgram_foreign(struct kap_listen *ls, const struct sockaddr *sa,
+              socklen_t len)
 {
     const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
     char name[sizeof(sun->sun_path) + 1];
@@ -472,18 +483,21 @@ static void dgram_foreign(struct kap_listen *ls, const struct sockaddr *sa,
 
 /* ---- accessors ---------------------------------------------------------- */
 
-const char *kap_listen_addr(const struct kap_listen *ls)
+const char *
+kap_listen_addr(const struct kap_listen *ls)
 {
     return ls ? ls->addr : NULL;
 }
 
-int kap_listen_port(const struct kap_listen *ls)
+int
+kap_listen_port(const struct kap_listen *ls)
 {
     return ls ? ls->port : 0;
 }
 
 /* Send the queued replies; the queue is empty afterwards. */
-static void dgram_flush(void)
+static void
+dgram_flush(void)
 {
     struct kap_listen *ls = dgram_out.ls;
     unsigned i = 0;
@@ -507,7 +521,8 @@ static void dgram_flush(void)
     dgram_out.ls = NULL;
 }
 
-static void dgram_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+static void
+dgram_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)revents;
     dgram_flush();
@@ -517,14 +532,16 @@ static void dgram_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 }
 
 /* Drop ls from the queue before it closes (sending what is queued). */
-static void dgram_forget(struct kap_listen *ls)
+static void
+dgram_forget(struct kap_listen *ls)
 {
     if (dgram_out.ls == ls)
         dgram_flush();
 }
 
-int kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
-                   socklen_t peerlen, const void *buf, size_t len)
+int
+kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
+               socklen_t peerlen, const void *buf, size_t len)
 {
     struct sockaddr_in6 mapped;
     struct ev_loop *loop;
@@ -594,7 +611,8 @@ int kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
 
 /* ---- datagrams ------------------------------------------------------------ */
 
-static void dgram_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void
+dgram_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     static unsigned char buf[DGRAM_RBATCH][KAPD_DGRAM_MAX];
     static struct mmsghdr msg[DGRAM_RBATCH];
@@ -656,7 +674,8 @@ static void dgram_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- binding --------------------------------------------------------------- */
 
-static void listen_free(void *data)
+static void
+listen_free(void *data)
 {
     struct kap_listen *ls = data;
 
@@ -677,7 +696,8 @@ static void listen_free(void *data)
 }
 
 /* Stop watching, close the socket, remove our unix socket file. */
-static void listen_shut(struct kap_listen *ls)
+static void
+listen_shut(struct kap_listen *ls)
 {
     struct stat st;
     struct ev_loop *loop = kap_loop();
@@ -700,8 +720,9 @@ static void listen_shut(struct kap_listen *ls)
 
 static void err_decl(struct kap_err *err, const struct kapd_listen_decl *d,
                      const char *fmt, ...) KAP_PRINTF(3, 4);
-static void err_decl(struct kap_err *err, const struct kapd_listen_decl *d,
-                     const char *fmt, ...)
+static void
+err_decl(struct kap_err *err, const struct kapd_listen_decl *d,
+         const char *fmt, ...)
 {
     char msg[sizeof(err->msg)];
     va_list ap;
@@ -725,8 +746,9 @@ static void err_decl(struct kap_err *err, const struct kapd_listen_decl *d,
 }
 
 /* Create, configure and bind one socket.  Returns fd or -1 (errno set). */
-static int bind_one(struct sockaddr_storage *ss, socklen_t sslen, int stype,
-                    int dual, mode_t mode, const char **what)
+static int
+bind_one(struct sockaddr_storage *ss, socklen_t sslen, int stype,
+         int dual, mode_t mode, const char **what)
 {
     int fd, on = 1, off = 0, e, r;
     mode_t old = 0;
@@ -775,11 +797,12 @@ fail:
     return -1;
 }
 
-static struct kap_listen *listen_open(struct kap_gen *gen,
-                                      const struct kapd_listen_decl *d,
-                                      struct sockaddr_storage *ss,
-                                      socklen_t sslen, const char *canon,
-                                      struct kap_err *err)
+static struct kap_listen *
+listen_open(struct kap_gen *gen,
+            const struct kapd_listen_decl *d,
+            struct sockaddr_storage *ss,
+            socklen_t sslen, const char *canon,
+            struct kap_err *err)
 {
     struct kap_listen *ls;
     struct stat st;
@@ -894,8 +917,9 @@ static struct kap_listen *listen_open(struct kap_gen *gen,
 
 /* ---- activation ------------------------------------------------------------ */
 
-int kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
-                         struct kap_err *err)
+int
+kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
+                     struct kap_err *err)
 {
     struct kapd_listen_decl *d;
     struct kapd_gen_module **gms = NULL;
@@ -1029,7 +1053,8 @@ fail:
     return KAP_ERROR;
 }
 
-void kapd_listen_stop_all(void)
+void
+kapd_listen_stop_all(void)
 {
     struct kap_listen *ls;
     struct ev_loop *loop = kap_loop();
@@ -1043,7 +1068,8 @@ void kapd_listen_stop_all(void)
     }
 }
 
-void kapd_listen_close_all(void)
+void
+kapd_listen_close_all(void)
 {
     struct kap_listen *ls;
 

@@ -31,25 +31,29 @@
 #define T_NSEC3   50
 #define T_ANY     255
 
-static uint16_t rd16(const unsigned char *p)
+static uint16_t
+rd16(const unsigned char *p)
 {
     return (uint16_t)((p[0] << 8) | p[1]);
 }
 
-static void wr16(unsigned char *p, unsigned v)
+static void
+wr16(unsigned char *p, unsigned v)
 {
     p[0] = (unsigned char)(v >> 8);
     p[1] = (unsigned char)v;
 }
 
-static int label_char_ok(unsigned char ch)
+static int
+label_char_ok(unsigned char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
            || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
 }
 
 /* Presentation form of the wire name in q (already validated). */
-static void name_to_text(struct kap_dns_query *q)
+static void
+name_to_text(struct kap_dns_query *q)
 {
     size_t i = 0, o = 0;
     int ok = 1;
@@ -87,9 +91,10 @@ static void name_to_text(struct kap_dns_query *q)
 
 #define FAIL(code, text) do { if (why) *why = (text); return (code); } while (0)
 
-enum kap_dns_parse kap_dns_parse_query(const unsigned char *pkt, size_t len,
-                                       struct kap_dns_query *q,
-                                       const char **why)
+enum kap_dns_parse
+kap_dns_parse_query(const unsigned char *pkt, size_t len,
+                    struct kap_dns_query *q,
+                    const char **why)
 {
     size_t pos, nl = 0;
     unsigned qd, an, ns, ar, i;
@@ -191,7 +196,8 @@ enum kap_dns_parse kap_dns_parse_query(const unsigned char *pkt, size_t len,
     return KAP_DNS_PARSE_OK;
 }
 
-const char *kap_dns_type_name(uint16_t type, char *buf, size_t size)
+const char *
+kap_dns_type_name(uint16_t type, char *buf, size_t size)
 {
     const ldns_rr_descriptor *d = ldns_rr_descript(type);
 
@@ -212,7 +218,8 @@ const char *kap_dns_type_name(uint16_t type, char *buf, size_t size)
     return buf;
 }
 
-static int hexval(int ch)
+static int
+hexval(int ch)
 {
     if (ch >= '0' && ch <= '9')
         return ch - '0';
@@ -222,7 +229,8 @@ static int hexval(int ch)
     return -1;
 }
 
-int kap_dns_ptr_addr(const char *name, struct sockaddr_storage *ss)
+int
+kap_dns_ptr_addr(const char *name, struct sockaddr_storage *ss)
 {
     size_t len = strlen(name);
     static const char v4[] = ".in-addr.arpa", v6[] = ".ip6.arpa";
@@ -286,9 +294,10 @@ int kap_dns_ptr_addr(const char *name, struct sockaddr_storage *ss)
 }
 
 /* Header + question (+ OPT) with the given counts; returns length or 0. */
-static size_t build_head(const struct kap_dns_query *q, int rcode, int tc,
-                         unsigned ancount, unsigned char *out, size_t cap,
-                         size_t *qend)
+static size_t
+build_head(const struct kap_dns_query *q, int rcode, int tc,
+           unsigned ancount, unsigned char *out, size_t cap,
+           size_t *qend)
 {
     unsigned flags;
     size_t pos = KAP_DNS_HDR_LEN;
@@ -317,9 +326,10 @@ static size_t build_head(const struct kap_dns_query *q, int rcode, int tc,
 }
 
 /* Append our OPT record at pos (ARCOUNT += 1); returns new length or 0. */
-static size_t add_opt(const struct kap_dns_query *q, int rcode,
-                      unsigned edns_size, unsigned char *out, size_t pos,
-                      size_t cap)
+static size_t
+add_opt(const struct kap_dns_query *q, int rcode,
+        unsigned edns_size, unsigned char *out, size_t pos,
+        size_t cap)
 {
     if (!q->edns)
         return pos;
@@ -338,9 +348,10 @@ static size_t add_opt(const struct kap_dns_query *q, int rcode,
     return pos + 11;
 }
 
-size_t kap_dns_error_reply(const struct kap_dns_query *q, int rcode, int tc,
-                           unsigned edns_size, unsigned char *out,
-                           size_t cap)
+size_t
+kap_dns_error_reply(const struct kap_dns_query *q, int rcode, int tc,
+                    unsigned edns_size, unsigned char *out,
+                    size_t cap)
 {
     size_t pos, qend;
 
@@ -353,8 +364,9 @@ size_t kap_dns_error_reply(const struct kap_dns_query *q, int rcode, int tc,
     return add_opt(q, rcode, edns_size, out, pos, cap);
 }
 
-size_t kap_dns_hinfo_reply(const struct kap_dns_query *q, unsigned edns_size,
-                           unsigned char *out, size_t cap)
+size_t
+kap_dns_hinfo_reply(const struct kap_dns_query *q, unsigned edns_size,
+                    unsigned char *out, size_t cap)
 {
     static const unsigned char rdata[] = {
         7, 'R', 'F', 'C', '8', '4', '8', '2', 0
@@ -377,7 +389,8 @@ size_t kap_dns_hinfo_reply(const struct kap_dns_query *q, unsigned edns_size,
 
 /* -- answers -------------------------------------------------------------- */
 
-static int in_names(ldns_rdf *const *names, size_t n, const ldns_rdf *d)
+static int
+in_names(ldns_rdf *const *names, size_t n, const ldns_rdf *d)
 {
     size_t i;
 
@@ -387,7 +400,8 @@ static int in_names(ldns_rdf *const *names, size_t n, const ldns_rdf *d)
     return 0;
 }
 
-static int rr_addr(const ldns_rr *rr, struct sockaddr_storage *ss)
+static int
+rr_addr(const ldns_rr *rr, struct sockaddr_storage *ss)
 {
     const ldns_rdf *rd = ldns_rr_rdf(rr, 0);
 
@@ -413,7 +427,8 @@ static int rr_addr(const ldns_rr *rr, struct sockaddr_storage *ss)
 
 /* Push a clone of rr into section sec of p; -1 on out of memory.  A TTL
  * with the top bit set is read as zero (RFC 2181 8). */
-static int push_clone(ldns_pkt *p, ldns_pkt_section sec, const ldns_rr *rr)
+static int
+push_clone(ldns_pkt *p, ldns_pkt_section sec, const ldns_rr *rr)
 {
     ldns_rr *c = ldns_rr_clone(rr);
 
@@ -428,10 +443,11 @@ static int push_clone(ldns_pkt *p, ldns_pkt_section sec, const ldns_rr *rr)
     return 0;
 }
 
-int kap_dns_answer_reply(const struct kap_dns_query *q,
-                         const unsigned char *wire, size_t len,
-                         struct kap_dns_answer_opts *o,
-                         unsigned char **out, size_t *outlen)
+int
+kap_dns_answer_reply(const struct kap_dns_query *q,
+                     const unsigned char *wire, size_t len,
+                     struct kap_dns_answer_opts *o,
+                     unsigned char **out, size_t *outlen)
 {
     ldns_pkt *up = NULL, *rp = NULL;
     ldns_rdf *qn = NULL;
@@ -615,7 +631,8 @@ done:
 /* -- reply TTLs (for the answer cache) ------------------------------------ */
 
 /* Skip a (possibly compressed) name at *pos; 0 or -1 when malformed. */
-static int skip_name(const unsigned char *p, size_t len, size_t *pos)
+static int
+skip_name(const unsigned char *p, size_t len, size_t *pos)
 {
     size_t i = *pos;
     int hops = 0;
@@ -641,8 +658,9 @@ static int skip_name(const unsigned char *p, size_t len, size_t *pos)
     return -1;
 }
 
-int kap_dns_reply_ttls(const unsigned char *p, size_t len, uint16_t *offs,
-                       size_t maxoffs, size_t *n, uint32_t *minttl)
+int
+kap_dns_reply_ttls(const unsigned char *p, size_t len, uint16_t *offs,
+                   size_t maxoffs, size_t *n, uint32_t *minttl)
 {
     size_t pos = KAP_DNS_HDR_LEN, i, count;
     uint32_t min = UINT32_MAX;

@@ -19,13 +19,25 @@ struct b {
     size_t n;
 };
 
-static void put(struct b *b, const void *p, size_t n)
+static void
+put(struct b *b, const void *p, size_t n)
 {
     memcpy(b->d + b->n, p, n);
     b->n += n;
 }
-static void u8(struct b *b, unsigned v) { b->d[b->n++] = (unsigned char)v; }
-static void u16(struct b *b, unsigned v) { u8(b, v >> 8); u8(b, v & 0xff); }
+
+static void
+u8(struct b *b, unsigned v)
+{
+    b->d[b->n++] = (unsigned char)v;
+}
+
+static void
+u16(struct b *b, unsigned v)
+{
+    u8(b, v >> 8);
+    u8(b, v & 0xff);
+}
 
 /* hello options */
 struct opt {
