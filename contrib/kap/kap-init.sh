@@ -103,6 +103,109 @@ init_write() {
     fi
 }
 
+# init_url_host URL: the host of URL (no scheme, user, port or path)
+init_url_host() {
+    printf '%s\n' "$1" | sed -n \
+        's|^[A-Za-z][A-Za-z0-9+.-]*://\([^/@]*@\)\{0,1\}\([A-Za-z0-9.-]*\).*|\2|p'
+}
+
+# init_group TITLE HOW HOST...: one commented group of the allowlist.  The
+# host names come from this machine's own tools and settings (kap names no
+# package registry itself); with none, the group says where to find them.
+init_group() {
+    _t=$1 _how=$2
+    shift 2
+    _hosts=$(for _h in "$@"; do
+        case $_h in *.*) printf '%s\n' "$_h" ;; esac
+    done | LC_ALL=C sort -u | tr '\n' ' ')
+    if [ -z "$_hosts" ]; then
+        printf '\n        # %s: add its host names here (%s)' "$_t" "$_how"
+        return
+    fi
+    printf ',\n        # %s (from this machine: %s)\n        ' "$_t" "$_how"
+    _sep=
+    for _h in $_hosts; do
+        printf '%s"%s"' "$_sep" "$_h"
+        _sep=', '
+    done
+}
+
+# init_apt_hosts: the hosts of this machine's apt sources (one-line and
+# deb822 files)
+init_apt_hosts() {
+    for _f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+              /etc/apt/sources.list.d/*.sources; do
+        [ -r "$_f" ] || continue
+        sed -n -e 's/^[[:space:]]*deb\(-src\)\{0,1\}[[:space:]][[:space:]]*\(\[[^]]*\][[:space:]]*\)\{0,1\}\([^[:space:]]*\).*/\3/p' \
+               -e 's/^[[:space:]]*URIs:[[:space:]]*//p' "$_f" 2>/dev/null
+    done | tr ' ' '\n' | while IFS= read -r _u; do init_url_host "$_u"; done
+}
+
+# init_pip_hosts: pip's configured index, else its default one
+init_pip_hosts() {
+    command -v python3 >/dev/null 2>&1 || return 0
+    python3 -m pip config list 2>/dev/null |
+        sed -n "s/.*index-url='\([^']*\)'.*/\1/p"
+    python3 -c 'from pip._internal.models.index import PyPI
+print(PyPI.url); print("https://" + PyPI.file_storage_domain + "/")' 2>/dev/null
+}
+
+# init_go_hosts: go's module proxy and checksum database
+init_go_hosts() {
+    command -v go >/dev/null 2>&1 || return 0
+    go env GOPROXY 2>/dev/null | tr ',|' '\n'
+    _db=$(go env GOSUMDB 2>/dev/null)
+    case $_db in off|'') ;; *) printf 'https://%s/\n' "${_db%%[ +]*}" ;; esac
+}
+
+# init_cargo_hosts: the registries of ~/.cargo/config(.toml), and
+# rustup's dist server when it is set
+init_cargo_hosts() {
+    for _f in "${CARGO_HOME:-$HOME/.cargo}/config.toml" \
+              "${CARGO_HOME:-$HOME/.cargo}/config"; do
+        [ -r "$_f" ] &&
+            sed -n 's/^[[:space:]]*index[[:space:]]*=[[:space:]]*"\(sparse+\)\{0,1\}\([^"]*\)".*/\2/p' "$_f"
+    done
+    [ -z "${RUSTUP_DIST_SERVER:-}" ] || printf '%s\n' "$RUSTUP_DIST_SERVER"
+}
+
+# init_hosts: the host of every URL on standard input
+init_hosts() {
+    while IFS= read -r _u; do init_url_host "$_u"; done
+}
+
+# init_registries: the allowlist groups of the package registries, each
+# filled with what this machine's own tools and settings name (so a
+# project gets the mirrors its owner uses), else left for the user
+init_registries() {
+    # shellcheck disable=SC2046 # one host name per word
+    init_group "Debian and Ubuntu apt" "the mirrors of /etc/apt/sources.list*" \
+        $(init_apt_hosts)
+    # shellcheck disable=SC2046
+    init_group "npm" "npm config get registry" \
+        $( { command -v npm >/dev/null 2>&1 &&
+             npm config get registry 2>/dev/null; } | init_hosts)
+    # shellcheck disable=SC2046
+    init_group "PyPI" "pip config list, or pip's default index" \
+        $(init_pip_hosts | init_hosts)
+    # shellcheck disable=SC2046
+    init_group "crates (Rust)" "the index of each registry in ~/.cargo/config.toml" \
+        $(init_cargo_hosts | init_hosts)
+    # shellcheck disable=SC2046
+    init_group "Go modules" "go env GOPROXY GOSUMDB" \
+        $(init_go_hosts | init_hosts)
+    # shellcheck disable=SC2046
+    init_group "Maven and Gradle" "the repository and mirror URLs of ~/.m2/settings.xml" \
+        $( { [ -r "$HOME/.m2/settings.xml" ] &&
+             sed -n 's|.*<url>\([^<]*\)</url>.*|\1|p' "$HOME/.m2/settings.xml"; } |
+           init_hosts)
+    # shellcheck disable=SC2046
+    init_group "RubyGems" "gem sources --list" \
+        $( { command -v gem >/dev/null 2>&1 && gem sources --list 2>/dev/null; } |
+           init_hosts)
+    printf '\n'
+}
+
 # init_kap_conf: the default policy, grouped and commented
 init_kap_conf() {
     cat <<'EOF'
@@ -127,23 +230,10 @@ network: {
         # AI providers
         "anthropic.com", "*.anthropic.com", "claude.ai", "*.claude.ai",
         "claude.com", "*.claude.com", "openai.com", "*.openai.com",
-        "generativelanguage.googleapis.com",
-        # Debian and Ubuntu apt
-        "*.debian.org", "*.ubuntu.com",
-        # npm
-        "*.npmjs.org", "*.npmjs.com", "nodejs.org", "*.yarnpkg.com",
-        # PyPI
-        "pypi.org", "*.pypi.org", "*.pythonhosted.org",
-        # crates (Rust)
-        "crates.io", "*.crates.io", "*.rust-lang.org", "rustup.rs",
-        "*.rustup.rs",
-        # Go modules
-        "proxy.golang.org", "sum.golang.org",
-        # Maven and Gradle
-        "repo.maven.apache.org", "*.maven.org", "plugins.gradle.org",
-        "services.gradle.org", "downloads.gradle.org",
-        # RubyGems
-        "rubygems.org", "*.rubygems.org", "bundler.io"
+EOF
+    printf '        "generativelanguage.googleapis.com"'
+    init_registries
+    cat <<'EOF'
     ];
     deny = ["gist.github.com"];
 };
