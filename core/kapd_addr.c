@@ -124,10 +124,73 @@ v4_parse(const char *s, size_t len, uint32_t *addr)
     return KAP_OK;
 }
 
-/* ---- IPv6 ----------------------------------------------------------- */
+/* ---- IPv4-mapped IPv6 ----------------------------------------------- */
 
-static const unsigned char v4mapped_prefix[12] =
-    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+int
+kap_addr_is_v4mapped(const unsigned char *a6)
+{
+    static const unsigned char prefix[12] =
+        { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+    return memcmp(a6, prefix, sizeof(prefix)) == 0;
+}
+
+int
+kap_addr_raw(const struct sockaddr *sa, unsigned char *out, unsigned *port)
+{
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        memcpy(out, &s4->sin_addr, 4);
+        if (port != NULL)
+            *port = ntohs(s4->sin_port);
+        return AF_INET;
+    }
+    if (sa != NULL && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (port != NULL)
+            *port = ntohs(s6->sin6_port);
+        if (kap_addr_is_v4mapped(s6->sin6_addr.s6_addr)) {
+            memcpy(out, s6->sin6_addr.s6_addr + 12, 4);
+            return AF_INET;
+        }
+        memcpy(out, s6->sin6_addr.s6_addr, 16);
+        return AF_INET6;
+    }
+    return 0;
+}
+
+int
+kap_addr_unmap(const struct sockaddr *sa, struct sockaddr_storage *out)
+{
+    unsigned char a[16];
+    unsigned      port = 0;
+    int           family = kap_addr_raw(sa, a, &port);
+
+    memset(out, 0, sizeof(*out));
+    if (family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        memcpy(&s4->sin_addr, a, 4);
+    } else if (family == AF_INET6) {
+        /* copied whole: flow label and scope id stay */
+        memcpy(out, sa, sizeof(struct sockaddr_in6));
+    }
+    return family;
+}
+
+void
+kap_addr_map_v4(const struct sockaddr_in *s4, struct sockaddr_in6 *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->sin6_family = AF_INET6;
+    out->sin6_port = s4->sin_port;
+    out->sin6_addr.s6_addr[10] = 0xff;
+    out->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&out->sin6_addr.s6_addr[12], &s4->sin_addr, 4);
+}
+
+/* ---- IPv6 ----------------------------------------------------------- */
 
 static int
 v6_parse(const char *s, size_t len, struct sockaddr_storage *ss)
@@ -149,7 +212,7 @@ v6_parse(const char *s, size_t len, struct sockaddr_storage *ss)
         return KAP_ERROR;            /* includes zone ids "fe80::1%eth0" */
 
     memset(ss, 0, sizeof(*ss));
-    if (memcmp(a6.s6_addr, v4mapped_prefix, 12) == 0) {
+    if (kap_addr_is_v4mapped(a6.s6_addr)) {
         struct sockaddr_in *sin = (struct sockaddr_in *)ss;
         sin->sin_family = AF_INET;
         memcpy(&sin->sin_addr, a6.s6_addr + 12, 4);
@@ -275,7 +338,7 @@ embedded_v4(const unsigned char *a6, unsigned char *v4)
     static const unsigned char translated[12] =
         { 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0 };
 
-    if (memcmp(a6, v4mapped_prefix, 12) == 0
+    if (kap_addr_is_v4mapped(a6)
         || memcmp(a6, nat64, 12) == 0
         || memcmp(a6, translated, 12) == 0) {
         memcpy(v4, a6 + 12, 4);
@@ -353,4 +416,69 @@ kap_addr_is_denied(const struct sockaddr *sa, const char **why)
     unsigned plen;
 
     return kapd_addr_denied_range(sa, &plen, why);
+}
+
+/* ---- Host names ------------------------------------------------------ */
+
+int
+kap_host_char_ok(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+int
+kap_host_name_norm(const char *s, size_t n, char *out, size_t outsz)
+{
+    size_t label = 0;
+
+    if (n > 0 && s[n - 1] == '.')
+        n--;                              /* one trailing dot */
+    if (n == 0 || n > KAP_HOST_NAME_MAX || (out != NULL && outsz <= n))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.') {
+            if (label == 0)
+                return -1;                /* empty label */
+            label = 0;
+        } else if (kap_host_char_ok(c)) {
+            if (++label > KAP_HOST_LABEL_MAX)
+                return -1;
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + ('a' - 'A'));
+        } else {
+            return -1;                    /* NUL, space, ':', '*', 8-bit */
+        }
+        if (out != NULL)
+            out[i] = (char)c;
+    }
+    if (label == 0)
+        return -1;                        /* "a..": empty last label */
+    if (out != NULL)
+        out[n] = '\0';
+    return (int)n;
+}
+
+int
+kap_host_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (la > 0 && a[la - 1] == '.')
+        la--;
+    if (lb > 0 && b[lb - 1] == '.')
+        lb--;
+    if (la != lb)
+        return 0;
+    for (size_t i = 0; i < la; i++) {
+        int x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x += 'a' - 'A';
+        if (y >= 'A' && y <= 'Z')
+            y += 'a' - 'A';
+        if (x != y)
+            return 0;
+    }
+    return 1;
 }

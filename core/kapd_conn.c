@@ -12,6 +12,8 @@
  */
 #include "kapd_listen_int.h"
 
+#include <kapd/kap_addr.h>
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -59,18 +61,9 @@ peer_key(const struct sockaddr_storage *ss, int *family,
          unsigned char ip[16])
 {
     memset(ip, 0, 16);
-    *family = ss->ss_family;
-    if (ss->ss_family == AF_INET) {
-        memcpy(ip, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            *family = AF_INET;
-            memcpy(ip, &a->s6_addr[12], 4);
-        } else {
-            memcpy(ip, a, 16);
-        }
-    }
+    *family = kap_addr_raw((const struct sockaddr *)ss, ip, NULL);
+    if (*family == 0)
+        *family = ss->ss_family;
 }
 
 static unsigned

@@ -610,7 +610,12 @@ kc_parse_url(struct kap_curl *cu, const char *url)
         cu->literal = 1;
         break;
     case KAP_DECLINED:
-        break;
+        /* the one host-name rule the policy applies (kap_addr.h) */
+        if (kap_host_name_norm(cu->host, strlen(cu->host), NULL, 0) >= 0)
+            break;
+        snprintf(cu->why, sizeof(cu->why),
+                 "host %.255s is not a valid host name", cu->host);
+        goto out;
     default:
         snprintf(cu->why, sizeof(cu->why),
                  "host %.255s is not a valid address", cu->host);

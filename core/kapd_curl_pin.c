@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <kapd/kap_addr.h>
+
 #include "kapd_curl_int.h"
 
 /* append s to buf at *off; 0, or -1 when it does not fit (NUL included) */
@@ -78,27 +80,10 @@ static int
 raw_addr(const struct sockaddr *sa, size_t salen, unsigned char *out,
          unsigned *port)
 {
-    static const unsigned char mapped[12] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
-    };
-
-    if (sa->sa_family == AF_INET && salen >= sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        memcpy(out, &s4->sin_addr, 4);
-        *port = ntohs(s4->sin_port);
-        return AF_INET;
-    }
-    if (sa->sa_family == AF_INET6 && salen >= sizeof(struct sockaddr_in6)) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        *port = ntohs(s6->sin6_port);
-        if (memcmp(&s6->sin6_addr, mapped, sizeof(mapped)) == 0) {
-            memcpy(out, (const unsigned char *)&s6->sin6_addr + 12, 4);
-            return AF_INET;
-        }
-        memcpy(out, &s6->sin6_addr, 16);
-        return AF_INET6;
-    }
-    return 0;
+    if (salen < (sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in)))
+        return 0;
+    return kap_addr_raw(sa, out, port);
 }
 
 int

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include <kapd/kap_addr.h>
 #include <kapd/kap_http.h>
 
 /* tchar per RFC 9110 5.6.2 */
@@ -622,25 +623,9 @@ kap_http_host_normalise(const char *s, size_t n, char *out, size_t outsz)
         return KAP_HTTP_HOST_IPV4;
     }
 
-    size_t label = 0;
-    for (size_t i = 0; i < body; i++) {
-        char c = s[i];
-        if (c == '.') {
-            if (label == 0)
-                return -1;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || c == '-' || c == '_') {
-            if (++label > 63)
-                return -1;
-        } else {
-            return -1;
-        }
-        out[i] = (char)lower((unsigned char)c);
-    }
-    if (label == 0)
+    if (kap_host_name_norm(s, n, out, outsz) < 0)
         return -1;
-    if (body < n)
+    if (body < n)                     /* the trailing dot is kept */
         out[body] = '.';
     out[n] = '\0';
     return KAP_HTTP_HOST_NAME;

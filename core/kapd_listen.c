@@ -27,6 +27,8 @@
  */
 #include "kapd_listen_int.h"
 
+#include <kapd/kap_addr.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -264,7 +266,7 @@ kapd_sockaddr_text(const struct sockaddr *sa, socklen_t len,
     }
     case AF_INET6: {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        if (kap_addr_is_v4mapped(s6->sin6_addr.s6_addr)) {
             if (ipv4_port_text(&s6->sin6_addr.s6_addr[12],
                                ntohs(s6->sin6_port), buf, size) == 0)
                 break;
@@ -559,13 +561,7 @@ kap_dgram_send(struct kap_listen *ls, const struct sockaddr *peer,
     /* An IPv4 peer on a dual-stack socket: send to its mapped form. */
     if (ls->family == AF_INET6 && peer->sa_family == AF_INET
         && peerlen >= sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)peer;
-        memset(&mapped, 0, sizeof(mapped));
-        mapped.sin6_family = AF_INET6;
-        mapped.sin6_port = s4->sin_port;
-        mapped.sin6_addr.s6_addr[10] = 0xff;
-        mapped.sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&mapped.sin6_addr.s6_addr[12], &s4->sin_addr, 4);
+        kap_addr_map_v4((const struct sockaddr_in *)peer, &mapped);
         peer = (const struct sockaddr *)&mapped;
         peerlen = sizeof(mapped);
     }

@@ -25,7 +25,7 @@
 #include <kapd/kap_addr.h>
 #include "kapd_match.h"
 
-#define MATCH_NAME_MAX   253
+#define MATCH_NAME_MAX   KAP_HOST_NAME_MAX
 #define MATCH_RULE_MAX   512     /* longest rule text accepted */
 #define MATCH_KEY_V4     0x01    /* first byte of an IPv4 address key */
 #define MATCH_KEY_V6     0x02    /* first byte of an IPv6 address key */
@@ -292,36 +292,6 @@ size_t
 kapd_match_count(const struct kapd_match *m)
 {
     return m ? m->nrules : 0;
-}
-
-int
-kapd_match_norm_name(const char *name, size_t len, char *out, size_t outlen)
-{
-    size_t i, label = 0;
-
-    if (len > 0 && name[len - 1] == '.')
-        len--;
-    if (len == 0 || len > MATCH_NAME_MAX || outlen <= len)
-        return -1;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + ('a' - 'A'));
-        if (c == '.') {
-            if (label == 0)
-                return -1;                 /* empty label */
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-                   || c == '-' || c == '_') {
-            if (++label > 63)
-                return -1;
-        } else {
-            return -1;                     /* non-ASCII, space, '*', ... */
-        }
-        out[i] = (char)c;
-    }
-    out[len] = '\0';
-    return (int)len;
 }
 
 /* Digits only, value in [min, max]. */
@@ -626,7 +596,7 @@ kapd_match_add(struct kapd_match *m, int deny, const char *text,
                   "\"%s\": a prefix length needs an IP address", text);
         return KAP_ERROR;
     }
-    n = kapd_match_norm_name(host, hlen, norm, sizeof(norm));
+    n = kap_host_name_norm(host, hlen, norm, sizeof(norm));
     if (n < 0 || memchr(host, '\0', hlen) != NULL) {
         match_err(err, file, line,
                   "invalid name in \"%s\" (ASCII letters, digits, '-', '_'"
@@ -721,8 +691,7 @@ kapd_match_lookup_addr(const struct kapd_match *m, const struct sockaddr *sa,
 {
     struct cand          c[130];
     size_t               nc = 0;
-    const unsigned char *a;
-    unsigned char        v4[4];
+    unsigned char        a[16];
     int                  family, plen;
     char                 key[18];
 
@@ -733,20 +702,8 @@ kapd_match_lookup_addr(const struct kapd_match *m, const struct sockaddr *sa,
         res->why = KAPD_MATCH_INVALID_ADDR;
         return KAP_DENY;
     }
-    if (sa->sa_family == AF_INET) {
-        family = AF_INET;
-        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-    } else if (sa->sa_family == AF_INET6) {
-        static const unsigned char mapped[12] =
-            { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        family = AF_INET6;
-        if (memcmp(a, mapped, 12) == 0) {
-            memcpy(v4, a + 12, 4);
-            a = v4;
-            family = AF_INET;
-        }
-    } else {
+    family = kap_addr_raw(sa, a, NULL);
+    if (family == 0) {
         res->why = KAPD_MATCH_INVALID_ADDR;
         return KAP_DENY;
     }
@@ -795,7 +752,7 @@ kapd_match_lookup(const struct kapd_match *m, const char *subject,
         res->why = KAPD_MATCH_INVALID_ADDR;
         return KAP_DENY;
     }
-    n = kapd_match_norm_name(subject, len, name, sizeof(name));
+    n = kap_host_name_norm(subject, len, name, sizeof(name));
     if (n < 0)
         return KAP_DENY;
 

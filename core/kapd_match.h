@@ -126,12 +126,4 @@ int kapd_match_reserve(struct kapd_match *m, size_t n);
 /* Number of rules compiled into m. */
 size_t kapd_match_count(const struct kapd_match *m);
 
-/*
- * Normalise a host name as the matcher does: lower-case, one trailing dot
- * removed, checked.  Writes into out (at least 254 bytes).  Returns the
- * length, or -1 for an invalid name.
- */
-int kapd_match_norm_name(const char *name, size_t len, char *out,
-                         size_t outlen);
-
 #endif /* KAPD_MATCH_H */

@@ -53,7 +53,6 @@
 #include <string.h>
 
 #include <kapd/kap_addr.h>
-#include <kapd/kap_tls.h>
 #include "kapd_match.h"
 
 #define NETWORK_KINDS (KAP_REQ_CONNECT | KAP_REQ_HTTP | KAP_REQ_DNS \
@@ -421,29 +420,12 @@ network_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
 static int
 network_cidr_has(const struct network_cidr *c, const struct sockaddr *sa)
 {
-    const unsigned char *a, *b;
-    unsigned char        v4[4];
+    unsigned char a[16], b[16];
+    int           family = kap_addr_raw(sa, a, NULL);
 
-    if (sa->sa_family == AF_INET6) {
-        const unsigned char *a6 =
-            ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const unsigned char mapped[12] =
-            { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        if (c->ss.ss_family == AF_INET && memcmp(a6, mapped, 12) == 0) {
-            memcpy(v4, a6 + 12, 4);
-            b = (const unsigned char *)
-                &((const struct sockaddr_in *)&c->ss)->sin_addr;
-            return kap_addr_prefix_eq(v4, b, c->plen);
-        }
-        if (c->ss.ss_family != AF_INET6)
-            return 0;
-        b = ((const struct sockaddr_in6 *)&c->ss)->sin6_addr.s6_addr;
-        return kap_addr_prefix_eq(a6, b, c->plen);
-    }
-    if (sa->sa_family != AF_INET || c->ss.ss_family != AF_INET)
+    if (family == 0 || kap_addr_raw((const struct sockaddr *)&c->ss, b, NULL)
+                       != family)
         return 0;
-    a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-    b = (const unsigned char *)&((const struct sockaddr_in *)&c->ss)->sin_addr;
     return kap_addr_prefix_eq(a, b, c->plen);
 }
 
@@ -456,7 +438,7 @@ kapd_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
     const char              *w = NULL;
     uint16_t                 port = 0;
     size_t                   i;
-    struct sockaddr_in       v4;
+    struct sockaddr_storage  plain;
 
     if (why)
         *why = NULL;
@@ -466,19 +448,9 @@ kapd_network_addr_check(struct kap_gen *gen, const struct sockaddr *sa,
             *why = "not an IP address";
         return KAP_DECLINED;
     }
-    if (sa->sa_family == AF_INET6) {
-        /* ::ffff:a.b.c.d is a.b.c.d everywhere below */
-        static const unsigned char mapped[12] =
-            { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        if (memcmp(s6->sin6_addr.s6_addr, mapped, 12) == 0) {
-            memset(&v4, 0, sizeof(v4));
-            v4.sin_family = AF_INET;
-            v4.sin_port = s6->sin6_port;
-            memcpy(&v4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-            sa = (const struct sockaddr *)&v4;
-        }
-    }
+    /* ::ffff:a.b.c.d is a.b.c.d everywhere below */
+    kap_addr_unmap(sa, &plain);
+    sa = (const struct sockaddr *)&plain;
     if (gen != NULL)
         conf = kap_gen_module_conf(gen, "network");
     if (sa->sa_family == AF_INET)
@@ -631,7 +603,7 @@ network_first(struct kap_req *r)
         return KAP_OK;
     }
     if (strcmp(first, "http") == 0) {
-        if (hh != NULL && kap_tls_host_eq(hh, r->subject)) {
+        if (hh != NULL && kap_host_eq(hh, r->subject)) {
             kap_req_decide(r, KAP_ALLOW, "network", NULL);
             return KAP_OK;
         }
@@ -639,7 +611,7 @@ network_first(struct kap_req *r)
                  hh ? hh : "(none)");
     } else if (strcmp(first, "tls") == 0) {
         if (sni != NULL) {
-            if (kap_tls_host_eq(sni, r->subject)) {
+            if (kap_host_eq(sni, r->subject)) {
                 kap_req_decide(r, KAP_ALLOW, "network", NULL);
                 return KAP_OK;
             }

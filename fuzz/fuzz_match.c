@@ -40,7 +40,7 @@ check_lookup(const struct kapd_match *m, const char *s, uint16_t port)
         if (res.rule == NULL || res.rule->deny)
             abort();
         if (kap_addr_parse_literal(s, &ss) != KAP_OK
-            && kapd_match_norm_name(s, strlen(s), norm, sizeof(norm)) < 0)
+            && kap_host_name_norm(s, strlen(s), norm, sizeof(norm)) < 0)
             abort();                 /* allowed something invalid */
     }
     if (res.why == KAPD_MATCH_DENIED && (res.rule == NULL || !res.rule->deny))

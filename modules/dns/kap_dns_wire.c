@@ -17,6 +17,8 @@
 
 #include <ldns/ldns.h>
 
+#include <kapd/kap_addr.h>
+
 #include "kap_dns_wire.h"
 
 #define T_A       1
@@ -44,13 +46,6 @@ wr16(unsigned char *p, unsigned v)
     p[1] = (unsigned char)v;
 }
 
-static int
-label_char_ok(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-           || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
-}
-
 /* Presentation form of the wire name in q (already validated). */
 static void
 name_to_text(struct kap_dns_query *q)
@@ -69,7 +64,7 @@ name_to_text(struct kap_dns_query *q)
             q->name[o++] = '.';
         for (j = 0; j < l; j++, i++) {
             unsigned char ch = q->qname[i];
-            if (label_char_ok(ch)) {
+            if (kap_host_char_ok(ch)) {
                 q->name[o++] = (char)ch;
             } else {
                 ok = 0;
@@ -86,7 +81,9 @@ name_to_text(struct kap_dns_query *q)
         }
     }
     q->name[o] = '\0';
-    q->name_ok = ok;
+    /* the one host-name rule (kap_addr.h): the wire already bounds the
+       labels to 63 and the name to 253 characters */
+    q->name_ok = ok && kap_host_name_norm(q->name, o, NULL, 0) >= 0;
 }
 
 #define FAIL(code, text) do { if (why) *why = (text); return (code); } while (0)

@@ -48,7 +48,8 @@
 #include <kapd/kap_addr.h>
 #include <kapd/kap_http.h>
 #include <kapd/kap_resolver.h>
-#include <kapd/kap_tls.h>
+
+#include "kap_http_connect_first.h"
 
 #define HC_NAME          "http_connect"
 #define HC_IOBUF         16384     /* read size / forward buffer high-water */
@@ -1530,8 +1531,8 @@ static char hc_fwhy[400];
 static int
 first_check(struct hc *hc)
 {
-    struct kap_first f;
-    struct kap_tls_hello h;
+    struct hc_first f;
+    struct hc_hello h;
     const unsigned char *b = (const unsigned char *)hc->first;
     const char *first = "other", *sni = NULL, *tls = NULL, *hh = NULL;
     char error[200];
@@ -1542,41 +1543,41 @@ first_check(struct hc *hc)
     if (hc->fq != NULL)
         return 0;
     error[0] = '\0';
-    switch (kap_first_classify(b, hc->first_len, &f)) {
-    case KAP_FIRST_NEED_MORE:
-        if (hc->first_len < KAP_TLS_BUF_MAX)
+    switch (kap_http_connect_first_classify(b, hc->first_len, &f)) {
+    case HC_FIRST_NEED_MORE:
+        if (hc->first_len < HC_HELLO_BUF_MAX)
             return 0;
         snprintf(error, sizeof(error), "unrecognised first bytes");
         break;
-    case KAP_FIRST_SSH:
+    case HC_FIRST_SSH:
         first = "ssh";
         break;
-    case KAP_FIRST_HTTP:
+    case HC_FIRST_HTTP:
         first = "http";
         hh = f.host;
         break;
-    case KAP_FIRST_TLS:
+    case HC_FIRST_TLS:
         first = "tls";
-        rc = kap_tls_parse_hello(b, hc->first_len, &h);
+        rc = kap_http_connect_hello_parse(b, hc->first_len, &h);
         switch (rc) {
-        case KAP_TLS_NEED_MORE:
+        case HC_HELLO_NEED_MORE:
             return 0;
-        case KAP_TLS_SNI:
+        case HC_HELLO_SNI:
             sni = h.sni;
             break;
-        case KAP_TLS_NO_SNI:
+        case HC_HELLO_NO_SNI:
             tls = "no_sni";
             break;
-        case KAP_TLS_MULTI_SNI:
+        case HC_HELLO_MULTI_SNI:
             tls = "multi_sni";
             break;
-        case KAP_TLS_ECH:
+        case HC_HELLO_ECH:
             tls = "ech";
             break;
         default:
             tls = "invalid";
             snprintf(error, sizeof(error), "%s",
-                     h.error ? h.error : kap_tls_result_name(rc));
+                     h.error ? h.error : kap_http_connect_hello_result(rc));
             break;
         }
         break;
@@ -1698,8 +1699,8 @@ first_client_read(struct hc *hc)
         if (hc->first_len == hc->first_cap) {
             /* grow from 2 KiB: most hellos and request heads are small */
             size_t ncap = hc->first_cap ? hc->first_cap * 2 : 2048;
-            if (ncap > KAP_TLS_BUF_MAX)
-                ncap = KAP_TLS_BUF_MAX;
+            if (ncap > HC_HELLO_BUF_MAX)
+                ncap = HC_HELLO_BUF_MAX;
             if (ncap == hc->first_cap)
                 break;                  /* the bound: classify decides */
             char *nb = hc->first == NULL && ncap == 2048
@@ -1825,7 +1826,7 @@ take_pipelined(struct hc *hc)
     size_t extra = buf_used(&hc->cin);
 
     if (extra) {
-        if (hc->first != NULL || extra > KAP_TLS_BUF_MAX)
+        if (hc->first != NULL || extra > HC_HELLO_BUF_MAX)
             return KAP_ERROR;
         hc->first_cap = extra > 2048 ? extra : 2048;
         hc->first = hc->first_cap == 2048 ? cache_get(&cache_2k)
@@ -2316,7 +2317,7 @@ hc_head_done(struct hc *hc)
             if (kap_http_parse_authority(q->host->value.data,
                                          q->host->value.len, 80,
                                          &hu) != KAP_OK ||
-                !kap_tls_host_eq(hu.host, q->uri.host) ||
+                !kap_host_eq(hu.host, q->uri.host) ||
                 hu.port != q->uri.port) {
                 refuse_audit(hc, "Host header does not match the request URI");
                 respond(hc, 400, "kap: the Host header does not match the "

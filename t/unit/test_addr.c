@@ -1,6 +1,7 @@
 /*
- * test_addr.c -- kap_addr_parse_literal() in every spelling, and the
- * built-in address deny set (DESIGN §6, bypass classes 3, 5 and 6).
+ * test_addr.c -- kap_addr_parse_literal() in every spelling, the
+ * built-in address deny set (DESIGN §6, bypass classes 3, 5 and 6), the
+ * one place IPv4-mapped IPv6 is unwrapped, and the one host-name rule.
  */
 #include "config.h"
 
@@ -39,6 +40,126 @@ denied(const char *s, const char **why)
     if (kap_addr_parse_literal(s, &ss) != KAP_OK)
         return -1;
     return kap_addr_is_denied((struct sockaddr *)&ss, why);
+}
+
+/* kap_host_name_norm of s (NUL-terminated): the canonical form, or "-1". */
+static const char *
+host(const char *s)
+{
+    static char buf[KAP_HOST_NAME_MAX + 2];
+
+    if (kap_host_name_norm(s, strlen(s), buf, sizeof(buf)) < 0)
+        return "-1";
+    return buf;
+}
+
+/* a name of total length n: labels of up to lab characters joined by '.' */
+static const char *
+long_name(size_t n, size_t lab)
+{
+    static char buf[600];
+    size_t      i;
+
+    for (i = 0; i < n && i < sizeof(buf) - 1; i++)
+        buf[i] = (i % (lab + 1) == lab) ? '.' : 'a';
+    buf[i] = '\0';
+    return buf;
+}
+
+static void
+test_host_names(void)
+{
+    char out[KAP_HOST_NAME_MAX + 2];
+
+    is_str(host("GitHub.COM"), "github.com", "case folded");
+    is_str(host("a.com."), "a.com", "one trailing dot dropped");
+    is_str(host("a.com.."), "-1", "two trailing dots");
+    is_str(host("."), "-1", "the root alone");
+    is_str(host(""), "-1", "empty");
+    is_str(host("a..com"), "-1", "empty label");
+    is_str(host(".a.com"), "-1", "empty first label");
+    is_str(host("a b.com"), "-1", "space");
+    is_str(host("a:b"), "-1", "colon");
+    is_str(host("*.a.com"), "-1", "a literal '*' label");
+    is_str(host("caf\xc3\xa9.fr"), "-1", "8-bit (a U-label)");
+    is_str(host("xn--caf-dma.fr"), "xn--caf-dma.fr", "IDN as xn-- A-label");
+    is_str(host("XN--CAF-DMA.FR"), "xn--caf-dma.fr", "A-label case folded");
+    is_str(host("_dmarc.example.com"), "_dmarc.example.com", "underscore");
+    is_str(host("a_b.example.com"), "a_b.example.com", "underscore inside");
+    is_str(host("-a.com"), "-a.com", "leading hyphen (resolvers accept it)");
+    is_str(host("a-.com"), "a-.com", "trailing hyphen");
+    ok(kap_host_name_norm("a\0b.com", 7, NULL, 0) < 0, "embedded NUL");
+    /* label length 63 */
+    is_int(kap_host_name_norm(long_name(63, 63), 63, NULL, 0), 63,
+           "63-character label");
+    is_int(kap_host_name_norm(long_name(64, 64), 64, NULL, 0), -1,
+           "64-character label");
+    /* total length 253 (+ one trailing dot), labels of 50 */
+    is_int(kap_host_name_norm(long_name(253, 50), 253, NULL, 0), 253,
+           "253 characters");
+    is_int(kap_host_name_norm(long_name(254, 50), 254, NULL, 0), -1,
+           "254 characters");
+    {
+        char n254[260];
+        memcpy(n254, long_name(253, 50), 253);
+        n254[253] = '.';
+        is_int(kap_host_name_norm(n254, 254, out, sizeof(out)), 253,
+               "253 characters and the trailing dot");
+    }
+    is_int(kap_host_name_norm("abc.de", 6, out, 6), -1,
+           "does not fit in out (NUL needs a byte)");
+    is_int(kap_host_name_norm("abc.de", 6, out, 7), 6, "fits exactly");
+    /* IP literals are kap_addr_parse_literal's: the syntax alone */
+    is_str(host("127.0.0.1"), "127.0.0.1", "dotted quad is name syntax");
+    is_str(host("::1"), "-1", "IPv6 literal is not a name");
+    is_str(host("[::1]"), "-1", "bracketed IPv6 is not a name");
+    ok(kap_host_char_ok('_') && kap_host_char_ok('-') && kap_host_char_ok('Z')
+       && !kap_host_char_ok('.') && !kap_host_char_ok('*')
+       && !kap_host_char_ok(0x80), "label characters");
+
+    ok(kap_host_eq("GitHub.com.", "github.COM"), "eq: dot and case");
+    ok(!kap_host_eq("github.com..", "github.com"), "eq: two dots");
+    ok(!kap_host_eq("evilgithub.com", "github.com"), "eq: suffix");
+    ok(!kap_host_eq("github.com", "github.co"), "eq: prefix");
+    ok(kap_host_eq("", "."), "eq: root spellings");
+}
+
+static void
+test_v4mapped(void)
+{
+    struct sockaddr_in6     s6, back;
+    struct sockaddr_in      s4;
+    struct sockaddr_storage ss;
+    unsigned char           raw[16];
+    unsigned                port = 0;
+
+    memset(&s6, 0, sizeof(s6));
+    s6.sin6_family = AF_INET6;
+    s6.sin6_port = htons(443);
+    inet_pton(AF_INET6, "::ffff:10.1.2.3", &s6.sin6_addr);
+    ok(kap_addr_is_v4mapped(s6.sin6_addr.s6_addr), "::ffff:10.1.2.3 mapped");
+    is_int(kap_addr_raw((struct sockaddr *)&s6, raw, &port), AF_INET,
+           "raw of a mapped address is IPv4");
+    ok(raw[0] == 10 && raw[3] == 3 && port == 443, "its bytes and port");
+    is_int(kap_addr_unmap((struct sockaddr *)&s6, &ss), AF_INET, "unmap");
+    ok(((struct sockaddr_in *)&ss)->sin_port == htons(443), "unmap port");
+    s4 = *(struct sockaddr_in *)&ss;
+    kap_addr_map_v4(&s4, &back);
+    ok(back.sin6_family == AF_INET6 && back.sin6_port == htons(443)
+       && memcmp(&back.sin6_addr, &s6.sin6_addr, 16) == 0, "map back");
+
+    inet_pton(AF_INET6, "::ffff:0:10.1.2.3", &s6.sin6_addr);
+    ok(!kap_addr_is_v4mapped(s6.sin6_addr.s6_addr), "translated is not");
+    is_int(kap_addr_raw((struct sockaddr *)&s6, raw, NULL), AF_INET6,
+           "raw of another IPv6 address");
+    inet_pton(AF_INET6, "::10.1.2.3", &s6.sin6_addr);
+    ok(!kap_addr_is_v4mapped(s6.sin6_addr.s6_addr), "compatible is not");
+    ss.ss_family = AF_UNIX;
+    is_int(kap_addr_raw((struct sockaddr *)&ss, raw, NULL), 0, "AF_UNIX");
+    {
+        struct sockaddr_storage o;
+        is_int(kap_addr_unmap((struct sockaddr *)&ss, &o), 0, "unmap AF_UNIX");
+    }
 }
 
 int
@@ -245,5 +366,7 @@ main(void)
         ok(!kap_addr_prefix_eq(x, y, 17), "prefix /17 differs");
         ok(kap_addr_prefix_eq(x, y, 0), "prefix /0 equal");
     }
+    test_host_names();
+    test_v4mapped();
     return done_testing();
 }

@@ -1,5 +1,6 @@
 /*
- * kap_addr.h -- IP address literals and the built-in address deny set.
+ * kap_addr.h -- IP address literals, the built-in address deny set,
+ * IPv4-mapped IPv6, and host names.
  *
  * Every module that takes a host from the agent (a CONNECT target, a Host
  * header, a DNS name, a URL) must decide whether it is an address literal
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 /* Longest text kap_addr_to_text() writes, with brackets and NUL. */
 #define KAP_ADDR_TEXT_MAX 48
@@ -79,5 +81,73 @@ int kap_addr_embedded_v4(const unsigned char *a6, unsigned char *v4);
  */
 int kap_addr_prefix_eq(const unsigned char *a, const unsigned char *b,
                        unsigned plen);
+
+/* ---- IPv4-mapped IPv6 ---------------------------------------------------
+ * The one place kapd unwraps ::ffff:a.b.c.d (RFC 4291 §2.5.5.2): a peer on
+ * a dual-stack socket, an answer record or a sockaddr from a library is the
+ * IPv4 address it carries, for every comparison, key and log line.
+ */
+
+/* Non-zero when a6 (16 bytes, borrowed) is in ::ffff:0:0/96. */
+int kap_addr_is_v4mapped(const unsigned char *a6);
+
+/*
+ * The IP of sa (borrowed) as raw bytes in out (caller's, 16 bytes: 4 are
+ * written for IPv4, 16 for IPv6), an IPv4-mapped IPv6 address as its IPv4
+ * address; *port (may be NULL) gets the port in host order.  Returns
+ * AF_INET or AF_INET6, or 0 for any other family (out untouched).
+ */
+int kap_addr_raw(const struct sockaddr *sa, unsigned char *out,
+                 unsigned *port);
+
+/*
+ * sa (borrowed) with a mapped address unwrapped, into *out (caller's): an
+ * AF_INET6 ::ffff:a.b.c.d becomes the AF_INET a.b.c.d with the same port,
+ * any other AF_INET/AF_INET6 address is copied.  Returns the family of
+ * *out, or 0 (out zeroed) for any other family.
+ */
+int kap_addr_unmap(const struct sockaddr *sa, struct sockaddr_storage *out);
+
+/*
+ * The reverse, for sending to an IPv4 peer from a dual-stack socket: the
+ * ::ffff:a.b.c.d form of s4 (borrowed, same port) into *out (caller's).
+ */
+void kap_addr_map_v4(const struct sockaddr_in *s4, struct sockaddr_in6 *out);
+
+/* ---- Host names -----------------------------------------------------------
+ * The one host-name validator and comparator: a CONNECT target, a Host
+ * header, an SNI, a policy rule, a DNS question are judged by the same
+ * rules, so no two parts of kapd disagree about what a name is.
+ *
+ * A host name is 1 to KAP_HOST_NAME_MAX characters of labels separated by
+ * '.', with at most one trailing dot (not counted).  A label is 1 to 63
+ * of the ASCII letters, digits, '-' and '_' ('_' for service names such
+ * as _dmarc and the hosts that carry it in practice; '-' anywhere in a
+ * label, as resolvers accept it).  No empty label, no other byte (an IDN
+ * is written as its xn-- A-label).  Letters compare case-insensitively.
+ * An IP literal is not judged here: callers ask kap_addr_parse_literal()
+ * first; a dotted quad is syntactically a name, "[::1]" and "::1" are not.
+ */
+#define KAP_HOST_NAME_MAX  253
+#define KAP_HOST_LABEL_MAX 63
+
+/* Non-zero when c may appear in a label. */
+int kap_host_char_ok(unsigned char c);
+
+/*
+ * Check the n bytes of s (borrowed, not NUL-terminated) and, when out is
+ * not NULL, write the canonical form into out (caller's, outsz bytes):
+ * lower case, without the trailing dot, NUL-terminated.  Returns the
+ * length of the canonical form, or -1 when s is not a host name or does
+ * not fit in out.
+ */
+int kap_host_name_norm(const char *s, size_t n, char *out, size_t outsz);
+
+/*
+ * Non-zero when the NUL-terminated names a and b (borrowed) are the same
+ * host: ASCII case-insensitive, ignoring one trailing dot on either side.
+ * No validation: two equal invalid strings compare equal.
+ */
+int kap_host_eq(const char *a, const char *b);
 
 #endif /* KAP_ADDR_H */

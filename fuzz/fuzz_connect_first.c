@@ -1,6 +1,6 @@
 /*
- * fuzz_tls.c -- libFuzzer target for the ClientHello inspector and the
- * client-first-bytes classifier (kap_tls.h).
+ * fuzz_connect_first.c -- libFuzzer target for the ClientHello inspector and the
+ * client-first-bytes classifier (kap_http_connect_first.h).
  *
  * Checks, besides memory errors: every strict prefix of an input that
  * gives a final answer must answer "need more" or the same final class
@@ -13,35 +13,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <kapd/kap_tls.h>
+#include "kap_http_connect_first.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct kap_tls_hello h, h2;
-    struct kap_first f;
+    struct hc_hello h, h2;
+    struct hc_first f;
 
-    int rc = kap_tls_parse_hello(data, size, &h);
-    if (rc == KAP_TLS_SNI &&
-        (!kap_tls_valid_hostname(h.sni, h.sni_len) ||
+    int rc = kap_http_connect_hello_parse(data, size, &h);
+    if (rc == HC_HELLO_SNI &&
+        (kap_host_name_norm(h.sni, h.sni_len, NULL, 0) < 0 ||
          strlen(h.sni) != h.sni_len))
         abort();
-    if (rc == KAP_TLS_SNI || rc == KAP_TLS_NO_SNI || rc == KAP_TLS_ECH ||
-        rc == KAP_TLS_MULTI_SNI) {
+    if (rc == HC_HELLO_SNI || rc == HC_HELLO_NO_SNI || rc == HC_HELLO_ECH ||
+        rc == HC_HELLO_MULTI_SNI) {
         /* a complete hello: its records end at records_len, and the
            shorter input just before that must still need more */
         if (h.records_len == 0 || h.records_len > size)
             abort();
-        if (kap_tls_parse_hello(data, h.records_len - 1, &h2)
-            != KAP_TLS_NEED_MORE)
+        if (kap_http_connect_hello_parse(data, h.records_len - 1, &h2)
+            != HC_HELLO_NEED_MORE)
             abort();
     }
-    (void)kap_tls_result_name(rc);
+    (void)kap_http_connect_hello_result(rc);
 
-    int k = kap_first_classify(data, size, &f);
-    if (k == KAP_FIRST_HTTP && strlen(f.host) == 0)
+    int k = kap_http_connect_first_classify(data, size, &f);
+    if (k == HC_FIRST_HTTP && strlen(f.host) == 0)
         abort();
     return 0;
 }
