@@ -1,0 +1,167 @@
+/*
+ * kap_http_connect_buf.c -- the module's byte buffer and its free lists of
+ * transient allocations (request parsers, 1/2 KiB buffers, small dials).
+ * Part of the http_connect module (kap_http_connect.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kap_http_connect.h"
+
+/* ---- small helpers ------------------------------------------------------- */
+
+/*
+ * Transient buffers (request parsers, 1 KiB head buffers, 2 KiB first-byte
+ * buffers) are recycled through small free lists, so that they do not
+ * interleave in the heap with the long-lived objects of idle tunnels
+ * (which would leave a hole per tunnel: DESIGN §7 wants <= 4 KiB each).
+ */
+#define HC_CACHE_MAX 64
+
+struct hc_cache {
+    void    *v[HC_CACHE_MAX];
+    unsigned n;
+    size_t   size;
+};
+
+static struct hc_cache caches[HC_NCACHES] = {
+    [HC_CACHE_REQ]  = { .size = sizeof(struct kap_http_req) },
+    [HC_CACHE_1K]   = { .size = 1024 },
+    [HC_CACHE_2K]   = { .size = 2048 },
+    [HC_CACHE_DIAL] = { .size = sizeof(struct hc_dial)
+                                + HC_DIAL_SMALL * sizeof(struct hc_attempt) },
+};
+
+void *
+kap_http_connect_cache_get(int which)
+{
+    struct hc_cache *c = &caches[which];
+
+    return c->n ? c->v[--c->n] : malloc(c->size);
+}
+
+void
+kap_http_connect_cache_put(int which, void *p)
+{
+    struct hc_cache *c = &caches[which];
+
+    if (p == NULL)
+        return;
+    if (c->n < HC_CACHE_MAX)
+        c->v[c->n++] = p;
+    else
+        free(p);
+}
+
+/* free a buffer that may have come from a cache of its size */
+void
+kap_http_connect_sized_free(void *p, size_t cap)
+{
+    if (cap == 1024)
+        kap_http_connect_cache_put(HC_CACHE_1K, p);
+    else if (cap == 2048)
+        kap_http_connect_cache_put(HC_CACHE_2K, p);
+    else
+        free(p);
+}
+
+static void
+cache_drain(struct hc_cache *c)
+{
+    while (c->n)
+        free(c->v[--c->n]);
+}
+
+/* at shutdown: the recycled buffers go back to the heap */
+void
+kap_http_connect_caches_drain(void)
+{
+    cache_drain(&caches[HC_CACHE_REQ]);
+    cache_drain(&caches[HC_CACHE_1K]);
+    cache_drain(&caches[HC_CACHE_2K]);
+    cache_drain(&caches[HC_CACHE_DIAL]);
+}
+
+int
+kap_http_connect_buf_reserve(struct hc_buf *b, size_t more, size_t max)
+{
+    if (b->off && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->len + more <= b->cap)
+        return KAP_OK;
+    if (b->off) {
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->len + more <= b->cap)
+            return KAP_OK;
+    }
+    size_t ncap = b->cap ? b->cap : 1024;
+    while (ncap < b->len + more)
+        ncap *= 2;
+    if (max && ncap > max)
+        ncap = max;
+    if (ncap < b->len + more)
+        return KAP_ERROR;
+    char *np = b->p == NULL && ncap == 1024
+                   ? kap_http_connect_cache_get(HC_CACHE_1K)
+                   : realloc(b->p, ncap);
+    if (np == NULL)
+        return KAP_ERROR;
+    b->p = np;
+    b->cap = ncap;
+    return KAP_OK;
+}
+
+int
+kap_http_connect_buf_add(struct hc_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return KAP_OK;
+    if (kap_http_connect_buf_reserve(b, n, 0) != KAP_OK)
+        return KAP_ERROR;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return KAP_OK;
+}
+
+int
+kap_http_connect_buf_str(struct hc_buf *b, const char *s)
+{
+    return kap_http_connect_buf_add(b, s, strlen(s));
+}
+
+size_t
+kap_http_connect_buf_used(const struct hc_buf *b)
+{
+    return b->len - b->off;
+}
+
+void
+kap_http_connect_buf_free(struct hc_buf *b)
+{
+    kap_http_connect_sized_free(b->p, b->cap);
+    memset(b, 0, sizeof(*b));
+}
+
+/* shrink an idle buffer so that idle connections stay small */
+void
+kap_http_connect_buf_trim(struct hc_buf *b)
+{
+    if (kap_http_connect_buf_used(b) == 0)
+        kap_http_connect_buf_free(b);
+}
+
+void
+kap_http_connect_io_stop(ev_io *w)
+{
+    ev_io_stop(kap_loop(), w);
+}
+
