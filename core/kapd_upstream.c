@@ -227,10 +227,18 @@ up_dial_next(struct kap_upstream *u)
     {
         char why[400];
 
+        struct kap_upstream_result res;
+
         snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", u->host,
                  u->port, strerror(u->last_errno ? u->last_errno
                                                  : ECONNREFUSED));
-        up_fail(u, 502, why);
+        memset(&res, 0, sizeof(res));
+        res.rc = KAP_ERROR;
+        res.fd = -1;
+        res.status = 502;
+        res.reason = why;
+        res.connecting = 1;
+        up_finish(u, &res);
     }
 }
 

@@ -159,6 +159,12 @@ kap_upstream_idle_take(const struct kap_upstream_target *t,
     return -1;
 }
 
+unsigned
+kap_upstream_idle_count(void)
+{
+    return idle_n;
+}
+
 void
 kap_upstream_idle_close_all(void)
 {

@@ -25,15 +25,13 @@
 #include <kapd/kap_addr.h>
 #include <kapd/kap_http.h>
 #include <kapd/kap_resolver.h>
+#include <kapd/kap_upstream.h>
 
 #include "kap_http_connect_first.h"
 
 #define HC_NAME          "http_connect"
 #define HC_IOBUF         16384     /* read size / forward buffer high-water */
 #define HC_SPLICE_MAX    262144    /* bytes moved per splice(2) */
-#define HC_EYEBALL_DELAY 0.25      /* s before trying the next address */
-#define HC_POOL_PER_DEST 64        /* idle upstream conns per destination */
-#define HC_POOL_MAX      1024      /* idle upstream conns in total */
 
 enum { SNI_UNSET = -1, SNI_REQUIRE = 0, SNI_IF_PRESENT = 1 };
 
@@ -52,7 +50,7 @@ struct hc_conf {
 };
 
 enum hc_state {
-    S_HEAD = 0, S_POLICY, S_RESOLVE, S_CONNECT, S_FIRST, S_TUNNEL,
+    S_HEAD = 0, S_POLICY, S_RESOLVE, S_FIRST, S_TUNNEL,
     S_FORWARD, S_RESPOND
 };
 
@@ -85,28 +83,6 @@ union hc_sa {
     struct sockaddr_in6 in6;
 };
 
-/* an address to dial: a checked answer, then its connect attempt */
-struct hc_attempt {
-    int                     fd;
-    ev_io                   io;
-    struct hc              *hc;
-    union hc_sa             to;
-};
-
-/*
- * Dialling state: heap, sized to the answer (most names have one or two
- * addresses), freed once connected.  Thousands of tunnels may be dialling
- * at once, and what they free stays in the heap between the long-lived
- * connections: the smaller, the less an idle tunnel costs afterwards.
- */
-struct hc_dial {
-    size_t                  naddrs, next, natt, live, cap;
-    ev_timer                eyeball;
-    int                     last_errno;
-    struct hc_attempt       att[];     /* naddrs checked addresses */
-};
-
-#define HC_DIAL_SMALL 2                /* dials of this many are recycled */
 
 struct hc {
     struct kap_conn      *c;
@@ -127,8 +103,7 @@ struct hc {
     struct kap_http_resp *resp;             /* heap while forwarding */
     struct kap_req       *preq;             /* policy question */
     struct kap_pool      *rpool;            /* the question's own pool */
-    struct kap_resolve   *rq;               /* pending resolver query */
-    struct hc_dial       *dial;
+    struct kap_upstream  *dialer;           /* resolving, asking, dialling */
 
     /* the current request */
     char                  host[KAP_HTTP_HOST_MAX + 1];
@@ -164,8 +139,6 @@ struct hc {
     int                   first_checked;
     int                   first_ok;         /* the first bytes were allowed */
     struct kap_req       *fq;               /* first-bytes question, waiting */
-    struct kap_req       *aq;               /* address question, waiting */
-    size_t aq_next; /* next address of hc->dial to ask */
     int                   respond_close;    /* RESPOND: close when flushed */
     int                   tunnel_audited;
     int                   depth;            /* callbacks on the stack */
@@ -200,7 +173,7 @@ struct hc {
 #define HC_CLOSE_LINGER 3
 
 /* free lists (kap_http_connect_buf.c) */
-enum { HC_CACHE_REQ, HC_CACHE_1K, HC_CACHE_2K, HC_CACHE_DIAL, HC_NCACHES };
+enum { HC_CACHE_REQ, HC_CACHE_1K, HC_CACHE_2K, HC_NCACHES };
 
 extern unsigned kap_http_connect_tunnels;   /* tunnels open now */
 
@@ -244,12 +217,11 @@ void   kap_http_connect_run(struct hc *hc);
 void   kap_http_connect_resolve(struct hc *hc);
 void   kap_http_connect_dial_free(struct hc *hc);
 int    kap_http_connect_take_pipelined(struct hc *hc);
-unsigned kap_http_connect_pool_count(void);
-void   kap_http_connect_pool_drain(void);
 void   kap_http_connect_pool_put(struct hc *hc, int fd);    /* takes fd */
 int    kap_http_connect_held_put(struct hc *hc);
 int    kap_http_connect_held_get(struct hc *hc);
 int    kap_http_connect_pool_get(struct hc *hc);
+void   kap_http_connect_usa_set(struct hc *hc, const struct sockaddr *sa);
 
 /* kap_http_connect_tunnel.c */
 int    kap_http_connect_first_check(struct hc *hc);

@@ -35,8 +35,6 @@ static struct hc_cache caches[HC_NCACHES] = {
     [HC_CACHE_REQ]  = { .size = sizeof(struct kap_http_req) },
     [HC_CACHE_1K]   = { .size = 1024 },
     [HC_CACHE_2K]   = { .size = 2048 },
-    [HC_CACHE_DIAL] = { .size = sizeof(struct hc_dial)
-                                + HC_DIAL_SMALL * sizeof(struct hc_attempt) },
 };
 
 void *
@@ -86,7 +84,6 @@ kap_http_connect_caches_drain(void)
     cache_drain(&caches[HC_CACHE_REQ]);
     cache_drain(&caches[HC_CACHE_1K]);
     cache_drain(&caches[HC_CACHE_2K]);
-    cache_drain(&caches[HC_CACHE_DIAL]);
 }
 
 int

@@ -323,7 +323,6 @@ kap_http_connect_rpool_release(struct hc *hc)
     hc->rpool = NULL;
     hc->preq = NULL;
     hc->fq = NULL;
-    hc->aq = NULL;
     kap_pool_destroy(p);
 }
 
@@ -334,10 +333,6 @@ kap_http_connect_cleanup(void *data)
 
     hc_stop_all(hc);
     kap_http_connect_rpool_release(hc);
-    if (hc->rq) {
-        kap_resolve_cancel(hc->rq);
-        hc->rq = NULL;
-    }
     kap_http_connect_dial_free(hc);
     kap_http_connect_dir_free_pipe(&hc->up);
     kap_http_connect_dir_free_pipe(&hc->down);
@@ -418,15 +413,11 @@ hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                                        "the policy decision timed out");
         goto out;
     case S_RESOLVE:
-    case S_CONNECT:
-        kap_http_connect_rpool_release(
-            hc); /* cancels a waiting address question */
-        kap_http_connect_refuse_audit(hc, "upstream connect timeout");
-        if (hc->rq) {
-            kap_resolve_cancel(hc->rq);
-            hc->rq = NULL;
-        }
+        /* resolving, asking about an address, or dialling: all stopped
+           (a waiting address question is cancelled) */
         kap_http_connect_dial_free(hc);
+        kap_http_connect_rpool_release(hc);
+        kap_http_connect_refuse_audit(hc, "upstream connect timeout");
         kap_http_connect_respond_error(hc, 504,
                                        "timed out connecting upstream");
         goto out;
@@ -1149,13 +1140,13 @@ hc_status(struct kap_gen *gen, void *conf, struct kap_buf *out)
     (void)gen; (void)conf;
     kap_buf_printf(out, "%u connections, %u tunnels, %u idle upstream",
                    kap_conn_count(HC_NAME), kap_http_connect_tunnels,
-                   kap_http_connect_pool_count());
+                   kap_upstream_idle_count());
 }
 
 static void
 hc_shutdown(void)
 {
-    kap_http_connect_pool_drain();
+    kap_upstream_idle_close_all();
     kap_http_connect_pipes_drain();
     kap_http_connect_caches_drain();
 }

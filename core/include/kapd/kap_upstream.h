@@ -65,6 +65,10 @@ struct kap_upstream_result {
     int                    status; /* a fitting HTTP status on failure: 403
                                       (refused), 502, 504 (resolver timeout) */
     const char            *reason; /* on failure: why, for people */
+    int                    connecting; /* KAP_ERROR: 1 when the name resolved
+                                      and was allowed, but no attempt
+                                      connected (an origin failure); 0
+                                      when it did not resolve */
     const struct kap_req  *req;    /* KAP_DENY: the refused address question
                                       (its subject, reason, decided_by) */
     const struct sockaddr_storage *addrs; /* kap_upstream_resolve(), KAP_OK:
@@ -131,6 +135,9 @@ int kap_upstream_addr_allowed(const struct kap_upstream_target *t,
 /* Whether an idle connection has bytes or EOF waiting (then it must not
    carry the next request). */
 int kap_upstream_unclean(int fd);
+
+/* Idle connections kept now. */
+unsigned kap_upstream_idle_count(void);
 
 /* Close every idle connection (at shutdown). */
 void kap_upstream_idle_close_all(void);
