@@ -1,6 +1,6 @@
 #!/usr/bin/perl
-# 810-e2e-docker-up.t -- `kap up` on a real Docker engine: a project with
-# the files kap init writes, the devcontainer CLI and Docker Compose start
+# 810-e2e-docker-up.t -- `kap up` on a real Docker engine: a project made
+# by `kap init -y` (the test's policy written over its kap.conf), the devcontainer CLI and Docker Compose start
 # the app and the kapd sidecar (image built from this tree by kap up).
 # From inside the app (kap exec): an allowed name reaches a fake origin
 # container on the sidecar's external network through the proxy, a denied
@@ -86,6 +86,13 @@ sub cleanup {
     docker('network', 'rm', split ' ', $ids) if $ids =~ /\S/;
     (undef, $ids) = docker('volume', 'ls', '-q', '--filter', "label=com.docker.compose.project=$name");
     docker('volume', 'rm', split ' ', $ids) if $ids =~ /\S/;
+    # the app's image tags (compose's and the devcontainer CLI's): one
+    # test project each
+    (undef, $ids) = docker('images', '--format', '{{.Repository}}:{{.Tag}}');
+    my ($base) = $name =~ /^([^_]+)_/;
+    my $hash = substr($name, length($base) + 4);
+    my @tags = grep { /^\Q${name}\E_app:|^vsc-\Q$base\E-\Q$hash\E[0-9a-f]*-uid:/ } split ' ', $ids;
+    docker('rmi', @tags) if @tags;
 }
 END { my $st = $?; cleanup() if $t && $$ == $t->{owner}; $? = $st }
 $SIG{INT} = $SIG{TERM} = sub { cleanup(); POSIX::_exit(1) };
@@ -96,45 +103,21 @@ if ((docker('image', 'inspect', 'debian:bookworm-slim'))[0] != 0) {
     is($rc, 0, 'import-base-image made debian:bookworm-slim') or diag($log);
 }
 
-# ---- a project with the files kap init writes ---------------------------------------------
-mkdir $_ or die "$_: $!" for $home, $proj, "$proj/.devcontainer";
+# ---- a project made by kap init -y --------------------------------------------------------
+mkdir $_ or die "$_: $!" for $home, $proj;
 run({ cwd => $proj }, 'git', 'init', '-q', '.');
-$t->write_file('e2eproj/.devcontainer/devcontainer.json', <<'EOF');
-{
-  "name": "e2eproj",
-  "dockerComposeFile": ["docker-compose.yml", "docker-compose.kap.yml"],
-  "service": "app",
-  "workspaceFolder": "/workspaces/e2eproj",
-  "initializeCommand": "kap overlay",
-  "remoteEnv": {"PATH": "/opt/kap/bin:${containerEnv:PATH}"},
-  "postStartCommand": {"kap-setup": "/opt/kap/bin/kap-post-start"}
-}
-EOF
-$t->write_file('e2eproj/.devcontainer/docker-compose.yml', <<'EOF');
-services:
-  app:
-    build:
-      context: .
-      dockerfile: Dockerfile
-    volumes:
-      - ..:/workspaces/e2eproj:cached
-    command: sleep infinity
-EOF
-$t->write_file('e2eproj/.devcontainer/Dockerfile', <<'EOF');
-FROM debian:bookworm-slim
-RUN apt-get update -q \
-    && apt-get install -y -q --no-install-recommends ca-certificates curl git bash procps \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd -m -u 1000 -s /bin/bash dev
-USER dev
-EOF
+my ($rc, $out) = run({ cwd => $proj, env => { %env, KAP_SHIM => $t->builddir . '/kap-shim' } },
+                     'sh', $kap, 'init', '-y');
+is($rc, 0, 'kap init -y') or diag($out);
+# the test's policy and no installs at start (nothing to install from here)
 $t->write_file('e2eproj/.devcontainer/kap.conf', <<'EOF');
 # the project's policy
 network: { allow = ["allowed.example"]; };
 EOF
+$t->write_file('e2eproj/.devcontainer/kap-setup.conf', "claude_code = no\ncodex = no\ngh = no\n");
 # the project belongs to the app's user (uid 1000), as a user's checkout would
 run({}, 'chown', '-R', '1000:1000', $proj);
-my ($rc, $out) = run({ env => \%env }, 'sh', $kap, 'allow', '--yes', "$proj/.devcontainer/kap.conf");
+($rc, $out) = run({ env => \%env }, 'sh', $kap, 'allow', '--yes', "$proj/.devcontainer/kap.conf");
 is($rc, 0, 'kap allow --yes') or diag($out);
 
 # ---- kap up --------------------------------------------------------------------------------

@@ -172,12 +172,17 @@ dk_image_ready() {
     if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
         say "==> the base image debian:bookworm-slim is missing: it is pulled (without a registry: $KAP_SRCDIR/contrib/docker/import-base-image)"
     fi
+    _old=$(docker image inspect -f '{{.Id}}' "$1" 2>/dev/null) || _old=
     say "==> building the sidecar image $1 from $KAP_SRCDIR (a few minutes the first time)"
     _log="$(state_dir)/docker/image-build.log"
     if ! DOCKER_BUILDKIT=0 docker build -f "$KAP_SRCDIR/contrib/docker/Dockerfile" \
             --label "kap.program=$_mt" -t "$1" "$KAP_SRCDIR" > "$_log" 2>&1; then
         tail -n 30 "$_log" >&2
         die "up: building the sidecar image failed (log: $_log)"
+    fi
+    # the image it replaces, unless a container still uses it
+    if [ -n "$_old" ] && [ "$_old" != "$(docker image inspect -f '{{.Id}}' "$1" 2>/dev/null)" ]; then
+        docker rmi "$_old" >/dev/null 2>&1 || true
     fi
 }
 
