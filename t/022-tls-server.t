@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# 022-tls-server.t -- the core's TLS server layer (kap_tls_server.h)
+# 022-tls-server.t -- the core's TLS server layer (kap_tls.h)
 # through the test module test_tls, which terminates TLS on a listener
 # and answers one HTTP request per connection.  A test CA and a server
 # certificate for 127.0.0.1 are made here with openssl req/x509.

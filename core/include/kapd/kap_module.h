@@ -46,8 +46,8 @@
  *      them; hook tables with positional initialisers take a fifth
  *      field), kap_req_kind(); KAP_REQ_ALL covers 32 bits.  TLS server
  *      termination on the loop (kap_tls_ctx_new(), kap_tls_new(),
- *      kap_tls_read/write/shutdown(): kap_tls_server.h).  kap_tls.h is
- *      gone (the ClientHello inspector is private to http_connect); one
+ *      kap_tls_read/write/shutdown(): kap_tls.h, which no longer holds
+ *      the ClientHello inspector: that is private to http_connect); one
  *      host-name rule, kap_host_name_norm()/kap_host_eq()/
  *      kap_host_char_ok(), and one place for IPv4-mapped IPv6,
  *      kap_addr_raw()/kap_addr_unmap()/kap_addr_map_v4()/

@@ -1,6 +1,6 @@
 /*
  * kap_test_tls_module.c -- the test module "test_tls" (never installed):
- * a TLS listener on the core's TLS layer (kap_tls_server.h) that answers
+ * a TLS listener on the core's TLS layer (kap_tls.h) that answers
  * one HTTP/1.1 request per connection, for t/022-tls-server.t.
  *
  *   test_tls: {
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include <kapd/kap_core.h>
-#include <kapd/kap_tls_server.h>
+#include <kapd/kap_tls.h>
 
 #define TT_NAME     "test_tls"
 #define TT_HEAD_MAX 8192

@@ -1,5 +1,5 @@
 /*
- * kapd_tls_server.c -- TLS server termination on the loop (kap_tls_server.h).
+ * kapd_tls.c -- TLS server termination on the loop (kap_tls.h).
  *
  * Context.  One SSL_CTX per call of kap_tls_ctx_new(), freed by a cleanup
  * of the generation's pool: TLS_server_method() pinned to TLS 1.2 and
@@ -36,7 +36,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
-#include <kapd/kap_tls_server.h>
+#include <kapd/kap_tls.h>
 
 #define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
 #define ALPN_WIRE_MAX 256               /* our ALPN list, wire format */

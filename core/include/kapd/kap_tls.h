@@ -1,5 +1,5 @@
 /*
- * kap_tls_server.h -- TLS server termination on kapd's loop (OpenSSL).
+ * kap_tls.h -- TLS server termination on kapd's loop (OpenSSL).
  *
  * A listener module that speaks TLS (remote, or mcp when it listens with
  * TLS) makes one server context per generation from a PEM certificate
@@ -36,8 +36,8 @@
  * them again.  Every callback runs on the loop, never from inside the
  * kap_tls_* call that caused it.
  */
-#ifndef KAP_TLS_SERVER_H
-#define KAP_TLS_SERVER_H
+#ifndef KAP_TLS_H
+#define KAP_TLS_H
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -144,4 +144,4 @@ const char *kap_tls_version(const struct kap_tls *t);
 /* The connection t runs on. */
 struct kap_conn *kap_tls_conn(const struct kap_tls *t);
 
-#endif /* KAP_TLS_SERVER_H */
+#endif /* KAP_TLS_H */
