@@ -4,7 +4,8 @@
  * data is always NUL-terminated once allocated (the terminator is not
  * counted in len), so a buffer of text can be handed to C string APIs.
  * Capacity doubles; every append either succeeds whole or leaves the
- * buffer exactly as it was.
+ * buffer exactly as it was (apart from compaction, which moves the unread
+ * bytes data[off..len) to the front without changing them).
  */
 #include "kapd.h"
 #include "kapd_alloc.h"
@@ -28,6 +29,15 @@ buf_reserve(struct kap_buf *b, size_t more)
     need = b->len + more + 1;
     if (b->data != NULL && need <= b->cap)
         return KAP_OK;
+    if (b->off > 0) {                   /* compact: unread to the front */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        b->data[b->len] = '\0';
+        need = b->len + more + 1;
+        if (need <= b->cap)
+            return KAP_OK;
+    }
     cap = b->cap ? b->cap : BUF_MIN;
     while (cap < need) {
         if (cap > SIZE_MAX / 2) {
@@ -102,6 +112,7 @@ kap_buf_reset(struct kap_buf *b)
     if (b == NULL)
         return;
     b->len = 0;
+    b->off = 0;
     if (b->data)
         b->data[0] = '\0';
 }
@@ -115,4 +126,48 @@ kap_buf_free(struct kap_buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->off = 0;
+}
+
+size_t
+kap_buf_used(const struct kap_buf *b)
+{
+    return b ? b->len - b->off : 0;
+}
+
+void
+kap_buf_consume(struct kap_buf *b, size_t n)
+{
+    if (b == NULL)
+        return;
+    if (n >= b->len - b->off) {
+        b->off = b->len = 0;
+        if (b->data)
+            b->data[0] = '\0';
+        return;
+    }
+    b->off += n;
+}
+
+int
+kap_buf_reserve(struct kap_buf *b, size_t more)
+{
+    if (b == NULL)
+        return KAP_ERROR;
+    return buf_reserve(b, more);
+}
+
+size_t
+kap_buf_room(const struct kap_buf *b)
+{
+    return (b && b->data) ? b->cap - b->len - 1 : 0;
+}
+
+void
+kap_buf_added(struct kap_buf *b, size_t n)
+{
+    if (b == NULL || b->data == NULL || n > b->cap - b->len - 1)
+        return;
+    b->len += n;
+    b->data[b->len] = '\0';
 }

@@ -134,6 +134,57 @@ test_buf(void)
     kap_buf_free(&b);
 }
 
+/* struct kap_buf as a queue: consume from the front, append at the back */
+static void
+test_buf_queue(void)
+{
+    struct kap_buf b = { 0 };
+    size_t cap, room;
+    int i, good = 1;
+
+    ok(kap_buf_used(&b) == 0 && kap_buf_room(&b) == 0, "empty queue");
+    kap_buf_append(&b, "hello world", 11);
+    kap_buf_consume(&b, 6);
+    is_int(kap_buf_used(&b), 5, "consume leaves the rest unread");
+    ok(memcmp(b.data + b.off, "world", 5) == 0, "unread bytes at off");
+    kap_buf_append(&b, "!", 1);
+    ok(memcmp(b.data + b.off, "world!", 6) == 0 && b.data[b.len] == '\0',
+       "append after consume");
+    kap_buf_consume(&b, 6);
+    ok(b.off == 0 && b.len == 0 && kap_buf_used(&b) == 0,
+       "consuming everything rewinds");
+    /* fill to the capacity, consume most, then reserve: compacts */
+    cap = b.cap;
+    room = kap_buf_room(&b);
+    for (i = 0; (size_t)i < room; i++)
+        kap_buf_append(&b, "x", 1);
+    kap_buf_append(&b, "END", 0);
+    kap_buf_consume(&b, room - 2);
+    ok(kap_buf_reserve(&b, room - 4) == KAP_OK, "reserve after consume");
+    ok(b.cap == cap && b.off == 0 && b.len == 2, "reserve compacted in place");
+    ok(kap_buf_room(&b) >= room - 4, "room after compaction");
+    memcpy(b.data + b.len, "abc", 3);
+    kap_buf_added(&b, 3);
+    ok(b.len == 5 && memcmp(b.data, "xxabc", 5) == 0 && b.data[5] == '\0',
+       "added commits bytes written in place");
+    kap_buf_added(&b, kap_buf_room(&b) + 1);
+    is_int(b.len, 5, "added beyond the room is ignored");
+    /* a long run of produce/consume with bytes always left unread never
+       grows the buffer without bound: reserve compacts instead */
+    for (i = 0; i < 10000; i++) {
+        if (kap_buf_append(&b, "0123456789", 10) != KAP_OK)
+            good = 0;
+        kap_buf_consume(&b, 10);
+    }
+    ok(good && b.cap <= 4096 && kap_buf_used(&b) == 5 &&
+       memcmp(b.data + b.off, "56789", 5) == 0,
+       "a queue in steady state stays small and in order");
+    kap_buf_reset(&b);
+    ok(b.off == 0 && b.len == 0, "reset rewinds off");
+    kap_buf_free(&b);
+    ok(b.off == 0 && b.data == NULL, "free zeroes off");
+}
+
 static void
 test_err(void)
 {
@@ -246,6 +297,7 @@ main(void)
 {
     test_pool();
     test_buf();
+    test_buf_queue();
     test_err();
     test_log();
     test_failalloc();

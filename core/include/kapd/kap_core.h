@@ -53,16 +53,35 @@ void kap_err_at(struct kap_err *err, const config_setting_t *s,
  * A growable byte buffer (heap, not pool).  kap_buf_free() releases data.
  * Appends return KAP_OK or KAP_ERROR (out of memory; the buffer is left
  * as it was).
+ *
+ * As a queue: bytes are appended at len and taken from off, so the unread
+ * bytes are data[off..len) (kap_buf_used() of them).  kap_buf_consume()
+ * advances off and rewinds both to 0 when the buffer empties; a reserve
+ * or append moves the unread bytes to the front when that makes room.
+ * A buffer never consumed has off == 0 and is plain text in data[0..len).
  */
 struct kap_buf {
     char   *data;        /* NUL-terminated when non-NULL */
     size_t  len;
     size_t  cap;
+    size_t  off;         /* bytes at the front already consumed */
 };
 int  kap_buf_append(struct kap_buf *b, const void *p, size_t n);
 int  kap_buf_printf(struct kap_buf *b, const char *fmt, ...) KAP_PRINTF(2, 3);
-void kap_buf_reset(struct kap_buf *b);   /* len = 0, keeps the memory */
+void kap_buf_reset(struct kap_buf *b);   /* len = off = 0, keeps memory */
 void kap_buf_free(struct kap_buf *b);    /* frees data, zeroes b */
+/* Unread bytes: len - off. */
+size_t kap_buf_used(const struct kap_buf *b);
+/* Mark n unread bytes (n <= kap_buf_used) as consumed. */
+void kap_buf_consume(struct kap_buf *b, size_t n);
+/*
+ * Make room for at least `more` bytes after len (plus the terminator),
+ * compacting or growing; so a caller may recv() into data + len, up to
+ * kap_buf_room(b) bytes, and then kap_buf_added(b, n).  KAP_OK/KAP_ERROR.
+ */
+int    kap_buf_reserve(struct kap_buf *b, size_t more);
+size_t kap_buf_room(const struct kap_buf *b);
+void   kap_buf_added(struct kap_buf *b, size_t n);
 
 /* The process's libev loop.  Borrowed; valid for the process lifetime. */
 struct ev_loop *kap_loop(void);

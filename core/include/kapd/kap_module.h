@@ -51,7 +51,9 @@
  *      host-name rule, kap_host_name_norm()/kap_host_eq()/
  *      kap_host_char_ok(), and one place for IPv4-mapped IPv6,
  *      kap_addr_raw()/kap_addr_unmap()/kap_addr_map_v4()/
- *      kap_addr_is_v4mapped(), in kap_addr.h.
+ *      kap_addr_is_v4mapped(), in kap_addr.h.  struct kap_buf is also
+ *      a byte queue: field off, kap_buf_used()/consume()/reserve()/
+ *      room()/added() (one buffer type for core and modules).
  * 1.0  First release.
  */
 
