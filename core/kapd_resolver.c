@@ -34,6 +34,7 @@
 #include <unbound.h>
 #include <unbound-event.h>
 
+#include <kapd/kap_dnswire.h>
 #include <kapd/kap_resolver.h>
 
 #include "kapd_resolver_int.h"
@@ -758,72 +759,38 @@ resolver_rcode_text(int rcode)
     }
 }
 
-/* Skip the (possibly compressed) name at *off. 0, or -1 when malformed. */
-static int
-resolver_pkt_skip_name(const unsigned char *p, size_t len,
-                       size_t *off)
-{
-    size_t o = *off;
-    unsigned n = 0;
-
-    while (o < len && n++ < 128) {
-        unsigned char l = p[o];
-        if (l == 0) {
-            *off = o + 1;
-            return 0;
-        }
-        if ((l & 0xc0) == 0xc0) {
-            if (o + 2 > len)
-                return -1;
-            *off = o + 2;
-            return 0;
-        }
-        if (l & 0xc0)
-            return -1;
-        o += 1 + (size_t)l;
-    }
-    return -1;
-}
-
 /* The addresses of type s->rrtype (class IN) in the answer section. */
 static void
 resolver_pkt_addrs(const unsigned char *p, size_t len,
                    struct resolve_sub *s)
 {
-    size_t off = 12, i;
-    unsigned qd = ((unsigned)p[4] << 8) | p[5];
-    unsigned an = ((unsigned)p[6] << 8) | p[7];
+    struct kap_dnswire_hdr h;
+    struct kap_dnswire_rr rr;
+    size_t off = KAP_DNSWIRE_HDR_LEN, i;
 
-    for (i = 0; i < qd; i++) {
-        if (resolver_pkt_skip_name(p, len, &off) != 0 || off + 4 > len)
+    if (kap_dnswire_hdr_read(p, len, &h) != 0)
+        return;
+    for (i = 0; i < h.qdcount; i++)
+        if (kap_dnswire_question_read(p, len, &off, NULL, NULL) != 0)
             return;
-        off += 4;
-    }
-    for (i = 0; i < an && s->naddrs < KAP_RESOLVE_MAX_ADDRS; i++) {
-        unsigned type, class, rdlen;
+    for (i = 0; i < h.ancount && s->naddrs < KAP_RESOLVE_MAX_ADDRS; i++) {
         struct sockaddr_storage *ss = &s->addrs[s->naddrs];
-        if (resolver_pkt_skip_name(p, len, &off) != 0 || off + 10 > len)
+        if (kap_dnswire_rr_read(p, len, &off, &rr) != 0)
             return;
-        type = ((unsigned)p[off] << 8) | p[off + 1];
-        class = ((unsigned)p[off + 2] << 8) | p[off + 3];
-        rdlen = ((unsigned)p[off + 8] << 8) | p[off + 9];
-        off += 10;
-        if (off + rdlen > len)
-            return;
+        if (rr.rclass != KAP_DNSWIRE_C_IN || rr.type != s->rrtype)
+            continue;
         memset(ss, 0, sizeof(*ss));
-        if (class == 1 && type == 1 && s->rrtype == 1 && rdlen == 4) {
+        if (rr.type == KAP_DNSWIRE_T_A && rr.rdlen == 4) {
             struct sockaddr_in *sin = (struct sockaddr_in *)ss;
             sin->sin_family = AF_INET;
-            memcpy(&sin->sin_addr, p + off, 4);
+            memcpy(&sin->sin_addr, p + rr.rdata, 4);
             s->naddrs++;
-        } else if (class == 1 && type == 28 && s->rrtype == 28
-                   && rdlen == 16) {
+        } else if (rr.type == KAP_DNSWIRE_T_AAAA && rr.rdlen == 16) {
             struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
             sin6->sin6_family = AF_INET6;
-            memcpy(&sin6->sin6_addr, p + off, 16);
+            memcpy(&sin6->sin6_addr, p + rr.rdata, 16);
             s->naddrs++;
         }
-        off += rdlen;
     }
 }
 

@@ -5,6 +5,8 @@
 #include "kapd.h"
 #include "kapd_resolver_int.h"
 
+#include <kapd/kap_dnswire.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -204,30 +206,6 @@ resolver_fwd_under(const char *name, size_t len,
     return len == sl || name[len - sl - 1] == '.';
 }
 
-/* Presentation name (no escapes) into wire form; its length, or 0. */
-static size_t
-resolver_fwd_wire(const char *name, size_t len,
-                  unsigned char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-
-    while (i < len) {
-        size_t l = strcspn(name + i, ".");
-        if (i + l > len)
-            l = len - i;
-        if (l == 0 || l > 63 || o + 1 + l + 1 > outlen)
-            return 0;
-        out[o++] = (unsigned char)l;
-        memcpy(out + o, name + i, l);
-        o += l;
-        i += l + 1;
-    }
-    if (o == 0)
-        return 0;
-    out[o++] = 0;
-    return o;
-}
-
 static void resolver_fwd_timer_cb(struct ev_loop *loop, ev_timer *w,
                                   int revents);
 
@@ -252,12 +230,15 @@ kapd_resolver_fwd_start(struct kap_resolve *q, const char *name,
                         int rrtype, int rrclass)
 {
     struct resolver_conf *c = q->rc;
-    unsigned char pkt[12 + 256 + 4 + 11];
+    unsigned char pkt[KAP_DNSWIRE_HDR_LEN + KAP_DNSWIRE_NAME_MAX + 4
+                      + KAP_DNSWIRE_OPT_LEN];
+    struct kap_dnswire_hdr h = { 0, KAP_DNSWIRE_F_RD, 1, 0, 0, 1 };
     size_t len = strlen(name), n, b;
     unsigned sock, tries;
     uint16_t id = 0;
 
-    if (!c->fwd_on || rrclass != 1 || rrtype == 12
+    if (!c->fwd_on || rrclass != KAP_DNSWIRE_C_IN
+        || rrtype == KAP_DNSWIRE_T_PTR
         || (c->fwd_paused > 0.0 && kap_now() < c->fwd_paused))
         return KAP_DECLINED;
     if (len > 0 && name[len - 1] == '.')
@@ -268,8 +249,8 @@ kapd_resolver_fwd_start(struct kap_resolve *q, const char *name,
         || resolver_fwd_under(name, len, "invalid")
         || resolver_fwd_under(name, len, "arpa"))
         return KAP_DECLINED;
-    n = resolver_fwd_wire(name, len, q->qwire, sizeof(q->qwire));
-    if (n == 0 || n > 255)
+    n = kap_dnswire_name_from_text(name, len, q->qwire, sizeof(q->qwire));
+    if (n == 0)
         return KAP_DECLINED;
     q->qwire_len = n;
     sock = c->fwd_rr++ % FWD_SOCKS;
@@ -281,27 +262,14 @@ kapd_resolver_fwd_start(struct kap_resolve *q, const char *name,
     if (tries == 8)
         return KAP_DECLINED;
 
-    memset(pkt, 0, 12);
-    pkt[0] = (unsigned char)(id >> 8);
-    pkt[1] = (unsigned char)id;
-    pkt[2] = 0x01;                       /* RD */
-    pkt[5] = 1;                          /* QDCOUNT */
-    pkt[11] = 1;                         /* ARCOUNT: OPT */
-    memcpy(pkt + 12, q->qwire, n);
-    b = 12 + n;
-    pkt[b++] = (unsigned char)(rrtype >> 8);
-    pkt[b++] = (unsigned char)rrtype;
-    pkt[b++] = (unsigned char)(rrclass >> 8);
-    pkt[b++] = (unsigned char)rrclass;
-    pkt[b++] = 0;                        /* OPT: root owner */
-    pkt[b++] = 0;
-    pkt[b++] = 41;
-    pkt[b++] = (unsigned char)(FWD_EDNS >> 8);
-    pkt[b++] = (unsigned char)(FWD_EDNS & 0xff);
-    memset(pkt + b, 0, 6);               /* ext. rcode, version, flags, rdlen */
-    b += 6;
-    if (send(c->fwd[sock].fd, pkt, b, MSG_DONTWAIT | MSG_NOSIGNAL)
-        != (ssize_t)b)
+    h.id = id;                           /* RD, one question, one OPT */
+    kap_dnswire_hdr_write(pkt, &h);
+    b = kap_dnswire_question_write(pkt, sizeof(pkt), KAP_DNSWIRE_HDR_LEN,
+                                   q->qwire, n, (unsigned)rrtype,
+                                   (unsigned)rrclass);
+    b = kap_dnswire_opt_write(pkt, sizeof(pkt), b, FWD_EDNS, 0, 0);
+    if (b == 0 || send(c->fwd[sock].fd, pkt, b, MSG_DONTWAIT | MSG_NOSIGNAL)
+                  != (ssize_t)b)
         return KAP_DECLINED;
 
     memcpy(q->name, name, len);
@@ -375,36 +343,30 @@ resolver_fwd_reply(struct resolver_conf *c, unsigned sock,
                    unsigned char *p, size_t n)
 {
     struct kap_resolve *q;
+    struct kap_dnswire_hdr h;
     kap_resolve_raw_fn cb;
     void *data;
     struct kap_gen *gen;
-    size_t off = 12, i;
+    size_t off = KAP_DNSWIRE_HDR_LEN;
     int rcode;
 
-    if (n < 12 || !(p[2] & 0x80) || (p[2] & 0x78) != 0 || p[4] != 0
-        || p[5] != 1)
+    if (kap_dnswire_hdr_read(p, n, &h) != 0
+        || !(h.flags & KAP_DNSWIRE_F_QR) || KAP_DNSWIRE_OPCODE(h.flags) != 0
+        || h.qdcount != 1)
         return;                          /* not a reply to a query of ours */
-    q = resolver_fwd_find(c, sock, (uint16_t)((p[0] << 8) | p[1]));
+    q = resolver_fwd_find(c, sock, h.id);
     if (q == NULL)
         return;
     /* the question must be ours, uncompressed, in any case */
-    if (n < off + q->qwire_len + 4)
+    if (n < off + q->qwire_len + 4
+        || !kap_dnswire_name_eq(p + off, q->qwire, q->qwire_len))
         return;
-    for (i = 0; i < q->qwire_len; i++) {
-        unsigned char a = p[off + i], b = q->qwire[i];
-        if (a >= 'A' && a <= 'Z')
-            a = (unsigned char)(a + 32);
-        if (b >= 'A' && b <= 'Z')
-            b = (unsigned char)(b + 32);
-        if (a != b)
-            return;
-    }
     off += q->qwire_len;
-    if (((p[off] << 8) | p[off + 1]) != q->rrtype
-        || ((p[off + 2] << 8) | p[off + 3]) != q->rrclass)
+    if (KAP_DNSWIRE_GET16(p + off) != q->rrtype
+        || KAP_DNSWIRE_GET16(p + off + 2) != q->rrclass)
         return;
-    rcode = p[3] & 0x0f;
-    if ((p[2] & 0x02) || (rcode != 0 && rcode != 3)) {
+    rcode = (int)KAP_DNSWIRE_RCODE(h.flags);
+    if ((h.flags & KAP_DNSWIRE_F_TC) || (rcode != 0 && rcode != 3)) {
         resolver_fwd_handover(q);        /* TC, SERVFAIL, REFUSED, ... */
         return;
     }

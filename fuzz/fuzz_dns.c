@@ -1,9 +1,11 @@
 /*
- * fuzz_dns.c -- libFuzzer target for the dns module's wire layer: the
- * query path (strict parse, error / RFC 8482 replies, PTR names) and the
- * answer path (rebuilding a reply from a resolver packet, then walking it
- * as the answer cache does).  The input is a query, optionally followed
- * by 0xff 0x00 0xff and a resolver answer for it.
+ * fuzz_dns.c -- libFuzzer target for the DNS wire layers: the dns
+ * module's query path (strict parse, error / RFC 8482 replies, PTR names)
+ * and answer path (rebuilding a reply from a resolver packet, then
+ * walking it as the answer cache does), and the shared helpers of
+ * core/kapd_dns_wire.c walking the resolver packet as the resolver reads
+ * an upstream's reply (header, questions, every record).  The input is a
+ * query, optionally followed by 0xff 0x00 0xff and a resolver answer.
  */
 #include "config.h"
 
@@ -20,6 +22,32 @@ deny_odd(void *ctx, const struct sockaddr *sa, const char **why)
     (void)ctx;
     *why = "test";
     return ((const unsigned char *)sa)[4] & 1;
+}
+
+/* Walk a packet as the resolver does; every record must lie inside it. */
+static void
+walk_packet(const unsigned char *p, size_t len)
+{
+    struct kap_dnswire_hdr h;
+    struct kap_dnswire_rr rr;
+    size_t pos = KAP_DNSWIRE_HDR_LEN, i, last;
+
+    if (kap_dnswire_hdr_read(p, len, &h) != 0)
+        return;
+    for (i = 0; i < h.qdcount; i++)
+        if (kap_dnswire_question_read(p, len, &pos, NULL, NULL) != 0)
+            return;
+    for (i = 0; i < (size_t)h.ancount + h.nscount + h.arcount; i++) {
+        last = pos;
+        if (kap_dnswire_rr_read(p, len, &pos, &rr) != 0) {
+            if (pos != last)
+                abort();                 /* a failed read moved pos */
+            return;
+        }
+        if (rr.owner != last || rr.rdata + rr.rdlen != pos || pos > len
+            || rr.ttl_off + 6 != rr.rdata)
+            abort();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,6 +72,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             answer_len = size - i - 3;
             break;
         }
+    walk_packet(data, qlen);
+    if (answer != NULL)
+        walk_packet(answer, answer_len);
     pr = kap_dns_parse_query(data, qlen, &q, NULL);
     if (pr != KAP_DNS_PARSE_DROP) {
         size_t n = kap_dns_error_reply(&q, KAP_DNS_FORMERR, 0, 1232, out,

@@ -860,19 +860,14 @@ dns_cache_answer(struct dnsq *dq)
         return 1;
     }
     memcpy(out, e->reply, e->len);
-    out[0] = (unsigned char)(dq->q.id >> 8);
-    out[1] = (unsigned char)dq->q.id;
+    KAP_DNSWIRE_PUT16(out, dq->q.id);
     memcpy(out + KAP_DNS_HDR_LEN, dq->q.qname, dq->q.qname_len);
     age = (uint32_t)(now - e->stored);
     for (i = 0; i < e->nttl; i++) {
         unsigned char *p = out + e->ttl_off[i];
-        uint32_t ttl = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16)
-                       | ((uint32_t)p[2] << 8) | p[3];
+        uint32_t ttl = KAP_DNSWIRE_GET32(p);
         ttl = ttl > age ? ttl - age : 0;
-        p[0] = (unsigned char)(ttl >> 24);
-        p[1] = (unsigned char)(ttl >> 16);
-        p[2] = (unsigned char)(ttl >> 8);
-        p[3] = (unsigned char)ttl;
+        KAP_DNSWIRE_PUT32(p, ttl);
     }
     dnsq_audit_answer(dq, e->rcode, e->answers, 0, 1);
     dnsq_finish(dq, out, e->len);
@@ -1187,8 +1182,7 @@ dns_tcp_send(struct dns_tcp *t, const unsigned char *p,
 
     if (t->closed || len > 65535)
         return;
-    pre[0] = (unsigned char)(len >> 8);
-    pre[1] = (unsigned char)len;
+    KAP_DNSWIRE_PUT16(pre, len);
     if (kap_buf_append(&t->wbuf, pre, 2) != KAP_OK
         || kap_buf_append(&t->wbuf, p, len) != KAP_OK) {
         dns_tcp_close(t);
@@ -1255,7 +1249,7 @@ dns_tcp_frames(struct dns_tcp *t)
     size_t off = 0;
 
     while (!t->closed && t->rlen - off >= 2) {
-        size_t flen = ((size_t)t->rbuf[off] << 8) | t->rbuf[off + 1];
+        size_t flen = KAP_DNSWIRE_GET16(t->rbuf + off);
         struct dnsq *dq;
         int log_it;
         if (t->npending >= DNS_TCP_PIPELINE

@@ -21,30 +21,8 @@
 
 #include "kap_dns_wire.h"
 
-#define T_A       1
-#define T_CNAME   5
-#define T_SOA     6
-#define T_HINFO   13
-#define T_AAAA    28
-#define T_DNAME   39
-#define T_OPT     41
-#define T_RRSIG   46
-#define T_NSEC    47
-#define T_NSEC3   50
-#define T_ANY     255
-
-static uint16_t
-rd16(const unsigned char *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static void
-wr16(unsigned char *p, unsigned v)
-{
-    p[0] = (unsigned char)(v >> 8);
-    p[1] = (unsigned char)v;
-}
+#define rd16(p)     KAP_DNSWIRE_GET16(p)
+#define wr16(p, v)  KAP_DNSWIRE_PUT16(p, v)
 
 /* Presentation form of the wire name in q (already validated). */
 static void
@@ -93,28 +71,25 @@ kap_dns_parse_query(const unsigned char *pkt, size_t len,
                     struct kap_dns_query *q,
                     const char **why)
 {
+    struct kap_dnswire_hdr h;
     size_t pos, nl = 0;
-    unsigned qd, an, ns, ar, i;
+    unsigned i;
 
     memset(q, 0, sizeof(*q));
     if (why)
         *why = NULL;
-    if (pkt == NULL || len < KAP_DNS_HDR_LEN)
+    if (kap_dnswire_hdr_read(pkt, len, &h) != 0)
         FAIL(KAP_DNS_PARSE_DROP, "shorter than a DNS header");
-    q->id = rd16(pkt);
-    q->flags = rd16(pkt + 2);
-    q->opcode = (q->flags >> 11) & 0xf;
-    if (q->flags & 0x8000)
+    q->id = h.id;
+    q->flags = h.flags;
+    q->opcode = (int)KAP_DNSWIRE_OPCODE(h.flags);
+    if (h.flags & KAP_DNSWIRE_F_QR)
         FAIL(KAP_DNS_PARSE_DROP, "QR set (a response, not a query)");
     if (q->opcode != 0)
         FAIL(KAP_DNS_PARSE_NOTIMP, "opcode is not QUERY");
-    qd = rd16(pkt + 4);
-    an = rd16(pkt + 6);
-    ns = rd16(pkt + 8);
-    ar = rd16(pkt + 10);
-    if (qd != 1)
+    if (h.qdcount != 1)
         FAIL(KAP_DNS_PARSE_FORMERR, "QDCOUNT is not 1");
-    if (an != 0 || ns != 0)
+    if (h.ancount != 0 || h.nscount != 0)
         FAIL(KAP_DNS_PARSE_FORMERR, "answer or authority records in a query");
 
     /* question name: plain labels only */
@@ -149,33 +124,26 @@ kap_dns_parse_query(const unsigned char *pkt, size_t len,
     name_to_text(q);
 
     /* additional: one OPT at most */
-    for (i = 0; i < ar; i++) {
-        size_t rdlen, end;
-        unsigned type;
-        uint32_t ttl;
+    for (i = 0; i < h.arcount; i++) {
+        struct kap_dnswire_rr rr;
+        size_t end;
         if (pos >= len)
             FAIL(KAP_DNS_PARSE_FORMERR, "truncated additional record");
         if (pkt[pos] != 0)
             FAIL(KAP_DNS_PARSE_FORMERR, "additional record other than OPT");
         if (pos + 11 > len)
             FAIL(KAP_DNS_PARSE_FORMERR, "truncated additional record");
-        type = rd16(pkt + pos + 1);
-        if (type != T_OPT)
+        if (rd16(pkt + pos + 1) != KAP_DNSWIRE_T_OPT)
             FAIL(KAP_DNS_PARSE_FORMERR, "additional record other than OPT");
         if (q->edns)
             FAIL(KAP_DNS_PARSE_FORMERR, "more than one OPT record");
-        q->edns = 1;
-        q->edns_udp = rd16(pkt + pos + 3);
-        ttl = ((uint32_t)pkt[pos + 5] << 24) | ((uint32_t)pkt[pos + 6] << 16)
-              | ((uint32_t)pkt[pos + 7] << 8) | pkt[pos + 8];
-        q->edns_version = (uint8_t)((ttl >> 16) & 0xff);
-        q->edns_do = (ttl & 0x8000) != 0;
-        rdlen = rd16(pkt + pos + 9);
-        pos += 11;
-        end = pos + rdlen;
-        if (end > len)
+        if (kap_dnswire_rr_read(pkt, len, &pos, &rr) != 0)
             FAIL(KAP_DNS_PARSE_FORMERR, "truncated OPT record");
-        while (pos < end) {
+        q->edns = 1;
+        q->edns_udp = rr.rclass;
+        q->edns_version = (uint8_t)((rr.ttl >> 16) & 0xff);
+        q->edns_do = (rr.ttl & 0x8000) != 0;
+        for (pos = rr.rdata, end = rr.rdata + rr.rdlen; pos < end; ) {
             size_t olen;
             if (pos + 4 > end)
                 FAIL(KAP_DNS_PARSE_FORMERR, "malformed EDNS option");
@@ -296,28 +264,25 @@ build_head(const struct kap_dns_query *q, int rcode, int tc,
            unsigned ancount, unsigned char *out, size_t cap,
            size_t *qend)
 {
-    unsigned flags;
+    struct kap_dnswire_hdr h;
     size_t pos = KAP_DNS_HDR_LEN;
 
     if (cap < KAP_DNS_HDR_LEN + KAP_DNS_NAME_MAX + 4)
         return 0;
-    flags = 0x8000u | ((unsigned)q->opcode << 11) | (q->flags & 0x0100u)
-            | 0x0080u | (q->flags & 0x0010u) | ((unsigned)rcode & 0xfu);
-    if (tc)
-        flags |= 0x0200u;
-    wr16(out, q->id);
-    wr16(out + 2, flags);
-    wr16(out + 4, q->has_question ? 1 : 0);
-    wr16(out + 6, ancount);
-    wr16(out + 8, 0);
-    wr16(out + 10, 0);
-    if (q->has_question) {
-        memcpy(out + pos, q->qname, q->qname_len);
-        pos += q->qname_len;
-        wr16(out + pos, q->qtype);
-        wr16(out + pos + 2, q->qclass);
-        pos += 4;
-    }
+    h.id = q->id;
+    h.flags = (uint16_t)(KAP_DNSWIRE_F_QR | ((unsigned)q->opcode << 11)
+                         | (q->flags & KAP_DNSWIRE_F_RD) | KAP_DNSWIRE_F_RA
+                         | (q->flags & KAP_DNSWIRE_F_CD)
+                         | ((unsigned)rcode & 0xfu)
+                         | (tc ? KAP_DNSWIRE_F_TC : 0));
+    h.qdcount = q->has_question ? 1 : 0;
+    h.ancount = (uint16_t)ancount;
+    h.nscount = 0;
+    h.arcount = 0;
+    kap_dnswire_hdr_write(out, &h);
+    if (q->has_question)
+        pos = kap_dnswire_question_write(out, cap, pos, q->qname,
+                                         q->qname_len, q->qtype, q->qclass);
     *qend = pos;
     return pos;
 }
@@ -330,19 +295,13 @@ add_opt(const struct kap_dns_query *q, int rcode,
 {
     if (!q->edns)
         return pos;
-    if (pos + 11 > cap)
-        return 0;
-    out[pos] = 0;
-    wr16(out + pos + 1, T_OPT);
-    wr16(out + pos + 3, edns_size < KAP_DNS_UDP_MIN ? KAP_DNS_UDP_MIN
-                                                     : edns_size);
-    out[pos + 5] = (unsigned char)((unsigned)rcode >> 4);  /* ext rcode */
-    out[pos + 6] = 0;                                      /* version */
-    out[pos + 7] = q->edns_do ? 0x80 : 0;
-    out[pos + 8] = 0;
-    wr16(out + pos + 9, 0);
-    wr16(out + 10, rd16(out + 10) + 1);
-    return pos + 11;
+    pos = kap_dnswire_opt_write(out, cap, pos,
+                                edns_size < KAP_DNS_UDP_MIN ? KAP_DNS_UDP_MIN
+                                                            : edns_size,
+                                (unsigned)rcode, q->edns_do);
+    if (pos != 0)
+        wr16(out + 10, rd16(out + 10) + 1);
+    return pos;
 }
 
 size_t
@@ -374,7 +333,7 @@ kap_dns_hinfo_reply(const struct kap_dns_query *q, unsigned edns_size,
     if (pos == 0 || !q->has_question || pos + 12 + sizeof(rdata) > cap)
         return 0;
     wr16(out + pos, 0xc00c);                 /* the question name */
-    wr16(out + pos + 2, T_HINFO);
+    wr16(out + pos + 2, KAP_DNSWIRE_T_HINFO);
     wr16(out + pos + 4, q->qclass);
     wr16(out + pos + 6, 0);
     wr16(out + pos + 8, 3600);
@@ -526,7 +485,7 @@ kap_dns_answer_reply(const struct kap_dns_query *q,
                 continue;
             if (ldns_rr_get_class(rr) != q->qclass)
                 continue;
-            if (t == LDNS_RR_TYPE_CNAME && q->qtype != T_CNAME) {
+            if (t == LDNS_RR_TYPE_CNAME && q->qtype != KAP_DNSWIRE_T_CNAME) {
                 const ldns_rdf *tg = ldns_rr_rdf(rr, 0);
                 if (tg == NULL || nnames >= CHAIN_MAX)
                     continue;
@@ -627,70 +586,32 @@ done:
 
 /* -- reply TTLs (for the answer cache) ------------------------------------ */
 
-/* Skip a (possibly compressed) name at *pos; 0 or -1 when malformed. */
-static int
-skip_name(const unsigned char *p, size_t len, size_t *pos)
-{
-    size_t i = *pos;
-    int hops = 0;
-
-    while (i < len) {
-        unsigned l = p[i];
-        if ((l & 0xc0) == 0xc0) {
-            if (i + 2 > len)
-                return -1;
-            *pos = i + 2;
-            return 0;
-        }
-        if (l & 0xc0)
-            return -1;
-        i += 1 + l;
-        if (l == 0) {
-            *pos = i;
-            return 0;
-        }
-        if (++hops > 128)
-            return -1;
-    }
-    return -1;
-}
-
 int
 kap_dns_reply_ttls(const unsigned char *p, size_t len, uint16_t *offs,
                    size_t maxoffs, size_t *n, uint32_t *minttl)
 {
+    struct kap_dnswire_hdr h;
+    struct kap_dnswire_rr rr;
     size_t pos = KAP_DNS_HDR_LEN, i, count;
     uint32_t min = UINT32_MAX;
 
     *n = 0;
-    if (len < KAP_DNS_HDR_LEN || rd16(p + 4) > 1)
+    if (kap_dnswire_hdr_read(p, len, &h) != 0 || h.qdcount > 1)
         return -1;
-    if (rd16(p + 4) == 1) {
-        if (skip_name(p, len, &pos) != 0 || pos + 4 > len)
-            return -1;
-        pos += 4;
-    }
-    count = (size_t)rd16(p + 6) + rd16(p + 8) + rd16(p + 10);
+    if (h.qdcount == 1
+        && kap_dnswire_question_read(p, len, &pos, NULL, NULL) != 0)
+        return -1;
+    count = (size_t)h.ancount + h.nscount + h.arcount;
     for (i = 0; i < count; i++) {
-        unsigned type;
-        uint32_t ttl;
-        size_t rdlen;
-        if (skip_name(p, len, &pos) != 0 || pos + 10 > len)
+        if (kap_dnswire_rr_read(p, len, &pos, &rr) != 0)
             return -1;
-        type = rd16(p + pos);
-        ttl = ((uint32_t)p[pos + 4] << 24) | ((uint32_t)p[pos + 5] << 16)
-              | ((uint32_t)p[pos + 6] << 8) | p[pos + 7];
-        rdlen = rd16(p + pos + 8);
-        if (type != T_OPT) {
-            if (*n >= maxoffs || pos + 4 > 65535)
+        if (rr.type != KAP_DNSWIRE_T_OPT) {
+            if (*n >= maxoffs || rr.ttl_off > 65535)
                 return -1;
-            offs[(*n)++] = (uint16_t)(pos + 4);
-            if (ttl < min)
-                min = ttl;
+            offs[(*n)++] = (uint16_t)rr.ttl_off;
+            if (rr.ttl < min)
+                min = rr.ttl;
         }
-        pos += 10 + rdlen;
-        if (pos > len)
-            return -1;
     }
     if (pos != len)
         return -1;

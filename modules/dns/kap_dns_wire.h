@@ -1,7 +1,9 @@
 /*
  * kap_dns_wire.h -- the dns module's wire layer: strict query parsing,
  * error replies and answer rebuilding.  Pure functions without any kapd
- * state, so the unit test and the fuzzer link them alone (with ldns).
+ * state, so the unit test and the fuzzer link them alone (with ldns and
+ * the core's wire helpers, kap_dnswire.h, which the resolver's forward
+ * fast path uses too).
  */
 #ifndef KAP_DNS_WIRE_H
 #define KAP_DNS_WIRE_H
@@ -10,8 +12,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define KAP_DNS_HDR_LEN      12
-#define KAP_DNS_NAME_MAX     255        /* wire form, root label included */
+#include <kapd/kap_dnswire.h>
+
+#define KAP_DNS_HDR_LEN      KAP_DNSWIRE_HDR_LEN
+#define KAP_DNS_NAME_MAX     KAP_DNSWIRE_NAME_MAX
 #define KAP_DNS_TEXT_MAX     (KAP_DNS_NAME_MAX * 4 + 1)
 #define KAP_DNS_UDP_MIN      512
 

@@ -1,8 +1,12 @@
 /*
- * test_dns_wire.c -- unit tests of the dns module's wire layer
- * (modules/dns/kap_dns_wire.c): every malformed-query class, error and
- * RFC 8482 replies, answer rebuilding (CNAME chain, address filter,
- * truncation, question mismatch), reverse names.
+ * test_dns_wire.c -- unit tests of the DNS wire helpers the resolver's
+ * forward fast path and the dns module share (core/kapd_dns_wire.c:
+ * header, name walk with compression and its bounds, presentation to
+ * wire names, question and record reading, question and OPT writing)
+ * and of the dns module's wire layer (modules/dns/kap_dns_wire.c):
+ * every malformed-query class, error and RFC 8482 replies, answer
+ * rebuilding (CNAME chain, address filter, truncation, question
+ * mismatch), reverse names.
  */
 #include "config.h"
 
@@ -438,12 +442,142 @@ test_ptr(void)
     ok(!kap_dns_ptr_addr("example.com", &ss), "not a reverse name");
 }
 
+
+/* core/kapd_dns_wire.c: the helpers both DNS users share */
+static void
+test_shared_helpers(void)
+{
+    static const unsigned char reply[] = {
+        0x12, 0x34, 0x81, 0x83, 0, 1, 0, 2, 0, 0, 0, 1,
+        3, 'W', 'w', 'W', 1, 'x', 0, 0, 1, 0, 1,         /* question */
+        0xc0, 12, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4,    /* A, ptr owner */
+        10, 0, 0, 1,
+        1, 'a', 0xc0, 12, 0, 28, 0, 1, 0x80, 0, 0, 1,    /* AAAA, label */
+        0, 16, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0,    /* + pointer */
+        0, 0, 0, 0, 0, 1,
+        0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0           /* OPT */
+    };
+    unsigned char out[300], big[300], lname[280];
+    struct kap_dnswire_hdr h, h2;
+    struct kap_dnswire_rr rr;
+    size_t pos, n, i;
+    uint16_t qt = 0, qc = 0;
+
+    ok(kap_dnswire_hdr_read(reply, 11, &h) == -1, "hdr: 11 bytes refused");
+    ok(kap_dnswire_hdr_read(reply, sizeof(reply), &h) == 0
+       && h.id == 0x1234 && (h.flags & KAP_DNSWIRE_F_QR)
+       && KAP_DNSWIRE_RCODE(h.flags) == 3 && KAP_DNSWIRE_OPCODE(h.flags) == 0
+       && h.qdcount == 1 && h.ancount == 2 && h.nscount == 0
+       && h.arcount == 1, "hdr: every field");
+    kap_dnswire_hdr_write(out, &h);
+    ok(memcmp(out, reply, 12) == 0, "hdr: write is read's inverse");
+    ok(kap_dnswire_hdr_read(out, 12, &h2) == 0
+       && memcmp(&h, &h2, sizeof(h)) == 0, "hdr: round trip");
+
+    pos = 12;
+    ok(kap_dnswire_question_read(reply, sizeof(reply), &pos, &qt, &qc) == 0
+       && pos == 23 && qt == 1 && qc == 1, "question: read, pos after");
+    ok(kap_dnswire_rr_read(reply, sizeof(reply), &pos, &rr) == 0
+       && rr.owner == 23 && rr.type == 1 && rr.rclass == 1
+       && rr.ttl == 3600 && rr.ttl_off == 29 && rr.rdlen == 4
+       && rr.rdata == 35 && pos == 39, "rr: pointer owner, A record");
+    ok(kap_dnswire_rr_read(reply, sizeof(reply), &pos, &rr) == 0
+       && rr.type == 28 && rr.ttl == 0x80000001u && rr.rdlen == 16
+       && memcmp(reply + rr.rdata, "\x20\x01\x0d\xb8", 4) == 0,
+       "rr: label + pointer owner, AAAA record, TTL read unsigned");
+    ok(kap_dnswire_rr_read(reply, sizeof(reply), &pos, &rr) == 0
+       && rr.type == KAP_DNSWIRE_T_OPT && rr.rclass == 4096
+       && (rr.ttl & 0x8000) && pos == sizeof(reply), "rr: OPT, at the end");
+    ok(kap_dnswire_rr_read(reply, sizeof(reply), &pos, &rr) == -1,
+       "rr: nothing left");
+    pos = 23;
+    ok(kap_dnswire_rr_read(reply, 38, &pos, &rr) == -1 && pos == 23,
+       "rr: RDATA past the end refused, pos kept");
+
+    /* the walk: every way a name can be malformed */
+    pos = 0;
+    ok(kap_dnswire_name_skip((const unsigned char *)"\x01", 1, &pos) == -1,
+       "name: label past the end");
+    pos = 0;
+    ok(kap_dnswire_name_skip((const unsigned char *)"\x01" "a", 2, &pos)
+       == -1, "name: no root label");
+    pos = 0;
+    ok(kap_dnswire_name_skip((const unsigned char *)"\xc0", 1, &pos) == -1,
+       "name: pointer cut in half");
+    pos = 0;
+    ok(kap_dnswire_name_skip((const unsigned char *)"\x40\x00", 2, &pos)
+       == -1, "name: 0x40 label type");
+    pos = 0;
+    ok(kap_dnswire_name_skip((const unsigned char *)"\x80\x00", 2, &pos)
+       == -1, "name: 0x80 label type");
+    pos = 0;
+    ok(kap_dnswire_name_skip((const unsigned char *)"\xc0\x00", 2, &pos) == 0
+       && pos == 2, "name: a pointer to itself is not followed");
+    /* 128 one-byte labels: 257 bytes, longer than any name */
+    for (i = 0; i < 256; i += 2) {
+        lname[i] = 1;
+        lname[i + 1] = 'a';
+    }
+    lname[256] = 0;
+    pos = 0;
+    ok(kap_dnswire_name_skip(lname, 257, &pos) == -1,
+       "name: 257 bytes refused");
+    pos = 2;
+    ok(kap_dnswire_name_skip(lname, 257, &pos) == 0 && pos == 257,
+       "name: 255 bytes walked");
+
+    n = kap_dnswire_name_from_text("www.Example.com", 15, out, sizeof(out));
+    ok(n == 17 && memcmp(out, "\x03www\x07" "Example\x03" "com", 17) == 0,
+       "from_text: labels, case kept, root label");
+    ok(kap_dnswire_name_from_text("a..b", 4, out, sizeof(out)) == 0,
+       "from_text: empty label");
+    ok(kap_dnswire_name_from_text("a.", 2, out, sizeof(out)) == 0,
+       "from_text: trailing dot is the caller's");
+    ok(kap_dnswire_name_from_text("", 0, out, sizeof(out)) == 0,
+       "from_text: empty name");
+    memset(big, 'a', sizeof(big));
+    ok(kap_dnswire_name_from_text((const char *)big, 64, out, sizeof(out))
+       == 0, "from_text: 64-byte label");
+    ok(kap_dnswire_name_from_text((const char *)big, 63, out, sizeof(out))
+       == 65, "from_text: 63-byte label");
+    for (i = 63; i < 260; i += 64)
+        big[i] = '.';
+    ok(kap_dnswire_name_from_text((const char *)big, 253, out, sizeof(out))
+       == 255, "from_text: 253 characters fit in 255");
+    ok(kap_dnswire_name_from_text((const char *)big, 254, out, sizeof(out))
+       == 0, "from_text: 254 characters do not");
+    ok(kap_dnswire_name_from_text("abc", 3, out, 5) == 5
+       && kap_dnswire_name_from_text("abc", 3, out, 4) == 0,
+       "from_text: cap");
+    ok(kap_dnswire_name_eq((const unsigned char *)"\x03WwW\x01x",
+                           (const unsigned char *)"\x03wWw\x01X", 7),
+       "name_eq: ASCII case-insensitive");
+    ok(!kap_dnswire_name_eq((const unsigned char *)"\x01\xc1",
+                            (const unsigned char *)"\x01\xe1", 2),
+       "name_eq: bytes above ASCII compared exactly");
+
+    n = kap_dnswire_question_write(out, sizeof(out), 12,
+                                   (const unsigned char *)"\x01x", 3, 28, 1);
+    ok(n == 19 && memcmp(out + 12, "\x01x\x00\x00\x1c\x00\x01", 7) == 0,
+       "question_write: name, type, class");
+    ok(kap_dnswire_question_write(out, 18, 12,
+                                  (const unsigned char *)"\x01x", 3, 28, 1)
+       == 0, "question_write: no room");
+    n = kap_dnswire_opt_write(out, sizeof(out), 0, 1232, 16, 1);
+    ok(n == 11 && memcmp(out, "\x00\x00\x29\x04\xd0\x01\x00\x80\x00\x00\x00",
+                         11) == 0, "opt_write: size, extended rcode, DO");
+    ok(kap_dnswire_opt_write(out, 10, 0, 1232, 0, 0) == 0
+       && kap_dnswire_opt_write(out, 10, 11, 1232, 0, 0) == 0,
+       "opt_write: no room");
+}
+
 int
 main(void)
 {
     char tb[32];
 
 
+    test_shared_helpers();
     test_parse();
     test_replies();
     test_answers();

@@ -53,7 +53,9 @@
  *      kap_addr_raw()/kap_addr_unmap()/kap_addr_map_v4()/
  *      kap_addr_is_v4mapped(), in kap_addr.h.  struct kap_buf is also
  *      a byte queue: field off, kap_buf_used()/consume()/reserve()/
- *      room()/added() (one buffer type for core and modules).
+ *      room()/added() (one buffer type for core and modules).  DNS wire
+ *      helpers, kap_dnswire_*() in kap_dnswire.h (header, name walk,
+ *      question and record reading, question and OPT writing).
  * 1.0  First release.
  */
 
