@@ -265,6 +265,13 @@ int  kapd_listen_parse(const char *addr, enum kap_listen_type type,
                        struct sockaddr_storage *ss, socklen_t *sslen,
                        struct kap_err *err);
 
+/* kapd_http_response.c --------------------------------------------------- */
+/* The Content-Type of error pages in format (enum kap_http_error_format). */
+const char *kapd_http_error_type(int format);
+/* Append an error page's body (no head) to body.  KAP_OK or KAP_ERROR. */
+int kapd_http_error_body(struct kap_buf *body, int status, const char *why,
+                         int format);
+
 /* kapd_mem.c ------------------------------------------------------------- */
 /* A burst of allocations ended or may end soon (accepts, closes): arms a
    short timer that returns free heap pages to the kernel when many. */

@@ -55,7 +55,10 @@
  *      a byte queue: field off, kap_buf_used()/consume()/reserve()/
  *      room()/added() (one buffer type for core and modules).  DNS wire
  *      helpers, kap_dnswire_*() in kap_dnswire.h (header, name walk,
- *      question and record reading, question and OPT writing).
+ *      question and record reading, question and OPT writing).  The
+ *      HTTP/1.1 server layer (kap_http_server.h: kap_http_server_start
+ *      [_tls](), exchanges, whole/streamed/SSE responses with
+ *      backpressure, error pages, kap_conn_linger()).
  * 1.0  First release.
  */
 
