@@ -9,7 +9,8 @@
  *   kap_http_connect_upstream.c  resolve, address questions, dial, idle pool
  *   kap_http_connect_tunnel.c    CONNECT: first bytes, splice relay
  *   kap_http_connect_forward.c   plain HTTP forwarding
- *   kap_http_connect_respond.c   local answers, lingering close
+ *   kap_http_connect_respond.c   local answers (the core writes their
+ *                                heads and does the lingering close)
  *   kap_http_connect_buf.c       the byte buffer, free lists
  *   kap_http_connect_first.c     ClientHello / first-bytes classifier
  */
@@ -24,6 +25,7 @@
 #include <kapd/kap_core.h>
 #include <kapd/kap_addr.h>
 #include <kapd/kap_http.h>
+#include <kapd/kap_http_server.h>
 #include <kapd/kap_resolver.h>
 #include <kapd/kap_upstream.h>
 
@@ -157,8 +159,13 @@ struct hc {
 #define LEAVE(hc)                                                          \
     do {                                                                   \
         if (--(hc)->depth == 0 && (hc)->closing)                           \
-            kap_conn_close((hc)->c);                                       \
+            kap_http_connect_final(hc);                                    \
     } while (0)
+
+/* hc->closing: how the last LEAVE ends the connection (0: open) */
+#define HC_CLOSING        1     /* kap_conn_close() */
+#define HC_CLOSING_LINGER 2     /* kap_conn_linger(), the core's */
+#define HC_CLOSING_CHECK  3     /* kap_conn_linger() if input is pending */
 
 /*
  * How a connection is closed once its last response is flushed
@@ -210,6 +217,8 @@ void   kap_http_connect_refuse_audit(struct hc *hc, const char *reason);
 void   kap_http_connect_rpool_release(struct hc *hc);
 void   kap_http_connect_cleanup(void *data);
 void   kap_http_connect_close(struct hc *hc);
+void   kap_http_connect_close_as(struct hc *hc, int how);  /* HC_CLOSING* */
+void   kap_http_connect_final(struct hc *hc);   /* hc is gone after it */
 void   kap_http_connect_timer_set(struct hc *hc, double secs);
 void   kap_http_connect_run(struct hc *hc);
 

@@ -362,15 +362,35 @@ kap_http_connect_cleanup(void *data)
 void
 kap_http_connect_close(struct hc *hc)
 {
+    kap_http_connect_close_as(hc, HC_CLOSING);
+}
+
+/* stop everything; the connection ends as how says (HC_CLOSING*) now,
+   or when the last LEAVE runs */
+void
+kap_http_connect_close_as(struct hc *hc, int how)
+{
     if (hc->closing)
         return;
-    hc->closing = 1;
+    hc->closing = how;
     hc_stop_all(hc);
     if (hc->state == S_TUNNEL)
         kap_http_connect_tunnel_close_audit(hc);
     if (hc->depth == 0)
-        kap_conn_close(
-            hc->c); /* runs kap_http_connect_cleanup; else the last LEAVE */
+        kap_http_connect_final(hc); /* else the last LEAVE */
+}
+
+/* end the connection as hc->closing says: close (which runs
+   kap_http_connect_cleanup), or hand it to the core's lingering close */
+void
+kap_http_connect_final(struct hc *hc)
+{
+    struct kap_conn *c = hc->c;
+
+    if (hc->closing == HC_CLOSING)
+        kap_conn_close(c);
+    else
+        kap_conn_linger(c, hc->closing == HC_CLOSING_CHECK);
 }
 
 /* ---- timers -------------------------------------------------------------- */

@@ -62,21 +62,22 @@ linger_mode(const struct hc *hc)
 void
 kap_http_connect_respond(struct hc *hc, int status, const char *body, int keep)
 {
-    char head[512];
+    struct kap_buf head = { 0 };
     size_t blen = strlen(body);
+    int rc;
 
     if (hc->req && hc->req->body != KAP_HTTP_BODY_NONE)
         keep = 0;               /* the request body was not consumed */
     if (!hc->client_ka || kap_shutting_down())
         keep = 0;
-    snprintf(head, sizeof(head),
-             "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-             "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-             "Connection: %s\r\n\r\n",
-             status, kap_http_reason(status), blen,
-             keep ? "keep-alive" : "close");
-    if (kap_http_connect_buf_str(&hc->cout, head) != KAP_OK ||
-        kap_http_connect_buf_add(&hc->cout, body, blen) != KAP_OK) {
+    rc = kap_http_head_write(&head, status, "text/plain; charset=utf-8",
+                             (long long) blen, "Cache-Control: no-store\r\n",
+                             keep);
+    if (rc == KAP_OK)
+        rc = kap_http_connect_buf_add(&hc->cout, head.data, head.len);
+    kap_buf_free(&head);
+    if (rc != KAP_OK || kap_http_connect_buf_add(&hc->cout, body, blen)
+                            != KAP_OK) {
         kap_http_connect_close(hc);
         return;
     }
@@ -101,23 +102,13 @@ kap_http_connect_respond_error(struct hc *hc, int status, const char *why)
 /* ---- lingering close ---------------------------------------------------------- */
 
 /*
- * close() with unread bytes in the receive queue makes the kernel send an
- * RST, which can overtake the response just written, and a client still
- * sending its body gets a reset on send before it reads the answer.  So
- * once the last response is flushed: shutdown(SHUT_WR) (the client gets
- * the response and an EOF), then read and discard what the client still
- * sends until its EOF, HC_LINGER_TIMEOUT without data, HC_LINGER_TIME in
- * all or HC_LINGER_BYTES, and close.  A lingering connection does no
- * protocol work and emits no audit event; it still counts as a
- * connection (max_connections, max_per_client, the shutdown grace), so a
- * connection over either limit closes at once instead.
+ * After a refusal the connection closes with the core's lingering close
+ * (kap_conn_linger(): half-close, read and discard what the client still
+ * sends, then close), so that the answer is read before any reset.  A
+ * lingering connection still counts as a connection (max_connections,
+ * max_per_client, the shutdown grace), so one over either limit closes at
+ * once instead.
  */
-#define HC_LINGER_TIMEOUT 2.0                  /* s without data */
-#define HC_LINGER_TIME    10.0                 /* s in all */
-#define HC_LINGER_BYTES   (4 * 1024 * 1024)    /* discarded at most */
-#define HC_LINGER_READS   8                    /* reads per wake-up */
-
-static char linger_sink[16384];               /* discarded bytes land here */
 
 /* may this connection stay open to linger? not when over a limit */
 static int
@@ -132,90 +123,20 @@ linger_allowed(const struct hc *hc)
                <= (unsigned)cf->max_per_client;
 }
 
-/* discard what the client sends (at most reads recv()s); 1 while
-   lingering should go on */
-static int
-linger_drain(struct hc *hc, int reads)
-{
-    for (int i = 0; i < reads; i++) {
-        ssize_t n = recv(hc->c->fd, linger_sink, sizeof(linger_sink),
-                         MSG_DONTWAIT);
-        if (n > 0) {
-            hc->last_active = kap_now();
-            if ((uint64_t)n >= hc->q_left)
-                return 0;
-            hc->q_left -= (uint64_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-    }
-    return 1;
-}
-
-static void
-linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct hc *hc = w->data;
-    (void)loop; (void)revents;
-
-    ENTER(hc);
-    if (!linger_drain(hc, HC_LINGER_READS))
-        kap_http_connect_close(hc);
-    LEAVE(hc);
-}
-
-static void
-linger_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct hc *hc = w->data;
-    double now = kap_now(), next;
-    (void)loop; (void)revents;
-
-    ENTER(hc);
-    next = hc->last_active + HC_LINGER_TIMEOUT - now;
-    if (hc->deadline_total - now < next)
-        next = hc->deadline_total - now;
-    if (next <= 0)
-        kap_http_connect_close(hc);
-    else
-        kap_http_connect_timer_set(hc, next);
-    LEAVE(hc);
-}
-
 /*
  * The last response is flushed and the connection ends (respond_close
- * says how): close at once, or half-close and linger.  Costs nothing on a
- * clean close and one recv() after a refusal with nothing pending.
+ * says how): close at once, or let the core linger -- when the last
+ * LEAVE runs, so nothing on the stack touches the connection after.
  */
 void
 kap_http_connect_linger(struct hc *hc)
 {
     int mode = hc->respond_close;
 
-    if (mode == HC_CLOSE) {
+    if (mode == HC_CLOSE || !linger_allowed(hc)) {
         kap_http_connect_close(hc);
         return;
     }
-    hc->q_left = HC_LINGER_BYTES;           /* from here: discard budget */
-    if (mode == HC_CLOSE_CHECK &&
-        (!linger_drain(hc, 1) || hc->q_left == HC_LINGER_BYTES)) {
-        kap_http_connect_close(hc); /* EOF, or nothing pending */
-        return;
-    }
-    if (!linger_allowed(hc) || shutdown(hc->c->fd, SHUT_WR) != 0) {
-        kap_http_connect_close(hc);
-        return;
-    }
-    KAP_DEBUG(HC_NAME, hc->c->id, "lingering on %s", hc->c->peer_text);
-    kap_http_connect_cleanup(
-        hc); /* idempotent: drops buffers, upstream, timer */
-    hc->last_active = kap_now();
-    hc->deadline_total = hc->last_active + HC_LINGER_TIME;
-    ev_set_cb(&hc->crd, linger_read_cb);
-    ev_set_cb(&hc->timer, linger_timer_cb);
-    ev_io_start(kap_loop(), &hc->crd);
-    kap_http_connect_timer_set(hc, HC_LINGER_TIMEOUT);
+    kap_http_connect_close_as(hc, mode == HC_CLOSE_CHECK ? HC_CLOSING_CHECK
+                                                        : HC_CLOSING_LINGER);
 }
-
