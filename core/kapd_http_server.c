@@ -719,6 +719,8 @@ srv_new(struct kap_conn *c, const struct kap_http_server_conf *conf,
         s->cf.max_body = KAP_HTTP_SERVER_MAX_BODY;
     if (s->cf.high_water == 0)
         s->cf.high_water = KAP_HTTP_SERVER_HIGH_WATER;
+    if (s->cf.max_connections == 0)
+        s->cf.max_connections = KAP_HTTP_SERVER_MAX_CONNS;
     s->handler = handler;
     s->hdata = data;
     s->since = s->progress = kap_now();
@@ -731,6 +733,31 @@ srv_new(struct kap_conn *c, const struct kap_http_server_conf *conf,
     ev_timer_init(&s->kick, srv_kick_cb, 0, 0);
     s->kick.data = s;
     return s;
+}
+
+/* over the module's connection limits?  0, or the status to refuse with
+   (logged); the connection then closes at once: a lingering connection
+   would count against the limit it is refused by */
+static int
+srv_over_limit(struct srv *s)
+{
+    struct kap_conn *c = s->c;
+
+    if (kap_conn_count(s->cf.module) > s->cf.max_connections) {
+        KAP_LOG(KAP_LOG_WARN, s->cf.module, c->id,
+                "max_connections (%u) reached, refusing %s",
+                s->cf.max_connections, c->peer_text);
+        return 503;
+    }
+    if (s->cf.max_per_client > 0
+        && kap_conn_count_peer(s->cf.module, &c->peer)
+               > s->cf.max_per_client) {
+        KAP_LOG(KAP_LOG_WARN, s->cf.module, c->id,
+                "max_per_client (%u) reached for %s", s->cf.max_per_client,
+                c->peer_text);
+        return 429;
+    }
+    return 0;
 }
 
 int
@@ -746,6 +773,15 @@ kap_http_server_start(struct kap_conn *c,
         return KAP_ERROR;
     s->state = SV_HEAD;
     ENTER(s);
+    switch (srv_over_limit(s)) {
+    case 503:
+        srv_refuse(s, 503, "too many connections", END_CLOSE);
+        break;
+    case 429:
+        srv_refuse(s, 429, "too many connections from this client",
+                   END_CLOSE);
+        break;
+    }
     srv_run(s);
     LEAVE(s);
     return KAP_OK;
@@ -762,6 +798,10 @@ kap_http_server_start_tls(struct kap_conn *c, struct kap_tls_ctx *ctx,
         return KAP_ERROR;
     if ((s = srv_new(c, conf, handler, data)) == NULL)
         return KAP_ERROR;
+    if (srv_over_limit(s) != 0) {
+        kap_conn_close(c);              /* no handshake for a refusal */
+        return KAP_ERROR;
+    }
     s->state = SV_TLS;
     s->tls = kap_tls_new(ctx, c, &srv_tls_handler, s);
     if (s->tls == NULL) {

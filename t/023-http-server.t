@@ -23,7 +23,7 @@ use IO::Select;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_http');
-$t->plan(43);
+$t->plan(45);
 
 my $hw = 8192;
 my $itmo = kapd_tmo(2);
@@ -42,6 +42,7 @@ test_http: {
     write_timeout = 30;
     max_body = 1000;
     high_water = $hw;
+    max_per_client = 10;
 };
 EOF
 ok($t->try_run, 'kapd serves test_http') or diag($t->{run_error});
@@ -159,6 +160,21 @@ $last = read_all(do {
 });
 ok($last->[1] && $last->[0] =~ /^HTTP\/1\.1 200.*Connection: close\r\n/s,
    'HTTP/1.0 gets close');
+
+# -- connection limits: the 11th connection from one client is refused ----------
+{
+    my @held = map { tcp_connect($port) } 1 .. 10;
+    my $extra = tcp_connect($port);
+    my $got = read_all($extra, 3);
+    ok($got->[1] && $got->[0] =~ /^HTTP\/1\.1 429 .*too many connections from this client/s,
+       'over max_per_client: 429, then closed at once')
+        or diag("got '$got->[0]'");
+    close $_ for @held, $extra;
+    ok(Test::Kapd::wait_until(sub {
+           my $r = http_raw($port, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+           defined $r && $r =~ /\r\n\r\nhello\n\z/ }, kapd_tmo(5)),
+       'once they are closed, the client is served again');
+}
 
 # -- error pages ------------------------------------------------------------------
 my $e = http_parse(http_raw($port, "GET /error/404 HTTP/1.1\r\nHost: x\r\n"

@@ -53,6 +53,7 @@ struct kap_tls_ctx;
 #define KAP_HTTP_SERVER_WRITE_TIMEOUT   60.0          /* s without progress */
 #define KAP_HTTP_SERVER_MAX_BODY        (1024 * 1024) /* request body bytes */
 #define KAP_HTTP_SERVER_HIGH_WATER      (64 * 1024)   /* queued output bytes */
+#define KAP_HTTP_SERVER_MAX_CONNS       1024          /* per module */
 
 /* How local error pages are written. */
 enum kap_http_error_format {
@@ -73,6 +74,11 @@ struct kap_http_server_conf {
     size_t       high_water;      /* output bytes queued before writes
                                      report KAP_AGAIN */
     int          error_format;    /* enum kap_http_error_format */
+    unsigned     max_connections; /* open connections of the module (all
+                                     its listeners, lingering ones too);
+                                     over it: 503 and close */
+    unsigned     max_per_client;  /* from one client address; over it:
+                                     429 and close; 0: no limit */
     struct kap_http_limits limits;/* request line/head/header limits */
 };
 

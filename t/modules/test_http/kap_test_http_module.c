@@ -8,6 +8,7 @@
  *       errors = "json";               # or "text" (default)
  *       header_timeout = 1; idle_timeout = 2; write_timeout = 2;
  *       max_body = 1000; high_water = 8192;     # optional
+ *       max_connections = 50; max_per_client = 20;   # optional
  *       cert = "tls/cert.pem"; key = "tls/key/key.pem";  # optional: TLS
  *   };
  *
@@ -68,7 +69,8 @@ th_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
 {
     static const char *const keys[] = {
         "listen", "errors", "header_timeout", "idle_timeout",
-        "write_timeout", "max_body", "high_water", "cert", "key", NULL
+        "write_timeout", "max_body", "high_water", "cert", "key",
+        "max_connections", "max_per_client", NULL
     };
     struct th_conf *cf = conf;
     struct kap_pool *pool = kap_gen_pool(gen);
@@ -110,6 +112,12 @@ th_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
         cf->srv.max_body = (size_t) n;
     if (config_setting_lookup_int64(group, "high_water", &n) == CONFIG_TRUE)
         cf->srv.high_water = (size_t) n;
+    if (config_setting_lookup_int64(group, "max_connections", &n)
+        == CONFIG_TRUE)
+        cf->srv.max_connections = (unsigned) n;
+    if (config_setting_lookup_int64(group, "max_per_client", &n)
+        == CONFIG_TRUE)
+        cf->srv.max_per_client = (unsigned) n;
     return KAP_OK;
 }
 
