@@ -32,58 +32,6 @@
 
 #include "kapd_curl_int.h"
 
-#define KC_MAGIC       0x4b43524cU      /* "KCRL" */
-#define KC_METHOD_MAX  32
-#define KC_WHY_MAX     512
-
-enum kc_state { KC_RESOLVE = 1, KC_TRANSFER, KC_DONE };
-
-struct kap_curl {
-    uint32_t            magic;
-    int                 state;          /* enum kc_state */
-    struct kap_gen     *gen;            /* referenced */
-    struct kap_pool    *pool;           /* the caller's; NULL once gone */
-    kap_curl_done_fn    done;
-    void               *data;
-    int                 in_done;        /* done is running */
-
-    char               *asked_by;       /* heap copies from here on */
-    struct kap_conn    *conn;
-    char               *host;           /* no brackets */
-    unsigned            port;
-    int                 literal;        /* host is an address */
-    char               *method;         /* NULL: libcurl's choice */
-    char               *body;
-    size_t              body_len;
-    int                 has_body;
-    char               *ca_file;
-    size_t              max_body;
-    double              timeout;
-    double              deadline;       /* kap_now() based */
-    double              connect_timeout;
-    CURLU              *url;
-    struct curl_slist  *hdrs;
-    struct curl_slist  *resolve;
-
-    ev_timer            tm;             /* deadline, or a failure to report
-                                           from the loop (later_rc) */
-    int                 later_rc;       /* KAP_OK: none */
-    struct kap_upstream *up;            /* resolving and asking */
-    struct sockaddr_storage addrs[KAPD_CURL_MAX_ADDRS];
-    size_t              naddrs;
-
-    CURL               *easy;
-    int                 in_multi;
-    int                 prereq_refused; /* a connection was not ours */
-    int                 retried;        /* once, on a fresh connection */
-    struct kap_buf      hbuf, bbuf;
-    const char         *over;           /* a limit that ended it */
-    char                why[KC_WHY_MAX];   /* our own refusal */
-    char                errbuf[CURL_ERROR_SIZE];
-
-    struct kap_curl    *prev, *next;    /* every live transfer */
-};
-
 static struct kap_curl *kc_live;
 
 static uint64_t
@@ -99,6 +47,7 @@ static void
 kc_stop(struct kap_curl *cu)
 {
     ev_timer_stop(kap_loop(), &cu->tm);
+    kapd_curl_stream_stop(cu);
     kap_upstream_cancel(cu->up);        /* cancels a waiting question */
     cu->up = NULL;
     if (cu->in_multi) {
@@ -145,6 +94,15 @@ kc_pool_gone(void *data)
     cu->pool = NULL;
     if (cu->in_done)
         return;             /* kc_finish() frees it when done returns */
+    if (cu->in_cb) {
+        /* inside libcurl's callback: the callback stops the transfer,
+           and it is freed from the loop, where libcurl allows it */
+        cu->gone = 1;
+        ev_timer_stop(kap_loop(), &cu->tm);
+        ev_timer_set(&cu->tm, 0., 0.);
+        ev_timer_start(kap_loop(), &cu->tm);
+        return;
+    }
     kc_free(cu);
 }
 
@@ -152,7 +110,7 @@ void
 kap_curl_cancel(struct kap_curl *cu)
 {
     if (cu == NULL || cu->magic != KC_MAGIC || cu->in_done
-        || cu->pool == NULL)
+        || cu->pool == NULL || cu->gone)
         return;
     kap_pool_cleanup_run(cu->pool, kc_pool_gone, cu);
 }
@@ -224,6 +182,10 @@ kc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
+    if (cu->gone) {
+        kc_free(cu);
+        return;
+    }
     if (cu->later_rc != KAP_OK) {
         kc_finish(cu, cu->later_rc, 0, cu->why);
         return;
@@ -240,6 +202,8 @@ kc_body_cb(char *p, size_t size, size_t nmemb, void *ud)
     struct kap_curl *cu = ud;
     size_t n = size * nmemb;
 
+    if (cu->stream)
+        return kapd_curl_stream_body(cu, p, n);
     if (n > cu->max_body - cu->bbuf.len) {
         cu->over = "response body over the size limit";
         return 0;           /* != n: libcurl stops with a write error */
@@ -257,6 +221,14 @@ kc_header_cb(char *p, size_t size, size_t nmemb, void *ud)
     struct kap_curl *cu = ud;
     size_t n = size * nmemb;
 
+    if (cu->stream)
+        return kapd_curl_stream_header(cu, p, n);
+    return kapd_curl_header_keep(cu, p, n);
+}
+
+size_t
+kapd_curl_header_keep(struct kap_curl *cu, const char *p, size_t n)
+{
     /* a new status line: an interim 1xx block ends, keep the final one */
     if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
         kap_buf_reset(&cu->hbuf);
@@ -406,9 +378,13 @@ kc_transfer(struct kap_curl *cu)
     KC_SET(CURLOPT_WRITEDATA, cu);
     KC_SET(CURLOPT_HEADERFUNCTION, kc_header_cb);
     KC_SET(CURLOPT_HEADERDATA, cu);
-    KC_SET(CURLOPT_TIMEOUT_MS, (long)(left * 1000.0) + 1);
+    /* a stream has a deadline only to its head: cu->tm, stopped when the
+       head arrives (kapd_curl_stream_header) */
+    if (!cu->stream)
+        KC_SET(CURLOPT_TIMEOUT_MS, (long)(left * 1000.0) + 1);
     KC_SET(CURLOPT_CONNECTTIMEOUT_MS, (long)(cu->connect_timeout * 1000.0));
-    KC_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cu->max_body);
+    if (cu->max_body > 0)
+        KC_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cu->max_body);
     if (cu->hdrs != NULL)
         KC_SET(CURLOPT_HTTPHEADER, cu->hdrs);
     if (cu->has_body) {
@@ -478,6 +454,10 @@ kapd_curl_fetch_finished(CURL *easy, CURLcode rc)
     if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&cu) != CURLE_OK
         || cu == NULL || cu->magic != KC_MAGIC || cu->state != KC_TRANSFER)
         return;
+    if (cu->gone) {             /* released inside a callback */
+        kc_free(cu);
+        return;
+    }
     kapd_curl_multi_remove(cu->gen, easy);
     cu->in_multi = 0;
     (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -646,7 +626,8 @@ kc_setup(struct kap_curl *cu, const struct kap_curl_opts *o)
     if ((cu->asked_by = strdup(o->asked_by)) == NULL)
         return KAP_ERROR;
     cu->conn = o->conn;
-    cu->max_body = o->max_body ? o->max_body : KAP_CURL_MAX_BODY_DEFAULT;
+    cu->max_body = o->max_body || cu->stream ? o->max_body
+                                             : KAP_CURL_MAX_BODY_DEFAULT;
     cu->timeout = o->timeout > 0 ? o->timeout : KAP_CURL_TIMEOUT_DEFAULT;
     cu->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout
                                                  : KAP_CURL_CONNECT_DEFAULT;
@@ -693,12 +674,22 @@ kap_curl_fetch(struct kap_gen *gen, struct kap_pool *pool,
                const struct kap_curl_opts *o, kap_curl_done_fn done,
                void *data)
 {
+    return kapd_curl_start(gen, pool, o, NULL, done, data);
+}
+
+struct kap_curl *
+kapd_curl_start(struct kap_gen *gen, struct kap_pool *pool,
+                const struct kap_curl_opts *o,
+                const struct kap_curl_stream_ops *ops,
+                kap_curl_done_fn done, void *data)
+{
     struct kap_upstream_target t;
     struct kap_curl *cu;
     int rc;
 
     if (gen == NULL || pool == NULL || o == NULL || o->url == NULL
-        || o->asked_by == NULL || done == NULL)
+        || o->asked_by == NULL || done == NULL
+        || (ops != NULL && (ops->head == NULL || ops->body == NULL)))
         return NULL;
     if ((cu = calloc(1, sizeof(*cu))) == NULL)
         return NULL;
@@ -714,6 +705,7 @@ kap_curl_fetch(struct kap_gen *gen, struct kap_pool *pool,
     cu->done = done;
     cu->data = data;
     cu->later_rc = KAP_OK;
+    kapd_curl_stream_init(cu, ops);
     ev_timer_init(&cu->tm, kc_timer_cb, 0., 0.);
     cu->next = kc_live;
     if (kc_live)

@@ -5,7 +5,8 @@
  * cleaned up when the generation retires, runs on kapd's libev loop.
  * A module starts a transfer with kap_curl_fetch() and gets one done
  * callback with the status, the final response's headers and the body,
- * or an error text.
+ * or an error text; or with kap_curl_stream(), which hands over the
+ * head as soon as it arrives and the body in pieces, with backpressure.
  *
  * What a module does NOT have to do, because kap_curl does it for every
  * transfer (docs/design/kap-curl.md):
@@ -124,6 +125,68 @@ typedef void (*kap_curl_done_fn)(struct kap_curl *cu,
 struct kap_curl *kap_curl_fetch(struct kap_gen *gen, struct kap_pool *pool,
                                 const struct kap_curl_opts *o,
                                 kap_curl_done_fn done, void *data);
+
+/*
+ * Streaming: the response head as soon as it arrives, then the body in
+ * pieces as they arrive, then done.  For an SSE stream or a long body
+ * that a module passes on to its client while it comes.
+ *
+ *   head(cu, status, headers, data)
+ *       once, when the final response's head is complete (interim 1xx
+ *       blocks are skipped): its status and the status line and header
+ *       lines as received (CRLF-terminated, borrowed for the call).
+ *   body(cu, p, n, data)
+ *       each piece of the body as it arrives (decoded from chunked, never
+ *       decompressed), n > 0, borrowed for the call.
+ *   Both return
+ *       KAP_OK     go on;
+ *       KAP_AGAIN  the bytes are taken, but hand over nothing more until
+ *                  kap_curl_resume(cu): kapd stops reading the upstream
+ *                  (libcurl holds at most one more piece; the upstream's
+ *                  writes then block on TCP flow control);
+ *       KAP_ERROR  stop: the transfer ends and done reports KAP_ERROR
+ *                  "stopped by the caller".
+ *   Inside head and body the caller may close its connection, destroy
+ *   the pool or kap_curl_cancel(cu): the transfer stops, is released from
+ *   the loop afterwards, and done is never called.
+ *
+ * In this mode o->timeout (0: KAP_CURL_TIMEOUT_DEFAULT) covers only what
+ * comes before the head: resolving, the address questions, connecting,
+ * sending the request and waiting for the head.  Once the head has
+ * arrived no deadline applies: an idle stream (an SSE stream with nothing
+ * to say) stays open until either side ends it.  o->max_body 0 means no
+ * limit on the body bytes handed over; otherwise the transfer ends with
+ * "response body over the size limit" past it.  Everything else -- the
+ * URL, scheme and header checks, the address questions and the pinning,
+ * no redirects, no proxy -- is exactly as for kap_curl_fetch().
+ *
+ * done is called once at the end, as for kap_curl_fetch(), with
+ * res->body empty (the bytes went to body): rc KAP_OK when the whole
+ * response arrived; KAP_ERROR (and status 0) when it failed before the
+ * head; KAP_ERROR with the status of the head already handed over when
+ * the body was cut short.  done may come while paused (nothing more was
+ * on its way); cu is invalid after done, so kap_curl_resume() must not be
+ * called then.  ops is copied; every other rule of kap_curl_fetch()
+ * (pool, cancel, never before return) holds.
+ */
+struct kap_curl_stream_ops {
+    int (*head)(struct kap_curl *cu, long status,
+                const struct kap_buf *headers, void *data);
+    int (*body)(struct kap_curl *cu, const char *p, size_t n, void *data);
+};
+
+struct kap_curl *kap_curl_stream(struct kap_gen *gen, struct kap_pool *pool,
+                                 const struct kap_curl_opts *o,
+                                 const struct kap_curl_stream_ops *ops,
+                                 kap_curl_done_fn done, void *data);
+
+/*
+ * A paused stream (head or body returned KAP_AGAIN) may go on.  libcurl is
+ * told from the loop, never from inside this call, so body is never
+ * called before kap_curl_resume() returns.  No-op when cu is not paused;
+ * NULL is ok.
+ */
+void kap_curl_resume(struct kap_curl *cu);
 
 /*
  * Stop a transfer whose done callback has not been called: done is never

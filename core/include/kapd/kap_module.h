@@ -59,6 +59,8 @@
  *      HTTP/1.1 server layer (kap_http_server.h: kap_http_server_start
  *      [_tls](), exchanges, whole/streamed/SSE responses with
  *      backpressure, error pages, kap_conn_linger()).
+ *      kap_curl_stream() and kap_curl_resume(): a response's head, then
+ *      its body in pieces with backpressure (kap_curl.h).
  * 1.0  First release.
  */
 

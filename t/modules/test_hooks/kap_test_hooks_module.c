@@ -29,6 +29,20 @@
  *       bytes> <header bytes> <first 200 body bytes, controls as '.'>" or
  *       "FETCH-ERROR <reason>"; the connection keeps reading meanwhile, so
  *       closing it mid-fetch releases the transfer
+ *   STREAM <url> [<timeout> [<mode> [<max_bytes>]]]  ->  kap_curl_stream()
+ *       (asked_by test_hooks; timeout to the head, default 10 s), one line
+ *       per event as it happens: "HEAD <status> <header bytes>
+ *       <content-type or ->", "DATA <bytes> <first 200 bytes, controls as
+ *       '.'>" for each piece, then "DONE <status> <total bytes>" or
+ *       "STREAM-ERROR <status> <reason>".  mode "go" (default) takes every
+ *       piece; "pause" answers KAP_AGAIN to the head and to every piece
+ *       ("RESUME" on the connection lets the next one come); "stop"
+ *       answers KAP_ERROR to the first piece; "close" closes the
+ *       connection from inside the first piece's callback
+ *   RESUME                             ->  kap_curl_resume() of the
+ *                                          STREAM in progress (no answer)
+ *   GO                                 ->  its mode becomes "go", and
+ *                                          kap_curl_resume() (no answer)
  *   FETCHING                           ->  kap_curl_pending() of the
  *                                          connection's generation
  *   DIAL <host> <port>                 ->  dialled with kap_upstream
@@ -51,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <kapd/kap_core.h>
@@ -91,12 +106,17 @@ struct th_conn {
     int              busy;      /* a CHECK is waiting for its answer */
     struct kap_pool *rpool;     /* that CHECK's request pool */
     struct kap_curl *fetch;     /* a FETCH in progress (busy is set) */
+    struct kap_curl *stream;    /* a STREAM in progress (busy is set) */
+    int              smode;     /* enum th_smode */
+    size_t           sbytes;    /* its body bytes so far */
     struct kap_upstream *dial;  /* a DIAL in progress (busy is set) */
     int              ufd;       /* the last DIAL's socket, or -1 */
     struct sockaddr_storage usa;
     char             uhost[256];
     unsigned         uport;
 };
+
+enum th_smode { TH_S_GO = 0, TH_S_PAUSE, TH_S_STOP, TH_S_CLOSE };
 
 /* the kinds test_hooks defines itself (a protocol module's own question
  * kind), besides answering every built-in one */
@@ -481,6 +501,131 @@ th_fetch(struct th_conn *tc, char *args)
     tc->busy = 1;
 }
 
+/* a piece of text for a reply line: at most 200 bytes, controls as '.' */
+static void
+th_snip(char *out, size_t outlen, const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n && i < 200 && i + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char) p[i];
+        out[i] = ch < 0x20 || ch >= 0x7f ? '.' : (char) ch;
+    }
+    out[i] = '\0';
+}
+
+static int
+th_stream_head(struct kap_curl *cu, long status, const struct kap_buf *h,
+               void *data)
+{
+    struct th_conn *tc = data;
+    char out[512], ct[201] = "-";
+    const char *p = h->data, *end = h->data + h->len, *nl;
+
+    (void) cu;
+    for (; p < end; p = nl + 1) {
+        if ((nl = memchr(p, '\n', (size_t) (end - p))) == NULL)
+            break;
+        if ((size_t) (nl - p) > 13
+            && strncasecmp(p, "content-type:", 13) == 0) {
+            const char *v = p + 13;
+            size_t n;
+            while (v < nl && *v == ' ')
+                v++;
+            n = (size_t) (nl - v);
+            if (n > 0 && v[n - 1] == '\r')
+                n--;
+            th_snip(ct, sizeof(ct), v, n);
+        }
+    }
+    snprintf(out, sizeof(out), "HEAD %ld %zu %s\n", status, h->len, ct);
+    th_reply(tc, out);
+    return tc->smode == TH_S_PAUSE ? KAP_AGAIN : KAP_OK;
+}
+
+static int
+th_stream_body(struct kap_curl *cu, const char *p, size_t n, void *data)
+{
+    struct th_conn *tc = data;
+    char out[300], snip[201];
+
+    (void) cu;
+    tc->sbytes += n;
+    th_snip(snip, sizeof(snip), p, n);
+    snprintf(out, sizeof(out), "DATA %zu %s\n", n, snip);
+    th_reply(tc, out);
+    switch (tc->smode) {
+    case TH_S_PAUSE:
+        return KAP_AGAIN;
+    case TH_S_STOP:
+        return KAP_ERROR;
+    case TH_S_CLOSE:
+        th_close(tc);       /* the pool goes: the transfer with it */
+        return KAP_OK;
+    default:
+        return KAP_OK;
+    }
+}
+
+static void
+th_streamed(struct kap_curl *cu, struct kap_curl_result *res, void *data)
+{
+    struct th_conn *tc = data;
+    char out[700];
+
+    (void) cu;
+    tc->stream = NULL;
+    if (res->rc == KAP_OK)
+        snprintf(out, sizeof(out), "DONE %ld %zu\n", res->status, tc->sbytes);
+    else
+        snprintf(out, sizeof(out), "STREAM-ERROR %ld %s\n", res->status,
+                 res->error);
+    th_reply(tc, out);
+    tc->busy = 0;
+    th_process(tc);
+}
+
+/* STREAM <url> [<timeout> [<mode> [<max_bytes>]]]: while it runs the
+   connection reads only RESUME (and its end) */
+static void
+th_stream(struct th_conn *tc, char *args)
+{
+    static const struct kap_curl_stream_ops ops = {
+        th_stream_head, th_stream_body
+    };
+    static const char *const modes[] = { "go", "pause", "stop", "close" };
+    struct kap_curl_opts o;
+    char *url, *tmo, *mode, *max, *save = NULL;
+    size_t i;
+
+    url = strtok_r(args, " ", &save);
+    tmo = strtok_r(NULL, " ", &save);
+    mode = strtok_r(NULL, " ", &save);
+    max = strtok_r(NULL, " ", &save);
+    if (url == NULL) {
+        th_reply(tc, "ERR no url\n");
+        return;
+    }
+    tc->smode = TH_S_GO;
+    for (i = 0; mode != NULL && i < sizeof(modes) / sizeof(modes[0]); i++)
+        if (strcmp(mode, modes[i]) == 0)
+            tc->smode = (int) i;
+    tc->sbytes = 0;
+    memset(&o, 0, sizeof(o));
+    o.url = url;
+    o.asked_by = TH_NAME;
+    o.conn = tc->c;
+    o.timeout = tmo != NULL ? strtod(tmo, NULL) : 10;
+    o.max_body = max != NULL ? (size_t) strtoul(max, NULL, 10) : 0;
+    tc->stream = kap_curl_stream(tc->c->gen, tc->c->pool, &o, &ops,
+                                 th_streamed, tc);
+    if (tc->stream == NULL) {
+        th_reply(tc, "ERR no memory\n");
+        return;
+    }
+    tc->busy = 1;
+}
+
 static void
 th_dialled(void *data, const struct kap_upstream_result *res)
 {
@@ -597,7 +742,7 @@ th_process(struct th_conn *tc)
 {
     char *nl;
 
-    while (!tc->busy && (nl = memchr(tc->buf, '\n', tc->len)) != NULL) {
+    while ((nl = memchr(tc->buf, '\n', tc->len)) != NULL) {
         size_t n = (size_t) (nl - tc->buf);
         char line[sizeof(tc->buf)];
 
@@ -605,10 +750,20 @@ th_process(struct th_conn *tc)
         line[n] = '\0';
         if (n > 0 && line[n - 1] == '\r')
             line[n - 1] = '\0';
+        if (tc->busy && !(tc->stream != NULL && (strcmp(line, "RESUME") == 0
+                                                 || strcmp(line, "GO") == 0)))
+            break;          /* later, once the command in progress ends */
         memmove(tc->buf, nl + 1, tc->len - n - 1);
         tc->len -= n + 1;
 
-        if (strncmp(line, "CHECK ", 6) == 0) {
+        if (strcmp(line, "RESUME") == 0) {
+            kap_curl_resume(tc->stream);
+        } else if (strcmp(line, "GO") == 0) {
+            tc->smode = TH_S_GO;
+            kap_curl_resume(tc->stream);
+        } else if (strncmp(line, "STREAM ", 7) == 0) {
+            th_stream(tc, line + 7);
+        } else if (strncmp(line, "CHECK ", 6) == 0) {
             th_check(tc, line + 6);
         } else if (strncmp(line, "FETCH ", 6) == 0) {
             th_fetch(tc, line + 6);

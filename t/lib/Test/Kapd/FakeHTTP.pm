@@ -20,6 +20,18 @@ package Test::Kapd::FakeHTTP;
 #
 # Special targets: /status/NNN answers that status; /bytes/N answers N
 # bytes of "x"; /close closes the connection without answering.
+#
+# A handler may answer a body that comes in pieces over time: an ARRAY
+# ref instead of a string is sent with Transfer-Encoding: chunked, one
+# element after the other, each string as one chunk in its own write, and
+#   { sleep => SECONDS }               a pause between pieces
+#   { bulk => N, progress => FILE }    N bytes of "x" in 16 KiB chunks;
+#                                      FILE holds the bytes written so
+#                                      far (how far the reader let it go)
+#   { close => 1 }                     close now, without the last chunk
+#   { hang => 1 }                      never go on (until stopped)
+# A Content-Type among the handler's headers replaces the default
+# application/json.
 
 use strict;
 use warnings;
@@ -150,10 +162,22 @@ sub _conn {
         my $close = grep { lc($_->[0]) eq 'connection'
                            && $_->[1] =~ /close/i } @{$req->{headers}};
         $close ||= $req->{version} eq 'HTTP/1.0';
-        my $out = "HTTP/1.1 $st Fake\r\nX-Fake-Server: $self->{name}\r\n"
-            . "Content-Type: application/json\r\n";
+        my $out = "HTTP/1.1 $st Fake\r\nX-Fake-Server: $self->{name}\r\n";
         my @h = @{$hdrs // []};
-        while (my ($k, $v) = splice(@h, 0, 2)) { $out .= "$k: $v\r\n" }
+        my $has_ct = 0;
+        while (my ($k, $v) = splice(@h, 0, 2)) {
+            $out .= "$k: $v\r\n";
+            $has_ct = 1 if lc $k eq 'content-type';
+        }
+        $out .= "Content-Type: application/json\r\n" unless $has_ct;
+        if (ref $body eq 'ARRAY') {
+            $out .= "Transfer-Encoding: chunked\r\n";
+            $out .= "Connection: close\r\n" if $close;
+            _write_all($c, "$out\r\n") or return;
+            _write_pieces($c, $body) or return;
+            return if $close;
+            next;
+        }
         $out .= "Content-Length: " . length($body) . "\r\n";
         $out .= "Connection: close\r\n" if $close;
         $out .= "\r\n";
@@ -171,6 +195,38 @@ sub _write_all {
         substr($data, 0, $n) = '';
     }
     return 1;
+}
+
+# a body in pieces (see the top), chunked; 0 when the connection ends
+sub _write_pieces {
+    my ($c, $pieces) = @_;
+    for my $p (@$pieces) {
+        if (!ref $p) {
+            next unless length $p;
+            _write_all($c, sprintf("%x\r\n%s\r\n", length $p, $p)) or return 0;
+        } elsif (exists $p->{sleep}) {
+            select(undef, undef, undef, $p->{sleep});
+        } elsif (exists $p->{bulk}) {
+            my ($left, $done, $chunk) = ($p->{bulk}, 0, 'x' x 16384);
+            while ($left > 0) {
+                my $n = $left < 16384 ? $left : 16384;
+                _write_all($c, sprintf("%x\r\n%s\r\n", $n,
+                                       substr($chunk, 0, $n))) or return 0;
+                $left -= $n;
+                $done += $n;
+                if ($p->{progress} && open my $fh, '>', "$p->{progress}.tmp") {
+                    print $fh "$done\n";
+                    close $fh;
+                    rename "$p->{progress}.tmp", $p->{progress};
+                }
+            }
+        } elsif ($p->{close}) {
+            return 0;
+        } elsif ($p->{hang}) {
+            select(undef, undef, undef, 3600) while 1;
+        }
+    }
+    return _write_all($c, "0\r\n\r\n");
 }
 
 sub _fill {
