@@ -7,6 +7,8 @@
  *   kap-shim jsonc type FILE [KEY...]          object, array, string, ...
  *   kap-shim jsonc get FILE [KEY...]           a string's text, else the
  *                                              value as compact JSON
+ *   kap-shim jsonc keys FILE [KEY...]          the member names of the
+ *                                              object there, one a line
  *   kap-shim jsonc set FILE KEY... JSON        the document with KEY set
  *   kap-shim jsonc remove FILE KEY...          ... with KEY removed
  *   kap-shim jsonc append FILE KEY... JSON     ... with JSON appended to
@@ -49,7 +51,7 @@ usage(int rc)
 {
     static const char u[] =
 "usage: kap-shim jsonc check FILE\n"
-"       kap-shim jsonc type|get FILE [KEY...]\n"
+"       kap-shim jsonc type|get|keys FILE [KEY...]\n"
 "       kap-shim jsonc set|append FILE KEY... JSON\n"
 "       kap-shim jsonc remove FILE KEY...\n"
 "       kap-shim jsonc quote STRING\n"
@@ -225,6 +227,37 @@ emit(char *p, size_t n, int newline)
     return rc;
 }
 
+/* keys: the member names of object n, one a line; a name holding a
+   control character cannot be a line of its own and is refused */
+static int
+member_names(const char *path, const struct kap_jsonc *d, int n)
+{
+    if (d->nodes[n].type != KAP_JSONC_OBJECT) {
+        say("%s: not an object", path);
+        return 1;
+    }
+    for (int m = d->nodes[n].first; m >= 0; m = d->nodes[m].next) {
+        char *k;
+        size_t kl;
+        if (kap_jsonc_decode(d->text, d->nodes[m].key_start, d->nodes[m].key_end,
+                             &k, &kl) < 0) {
+            report(path, d, d->nodes[m].key_start, "a member name with a NUL (\\u0000)");
+            return 2;
+        }
+        for (size_t i = 0; i < kl; i++) {
+            if ((unsigned char)k[i] < 0x20 || k[i] == 0x7f) {
+                free(k);
+                report(path, d, d->nodes[m].key_start,
+                       "a member name with a control character");
+                return 2;
+            }
+        }
+        if (emit(k, kl, 1) != 0)
+            return 2;
+    }
+    return 0;
+}
+
 static int
 query(const char *op, const char *path, const struct kap_jsonc *d,
       char **keys, int nk)
@@ -237,6 +270,8 @@ query(const char *op, const char *path, const struct kap_jsonc *d,
         const char *s = type_name(nd->type);
         return write_all(s, strlen(s)) < 0 || write_all("\n", 1) < 0 ? 2 : 0;
     }
+    if (strcmp(op, "keys") == 0)
+        return member_names(path, d, n);
     char *o;
     size_t ol;
     if (nd->type == KAP_JSONC_STRING) {
@@ -311,7 +346,8 @@ kap_shim_jsonc(int argc, char **argv)
             return usage(2);
         return emit(o, ol, 1);
     }
-    int is_query = strcmp(op, "type") == 0 || strcmp(op, "get") == 0;
+    int is_query = strcmp(op, "type") == 0 || strcmp(op, "get") == 0
+                   || strcmp(op, "keys") == 0;
     int takes_value = strcmp(op, "set") == 0 || strcmp(op, "append") == 0;
     int nk = argc - 3 - takes_value;
     if (strcmp(op, "check") == 0 ? argc != 3

@@ -49,13 +49,14 @@ sub _path {
 }
 
 # run(\%opt, @argv): rc, out, err.  opt: cwd, gh, path (a directory put
-# first on PATH), input (then through
-# script(1) on a pseudo-terminal, the answers as the terminal's input)
+# first on PATH), env (more environment), stdin (bytes on standard
+# input), input (then through script(1) on a pseudo-terminal, the answers
+# as the terminal's input)
 sub run {
     my ($self, $opt, @argv) = @_;
     my $dir = $self->{t}->testdir;
     my ($out, $err, $in) = ("$dir/run.out", "$dir/run.err", "$dir/run.in");
-    spew($in, $opt->{input} // '');
+    spew($in, $opt->{input} // $opt->{stdin} // '');
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDIN, '<', $in or exit 127;
@@ -67,7 +68,8 @@ sub run {
         $ENV{KAP_SHIM} = $self->{shim};
         $ENV{PATH} = $self->_path($opt->{gh});
         $ENV{PATH} = "$opt->{path}:$ENV{PATH}" if $opt->{path};
-        delete $ENV{KAP_CAPSULE};
+        delete @ENV{qw(KAP_CAPSULE KAP_AUTH_DIR)};
+        $ENV{$_} = $opt->{env}{$_} for keys %{$opt->{env} // {}};
         if (defined $opt->{input}) {
             my $cmd = join ' ', map { my $a = $_; $a =~ s/'/'\\''/g; "'$a'" } @argv;
             exec('script', '-qec', $cmd, '/dev/null') or exit 127;
