@@ -28,6 +28,8 @@ my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
 $t->plan(37);
 
 my $o = $t->port('origin');
+# the head timeout and the gaps of the slow stream, scaled for slow builds
+my $u = kapd_tmo(1);
 my $bulk = 48 * 1024 * 1024;
 my $progress = $t->testdir . '/bulk.progress';
 my $sse = ['Content-Type' => 'text/event-stream'];
@@ -36,8 +38,8 @@ my $origin = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'origin',
     handler => sub {
         my ($req) = @_;
         my $tg = $req->{target};
-        return (200, $sse, ["data: one\n\n", { sleep => 1.5 },
-                            "data: two\n\n", { sleep => 1.5 },
+        return (200, $sse, ["data: one\n\n", { sleep => 1.5 * $u },
+                            "data: two\n\n", { sleep => 1.5 * $u },
                             "data: three\n\n"]) if $tg eq '/sse';
         return (200, $sse, ["data: a\n\n", { sleep => 0.3 }, "data: b\n\n",
                             { sleep => 0.3 }, "data: c\n\n", { hang => 1 }])
@@ -47,6 +49,8 @@ my $origin = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'origin',
         return (200, [], [{ bulk => $bulk, progress => $progress }])
             if $tg eq '/bulk';
         return (200, [], 'x' x $1) if $tg =~ m{^/bytes/(\d+)$};
+        return (200, $sse, ["data: one\n\n", { sleep => 0.1 },
+                            "data: two\n\n"]) if $tg eq '/quick';
         if ($tg eq '/slow-head') { sleep 30; return () }
         return (302, [Location => "http://ok.curl.test:$o/sse"], "moved\n")
             if $tg eq '/redirect';
@@ -107,29 +111,29 @@ sub stream_lines {
 # -- events arrive as they are sent; the head timeout does not cut gaps -----
 my $s = tcp_connect($t->port('hooks'));
 my $t0 = time;
-send_line($s, "STREAM $base/sse 1");
+send_line($s, "STREAM $base/sse $u");
 my @l = stream_lines($s, 10);
 my @txt = map { $_->[1] } @l;
 like($txt[0] // '', qr{^HEAD 200 \d+ text/event-stream$},
      'the head: status and Content-Type') or diag explain \@txt;
 my ($first) = grep { $_->[1] =~ /^DATA \d+ data: one/ } @l;
-ok($first && $first->[0] - $t0 < 1.2,
+ok($first && $first->[0] - $t0 < 1.2 * $u,
    'the first event is handed over before the origin has finished');
 is(join('', map { /^DATA \d+ (.*)$/ ? $1 : '' } @txt),
    'data: one..data: two..data: three..', 'every event, in order, nothing more');
 like($txt[-1] // '', qr/^DONE 200 35$/,
      'done after gaps of 1.5 s with a 1 s timeout: an idle stream is not cut');
-ok($l[-1][0] - $t0 >= 2.9, 'and it lasted as long as the origin took');
+ok($l[-1][0] - $t0 >= 2.9 * $u, 'and it lasted as long as the origin took');
 close $s;
 
 # -- the timeout to the head --------------------------------------------------
 $s = tcp_connect($t->port('hooks'));
 $t0 = time;
-send_line($s, "STREAM $base/slow-head 1");
+send_line($s, "STREAM $base/slow-head $u");
 @txt = map { $_->[1] } stream_lines($s, 10);
-is_deeply(\@txt, ['STREAM-ERROR 0 timeout after 1 s'],
+is_deeply(\@txt, ["STREAM-ERROR 0 timeout after $u s"],
           'no head within the timeout: an error, nothing handed over');
-ok(time - $t0 < 3, 'at the timeout');
+ok(time - $t0 < 3 * $u, 'at the timeout');
 close $s;
 ok(wait_until(sub { pending() == 0 }, kapd_tmo(3)), 'the transfer released');
 
@@ -248,9 +252,9 @@ close $s;
 
 # -- a whole fetch still works the old way ------------------------------------------
 $s = tcp_connect($t->port('hooks'));
-like(line_cmd($s, "FETCH $base/sse", 10) // '',
-     qr/^FETCHED 200 35 \d+ data: one\.\.data: two\.\.data: three\.\./,
-     'FETCH of the same stream: the whole body at the end');
+like(line_cmd($s, "FETCH $base/quick", 10) // '',
+     qr/^FETCHED 200 22 \d+ data: one\.\.data: two\.\.$/,
+     'FETCH of a stream in pieces: the whole body at the end');
 close $s;
 
 $t->stop;
