@@ -404,13 +404,34 @@ secret_file_check(const char *what, const struct stat *st,
     return KAP_OK;
 }
 
+/* Read up to size + 1 bytes of fd into p (room for that many): one more
+   than fstat said means the file grew.  The count, or -1 with errno. */
+static ssize_t
+secret_read_upto(int fd, void *p, size_t size)
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got <= size) {
+        n = read(fd, (char *)p + got, size + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
 /* Read fd (size bytes by its stat) into a new mapping; NULL with err. */
 static struct kap_secret *
 secret_read(int fd, size_t size, const char *path,
             struct kap_err *err)
 {
     struct kap_secret *s;
-    size_t got = 0;
+    size_t got;
     ssize_t n;
 
     s = secret_map(size, path);
@@ -419,20 +440,12 @@ secret_read(int fd, size_t size, const char *path,
                     strerror(errno));
         return NULL;
     }
-    /* up to size + 1 bytes: one more than fstat said means it grew */
-    while (got <= size) {
-        n = read(fd, s->raw + got, size + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            kap_err_set(err, "secret file %s: cannot read: %s", path,
-                        strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
+    if ((n = secret_read_upto(fd, s->raw, size)) < 0) {
+        kap_err_set(err, "secret file %s: cannot read: %s", path,
+                    strerror(errno));
+        goto fail;
     }
+    got = (size_t)n;
     if (got > size) {
         kap_err_set(err, "secret file %s grew while it was read: load it "
                     "again once it is written", path);
@@ -526,6 +539,26 @@ out:
     return fd;
 }
 
+/* s goes live: owned by pool, registered for redaction */
+static struct kap_secret *
+secret_live_add(struct kap_pool *pool, struct kap_secret *s,
+                struct kap_err *err)
+{
+    if (kap_pool_cleanup_add(pool, secret_release, s) != KAP_OK) {
+        kap_err_set(err, "secret %s: out of memory", s->path);
+        secret_unmap(s);
+        return NULL;
+    }
+    s->next = secret_live;
+    s->prev = NULL;
+    if (secret_live)
+        secret_live->prev = s;
+    secret_live = s;
+    if (s->nforms > 0)
+        kapd_secret_nlive++;
+    return s;
+}
+
 struct kap_secret *
 kap_secret_load(struct kap_pool *pool, const char *path,
                 struct kap_err *err)
@@ -545,19 +578,83 @@ kap_secret_load(struct kap_pool *pool, const char *path,
     close(fd);
     if (s == NULL)
         return NULL;
-    if (kap_pool_cleanup_add(pool, secret_release, s) != KAP_OK) {
-        kap_err_set(err, "secret file %s: out of memory", path);
-        secret_unmap(s);
+    return secret_live_add(pool, s, err);
+}
+
+struct kap_secret *
+kap_secret_new(struct kap_pool *pool, const char *label, const void *p,
+               size_t n, struct kap_err *err)
+{
+    struct kap_secret *s;
+
+    if (pool == NULL || label == NULL || (p == NULL && n > 0)) {
+        kap_err_set(err, "secret: no pool, label or value");
         return NULL;
     }
-    s->next = secret_live;
-    s->prev = NULL;
-    if (secret_live)
-        secret_live->prev = s;
-    secret_live = s;
-    if (s->nforms > 0)
-        kapd_secret_nlive++;
-    return s;
+    if (n == 0) {
+        kap_err_set(err, "secret %s is empty", label);
+        return NULL;
+    }
+    if (n > KAP_SECRET_MAX) {
+        kap_err_set(err, "secret %s is longer than %d bytes", label,
+                    KAP_SECRET_MAX);
+        return NULL;
+    }
+    if (memchr(p, '\0', n) != NULL) {
+        kap_err_set(err, "secret %s holds a NUL byte", label);
+        return NULL;
+    }
+    s = secret_map(n, label);
+    if (s == NULL) {
+        kap_err_set(err, "secret %s: cannot map memory: %s", label,
+                    strerror(errno));
+        return NULL;
+    }
+    memcpy(s->raw, p, n);
+    s->raw[n] = '\0';
+    s->len = n;
+    secret_forms(s, n);
+    return secret_live_add(pool, s, err);
+}
+
+int
+kap_secret_file_read(const char *path, struct kap_buf *out,
+                     struct kap_err *err)
+{
+    struct stat st;
+    size_t size;
+    ssize_t n;
+    int fd;
+
+    if (out == NULL || out->len != 0) {
+        kap_err_set(err, "credential file %s: the buffer is not empty",
+                    path ? path : "-");
+        return KAP_ERROR;
+    }
+    fd = kapd_secret_open("credential", path, &st, err);
+    if (fd < 0)
+        return KAP_ERROR;
+    size = (size_t)st.st_size;
+    /* one allocation, before any byte is read: no copy of the content
+       is left in memory a realloc freed */
+    if (kap_buf_reserve(out, size + 1) != KAP_OK) {
+        kap_err_set(err, "credential file %s: out of memory", path);
+        close(fd);
+        return KAP_ERROR;
+    }
+    n = secret_read_upto(fd, out->data, size);
+    close(fd);
+    if (n < 0 || (size_t)n > size) {
+        kap_secret_wipe(out->data, size + 1);
+        kap_err_set(err, n < 0 ? "credential file %s: cannot read"
+                               : "credential file %s grew while it was "
+                                 "read: read it again once it is written",
+                    path);
+        return KAP_ERROR;
+    }
+    out->len = (size_t)n;
+    out->data[n] = '\0';
+    return KAP_OK;
 }
 
 /* ---- injection ---------------------------------------------------------- */

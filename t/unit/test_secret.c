@@ -404,6 +404,65 @@ test_log(void)
         diag("log: %s", text);
 }
 
+/* kap_secret_file_read() and kap_secret_new(): a file of several
+   credentials read under the rule, each value made a secret of its own */
+static void
+test_file_values(void)
+{
+    static const char json[] = "{\"A\": \"first-value-1234\", "
+                               "\"B\": \"second-value-5678\"}\n";
+    struct kap_pool *p = kap_pool_create();
+    struct kap_buf b = { 0 };
+    struct kap_err e = { 0 };
+    struct kap_secret *a, *bb;
+    unsigned live0 = kapd_secret_nlive;
+    char out[256];
+
+    put("d/reg.json", json, sizeof(json) - 1, 0600);
+    ok(kap_secret_file_read(at("d/reg.json"), &b, &e) == KAP_OK
+       && b.len == sizeof(json) - 1 && memcmp(b.data, json, b.len) == 0
+       && b.data[b.len] == '\0', "file_read: the whole file, NUL-terminated");
+    is_int(kapd_secret_nlive, live0, "file_read registers nothing");
+    kap_secret_wipe(b.data, b.cap);
+    ok(b.data[0] == '\0' && b.data[b.len - 1] == '\0', "and the caller wipes it");
+    kap_buf_free(&b);
+
+    chmod(at("d/reg.json"), 0644);
+    e.set = 0;
+    ok(kap_secret_file_read(at("d/reg.json"), &b, &e) == KAP_ERROR
+       && strstr(e.msg, "credential file") && strstr(e.msg, "chmod 600")
+       && b.len == 0, "file_read: a 0644 file refused, with the fix");
+    diag("%s", e.msg);
+    chmod(at("d/reg.json"), 0600);
+    ok(kap_secret_file_read(at("d/link"), &b, &e) == KAP_ERROR,
+       "file_read: a symbolic link refused");
+    kap_buf_append(&b, "x", 1);
+    ok(kap_secret_file_read(at("d/reg.json"), &b, &e) == KAP_ERROR,
+       "file_read: a buffer that is not empty refused");
+    kap_buf_free(&b);
+
+    a = kap_secret_new(p, "server x header A", "first-value-1234", 16, &e);
+    bb = kap_secret_new(p, "server x header B", "second-value-5678", 17, &e);
+    ok(a != NULL && bb != NULL && kapd_secret_nlive == live0 + 2,
+       "new: two values, each registered");
+    kap_secret_redact("A=first-value-1234 B=c2Vjb25kLXZhbHVlLTU2Nzg=", out,
+                      sizeof(out));
+    is_str(out, "A=[REDACTED] B=[REDACTED]",
+           "new: each value is redacted, raw and base64");
+    ok(a != NULL && kap_secret_header(a, "X-Key: {}", out, sizeof(out), &e)
+                    == KAP_OK && strcmp(out, "X-Key: first-value-1234") == 0,
+       "new: injected into a header");
+    kap_secret_wipe(out, sizeof(out));
+    e.set = 0;
+    ok(kap_secret_new(p, "empty one", "", 0, &e) == NULL && e.set
+       && strstr(e.msg, "empty one is empty"), "new: empty refused");
+    e.set = 0;
+    ok(kap_secret_new(p, "nul one", "ab\0cd", 5, &e) == NULL
+       && strstr(e.msg, "NUL"), "new: a NUL byte refused");
+    kap_pool_destroy(p);
+    is_int(kapd_secret_nlive, live0, "new: its pool destroyed, unregistered");
+}
+
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -467,6 +526,7 @@ main(void)
     ok(kap_secret_load(p2, at("d/max"), &e) != NULL,
        "a secret of KAP_SECRET_MAX bytes loads");
 
+    test_file_values();
     if (s != NULL) {
         test_inject(s);
         test_redact();

@@ -61,6 +61,9 @@
  *      backpressure, error pages, kap_conn_linger()).
  *      kap_curl_stream() and kap_curl_resume(): a response's head, then
  *      its body in pieces with backpressure (kap_curl.h).
+ *      kap_secret_new() (a secret from bytes in memory) and
+ *      kap_secret_file_read() (a file of several credentials, read under
+ *      the secret file rule).
  * 1.0  First release.
  */
 

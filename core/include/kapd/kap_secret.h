@@ -49,6 +49,36 @@ struct kap_secret *kap_secret_load(struct kap_pool *pool, const char *path,
                                    struct kap_err *err);
 
 /*
+ * A secret from bytes already in memory: a value taken from a credential
+ * file that holds several (kap_secret_file_read()), or from kapd's
+ * environment.  The n bytes at p are copied into the secret's own memory
+ * (as for kap_secret_load(): mlock()ed where allowed, out of core dumps,
+ * registered for redaction, wiped when pool is destroyed); p is the
+ * caller's to wipe.  label names it in messages ("mcp server github
+ * header Authorization"), never the value.  Refused: n == 0, n >
+ * KAP_SECRET_MAX, a NUL byte.  NULL with err set on refusal or out of
+ * memory.
+ */
+struct kap_secret *kap_secret_new(struct kap_pool *pool, const char *label,
+                                  const void *p, size_t n,
+                                  struct kap_err *err);
+
+/*
+ * Read the whole file at path, under kap_secret_load()'s rule (no
+ * symbolic link on the path; the directory the euid's or root's, mode
+ * 0700 or stricter; the file regular, likewise owned, mode 0600 or
+ * stricter, non-empty, at most KAP_SECRET_MAX bytes), into out, which
+ * must be empty (len 0); its content is NUL-terminated, read in one
+ * allocation.  For a file holding structured credentials (an MCP
+ * server's registration, JSON): the caller parses it, makes each value a
+ * kap_secret_new(), and wipes out->data (kap_secret_wipe, out->cap)
+ * before kap_buf_free().  KAP_OK, or KAP_ERROR with err set (nothing
+ * read is left in out then).  Blocking file I/O: call while configuring.
+ */
+int kap_secret_file_read(const char *path, struct kap_buf *out,
+                         struct kap_err *err);
+
+/*
  * Write tmpl with its single "{}" replaced by the secret, NUL-terminated,
  * into out[0..outlen) (caller-owned; the caller wipes it after use).
  * KAP_OK, or KAP_ERROR with err set and out[0] = '\0' (when outlen > 0)
