@@ -36,16 +36,34 @@ sub new {
 sub shim { $_[0]{shim} }
 sub state { $_[0]{state} }
 
-# a PATH with the system's tools but no gh (or only the fake one)
+# a PATH with the system's tools but no gh (or only the fake one): a
+# directory that holds a real gh (/usr/bin when the gh package is
+# installed) is replaced by a mirror of symbolic links to everything in
+# it but gh, so the other tools stay
 sub _path {
     my ($self, $gh) = @_;
     my @keep;
     for my $d (split /:/, $ENV{PATH} // '/usr/bin:/bin') {
-        next if $d eq '' || -x "$d/gh";
+        next if $d eq '';
+        $d = $self->_mirror_without_gh($d) if -x "$d/gh";
         push @keep, $d;
     }
     unshift @keep, "$self->{fakebin}/gh" if $gh;
     return join ':', @keep;
+}
+
+sub _mirror_without_gh {
+    my ($self, $d) = @_;
+    return $self->{mirror}{$d} if $self->{mirror}{$d};
+    my $m = "$self->{fakebin}/nogh-" . scalar(keys %{$self->{mirror} // {}});
+    make_path($m);
+    opendir(my $dh, $d) or return $m;
+    for my $e (readdir $dh) {
+        next if $e eq '.' || $e eq '..' || $e eq 'gh';
+        symlink("$d/$e", "$m/$e");
+    }
+    closedir $dh;
+    return $self->{mirror}{$d} = $m;
 }
 
 # run(\%opt, @argv): rc, out, err.  opt: cwd, gh, path (a directory put
