@@ -72,7 +72,11 @@ is($v->{cm}, 'unreachable', 'a unix socket in the real ~/.ssh is not reachable')
 ok(($v->{bomb_forks} // 0) > 10 && $v->{bomb_forks} <= 1100,
    "a fork bomb stops at the capsule's process limit ($v->{bomb_forks} forks)");
 is($v->{bomb_eagain}, 1, 'fork fails with EAGAIN');
-ok(defined $v->{bomb_secs} && $v->{bomb_secs} < 15, "within seconds ($v->{bomb_secs} s)");
+# the bomb ends by itself, long before the run's 90 s timeout would end
+# it (the limit, not the clock, stops it: its time only says it did not
+# hang; 15 s was missed under a load of 9 on two cores)
+ok(defined $v->{bomb_secs} && $v->{bomb_secs} < kapd_tmo(60),
+   "it ends by itself ($v->{bomb_secs} s)");
 # the host can still start processes
 is(system('true'), 0, 'the host still forks');
 
