@@ -1,7 +1,8 @@
 /*
  * kapd.h -- core-internal declarations (kapd_ prefix, never exported).
  *
- * The boundary between the core's parts: generations (kapd_cycle.c),
+ * The boundary between the core's parts: generations (kapd_gen.c), the
+ * reload cycle that builds and activates them (kapd_cycle.c),
  * module loading (kapd_module.c), chains (kapd_chain.c), listeners and
  * connections (kapd_listen.c, kapd_conn.c), logging (kapd_log.c) and the
  * built-in modules (kapd_builtin.c: network allowlist, audit_log sink).
@@ -137,6 +138,34 @@ struct kapd_state {
 };
 extern struct kapd_state kapd;
 
+/* kapd_gen.c ------------------------------------------------------------- */
+#define KAPD_MAX_MODULES      64
+
+/*
+ * A new generation with the core's defaults (id kapd.next_gen_id + 1,
+ * one reference: the caller's, an empty module table), in a pool of its
+ * own; NULL when out of memory.  Release it with kap_gen_unref().
+ */
+struct kap_gen *kapd_gen_new(void);
+struct kapd_gen_module *kapd_gen_find_module(struct kap_gen *gen,
+                                             const char *name);
+/*
+ * gen (activated: listeners bound, init() done) becomes kapd.current and
+ * takes over the caller's reference; the previous current generation
+ * loses the process's reference and retires when its last user lets go.
+ */
+void kapd_gen_make_current(struct kap_gen *gen);
+/* Call startup() of modules of gen not started yet (in load order). */
+int  kapd_gen_startup(struct kap_gen *gen, struct kap_err *err);
+/*
+ * Process exit: retire the current generation (module fini in reverse
+ * load order), then call every started module's shutdown() in reverse
+ * order, then release the modules.  Connections must be closed first.
+ */
+void kapd_gen_exit(void);
+/* Dump effective config and chains (kapd -T) to stdout (kapd_gen_dump.c). */
+void kapd_gen_dump(struct kap_gen *gen);
+
 /* kapd_cycle.c ----------------------------------------------------------- */
 #define KAPD_BUILD_ERRORS_MAX 16
 
@@ -176,10 +205,6 @@ int  kapd_gen_activate(struct kap_gen *gen, struct kapd_build *b,
                        struct kap_err *err);
 /* Reload from kapd.conf_path; logs the outcome; old gen kept on error. */
 int  kapd_reload(const char *why);
-/* Dump effective config and chains (kapd -T) to stdout. */
-void kapd_gen_dump(struct kap_gen *gen);
-struct kapd_gen_module *kapd_gen_find_module(struct kap_gen *gen,
-                                             const char *name);
 
 /* kapd_module.c ---------------------------------------------------------- */
 /*

@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "kapd.h"
-#include "kapd_cycle.h"
 
 /* a request as the core allocates it: the public part first */
 struct kapd_req {

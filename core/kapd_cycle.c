@@ -1,6 +1,8 @@
 /*
- * kapd_cycle.c -- configuration generations: build, activate, retire,
- * reload, and the config content watch.
+ * kapd_cycle.c -- the reload cycle: read -> build -> activate, on start,
+ * on SIGHUP and when the config content watch sees a change.  What a
+ * generation is, its references and its retirement are kapd_gen.c's;
+ * kapd -T's dump is kapd_gen_dump.c's.
  *
  * A generation is built whole from the config file(s): the files are read
  * by kapd_conf_read.c (@include expanded, every setting with its true
@@ -9,7 +11,8 @@
  * module parses and checks its own top-level group, and the policy and
  * audit chains are flattened.  Only a complete generation is activated:
  * listeners handed over, init() of every module, then it becomes current
- * and the previous one retires when its last connection lets go of it.
+ * and the previous one retires when its last connection lets go of it
+ * (kapd_gen_make_current()).
  * Everything a build reports besides the generation (every error, the
  * exit code class, the files it read) goes into the caller's struct
  * kapd_build: nothing about a build is left in this file's statics.
@@ -17,157 +20,14 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <glob.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include "kapd.h"
 #include "kapd_cycle.h"
 #include "kapd_conf_read.h"
-
-struct kapd_state kapd;
-
-#define KAPD_MAX_MODULES      64
-
-/* ---- process-wide accessors ------------------------------------------- */
-
-struct ev_loop *
-kap_loop(void)
-{
-    if (kapd.loop == NULL)
-        kapd.loop = ev_default_loop(0);
-    return kapd.loop;
-}
-
-double
-kap_now(void)
-{
-    return ev_now(kap_loop());
-}
-
-int
-kap_shutting_down(void)
-{
-    return kapd.shutting_down;
-}
-
-/* ---- generations: references and retirement --------------------------- */
-
-struct kap_gen *
-kap_gen_current(void)
-{
-    return kapd.current;
-}
-
-void
-kap_gen_ref(struct kap_gen *gen)
-{
-    if (gen != NULL)
-        gen->refs++;
-}
-
-static void module_stopped(const struct kap_module *m);
-
-static void
-gen_destroy(struct kap_gen *gen)
-{
-    size_t i;
-    int was_live = 0;
-
-    for (i = gen->nmods; i-- > 0;) {
-        struct kapd_gen_module *gm = &gen->mods[i];
-        if (gm->inited) {
-            was_live = 1;
-            if (gm->mod->fini != NULL)
-                gm->mod->fini(gen, gm->conf);
-            gm->inited = 0;
-        }
-    }
-    if (was_live)
-        KAP_LOG(KAP_LOG_INFO, NULL, 0, "generation %llu retired",
-                (unsigned long long) gen->id);
-    gen->retired = 1;
-    gen->magic = 0;
-    /* the pool's cleanups (listeners, module state) may still use the
-       modules' code: destroy it before the modules are released */
-    {
-        struct kapd_modref *refs[KAPD_MAX_MODULES];
-        size_t n = gen->nmods < KAPD_MAX_MODULES ? gen->nmods
-                                                 : KAPD_MAX_MODULES;
-        for (i = 0; i < n; i++)
-            refs[i] = gen->mods[i].ref;
-        kap_pool_destroy(gen->pool);
-        for (i = n; i-- > 0;) {
-            /* the last user of a module: shut it down before its code goes */
-            if (refs[i]->refs == 1)
-                module_stopped(refs[i]->mod);
-            kapd_module_unref(refs[i]);
-        }
-    }
-}
-
-void
-kap_gen_unref(struct kap_gen *gen)
-{
-    if (gen == NULL)
-        return;
-    if (--gen->refs > 0)
-        return;
-    if (gen->current) {
-        KAP_LOG(KAP_LOG_ALERT, NULL, 0,
-                "generation %llu: last reference dropped while current",
-                (unsigned long long) gen->id);
-        if (kapd.current == gen)
-            kapd.current = NULL;
-    }
-    gen_destroy(gen);
-}
-
-uint64_t
-kap_gen_id(const struct kap_gen *gen)
-{
-    return gen ? gen->id : 0;
-}
-
-struct kap_pool *
-kap_gen_pool(struct kap_gen *gen)
-{
-    return gen ? gen->pool : NULL;
-}
-
-struct kapd_gen_module *
-kapd_gen_find_module(struct kap_gen *gen, const char *name)
-{
-    size_t i;
-
-    if (gen == NULL || name == NULL)
-        return NULL;
-    for (i = 0; i < gen->nmods; i++)
-        if (strcmp(gen->mods[i].mod->name, name) == 0)
-            return &gen->mods[i];
-    return NULL;
-}
-
-void *
-kap_gen_module_conf(struct kap_gen *gen, const char *name)
-{
-    struct kapd_gen_module *gm = kapd_gen_find_module(gen, name);
-
-    return gm ? gm->conf : NULL;
-}
-
-int
-kap_gen_is_current(const struct kap_gen *gen)
-{
-    return gen != NULL && gen->current && kapd.current == gen;
-}
 
 /* ---- errors of a build -------------------------------------------------- */
 
@@ -510,18 +370,13 @@ kapd_gen_build(const char *conf_path, const char *prefix,
     b->exit_code = KAPD_EXIT_CONFIG;
     memset(&rd, 0, sizeof(rd));
 
-    if ((pool = kap_pool_create()) == NULL
-        || (gen = kap_palloc(pool, sizeof(*gen))) == NULL) {
-        kap_pool_destroy(pool);
+    if ((gen = kapd_gen_new()) == NULL) {
         kap_err_set(err, "out of memory");
         record_error(b, NULL, err);
         b->exit_code = KAPD_EXIT_NOMEM;
         return NULL;
     }
-    gen->magic = KAPD_GEN_MAGIC;
-    gen->id = kapd.next_gen_id + 1;
-    gen->refs = 1;
-    gen->pool = pool;
+    pool = gen->pool;
     gen->prefix = prefix ? kap_pstrdup(pool, prefix) : NULL;
     if (conf_path == NULL)
         conf_path = KAPD_SYSCONFDIR "/kap/kap.conf";
@@ -532,14 +387,7 @@ kapd_gen_build(const char *conf_path, const char *prefix,
     gen->conf_path = mainpath;
     if (mainpath != NULL && (prefix == NULL || prefix[0] == '\0'))
         gen->prefix = default_prefix(pool, mainpath);
-    gen->core.policy_default = KAP_DENY;
-    gen->core.policy_observe = kapd.observe;
-    gen->core.shutdown_grace = KAPD_DEFAULT_GRACE;
-    gen->core.reload_check = KAPD_DEFAULT_RELOAD_CHECK;
-    gen->core.log_level = KAP_LOG_NOTICE;
-    gen->core.unix_mode = -1;
-    gen->mods = kap_palloc(pool, KAPD_MAX_MODULES * sizeof(*gen->mods));
-    if (mainpath == NULL || gen->mods == NULL || gen->prefix == NULL) {
+    if (mainpath == NULL || gen->prefix == NULL) {
         kap_err_set(err, "out of memory");
         goto fail;
     }
@@ -740,62 +588,6 @@ fail:
     return gen;
 }
 
-/* ---- activation ---------------------------------------------------------- */
-
-static const struct kap_module *started[KAPD_MAX_MODULES * 4];
-static size_t nstarted;
-
-static int
-is_started(const struct kap_module *m)
-{
-    size_t i;
-
-    for (i = 0; i < nstarted; i++)
-        if (started[i] == m)
-            return 1;
-    return 0;
-}
-
-/* m is released for good: shutdown() if it was started */
-static void
-module_stopped(const struct kap_module *m)
-{
-    size_t i;
-
-    for (i = 0; i < nstarted; i++) {
-        if (started[i] != m)
-            continue;
-        memmove(&started[i], &started[i + 1],
-                (nstarted - i - 1) * sizeof(started[0]));
-        nstarted--;
-        if (m->shutdown != NULL)
-            m->shutdown();
-        return;
-    }
-}
-
-int
-kapd_gen_startup(struct kap_gen *gen, struct kap_err *err)
-{
-    size_t i;
-
-    for (i = 0; i < gen->nmods; i++) {
-        const struct kap_module *m = gen->mods[i].mod;
-        if (is_started(m))
-            continue;
-        if (nstarted >= sizeof(started) / sizeof(started[0])) {
-            kap_err_set(err, "too many modules started");
-            return KAP_ERROR;
-        }
-        if (m->startup != NULL && m->startup() != KAP_OK) {
-            kap_err_set(err, "module \"%s\" failed to start up", m->name);
-            return KAP_ERROR;
-        }
-        started[nstarted++] = m;
-    }
-    return KAP_OK;
-}
-
 static int
 same_str(const char *a, const char *b)
 {
@@ -863,14 +655,7 @@ kapd_gen_activate(struct kap_gen *gen, struct kapd_build *b,
 
     kapd_log_set_level(gen->core.log_level);
     kapd_log_set_debug(gen->core.debug);
-    gen->current = 1;
-    kapd.current = gen;
-    if (gen->id > kapd.next_gen_id)
-        kapd.next_gen_id = gen->id;
-    if (prev != NULL) {
-        prev->current = 0;
-        kap_gen_unref(prev);
-    }
+    kapd_gen_make_current(gen);         /* prev retires when unused */
     if (watch_enabled)
         kapd_watch_start();
     return KAP_OK;
@@ -1007,124 +792,7 @@ kapd_watch_stop(void)
 void
 kapd_cycle_exit(void)
 {
-    struct kapd_modref *refs[KAPD_MAX_MODULES];
-    struct kap_gen *gen = kapd.current;
-    size_t i, n = 0;
-
     kapd_watch_stop();
-    if (gen != NULL) {
-        for (i = 0; i < gen->nmods && n < KAPD_MAX_MODULES; i++) {
-            refs[n] = gen->mods[i].ref;
-            refs[n]->refs++;        /* keep the code until shutdown() ran */
-            n++;
-        }
-        kapd.current = NULL;
-        gen->current = 0;
-        kap_gen_unref(gen);
-    }
-    for (i = nstarted; i-- > 0;)
-        if (started[i]->shutdown != NULL) {
-            size_t j;
-            int loaded = 0;
-            for (j = 0; j < n; j++)
-                if (refs[j]->mod == started[i])
-                    loaded = 1;
-            if (loaded)
-                started[i]->shutdown();
-        }
-    nstarted = 0;
-    for (i = n; i-- > 0;)
-        kapd_module_unref(refs[i]);
+    kapd_gen_exit();
     failed_clear();
-}
-
-/* ---- kapd -T -------------------------------------------------------------- */
-
-static void
-print_names(const char *label, const char *const *v)
-{
-    size_t i;
-
-    printf("#   %s:", label);
-    if (v == NULL)
-        printf(" (default)");
-    for (i = 0; v != NULL && v[i]; i++)
-        printf(" %s", v[i]);
-    printf("\n");
-}
-
-void
-kapd_gen_dump(struct kap_gen *gen)
-{
-    struct kapd_conf_file *f;
-    size_t i, k;
-
-    for (f = gen->files; f != NULL; f = f->next) {
-        size_t len;
-        char *buf;
-        if (strncmp(f->path, "glob:", 5) == 0) {
-            printf("# include pattern %s\n\n", f->path + 5);
-            continue;
-        }
-        printf("# configuration file %s:\n", f->path);
-        buf = kapd_conf_read_file(f->path, &len, KAPD_CONF_MAX_BYTES);
-        if (buf != NULL) {
-            fwrite(buf, 1, len, stdout);
-            if (len > 0 && buf[len - 1] != '\n')
-                fputc('\n', stdout);
-            free(buf);
-        }
-        printf("\n");
-    }
-
-    printf("# effective kapd settings (generation %llu):\n",
-           (unsigned long long) gen->id);
-    print_names("load", gen->core.load);
-    print_names("module_path", gen->core.module_path);
-    printf("#   policy.default: %s\n",
-           gen->core.policy_default == KAP_ALLOW ? "allow" : "deny");
-    printf("#   policy.observe: %s\n",
-           gen->core.policy_observe ? "true" : "false");
-    printf("#   error_log: %s\n",
-           gen->core.error_log ? gen->core.error_log : "stderr");
-    printf("#   log_level: %s\n", kapd_log_level_name(gen->core.log_level));
-    printf("#   pid_file: %s\n",
-           gen->core.pid_file ? gen->core.pid_file : "(none)");
-    printf("#   shutdown_grace: %g\n", gen->core.shutdown_grace);
-    printf("#   reload_check: %g\n", gen->core.reload_check);
-    printf("#   user: %s\n", gen->core.user ? gen->core.user : "(none)");
-
-    printf("# modules, in load order:\n");
-    for (i = 0; i < gen->nmods; i++) {
-        const struct kapd_gen_module *gm = &gen->mods[i];
-        printf("#   %s %s (%s)\n", gm->mod->name,
-               gm->mod->version ? gm->mod->version : "-",
-               gm->ref->builtin ? "built in" : gm->ref->path);
-    }
-
-    printf("# chains, per request kind:\n");
-    for (k = 0; k < KAPD_NKINDS; k++) {
-        int ki = kapd_kind_index(1u << k);
-        const struct kapd_chain *c;
-        if (ki < 0)
-            continue;                   /* no kind has this bit */
-        c = &gen->policy[ki];
-        printf("#   policy %s:", kap_req_kind_name(1u << k));
-        for (i = 0; i < c->n; i++)
-            printf(" %s", c->v[i].gm->mod->name);
-        printf("%s default %s\n", c->n ? " ->" : "",
-               gen->core.policy_default == KAP_ALLOW ? "allow" : "deny");
-    }
-    for (k = 0; k < KAPD_NKINDS; k++) {
-        int ki = kapd_kind_index(1u << k);
-        const struct kapd_chain *c;
-        if (ki < 0)
-            continue;
-        c = &gen->audit[ki];
-        printf("#   audit %s:", kap_req_kind_name(1u << k));
-        for (i = 0; i < c->n; i++)
-            printf(" %s", c->v[i].gm->mod->name);
-        printf("%s\n", c->n ? "" : " (none)");
-    }
-    fflush(stdout);
 }

@@ -1,7 +1,7 @@
 /*
  * kapd_cycle.h -- core-internal additions for the lifecycle:
  * everything main() and the unit tests need from kapd_cycle.c,
- * kapd_module.c, kapd_chain.c and kapd_builtin.c beyond core/kapd.h.
+ * kapd_module.c and kapd_builtin.c beyond core/kapd.h.
  * kapd_ prefix: never exported to modules.
  */
 #ifndef KAPD_CYCLE_H
@@ -29,13 +29,10 @@ extern const char *const kapd_default_modules[];
 void kapd_watch_start(void);
 void kapd_watch_stop(void);
 /*
- * Process exit: retire the current generation (module fini in reverse
- * load order), then call every started module's shutdown() in reverse
- * order, then release the modules.  Connections must be closed first.
+ * Process exit: stop the content watch, then kapd_gen_exit() (the current
+ * generation retires, started modules shut down).
  */
 void kapd_cycle_exit(void);
-/* Call startup() of modules of gen not started yet (in load order). */
-int kapd_gen_startup(struct kap_gen *gen, struct kap_err *err);
 
 /* kapd_module.c ---------------------------------------------------------- */
 /*
