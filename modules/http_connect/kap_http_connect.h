@@ -56,12 +56,6 @@ enum hc_state {
     S_FORWARD, S_RESPOND
 };
 
-/* a byte buffer: data is p[off..len) */
-struct hc_buf {
-    char   *p;
-    size_t  off, len, cap;
-};
-
 /* one direction of a tunnel */
 struct hc_dir {
     struct hc *hc;
@@ -100,7 +94,7 @@ struct hc {
     union hc_sa           usa;              /* the address dialled */
     int                   kfd;              /* upstream held between requests */
     char                  kkey[48];         /* its "host:port", "" if none */
-    struct hc_buf         cin, cout, uin, uout;
+    struct kap_buf        cin, cout, uin, uout;
     struct kap_http_req  *req;              /* heap while parsing */
     struct kap_http_resp *resp;             /* heap while forwarding */
     struct kap_req       *preq;             /* policy question */
@@ -190,19 +184,20 @@ extern unsigned kap_http_connect_tunnels;   /* tunnels open now */
  * kap_http_connect_cleanup); none of these takes ownership of it.
  */
 
-/* kap_http_connect_buf.c: buffers are heap, owned by the struct hc_buf;
-   KAP_OK or KAP_ERROR (out of memory, or max reached) */
+/* kap_http_connect_buf.c: the module's free lists, and struct kap_buf
+   storage taken from them (an empty buffer starts with a cached 1 KiB
+   block; buf_free gives a 1 KiB block back); the buffer owns its data.
+   KAP_OK or KAP_ERROR (out of memory, or more than max bytes unread) */
 void  *kap_http_connect_cache_get(int which);        /* HC_CACHE_*; heap */
 void   kap_http_connect_cache_put(int which, void *p);   /* takes p */
 void   kap_http_connect_sized_free(void *p, size_t cap);
 void   kap_http_connect_caches_drain(void);
-int    kap_http_connect_buf_reserve(struct hc_buf *b, size_t more,
+int    kap_http_connect_buf_reserve(struct kap_buf *b, size_t more,
                                     size_t max);
-int    kap_http_connect_buf_add(struct hc_buf *b, const void *p, size_t n);
-int    kap_http_connect_buf_str(struct hc_buf *b, const char *s);
-size_t kap_http_connect_buf_used(const struct hc_buf *b);
-void   kap_http_connect_buf_free(struct hc_buf *b);
-void   kap_http_connect_buf_trim(struct hc_buf *b);
+int    kap_http_connect_buf_add(struct kap_buf *b, const void *p, size_t n);
+int    kap_http_connect_buf_str(struct kap_buf *b, const char *s);
+void   kap_http_connect_buf_free(struct kap_buf *b);
+void   kap_http_connect_buf_trim(struct kap_buf *b);
 void   kap_http_connect_io_stop(ev_io *w);
 
 /* kap_http_connect_module.c */
@@ -249,11 +244,11 @@ int    kap_http_connect_fwd_request_body(struct hc *hc);
 int    kap_http_connect_fwd_response(struct hc *hc);
 void   kap_http_connect_fwd_finish(struct hc *hc);
 int    kap_http_connect_fwd_retry(struct hc *hc);
-int    kap_http_connect_read_into(int fd, struct hc_buf *b, size_t chunk,
+int    kap_http_connect_read_into(int fd, struct kap_buf *b, size_t chunk,
                                   size_t max, int *eof, struct hc *hc);
 
 /* kap_http_connect_respond.c: body is borrowed (copied into hc->cout) */
-int    kap_http_connect_flush_buf(int fd, struct hc_buf *b, struct hc *hc);
+int    kap_http_connect_flush_buf(int fd, struct kap_buf *b, struct hc *hc);
 void   kap_http_connect_respond(struct hc *hc, int status, const char *body,
                                 int keep);
 void   kap_http_connect_respond_error(struct hc *hc, int status,

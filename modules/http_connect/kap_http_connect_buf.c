@@ -1,7 +1,8 @@
 /*
- * kap_http_connect_buf.c -- the module's byte buffer and its free lists of
- * transient allocations (request parsers, 1/2 KiB buffers, small dials).
- * Part of the http_connect module (kap_http_connect.h).
+ * kap_http_connect_buf.c -- the module's free lists of transient
+ * allocations (request parsers, 1/2 KiB buffers), and the storage of its
+ * connection buffers (the core's struct kap_buf) taken from and given
+ * back to them.  Part of the http_connect module (kap_http_connect.h).
  */
 #include "config.h"
 
@@ -86,73 +87,69 @@ kap_http_connect_caches_drain(void)
     cache_drain(&caches[HC_CACHE_2K]);
 }
 
+/*
+ * Room for `more` bytes after b->len, with at most max bytes unread
+ * (0: no limit).  An empty buffer that needs less than 1 KiB gets a block
+ * from the 1 KiB cache; anything bigger is kap_buf_reserve()'s.
+ */
 int
-kap_http_connect_buf_reserve(struct hc_buf *b, size_t more, size_t max)
+kap_http_connect_buf_reserve(struct kap_buf *b, size_t more, size_t max)
 {
-    if (b->off && b->off == b->len)
-        b->off = b->len = 0;
-    if (b->len + more <= b->cap)
+    if (max && (b->len - b->off > max || more > max - (b->len - b->off)))
+        return KAP_ERROR;
+    if (b->data == NULL && more < 1024) {
+        char *p = kap_http_connect_cache_get(HC_CACHE_1K);
+        if (p == NULL)
+            return KAP_ERROR;
+        p[0] = '\0';
+        b->data = p;
+        b->cap = 1024;
+        b->len = b->off = 0;
         return KAP_OK;
-    if (b->off) {
-        memmove(b->p, b->p + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-        if (b->len + more <= b->cap)
-            return KAP_OK;
     }
-    size_t ncap = b->cap ? b->cap : 1024;
-    while (ncap < b->len + more)
-        ncap *= 2;
-    if (max && ncap > max)
-        ncap = max;
-    if (ncap < b->len + more)
-        return KAP_ERROR;
-    char *np = b->p == NULL && ncap == 1024
-                   ? kap_http_connect_cache_get(HC_CACHE_1K)
-                   : realloc(b->p, ncap);
-    if (np == NULL)
-        return KAP_ERROR;
-    b->p = np;
-    b->cap = ncap;
-    return KAP_OK;
+    if (b->data != NULL && b->cap - b->len > more)
+        return KAP_OK;
+    return kap_buf_reserve(b, more);
 }
 
+/*
+ * Append n bytes.  Heads are built from dozens of small pieces, so the
+ * bytes are copied here after the reserve (the fill pattern of kap_core.h:
+ * room, copy at data + len, then what kap_buf_added() does) rather than
+ * through kap_buf_append(), which would check the room a second time.
+ */
 int
-kap_http_connect_buf_add(struct hc_buf *b, const void *p, size_t n)
+kap_http_connect_buf_add(struct kap_buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return KAP_OK;
     if (kap_http_connect_buf_reserve(b, n, 0) != KAP_OK)
         return KAP_ERROR;
-    memcpy(b->p + b->len, p, n);
+    memcpy(b->data + b->len, p, n);
     b->len += n;
+    b->data[b->len] = '\0';
     return KAP_OK;
 }
 
 int
-kap_http_connect_buf_str(struct hc_buf *b, const char *s)
+kap_http_connect_buf_str(struct kap_buf *b, const char *s)
 {
     return kap_http_connect_buf_add(b, s, strlen(s));
 }
 
-size_t
-kap_http_connect_buf_used(const struct hc_buf *b)
-{
-    return b->len - b->off;
-}
-
+/* the storage goes back to the 1 KiB cache when it is a 1 KiB block */
 void
-kap_http_connect_buf_free(struct hc_buf *b)
+kap_http_connect_buf_free(struct kap_buf *b)
 {
-    kap_http_connect_sized_free(b->p, b->cap);
+    kap_http_connect_sized_free(b->data, b->cap);
     memset(b, 0, sizeof(*b));
 }
 
 /* shrink an idle buffer so that idle connections stay small */
 void
-kap_http_connect_buf_trim(struct hc_buf *b)
+kap_http_connect_buf_trim(struct kap_buf *b)
 {
-    if (kap_http_connect_buf_used(b) == 0)
+    if (kap_buf_used(b) == 0)
         kap_http_connect_buf_free(b);
 }
 

@@ -22,12 +22,12 @@ void
 kap_http_connect_forward_begin(struct hc *hc)
 {
     struct kap_http_req *q = hc->req;
-    struct hc_buf *o = &hc->uout;
+    struct kap_buf *o = &hc->uout;
     char line[64];
     int ok = KAP_OK;
 
     hc->state = S_FORWARD;
-    hc->uout.off = hc->uout.len = 0;      /* a retry rebuilds the head */
+    kap_buf_reset(&hc->uout);             /* a retry rebuilds the head */
     hc->idle = hc->conf->idle_timeout;
     hc->last_active = kap_now();
     hc->deadline_total = 0;
@@ -73,7 +73,7 @@ kap_http_connect_forward_begin(struct hc *hc)
         return;
     }
     if (!hc->head_skipped) {
-        hc->cin.off += q->head_len;
+        kap_buf_consume(&hc->cin, q->head_len);
         hc->head_skipped = 1;
     }
     hc->q_body = q->body;
@@ -97,16 +97,16 @@ kap_http_connect_forward_begin(struct hc *hc)
 int
 kap_http_connect_fwd_request_body(struct hc *hc)
 {
-    while (!hc->q_done && kap_http_connect_buf_used(&hc->cin)
-           && kap_http_connect_buf_used(&hc->uout) < HC_IOBUF) {
-        const char *p = hc->cin.p + hc->cin.off;
-        size_t n = kap_http_connect_buf_used(&hc->cin);
+    while (!hc->q_done && kap_buf_used(&hc->cin)
+           && kap_buf_used(&hc->uout) < HC_IOBUF) {
+        const char *p = hc->cin.data + hc->cin.off;
+        size_t n = kap_buf_used(&hc->cin);
         if (hc->q_body == KAP_HTTP_BODY_LENGTH) {
             if (n > hc->q_left)
                 n = (size_t)hc->q_left;
             if (kap_http_connect_buf_add(&hc->uout, p, n) != KAP_OK)
                 return -1;
-            hc->cin.off += n;
+            kap_buf_consume(&hc->cin, n);
             hc->q_left -= n;
             if (hc->q_left == 0)
                 hc->q_done = 1;
@@ -118,7 +118,7 @@ kap_http_connect_fwd_request_body(struct hc *hc)
                 return -1;
             if (kap_http_connect_buf_add(&hc->uout, p, used) != KAP_OK)
                 return -1;
-            hc->cin.off += used;
+            kap_buf_consume(&hc->cin, used);
             if (rc == KAP_OK)
                 hc->q_done = 1;
         }
@@ -130,7 +130,7 @@ static int
 resp_head_out(struct hc *hc)
 {
     struct kap_http_resp *p = hc->resp;
-    struct hc_buf *o = &hc->cout;
+    struct kap_buf *o = &hc->cout;
     char line[64];
     int ok = KAP_OK;
 
@@ -165,14 +165,14 @@ kap_http_connect_fwd_response(struct hc *hc)
 {
     struct kap_http_resp *p = hc->resp;
 
-    while (!hc->r_done && kap_http_connect_buf_used(&hc->cout) < HC_IOBUF) {
+    while (!hc->r_done && kap_buf_used(&hc->cout) < HC_IOBUF) {
         if (!hc->r_started) {
             /* reading a head */
-            if (kap_http_connect_buf_used(&hc->uin) == 0)
+            if (kap_buf_used(&hc->uin) == 0)
                 return 0;
             int rc = kap_http_parse_response(
-                p, hc->uin.p + hc->uin.off,
-                kap_http_connect_buf_used(&hc->uin), hc->method, NULL);
+                p, hc->uin.data + hc->uin.off,
+                kap_buf_used(&hc->uin), hc->method, NULL);
             if (rc == KAP_AGAIN)
                 return 0;
             if (rc == KAP_ERROR || p->body == KAP_HTTP_BODY_TUNNEL) {
@@ -185,7 +185,7 @@ kap_http_connect_fwd_response(struct hc *hc)
                 /* interim: forward to 1.1 clients, then the next head */
                 if (hc->client_minor >= 1 && resp_head_out(hc) != KAP_OK)
                     return -2;
-                hc->uin.off += p->head_len;
+                kap_buf_consume(&hc->uin, p->head_len);
                 kap_http_resp_reset(p);
                 continue;
             }
@@ -203,23 +203,23 @@ kap_http_connect_fwd_response(struct hc *hc)
             if (resp_head_out(hc) != KAP_OK)
                 return -2;
             hc->r_started = 1;
-            hc->uin.off += p->head_len;
+            kap_buf_consume(&hc->uin, p->head_len);
             if (p->body == KAP_HTTP_BODY_NONE) {
                 hc->r_done = 1;
                 break;
             }
             continue;
         }
-        if (kap_http_connect_buf_used(&hc->uin) == 0)
+        if (kap_buf_used(&hc->uin) == 0)
             return 0;
-        const char *d = hc->uin.p + hc->uin.off;
-        size_t n = kap_http_connect_buf_used(&hc->uin);
+        const char *d = hc->uin.data + hc->uin.off;
+        size_t n = kap_buf_used(&hc->uin);
         if (hc->r_body == KAP_HTTP_BODY_LENGTH) {
             if (n > hc->r_left)
                 n = (size_t)hc->r_left;
             if (kap_http_connect_buf_add(&hc->cout, d, n) != KAP_OK)
                 return -2;
-            hc->uin.off += n;
+            kap_buf_consume(&hc->uin, n);
             hc->r_left -= n;
             if (hc->r_left == 0)
                 hc->r_done = 1;
@@ -232,13 +232,13 @@ kap_http_connect_fwd_response(struct hc *hc)
             if (kap_http_connect_buf_add(&hc->cout, hc->r_dechunk ? s.data : d,
                         hc->r_dechunk ? s.len : used) != KAP_OK)
                 return -2;
-            hc->uin.off += used;
+            kap_buf_consume(&hc->uin, used);
             if (rc == KAP_OK)
                 hc->r_done = 1;
         } else {                                /* until close */
             if (kap_http_connect_buf_add(&hc->cout, d, n) != KAP_OK)
                 return -2;
-            hc->uin.off += n;
+            kap_buf_consume(&hc->uin, n);
         }
     }
     return 0;
@@ -249,8 +249,8 @@ void
 kap_http_connect_fwd_finish(struct hc *hc)
 {
     if (hc->upstream_ka && hc->q_done
-        && kap_http_connect_buf_used(&hc->uin) == 0
-        && kap_http_connect_buf_used(&hc->uout) == 0 && !hc->u_eof) {
+        && kap_buf_used(&hc->uin) == 0
+        && kap_buf_used(&hc->uout) == 0 && !hc->u_eof) {
         if (!kap_http_connect_held_put(hc))
             kap_http_connect_pool_put(hc, hc->ufd);
     } else {
@@ -267,7 +267,7 @@ kap_http_connect_fwd_finish(struct hc *hc)
         /* the body is still coming; or a keep-alive client (kapd is
            stopping) or pipelined bytes: more may be pending */
         hc->respond_close = !hc->q_done ? HC_CLOSE_LINGER
-                          : hc->client_ka || kap_http_connect_buf_used(&hc->cin)
+                          : hc->client_ka || kap_buf_used(&hc->cin)
                             ? HC_CLOSE_CHECK : HC_CLOSE;
         hc->state = S_RESPOND;
         return;
@@ -277,16 +277,23 @@ kap_http_connect_fwd_finish(struct hc *hc)
 }
 
 int
-kap_http_connect_read_into(int fd, struct hc_buf *b, size_t chunk, size_t max,
+kap_http_connect_read_into(int fd, struct kap_buf *b, size_t chunk, size_t max,
                            int *eof, struct hc *hc)
 {
-    if (kap_http_connect_buf_reserve(b, chunk, max) != KAP_OK) {
+    size_t room;
+
+    /* chunk bytes of storage: kap_buf keeps one for its terminator, so
+       the buffers stay 1 KiB (the cache's) and 16 KiB */
+    if (kap_http_connect_buf_reserve(b, chunk - 1, max) != KAP_OK) {
         if (kap_http_connect_buf_reserve(b, 1, max) != KAP_OK)
             return 0;           /* full: parsing will complain */
     }
-    ssize_t n = recv(fd, b->p + b->len, b->cap - b->len, 0);
+    room = kap_buf_room(b);
+    if (max && room > max - kap_buf_used(b))
+        room = max - kap_buf_used(b);  /* never more than max unread */
+    ssize_t n = recv(fd, b->data + b->len, room, 0);
     if (n > 0) {
-        b->len += (size_t)n;
+        kap_buf_added(b, (size_t)n);
         hc->last_active = kap_now();
         return 1;
     }
@@ -308,7 +315,7 @@ int
 kap_http_connect_fwd_retry(struct hc *hc)
 {
     if (!hc->reused || hc->q_body != KAP_HTTP_BODY_NONE || hc->r_started ||
-        kap_http_connect_buf_used(&hc->uin) != 0)
+        kap_buf_used(&hc->uin) != 0)
         return 0;
     kap_http_connect_io_stop(&hc->urd);
     kap_http_connect_io_stop(&hc->uwr);

@@ -413,7 +413,7 @@ hc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     switch (hc->state) {
     case S_HEAD:
-        if (kap_http_connect_buf_used(&hc->cin) == 0) {
+        if (kap_buf_used(&hc->cin) == 0) {
             kap_http_connect_close(hc); /* idle keep-alive connection */
         } else {
             KAP_LOG(KAP_LOG_INFO, HC_NAME, hc->c->id,
@@ -528,7 +528,7 @@ policy_answer(struct kap_req *r, struct hc *hc)
     }
     /* a ClientHello (or other first message) sent in the same segment as
        the CONNECT is checked before anything is dialled */
-    if (hc->is_connect && kap_http_connect_buf_used(&hc->cin)) {
+    if (hc->is_connect && kap_buf_used(&hc->cin)) {
         if (kap_http_connect_take_pipelined(hc) != KAP_OK) {
             kap_http_connect_close(hc);
             return;
@@ -680,10 +680,10 @@ hc_head_done(struct hc *hc)
         /* a CONNECT needs nothing more of its head: give the parser and
            (unless bytes followed the head) the buffer back at once, so
            that many tunnels being set up at once stay small */
-        hc->cin.off += q->head_len;
+        kap_buf_consume(&hc->cin, q->head_len);
         kap_http_connect_cache_put(HC_CACHE_REQ, hc->req);
         hc->req = NULL;
-        if (kap_http_connect_buf_used(&hc->cin) == 0)
+        if (kap_buf_used(&hc->cin) == 0)
             kap_http_connect_buf_free(&hc->cin);
     }
     hc_ask(hc);
@@ -693,8 +693,8 @@ hc_head_done(struct hc *hc)
 static void
 bad_head_names(struct hc *hc)
 {
-    const char *p = hc->cin.p + hc->cin.off;
-    size_t n = kap_http_connect_buf_used(&hc->cin), i;
+    const char *p = hc->cin.data + hc->cin.off;
+    size_t n = kap_buf_used(&hc->cin), i;
 
     hc->method[0] = '\0';
     hc->subject = "";
@@ -728,7 +728,7 @@ hc_parse_head(struct hc *hc)
         .max_headers = KAP_HTTP_MAX_HEADERS
     };
 
-    if (kap_http_connect_buf_used(&hc->cin) == 0)
+    if (kap_buf_used(&hc->cin) == 0)
         return;
     if (hc->req == NULL) {
         hc->req = kap_http_connect_cache_get(HC_CACHE_REQ);
@@ -738,8 +738,8 @@ hc_parse_head(struct hc *hc)
         }
         kap_http_req_reset(hc->req);
     }
-    int rc = kap_http_parse_request(hc->req, hc->cin.p + hc->cin.off,
-                                    kap_http_connect_buf_used(&hc->cin), &lim);
+    int rc = kap_http_parse_request(hc->req, hc->cin.data + hc->cin.off,
+                                    kap_buf_used(&hc->cin), &lim);
     if (rc == KAP_AGAIN)
         return;
     if (rc == KAP_ERROR) {
@@ -780,7 +780,7 @@ hc_start_head(struct hc *hc)
     hc->is_connect = 0;
     /* the first head (and any started one) must arrive within
        header_timeout; an idle keep-alive connection gets idle_timeout */
-    kap_http_connect_timer_set(hc, kap_http_connect_buf_used(&hc->cin)
+    kap_http_connect_timer_set(hc, kap_buf_used(&hc->cin)
                                            || hc->nreq == 0
                                        ? hc->conf->header_timeout
                                        : hc->conf->idle_timeout);
@@ -804,20 +804,20 @@ hc_sync_watchers(struct hc *hc)
         crd = !hc->c_eof;
         break;
     case S_FIRST:
-        crd = !hc->c_eof && kap_http_connect_buf_used(&hc->cout) == 0;
+        crd = !hc->c_eof && kap_buf_used(&hc->cout) == 0;
         urd = 1;
-        cwr = kap_http_connect_buf_used(&hc->cout) > 0;
+        cwr = kap_buf_used(&hc->cout) > 0;
         break;
     case S_FORWARD:
         crd = !hc->q_done && !hc->c_eof
-              && kap_http_connect_buf_used(&hc->uout) < HC_IOBUF;
+              && kap_buf_used(&hc->uout) < HC_IOBUF;
         urd = !hc->u_eof && !hc->r_done
-              && kap_http_connect_buf_used(&hc->cout) < HC_IOBUF;
-        cwr = kap_http_connect_buf_used(&hc->cout) > 0;
-        uwr = kap_http_connect_buf_used(&hc->uout) > 0;
+              && kap_buf_used(&hc->cout) < HC_IOBUF;
+        cwr = kap_buf_used(&hc->cout) > 0;
+        uwr = kap_buf_used(&hc->uout) > 0;
         break;
     case S_RESPOND:
-        cwr = kap_http_connect_buf_used(&hc->cout) > 0;
+        cwr = kap_buf_used(&hc->cout) > 0;
         break;
     default:
         break;
@@ -874,7 +874,7 @@ kap_http_connect_run(struct hc *hc)
                 kap_http_connect_close(hc);
                 return;
             }
-            if (kap_http_connect_buf_used(&hc->cout) == 0)
+            if (kap_buf_used(&hc->cout) == 0)
                 kap_http_connect_buf_free(
                     &hc->cout); /* the 200 is out: hold nothing */
             break;
@@ -921,7 +921,7 @@ kap_http_connect_run(struct hc *hc)
             }
             if (hc->u_eof && !hc->r_done) {
                 if (hc->r_started && hc->r_body == KAP_HTTP_BODY_CLOSE &&
-                    kap_http_connect_buf_used(&hc->uin) == 0) {
+                    kap_buf_used(&hc->uin) == 0) {
                     hc->r_done = 1;
                     hc->client_ka = 0;
                 } else if (kap_http_connect_fwd_retry(hc)) {
@@ -935,7 +935,7 @@ kap_http_connect_run(struct hc *hc)
                         "upstream closed the connection "
                         "without a response");
                     return;
-                } else if (kap_http_connect_buf_used(&hc->uin) == 0) {
+                } else if (kap_buf_used(&hc->uin) == 0) {
                     kap_http_connect_close(hc);       /* truncated body */
                     return;
                 }
@@ -970,11 +970,11 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     switch (hc->state) {
     case S_HEAD: {
-        size_t before = kap_http_connect_buf_used(&hc->cin);
+        size_t before = kap_buf_used(&hc->cin);
         int r = kap_http_connect_read_into(hc->c->fd, &hc->cin, 1024,
                           (size_t)hc->conf->max_header_size + HC_IOBUF,
                           &hc->c_eof, hc);
-        if (r < 0 || (hc->c_eof && kap_http_connect_buf_used(&hc->cin) == 0)) {
+        if (r < 0 || (hc->c_eof && kap_buf_used(&hc->cin) == 0)) {
             kap_http_connect_close(hc);
             goto out;
         }
@@ -985,11 +985,11 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
             kap_http_connect_respond_error(hc, 400, "incomplete request head");
             goto out;
         }
-        if (before == 0 && kap_http_connect_buf_used(&hc->cin) && hc->nreq > 0)
+        if (before == 0 && kap_buf_used(&hc->cin) && hc->nreq > 0)
             kap_http_connect_timer_set(hc, hc->conf->header_timeout);
         hc_parse_head(hc);
         if (!hc->closing && hc->state == S_HEAD) {
-            if (kap_http_connect_buf_used(&hc->cin)
+            if (kap_buf_used(&hc->cin)
                 >= (size_t)hc->conf->max_header_size + HC_IOBUF) {
                 hc->client_ka = 0;
                 bad_head_names(hc);

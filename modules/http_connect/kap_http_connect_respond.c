@@ -20,10 +20,10 @@
 /* write as much of b as possible to fd; KAP_OK, KAP_AGAIN (more left) or
    KAP_ERROR */
 int
-kap_http_connect_flush_buf(int fd, struct hc_buf *b, struct hc *hc)
+kap_http_connect_flush_buf(int fd, struct kap_buf *b, struct hc *hc)
 {
-    while (kap_http_connect_buf_used(b)) {
-        ssize_t n = send(fd, b->p + b->off, kap_http_connect_buf_used(b),
+    while (kap_buf_used(b)) {
+        ssize_t n = send(fd, b->data + b->off, kap_buf_used(b),
                          MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
@@ -32,10 +32,9 @@ kap_http_connect_flush_buf(int fd, struct hc_buf *b, struct hc *hc)
                 return KAP_AGAIN;
             return KAP_ERROR;
         }
-        b->off += (size_t)n;
+        kap_buf_consume(b, (size_t)n);
         hc->last_active = kap_now();
     }
-    b->off = b->len = 0;
     return KAP_OK;
 }
 
@@ -44,7 +43,7 @@ static int
 linger_mode(const struct hc *hc)
 {
     const struct kap_http_req *q = hc->req;
-    size_t in = kap_http_connect_buf_used(&hc->cin), head;
+    size_t in = kap_buf_used(&hc->cin), head;
 
     if (hc->state == S_FORWARD)             /* a 502 while forwarding */
         return hc->q_done ? HC_CLOSE_CHECK : HC_CLOSE_LINGER;

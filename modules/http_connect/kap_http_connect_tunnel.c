@@ -326,11 +326,11 @@ kap_http_connect_tunnel_start(struct hc *hc)
         hc->first = NULL;
         hc->first_len = hc->first_cap = 0;
     }
-    if (kap_http_connect_buf_used(&hc->uin)
-        || kap_http_connect_buf_used(&hc->cout)) {
+    if (kap_buf_used(&hc->uin)
+        || kap_buf_used(&hc->cout)) {
         /* an unsent 200 first, then what the server already said */
-        size_t a = kap_http_connect_buf_used(&hc->cout),
-               n = kap_http_connect_buf_used(&hc->uin);
+        size_t a = kap_buf_used(&hc->cout),
+               n = kap_buf_used(&hc->uin);
         hc->down.bcap = a + n;
         hc->down.buf = malloc(hc->down.bcap);
         if (hc->down.buf == NULL) {
@@ -338,9 +338,9 @@ kap_http_connect_tunnel_start(struct hc *hc)
             return;
         }
         if (a)                  /* the 200's buffer is gone once sent */
-            memcpy(hc->down.buf, hc->cout.p + hc->cout.off, a);
+            memcpy(hc->down.buf, hc->cout.data + hc->cout.off, a);
         if (n)
-            memcpy(hc->down.buf + a, hc->uin.p + hc->uin.off, n);
+            memcpy(hc->down.buf + a, hc->uin.data + hc->uin.off, n);
         hc->down.blen = a + n;
         hc->down.bytes += n;
     }
@@ -618,19 +618,20 @@ kap_http_connect_first_upstream_read(struct hc *hc)
         kap_http_connect_io_stop(&hc->urd);
         return;
     }
-    if (kap_http_connect_buf_reserve(&hc->uin, HC_IOBUF, 0) != KAP_OK) {
+    /* HC_IOBUF of storage: kap_buf keeps one byte for its terminator */
+    if (kap_http_connect_buf_reserve(&hc->uin, HC_IOBUF - 1, 0) != KAP_OK) {
         kap_http_connect_close(hc);
         return;
     }
-    ssize_t n = recv(hc->ufd, hc->uin.p + hc->uin.len,
-                     hc->uin.cap - hc->uin.len, 0);
+    ssize_t n = recv(hc->ufd, hc->uin.data + hc->uin.len,
+                     kap_buf_room(&hc->uin), 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR || errno == EWOULDBLOCK))
         return;
     if (n <= 0) {
         kap_http_connect_close(hc);
         return;
     }
-    hc->uin.len += (size_t)n;
+    kap_buf_added(&hc->uin, (size_t)n);
     /* server speaks first (SSH banner): forward at once, no SNI check;
        client bytes already buffered are an incomplete message and are
        forwarded after it */

@@ -159,7 +159,7 @@ hc_connected(struct hc *hc)
 int
 kap_http_connect_take_pipelined(struct hc *hc)
 {
-    size_t extra = kap_http_connect_buf_used(&hc->cin);
+    size_t extra = kap_buf_used(&hc->cin);
 
     if (extra) {
         if (hc->first != NULL || extra > HC_HELLO_BUF_MAX)
@@ -170,7 +170,7 @@ kap_http_connect_take_pipelined(struct hc *hc)
                         : malloc(hc->first_cap);
         if (hc->first == NULL)
             return KAP_ERROR;
-        memcpy(hc->first, hc->cin.p + hc->cin.off, extra);
+        memcpy(hc->first, hc->cin.data + hc->cin.off, extra);
         hc->first_len = extra;
     }
     kap_http_connect_buf_free(&hc->cin);
