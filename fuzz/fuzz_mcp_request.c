@@ -13,7 +13,8 @@
  *   - what is forwarded does not pass the check again unchanged with no
  *     denied call in it (kapd forwards only what it checked, printed
  *     once: printing the checked tree is a fixed point).
- * The same bytes also go through the Content-Type reader.
+ * The same bytes also go through the Content-Type reader and the router
+ * (a name it returns is a valid name, from a target without a query).
  */
 #include "config.h"
 
@@ -44,6 +45,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct kap_mcp_ctype ct;
     struct kap_mcp_verdict v;
     struct kap_json *j;
+    char name[KAP_MCP_NAME_MAX + 1];
+    const char *why;
     char *s;
     size_t i;
 
@@ -56,6 +59,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) kap_mcp_ctype_parse(s, &ct);
     (void) kap_mcp_ctype_request(s);
     (void) kap_mcp_reply_kind(200, s);
+    if (kap_mcp_route(s, size % 2 ? "/mcp" : NULL, name, sizeof(name), &why)
+        == KAP_OK) {
+        if (!kap_mcp_name_ok(name, strlen(name)) || strpbrk(s, "?#") != NULL)
+            abort();
+    } else if (why == NULL) {
+        abort();
+    }
     free(s);
 
     if (kap_mcp_req_check(&r, tools, "application/json", (const char *) data,

@@ -22,6 +22,11 @@
  *     kap_mcp_ctype_request(value)          NULL, or why a request's is refused
  *     kap_mcp_reply_kind(status, value)     JSON / SSE (filter) / PASS / REFUSE
  *
+ *   Routing (kap_mcp_route.c)
+ *     kap_mcp_route(target, prefix, name, n, &why)  "/NAME[/...]" -> NAME;
+ *                                           a query string is refused
+ *     kap_mcp_name_ok(name, len)            a server name (config, URL)
+ *
  *   Request check (kap_mcp_request.c, helpers in kap_mcp_jsonrpc.c)
  *     kap_mcp_req_check(&r, tools, ctype, body, len, limits)
  *         r.status 0: send r.forward upstream (printed from the checked
@@ -172,6 +177,25 @@ enum kap_mcp_reply_kind {
  * text/event-stream) on, never the upstream's value. */
 enum kap_mcp_reply_kind kap_mcp_reply_kind(int status,
                                            const char *content_type);
+
+/* ---- routing ------------------------------------------------------------ */
+
+#define KAP_MCP_NAME_MAX 64   /* bytes of a server name */
+
+/* 1 when name (n bytes) is a server name: 1..KAP_MCP_NAME_MAX of
+ * [A-Za-z0-9_.-], not starting with '.'. */
+int kap_mcp_name_ok(const char *name, size_t n);
+
+/*
+ * The server a request-target names: origin-form "/NAME" or
+ * "/NAME/rest" (the rest is ignored), under prefix when it is set and
+ * not empty ("/mcp" takes "/mcp/NAME").  KAP_OK with NAME copied into
+ * name (n bytes, NUL-terminated), or KAP_ERROR with *why (static text):
+ * a query string or fragment (JSON-RPC is read from the body only), not
+ * a path, outside the prefix, no valid name.
+ */
+int kap_mcp_route(const char *target, const char *prefix, char *name,
+                  size_t n, const char **why);
 
 /* ---- JSON-RPC helpers (kap_mcp_jsonrpc.c) --------------------------------- */
 

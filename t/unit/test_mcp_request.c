@@ -6,7 +6,8 @@
  * denied calls answered with -32602 naming tool and rule, batches
  * checked element by element (denied calls left out and answered, an
  * invalid element refusing the whole batch), and what is forwarded being
- * kapd's own printing of the checked tree.
+ * kapd's own printing of the checked tree; the request-target read
+ * (kap_mcp_route.c), a query string refused.
  */
 #include "config.h"
 
@@ -309,6 +310,51 @@ test_batches(void)
     is_int(check(JSON, body), 0, "a response may carry a request's id");
 }
 
+static const char *
+route(const char *target, const char *prefix)
+{
+    static char name[KAP_MCP_NAME_MAX + 1];
+    const char *why;
+
+    if (kap_mcp_route(target, prefix, name, sizeof(name), &why) != KAP_OK)
+        return why;
+    return name;
+}
+
+static void
+test_route(void)
+{
+    char long_name[KAP_MCP_NAME_MAX + 3];
+
+    is_str(route("/github", NULL), "github", "/NAME");
+    is_str(route("/github/mcp/x", NULL), "github", "/NAME/rest");
+    is_str(route("/mcp/linear", "/mcp"), "linear", "under a prefix");
+    is_str(route("/mcp/linear/", "/mcp/"), "linear", "under a prefix written with /");
+    is_str(route("/linear", "/mcp"), "the path is not under the MCP prefix",
+           "outside the prefix");
+    is_str(route("/mcpx/linear", "/mcp"), "the path is not under the MCP prefix",
+           "a prefix is a whole segment");
+    is_str(route("/github?jsonrpc=2.0&method=tools/call", NULL),
+           "a query string is refused: JSON-RPC goes in the body", "a query string refused");
+    is_str(route("/github?", NULL), "a query string is refused: JSON-RPC goes in the body",
+           "an empty query string refused");
+    is_str(route("/github#x", NULL), "a query string is refused: JSON-RPC goes in the body",
+           "a fragment refused");
+    ok(strncmp(route("/", NULL), "no MCP server name", 18) == 0, "no name");
+    ok(strncmp(route("//github", NULL), "no MCP server name", 18) == 0, "empty segment");
+    ok(strncmp(route("/%67ithub", NULL), "no MCP server name", 18) == 0,
+       "percent-encoding is not a name");
+    ok(strncmp(route("/..", NULL), "no MCP server name", 18) == 0, "dot-dot");
+    is_str(route("http://x/github", NULL), "the request-target must be a path (/NAME)",
+           "absolute-form refused");
+    long_name[0] = '/';
+    memset(long_name + 1, 'a', KAP_MCP_NAME_MAX + 1);
+    long_name[KAP_MCP_NAME_MAX + 2] = '\0';
+    ok(strncmp(route(long_name, NULL), "no MCP server name", 18) == 0, "too long a name");
+    long_name[KAP_MCP_NAME_MAX + 1] = '\0';
+    is_int(strlen(route(long_name, NULL)), KAP_MCP_NAME_MAX, "the longest name");
+}
+
 int
 main(void)
 {
@@ -327,6 +373,7 @@ main(void)
     test_forward();
     test_denied();
     test_batches();
+    test_route();
     kap_mcp_req_free(&r);
     kap_pool_destroy(pool);
     return done_testing();
