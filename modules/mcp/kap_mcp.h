@@ -182,8 +182,8 @@ enum kap_mcp_reply_kind kap_mcp_reply_kind(int status,
 
 #define KAP_MCP_NAME_MAX 64   /* bytes of a server name */
 
-/* 1 when name (n bytes) is a server name: 1..KAP_MCP_NAME_MAX of
- * [A-Za-z0-9_.-], not starting with '.'. */
+/* 1 when name (n bytes) is a server name, as `kap mcp add` registers
+ * them: [A-Za-z0-9][A-Za-z0-9_-]{0,63}. */
 int kap_mcp_name_ok(const char *name, size_t n);
 
 /*

@@ -11,21 +11,23 @@
 #include "kap_mcp.h"
 
 static int
-name_char(unsigned char c)
+alnum(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-        || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+        || (c >= '0' && c <= '9');
 }
 
+/* the rule `kap mcp add` registers names under
+ * (docs/design/mcp-registrations.md): [A-Za-z0-9][A-Za-z0-9_-]{0,63} */
 int
 kap_mcp_name_ok(const char *name, size_t n)
 {
     size_t i;
 
-    if (n == 0 || n > KAP_MCP_NAME_MAX || name[0] == '.')
+    if (n == 0 || n > KAP_MCP_NAME_MAX || !alnum((unsigned char) name[0]))
         return 0;
-    for (i = 0; i < n; i++)
-        if (!name_char((unsigned char) name[i]))
+    for (i = 1; i < n; i++)
+        if (!alnum((unsigned char) name[i]) && name[i] != '_' && name[i] != '-')
             return 0;
     return 1;
 }
@@ -62,8 +64,8 @@ kap_mcp_route(const char *target, const char *prefix, char *name, size_t n,
     if (e == NULL)
         e = p + strlen(p);
     if (!kap_mcp_name_ok(p, (size_t) (e - p))) {
-        *why = "no MCP server name in the path (/NAME: letters, digits, "
-               "'_', '-', '.')";
+        *why = "no MCP server name in the path (/NAME: a letter or digit, "
+               "then letters, digits, '_', '-')";
         return KAP_ERROR;
     }
     if ((size_t) (e - p) >= n) {

@@ -345,6 +345,9 @@ test_route(void)
     ok(strncmp(route("/%67ithub", NULL), "no MCP server name", 18) == 0,
        "percent-encoding is not a name");
     ok(strncmp(route("/..", NULL), "no MCP server name", 18) == 0, "dot-dot");
+    ok(strncmp(route("/a.b", NULL), "no MCP server name", 18) == 0, "a dot");
+    ok(strncmp(route("/-a", NULL), "no MCP server name", 18) == 0, "a leading '-'");
+    is_str(route("/Git_hub-2", NULL), "Git_hub-2", "letters, digits, '_', '-'");
     is_str(route("http://x/github", NULL), "the request-target must be a path (/NAME)",
            "absolute-form refused");
     long_name[0] = '/';
