@@ -7,7 +7,8 @@
  * removes anything or prints it differently (the filter's output is a
  * fixed point: nothing it lets through would be filtered), or a passed
  * reply lists a tool at all (a passed reply lists none), or a refusal
- * comes without a reason.
+ * comes without a reason, or a pin's canonical text of the input read
+ * back and made canonical again differs.
  */
 #include "config.h"
 
@@ -36,6 +37,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct kap_mcp_reply_stats st, st2;
     struct kap_buf out = { 0 }, out2 = { 0 };
+    struct kap_json_limits lim = { .flags = KAP_JSON_LOOSE_NUMBERS };
+    struct kap_json *j, *j2;
     struct kap_err err;
     int rc, rc2;
 
@@ -58,6 +61,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             && (out2.len != out.len || memcmp(out2.data, out.data, out.len) != 0))
             abort();
     }
+    /* a pin's canonical text is a fixed point too */
+    kap_buf_reset(&out);
+    kap_buf_reset(&out2);
+    j = kap_json_parse((const char *) data, size, &lim, NULL);
+    if (j != NULL && kap_mcp_pin_text(j, &out) == KAP_OK) {
+        j2 = kap_json_parse(out.data, out.len, &lim, NULL);
+        if (j2 == NULL || kap_mcp_pin_text(j2, &out2) != KAP_OK
+            || out.len != out2.len || memcmp(out.data, out2.data, out.len) != 0)
+            abort();
+        kap_json_free(j2);
+    }
+    kap_json_free(j);
     kap_buf_free(&out);
     kap_buf_free(&out2);
     return 0;

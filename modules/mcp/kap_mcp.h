@@ -50,6 +50,10 @@
  *                                     (write them before the first read)
  *     kap_mcp_sse_filter_free(&sf)
  *     kap_mcp_sse_init/feed/free, kap_mcp_sse_write: the two halves alone
+ *
+ *   Tool pins (kap_mcp_pin.c)
+ *     kap_mcp_pin_text(tool, out)     canonical JSON of a definition
+ *     kap_mcp_pin_digest(tool, hex)   its SHA-256 (for the keep() hook)
  */
 #ifndef KAP_MCP_H
 #define KAP_MCP_H
@@ -423,5 +427,20 @@ void kap_mcp_sse_filter_free(struct kap_mcp_sse_filter *sf);
 
 /* Append r's denied calls' errors, one event each.  KAP_OK or KAP_ERROR. */
 int kap_mcp_sse_errors(const struct kap_mcp_req *r, struct kap_buf *out);
+
+/* ---- tool pins ------------------------------------------------------------ */
+
+#define KAP_MCP_PIN_HEX 64   /* hex digits of a pin digest */
+
+/*
+ * Append tool's definition as canonical JSON to out: the object without
+ * its "_meta" member, every object's members sorted by name, compact.
+ * Reordering or re-spacing keeps the text; any other change alters it.
+ * KAP_OK or KAP_ERROR (out of memory; out as it was).
+ */
+int kap_mcp_pin_text(const struct kap_json *tool, struct kap_buf *out);
+/* SHA-256 of kap_mcp_pin_text() as 64 lowercase hex digits. */
+int kap_mcp_pin_digest(const struct kap_json *tool,
+                       char hex[KAP_MCP_PIN_HEX + 1]);
 
 #endif /* KAP_MCP_H */
