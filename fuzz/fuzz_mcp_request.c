@@ -13,8 +13,9 @@
  *   - what is forwarded does not pass the check again unchanged with no
  *     denied call in it (kapd forwards only what it checked, printed
  *     once: printing the checked tree is a fixed point).
- * The same bytes also go through the Content-Type reader and the router
- * (a name it returns is a valid name, from a target without a query).
+ * The same bytes also go through the Content-Type reader, the router (a
+ * name it returns is a valid name, from a target without a query) and,
+ * as "name:value" lines, the header pick (what it picks is printable).
  */
 #include "config.h"
 
@@ -36,6 +37,47 @@ setup(void)
 
     if (tools == NULL)
         tools = fuzz_mcp_policy(allow, deny);
+}
+
+/* Lines "name:value" of s as request headers: what is picked is unique
+ * per name and visible ASCII. */
+static void
+pick_headers(const char *s, size_t size)
+{
+    struct kap_http_header h[16];
+    struct kap_mcp_fwd_headers fwd;
+    const struct kap_http_header *const *slot;
+    const char *p = s, *e = s + size, *nl, *colon, *why;
+    size_t n = 0, i, k;
+
+    while (p < e && n < 16) {
+        nl = memchr(p, '\n', (size_t) (e - p));
+        if (nl == NULL)
+            nl = e;
+        colon = memchr(p, ':', (size_t) (nl - p));
+        if (colon != NULL) {
+            h[n].name.data = p;
+            h[n].name.len = (size_t) (colon - p);
+            h[n].value.data = colon + 1;
+            h[n].value.len = (size_t) (nl - colon - 1);
+            n++;
+        }
+        p = nl + 1;
+    }
+    if (kap_mcp_headers_pick(h, n, &fwd, &why) != KAP_OK) {
+        if (why == NULL)
+            abort();
+        return;
+    }
+    slot = &fwd.session;
+    for (k = 0; k < 5; k++) {
+        if (slot[k] == NULL)
+            continue;
+        for (i = 0; i < slot[k]->value.len; i++)
+            if ((unsigned char) slot[k]->value.data[i] < 0x20
+                || (unsigned char) slot[k]->value.data[i] > 0x7e)
+                abort();
+    }
 }
 
 int
@@ -66,6 +108,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (why == NULL) {
         abort();
     }
+    pick_headers(s, size);
     free(s);
 
     if (kap_mcp_req_check(&r, tools, "application/json", (const char *) data,

@@ -26,6 +26,10 @@
  *     kap_mcp_route(target, prefix, name, n, &why)  "/NAME[/...]" -> NAME;
  *                                           a query string is refused
  *     kap_mcp_name_ok(name, len)            a server name (config, URL)
+ *     kap_mcp_headers_pick(headers, n, &fwd, &why)  the agent's headers
+ *                                           that go upstream (the rest:
+ *                                           dropped); doubled or malformed:
+ *                                           400
  *
  *   Request check (kap_mcp_request.c, helpers in kap_mcp_jsonrpc.c)
  *     kap_mcp_req_check(&r, tools, ctype, body, len, limits)
@@ -61,6 +65,7 @@
 #include <stddef.h>
 
 #include <kapd/kap_core.h>
+#include <kapd/kap_http.h>
 #include <kapd/kap_json.h>
 
 /* ---- tool patterns ------------------------------------------------------
@@ -200,6 +205,31 @@ int kap_mcp_name_ok(const char *name, size_t n);
  */
 int kap_mcp_route(const char *target, const char *prefix, char *name,
                   size_t n, const char **why);
+
+/*
+ * The agent's request headers that go upstream (borrowed from the
+ * request; NULL when absent).  Content-Type is picked for the request
+ * check only: kapd sends its own.
+ */
+struct kap_mcp_fwd_headers {
+    const struct kap_http_header *session;        /* Mcp-Session-Id: the
+                                                     module maps it */
+    const struct kap_http_header *version;        /* MCP-Protocol-Version */
+    const struct kap_http_header *last_event_id;  /* Last-Event-ID */
+    const struct kap_http_header *accept;         /* Accept */
+    const struct kap_http_header *content_type;   /* for the check */
+};
+
+/*
+ * Pick those of the n headers h (a request's, kap_http.h) into out.
+ * KAP_OK, or KAP_ERROR with *why (static text; answer 400): one of them
+ * sent twice, or a value that is empty, over 1024 bytes, holds a control
+ * character or a non-ASCII byte, or (MCP-Protocol-Version) is not a date
+ * YYYY-MM-DD.  Every header not picked is dropped: Authorization, Cookie
+ * and the rest never reach the server.
+ */
+int kap_mcp_headers_pick(const struct kap_http_header *h, size_t n,
+                         struct kap_mcp_fwd_headers *out, const char **why);
 
 /* ---- JSON-RPC helpers (kap_mcp_jsonrpc.c) --------------------------------- */
 

@@ -7,7 +7,8 @@
  * checked element by element (denied calls left out and answered, an
  * invalid element refusing the whole batch), and what is forwarded being
  * kapd's own printing of the checked tree; the request-target read
- * (kap_mcp_route.c), a query string refused.
+ * (kap_mcp_route.c), a query string refused; the headers that go
+ * upstream (kap_mcp_headers.c).
  */
 #include "config.h"
 
@@ -358,6 +359,56 @@ test_route(void)
     is_int(strlen(route(long_name, NULL)), KAP_MCP_NAME_MAX, "the longest name");
 }
 
+#define H(n, v) { { n, sizeof(n) - 1 }, { v, sizeof(v) - 1 } }
+
+static const char *
+pick(const struct kap_http_header *h, size_t n, struct kap_mcp_fwd_headers *f)
+{
+    const char *why;
+
+    if (kap_mcp_headers_pick(h, n, f, &why) != KAP_OK)
+        return why;
+    return "ok";
+}
+
+static void
+test_headers(void)
+{
+    static const struct kap_http_header all[] = {
+        H("Host", "127.0.0.1:3129"), H("Authorization", "Bearer agent-token"),
+        H("mcp-session-id", "s-1"), H("MCP-Protocol-Version", "2025-06-18"),
+        H("Last-Event-ID", "ev 7"), H("accept", "application/json, text/event-stream"),
+        H("Content-Type", "application/json"), H("Cookie", "a=b"),
+    };
+    static const struct kap_http_header twice[] = {
+        H("Mcp-Session-Id", "a"), H("MCP-SESSION-ID", "b"),
+    };
+    static const struct kap_http_header ct_twice[] = {
+        H("Content-Type", "application/json"), H("Content-Type", "text/plain"),
+    };
+    static const struct kap_http_header bad[][1] = {
+        { H("Mcp-Session-Id", "a b") }, { H("Mcp-Session-Id", "") },
+        { H("Mcp-Session-Id", "a\x01") }, { H("Mcp-Session-Id", "caf\xc3\xa9") },
+        { H("MCP-Protocol-Version", "latest") }, { H("MCP-Protocol-Version", "2025-6-18") },
+        { H("Last-Event-ID", "a\tb") },
+    };
+    struct kap_mcp_fwd_headers f;
+    size_t i;
+
+    is_str(pick(all, sizeof(all) / sizeof(all[0]), &f), "ok", "the transport's headers picked");
+    ok(f.session == &all[2] && f.version == &all[3] && f.last_event_id == &all[4]
+       && f.accept == &all[5] && f.content_type == &all[6],
+       "... case-insensitively; Authorization, Cookie and Host are not among them");
+    is_str(pick(twice, 2, &f), "a header the MCP transport uses was sent twice",
+           "Mcp-Session-Id twice refused");
+    is_str(pick(ct_twice, 2, &f), "a header the MCP transport uses was sent twice",
+           "Content-Type twice refused");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        is_str(pick(bad[i], 1, &f), "a header the MCP transport uses has a malformed value",
+               "a malformed value refused");
+    is_str(pick(NULL, 0, &f), "ok", "no headers");
+}
+
 int
 main(void)
 {
@@ -377,6 +428,7 @@ main(void)
     test_denied();
     test_batches();
     test_route();
+    test_headers();
     kap_mcp_req_free(&r);
     kap_pool_destroy(pool);
     return done_testing();
