@@ -58,6 +58,22 @@
  *   Tool pins (kap_mcp_pin.c)
  *     kap_mcp_pin_text(tool, out)     canonical JSON of a definition
  *     kap_mcp_pin_digest(tool, hex)   its SHA-256 (for the keep() hook)
+ *
+ * How a listener uses them, per request:
+ *   1. kap_mcp_route(target) -> server (unknown: 404 naming the known);
+ *      kap_mcp_headers_pick() (400 on refusal); only these headers and
+ *      the server's configured ones go upstream.
+ *   2. POST: kap_mcp_req_check() -> answer r.answer with r.status, or send
+ *      r.forward (Content-Type: application/json).  GET/DELETE: no body.
+ *   3. Reply, by kap_mcp_reply_kind(): JSON -> the whole body (at most
+ *      KAP_MCP_REPLY_MAX) through kap_mcp_reply_json(f, body, len, &r)
+ *      (502 when REFUSED); SSE -> kap_mcp_sse_errors(&r) first, then every
+ *      read through kap_mcp_sse_filter_feed() (end the stream on
+ *      KAP_ERROR); PASS -> as is, except that a 202/204 for a request
+ *      with r.ndenied > 0 becomes 200 with kap_mcp_req_errors(&r);
+ *      REFUSE -> 502 unless the body is empty.  Content-Type sent on is
+ *      the canonical one.
+ *   4. Audit from r.msgs[] (method, tool, verdict) and the reply stats.
  */
 #ifndef KAP_MCP_H
 #define KAP_MCP_H
