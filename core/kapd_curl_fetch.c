@@ -382,6 +382,10 @@ kc_transfer(struct kap_curl *cu)
        head arrives (kapd_curl_stream_header) */
     if (!cu->stream)
         KC_SET(CURLOPT_TIMEOUT_MS, (long)(left * 1000.0) + 1);
+    /* a paused stream holds its connection back with TCP flow control:
+       over HTTP/2 that would stall every transfer multiplexed with it */
+    if (cu->stream)
+        KC_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     KC_SET(CURLOPT_CONNECTTIMEOUT_MS, (long)(cu->connect_timeout * 1000.0));
     if (cu->max_body > 0)
         KC_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cu->max_body);

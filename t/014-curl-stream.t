@@ -25,7 +25,7 @@ use Test::Kapd::FakeHTTP;
 use Time::HiRes qw(sleep time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('test_hooks');
-$t->plan(37);
+$t->plan(40);
 
 my $o = $t->port('origin');
 # the head timeout and the gaps of the slow stream, scaled for slow builds
@@ -49,6 +49,7 @@ my $origin = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'origin',
         return (200, [], [{ bulk => $bulk, progress => $progress }])
             if $tg eq '/bulk';
         return (200, [], 'x' x $1) if $tg =~ m{^/bytes/(\d+)$};
+        return (204, [], '') if $tg eq '/empty';
         return (200, $sse, ["data: one\n\n", { sleep => 0.1 },
                             "data: two\n\n"]) if $tg eq '/quick';
         if ($tg eq '/slow-head') { sleep 30; return () }
@@ -58,6 +59,11 @@ my $origin = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'origin',
     });
 my $bad = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'bad',
                                     addr => '127.0.0.1');
+# a TLS origin that would take HTTP/2 if it were offered
+my $tls = Test::Kapd::FakeHTTP->new($t, port => $t->port('tls'),
+    name => 'tls', addr => '127.0.0.2', tls => 1,
+    cert_names => ['ok.curl.test'], alpn => ['h2', 'http/1.1'],
+    handler => sub { return (200, $sse, ["data: tls\n\n"]) });
 my $dns = Test::Kapd::FakeDNS->new($t, port => $t->port('dns'), ttl => 0,
     zone => {
         'ok.curl.test' => ['A 127.0.0.2'],
@@ -71,7 +77,8 @@ kapd: {
     error_log = "error.log";
     log_level = "info";
 };
-network: { allow = ["*.curl.test", "127.0.0.2:%%PORT_origin%%"]; };
+network: { allow = ["*.curl.test", "127.0.0.2:%%PORT_origin%%",
+                    "127.0.0.2:%%PORT_tls%%"]; };
 resolver: { upstream = ["127.0.0.1:%%PORT_dns%%"]; timeout = 2; };
 audit_log: { path = "audit.jsonl"; };
 test_hooks: { listen = "127.0.0.1:%%PORT_hooks%%"; answer = "decline"; };
@@ -248,6 +255,26 @@ $s = tcp_connect($t->port('hooks'));
 send_line($s, "STREAM $base/bytes/1000 5 go 1000");
 @txt = map { $_->[1] } stream_lines($s, 5);
 is($txt[-1] // '', 'DONE 200 1000', 'at max_body: done');
+close $s;
+
+# a head and no body (a pause asked at the head does not hold done back)
+$s = tcp_connect($t->port('hooks'));
+send_line($s, "STREAM $base/empty 5 pause");
+@txt = map { $_->[1] } stream_lines($s, 5);
+like(join('|', @txt), qr/^HEAD 204 \d+ application\/json\|DONE 204 0$/,
+     'no body: the head, then done');
+close $s;
+
+# -- a stream is HTTP/1.1: pausing it must not hold back multiplexed transfers
+$s = tcp_connect($t->port('hooks'));
+send_line($s, 'STREAM https://ok.curl.test:' . $t->port('tls') . '/s 5 go 0 '
+              . $tls->cert);
+@txt = map { $_->[1] } stream_lines($s, 5);
+is(join('|', @txt), 'HEAD 200 ' . ($txt[0] =~ /^HEAD 200 (\d+)/ ? $1 : '?')
+                    . ' text/event-stream|DATA 11 data: tls..|DONE 200 11',
+   'https stream: streamed');
+is(($tls->requests->[-1] // {})->{alpn}, 'http/1.1',
+   'over HTTP/1.1, though the origin takes h2');
 close $s;
 
 # -- a whole fetch still works the old way ------------------------------------------

@@ -156,7 +156,9 @@ struct kap_curl *kap_curl_fetch(struct kap_gen *gen, struct kap_pool *pool,
  * arrived no deadline applies: an idle stream (an SSE stream with nothing
  * to say) stays open until either side ends it.  o->max_body 0 means no
  * limit on the body bytes handed over; otherwise the transfer ends with
- * "response body over the size limit" past it.  Everything else -- the
+ * "response body over the size limit" past it.  A stream is always
+ * HTTP/1.1 (one per connection, so pausing it holds back no other
+ * transfer).  Everything else -- the
  * URL, scheme and header checks, the address questions and the pinning,
  * no redirects, no proxy -- is exactly as for kap_curl_fetch().
  *

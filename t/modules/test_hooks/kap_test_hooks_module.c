@@ -29,7 +29,8 @@
  *       bytes> <header bytes> <first 200 body bytes, controls as '.'>" or
  *       "FETCH-ERROR <reason>"; the connection keeps reading meanwhile, so
  *       closing it mid-fetch releases the transfer
- *   STREAM <url> [<timeout> [<mode> [<max_bytes>]]]  ->  kap_curl_stream()
+ *   STREAM <url> [<timeout> [<mode> [<max_bytes> [<ca_file>]]]]  ->
+ *       kap_curl_stream()
  *       (asked_by test_hooks; timeout to the head, default 10 s), one line
  *       per event as it happens: "HEAD <status> <header bytes>
  *       <content-type or ->", "DATA <bytes> <first 200 bytes, controls as
@@ -585,8 +586,8 @@ th_streamed(struct kap_curl *cu, struct kap_curl_result *res, void *data)
     th_process(tc);
 }
 
-/* STREAM <url> [<timeout> [<mode> [<max_bytes>]]]: while it runs the
-   connection reads only RESUME (and its end) */
+/* STREAM <url> [<timeout> [<mode> [<max_bytes> [<ca_file>]]]]: while it
+   runs, the connection reads only RESUME and GO (and its end) */
 static void
 th_stream(struct th_conn *tc, char *args)
 {
@@ -595,13 +596,14 @@ th_stream(struct th_conn *tc, char *args)
     };
     static const char *const modes[] = { "go", "pause", "stop", "close" };
     struct kap_curl_opts o;
-    char *url, *tmo, *mode, *max, *save = NULL;
+    char *url, *tmo, *mode, *max, *ca, *save = NULL;
     size_t i;
 
     url = strtok_r(args, " ", &save);
     tmo = strtok_r(NULL, " ", &save);
     mode = strtok_r(NULL, " ", &save);
     max = strtok_r(NULL, " ", &save);
+    ca = strtok_r(NULL, " ", &save);
     if (url == NULL) {
         th_reply(tc, "ERR no url\n");
         return;
@@ -617,6 +619,7 @@ th_stream(struct th_conn *tc, char *args)
     o.conn = tc->c;
     o.timeout = tmo != NULL ? strtod(tmo, NULL) : 10;
     o.max_body = max != NULL ? (size_t) strtoul(max, NULL, 10) : 0;
+    o.ca_file = ca;
     tc->stream = kap_curl_stream(tc->c->gen, tc->c->pool, &o, &ops,
                                  th_streamed, tc);
     if (tc->stream == NULL) {

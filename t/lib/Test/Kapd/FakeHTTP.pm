@@ -16,6 +16,8 @@ package Test::Kapd::FakeHTTP;
 #   my $o = Test::Kapd::FakeHTTP->new($t, port => $t->port('origin'),
 #       name => 'origin', addr => '127.0.0.1',
 #       tls => 1, cert_names => ['a.test'],     # self-signed at test time
+#       alpn => ['h2', 'http/1.1'],             # offered to TLS clients; the
+#                                               # one chosen is logged ("alpn")
 #       handler => sub { my ($req) = @_; return (200, [h => v], $body) });
 #
 # Special targets: /status/NNN answers that status; /bytes/N answers N
@@ -54,6 +56,7 @@ sub new {
         addr    => $addr,
         name    => $name,
         tls     => $o{tls} ? 1 : 0,
+        alpn    => $o{alpn},
         handler => $o{handler},
         log     => $t->testdir . "/fakehttp-$name.requests",
         clog    => $t->testdir . "/fakehttp-$name.conns",
@@ -130,17 +133,20 @@ sub _conn {
         print $fh "$peer\n";
         close $fh;
     }
-    my $sni;
+    my ($sni, $alpn);
     if ($self->{tls}) {
         IO::Socket::SSL->start_SSL($c, SSL_server => 1,
             SSL_cert_file => $self->{cert}, SSL_key_file => $self->{key},
+            $self->{alpn} ? (SSL_alpn_protocols => $self->{alpn}) : (),
             SSL_startHandshake => 1, Timeout => 10) or return;
         $sni = $c->get_servername;
+        $alpn = $c->alpn_selected if $self->{alpn};
     }
     my $buf = '';
     while (1) {
         my $req = _read_request($c, \$buf) or return;
         @$req{qw(tls sni peer)} = ($self->{tls}, $sni, $peer);
+        $req->{alpn} = $alpn if $self->{alpn};
         if (open my $fh, '>>', $self->{log}) {
             print $fh JSON::PP->new->canonical->encode({ %$req,
                 server => $self->{name} }), "\n";
