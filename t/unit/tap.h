@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n, tap_failed, tap_planned = -1;
@@ -71,6 +72,34 @@ static inline int done_testing(void)
     else if (tap_planned != tap_n)
         printf("# planned %d tests but ran %d\n", tap_planned, tap_n);
     return tap_failed || (tap_planned >= 0 && tap_planned != tap_n);
+}
+
+/* The whole file at path, NUL-terminated (malloc; caller frees); NULL if
+ * it cannot be opened.  *len gets its length when len is not NULL. */
+static inline char *
+tap_slurp(const char *path, size_t *len)
+{
+    FILE  *f = fopen(path, "rb");
+    char  *buf;
+    long   n;
+
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return NULL;
+    }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+        n = 0;
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
 }
 
 #endif /* KAP_TAP_H */

@@ -95,35 +95,13 @@ emit(struct tgen *t, const struct kap_audit_event *ev)
     mod->hooks[0].audit(ev, t->conf);
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-    FILE  *f = fopen(path, "rb");
-    char  *buf;
-    long   n;
-
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-        n = 0;
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
 /* Count lines of path; -1 if one is not a JSON object or has raw
  * control bytes, or the file does not end in a newline. */
 static int
 check_lines(const char *path, cJSON **last)
 {
     size_t len, i, start = 0;
-    char  *buf = slurp(path, &len);
+    char  *buf = tap_slurp(path, &len);
     int    n = 0;
 
     if (last)
@@ -290,7 +268,7 @@ main(void)
         }
         cJSON_Delete(j);
         {
-            char *raw = slurp(path, NULL);
+            char *raw = tap_slurp(path, NULL);
             ok(raw && strstr(raw, "\\u2028") != NULL, "U+2028 escaped");
             ok(raw && strstr(raw, "\\u0001") != NULL, "control as \\u0001");
             ok(raw && strstr(raw, "\\u007f") != NULL, "DEL as \\u007f");
@@ -350,7 +328,7 @@ main(void)
         ok(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated")),
            "truncated:true");
         cJSON_Delete(j);
-        raw = slurp(path, &len);
+        raw = tap_slurp(path, &len);
         {
             char *nl = raw + len - 1, *start = nl;
             while (start > raw && start[-1] != '\n')

@@ -1,0 +1,237 @@
+/*
+ * kap_cli_match.c -- match rules against a canonical call and decide:
+ * deny rules (prefix, any value), then allow rules (exact, every value),
+ * with the profile's sensitive and guarded entries that only an allow
+ * rule naming them reaches (docs/design/cli-rules.md).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <kapd/kap_pool.h>
+
+#include "kap_cli_rules.h"
+
+int
+kap_cli_glob(const char *pat, const char *s)
+{
+    const char *star = NULL, *mark = NULL;
+
+    while (*s) {
+        if (*pat == '*') {
+            star = pat++;
+            mark = s;
+        } else if (*pat == '?' || *pat == *s) {
+            pat++;
+            s++;
+        } else if (star != NULL) {
+            pat = star + 1;
+            s = ++mark;
+        } else
+            return 0;
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == '\0';
+}
+
+static int
+words(const struct kap_cli_item *it, size_t ni, size_t ii,
+      const char *const *w, size_t nw, size_t wi, int deny, size_t *map)
+{
+    if (ii == ni)
+        return deny || wi == nw;
+    switch (it[ii].kind) {
+    case KAP_CLI_DSTAR:
+        for (size_t k = wi; k <= nw; k++) {
+            if (map != NULL && k > wi)
+                map[k - 1] = ii;
+            if (words(it, ni, ii + 1, w, nw, k, deny, map))
+                return 1;
+        }
+        return 0;
+    case KAP_CLI_STAR:
+    case KAP_CLI_WORD:
+        if (wi == nw)
+            return 0;
+        if (it[ii].kind == KAP_CLI_WORD && !kap_cli_glob(it[ii].text, w[wi]))
+            return 0;
+        if (map != NULL)
+            map[wi] = ii;
+        return words(it, ni, ii + 1, w, nw, wi + 1, deny, map);
+    default:
+        return 0;
+    }
+}
+
+static int
+cond(const struct kap_cli_item *c, const struct kap_cli_call *call, int deny)
+{
+    size_t n = 0, hit = 0;
+
+    for (size_t i = 0; i < call->nfv; i++) {
+        const char *v = call->fv[i].value;
+        int         m;
+
+        if (strcmp(call->fv[i].flag->name, c->flag->name) != 0)
+            continue;
+        if (c->kind == KAP_CLI_F_PRESENT || c->kind == KAP_CLI_F_ABSENT)
+            m = c->flag->value || strcmp(v, "false") != 0;
+        else
+            m = kap_cli_glob(c->text, v) == (c->kind == KAP_CLI_F_EQ);
+        n++;
+        hit += m != 0;
+    }
+    if (c->kind == KAP_CLI_F_ABSENT)
+        return hit == 0;
+    return deny ? hit > 0 : n > 0 && hit == n;
+}
+
+int
+kap_cli_rule_match(const struct kap_cli_rule *r, const struct kap_cli_call *c,
+                   int deny, size_t *map)
+{
+    for (size_t i = 0; i < r->ncond; i++)
+        if (!cond(&r->cond[i], c, deny))
+            return 0;
+    return words(r->word, r->nword, 0, c->word, c->nword, 0, deny, map);
+}
+
+/* Does allow rule a (matched with map) spell entry e's words and flags? */
+static int
+reaches(const struct kap_cli_rule *a, const size_t *map,
+        const struct kap_cli_rule *e, const struct kap_cli_call *c)
+{
+    for (size_t j = 0; j < e->nword && j < c->nword; j++) {
+        if (e->word[j].kind == KAP_CLI_DSTAR)
+            break;
+        if (a->word[map[j]].kind != KAP_CLI_WORD)
+            return 0;
+    }
+    for (size_t k = 0; k < e->ncond; k++) {
+        int named = 0;
+
+        for (size_t i = 0; i < a->ncond && !named; i++)
+            named = strcmp(a->cond[i].flag->name, e->cond[k].flag->name) == 0
+                    && a->cond[i].kind != KAP_CLI_F_ABSENT
+                    && (!e->cond[k].flag->value
+                        || a->cond[i].kind == KAP_CLI_F_EQ
+                        || a->cond[i].kind == KAP_CLI_F_NE);
+        if (!named)
+            return 0;
+    }
+    return 1;
+}
+
+/* A path value kapd will not let through without a rule naming it. */
+static int
+unsafe_path(const char *v)
+{
+    return v[0] == '/' || v[0] == '~' || strchr(v, '$') != NULL
+           || strstr(v, "..") != NULL;
+}
+
+/* Does allow rule a name path flag f with a value pattern? */
+static int
+names_value(const struct kap_cli_rule *a, const struct kap_cli_flag *f)
+{
+    for (size_t i = 0; i < a->ncond; i++)
+        if (strcmp(a->cond[i].flag->name, f->name) == 0
+            && (a->cond[i].kind == KAP_CLI_F_EQ
+                || a->cond[i].kind == KAP_CLI_F_NE))
+            return 1;
+    return 0;
+}
+
+/* Why allow rule a (matched, with map) may not allow c; NULL if it may. */
+static const char *
+blocked(struct kap_pool *pool, const struct kap_cli_profile *p,
+        const struct kap_cli_call *c, const struct kap_cli_rule *a,
+        const size_t *map)
+{
+    for (size_t i = 0; i < p->nsensitive; i++)
+        if (kap_cli_rule_match(p->sensitive[i], c, 1, NULL)
+            && !reaches(a, map, p->sensitive[i], c))
+            return kap_psprintf(pool, "sensitive: %s", p->sensitive[i]->text);
+    for (size_t i = 0; i < p->nguarded; i++)
+        if (kap_cli_rule_match(p->guarded[i], c, 1, NULL)
+            && !reaches(a, map, p->guarded[i], c))
+            return kap_psprintf(pool, "guarded: %s", p->guarded[i]->text);
+    for (size_t i = 0; i < c->nfv; i++)
+        if (c->fv[i].flag->path && unsafe_path(c->fv[i].value)
+            && !names_value(a, c->fv[i].flag))
+            return kap_psprintf(pool, "guarded: --%s (path)",
+                                c->fv[i].flag->name);
+    return NULL;
+}
+
+/* A word as a rule item: quoted when it has blanks, globs escaped away. */
+static const char *
+item_text(struct kap_pool *pool, const char *w)
+{
+    if (*w == '\0' || strpbrk(w, "*?'\" \t") != NULL || w[0] == '-'
+        || w[0] == '!')
+        return "*";
+    return w;
+}
+
+/* The narrowest rule that allows exactly c: its words and its flags. */
+static const char *
+suggestion(struct kap_pool *pool, const struct kap_cli_call *c)
+{
+    const char *s = "";
+
+    for (size_t i = 0; s != NULL && i < c->nword; i++)
+        s = kap_psprintf(pool, "%s%s%s", s, i ? " " : "",
+                         item_text(pool, c->word[i]));
+    for (size_t i = 0; s != NULL && i < c->nfv; i++) {
+        const struct kap_cli_flag *f = c->fv[i].flag;
+        const char *v = c->fv[i].value;
+
+        if (f->value && strpbrk(v, "*?'\" \t") == NULL)
+            s = kap_psprintf(pool, "%s%s--%s=%s", s, *s ? " " : "", f->name, v);
+        else if (f->value)
+            s = kap_psprintf(pool, "%s%s--%s", s, *s ? " " : "", f->name);
+        else if (strcmp(v, "true") == 0)
+            s = kap_psprintf(pool, "%s%s--%s", s, *s ? " " : "", f->name);
+    }
+    return s != NULL && *s == '\0' ? "**" : s;
+}
+
+void
+kap_cli_decide(struct kap_pool *pool, const struct kap_cli_profile *p,
+               const struct kap_cli_call *c,
+               struct kap_cli_rule *const *deny, size_t ndeny,
+               struct kap_cli_rule *const *allow, size_t nallow,
+               struct kap_cli_verdict *v)
+{
+    size_t     *map = kap_palloc(pool, (c->nword + 1) * sizeof(*map));
+    const char *why = NULL;
+
+    memset(v, 0, sizeof(*v));
+    v->reason = "out-of-memory";
+    if (map == NULL)
+        return;
+    for (size_t i = 0; i < ndeny; i++)
+        if (kap_cli_rule_match(deny[i], c, 1, NULL)) {
+            v->reason = kap_psprintf(pool, "deny-rule: %s", deny[i]->text);
+            v->rule = deny[i];
+            return;
+        }
+    for (size_t i = 0; i < nallow; i++) {
+        const char *b;
+
+        if (!kap_cli_rule_match(allow[i], c, 0, map))
+            continue;
+        if ((b = blocked(pool, p, c, allow[i], map)) == NULL) {
+            v->allow = 1;
+            v->reason = "allow";
+            v->rule = allow[i];
+            return;
+        }
+        if (why == NULL)
+            why = b;
+    }
+    v->reason = why != NULL ? why : "no-allow-rule";
+    v->suggest = suggestion(pool, c);
+}

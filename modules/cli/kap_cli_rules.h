@@ -1,0 +1,221 @@
+/*
+ * kap_cli_rules.h -- the deciding part of the cli module (module-private):
+ * tool profiles, the argv canonicaliser and the rule language of
+ * docs/design/cli-rules.md.  Pure functions: no I/O, no globals; every
+ * allocation comes from the kap_pool the caller passes and is owned by it.
+ *
+ * 1. A PROFILE describes how one CLI reads its argv.  It is loaded from
+ *    text (kap_cli_profile_parse); for gh the text is generated at build
+ *    time from `gh reference` (modules/cli/gen-gh-profile) and joined with
+ *    hand-kept lines (modules/cli/profiles/gh.extra).  One directive a line,
+ *    tokens separated by blanks, '#' starts a comment.  NODE is a command
+ *    path with '/' between words ("pr/list"); "/" is the root.
+ *      tool NAME | version V | family cobra
+ *      cmd NODE                          a command (parents created too)
+ *      flag NODE --name T [-x]           a flag of NODE; T: b bool, v value,
+ *                                        p value that is a local path
+ *      pflag NODE --name T [-x]          persistent: NODE and below
+ *      alias NODE WORD EXPANSION...      built-in alias at NODE
+ *      derived NODE --name upper DEFAULT IMPLIED TRIGGER...
+ *                                        values upper-cased; absent: IMPLIED
+ *                                        when a TRIGGER flag is given, else
+ *                                        DEFAULT (gh api --method)
+ *      sensitive RULE                    a wildcard never reaches it
+ *      guarded RULE                      an allow rule must name it
+ *    Every value flag keeps every occurrence (a scalar flag's last one
+ *    wins in the CLI; matching all of them is stricter for allow and
+ *    broader for deny).
+ *
+ * 2. CANONICALISE (kap_cli_canon): wire checks (UTF-8, no NUL, 4096
+ *    words, 131071 bytes each, 1 MiB in all), then the cobra walk:
+ *    before the command path is complete only flags the current node
+ *    knows are accepted (else "unknown-global-flag"), a word at a group
+ *    must be a child or a built-in alias ("unknown-command"), after the
+ *    leaf every flag must be in the leaf's table ("unknown-flag").  The
+ *    result is words (path, then positionals), flags, and the canonical
+ *    argv kapd executes: tool, path, --name=value / --name, positionals,
+ *    then "--" and what followed it.
+ *
+ * 3. RULES (kap_cli_rule_parse) are canonicalised with the same profile:
+ *    an unknown command word or flag is an error the caller reports with
+ *    its file:line.  kap_cli_decide applies deny rules (prefix, any
+ *    value), then allow rules (exact, every value), sensitive and
+ *    guarded entries, and explains a denial: reason text such as
+ *    "unknown-global-flag --user", "sensitive: auth token", "guarded:
+ *    --hostname", "no-allow-rule", plus a rule that would allow it.
+ */
+#ifndef KAP_CLI_RULES_H
+#define KAP_CLI_RULES_H
+
+#include <stddef.h>
+
+struct kap_pool;
+
+#define KAP_CLI_MAX_ARGS   4096
+#define KAP_CLI_MAX_ARG    131071
+#define KAP_CLI_MAX_TOTAL  (1024 * 1024)
+
+/* One argv element as it came off the wire (not NUL-terminated). */
+struct kap_cli_arg {
+    const char *data;
+    size_t      len;
+};
+
+struct kap_cli_flag {
+    const char *name;          /* long name without "--" */
+    char        shorthand;     /* 0: none */
+    unsigned    value : 1;     /* takes a value */
+    unsigned    path : 1;      /* the value is a local path */
+};
+
+struct kap_cli_alias {
+    const char  *word;
+    const char **expansion;    /* canonical words, from this node */
+    size_t       nexpansion;
+};
+
+struct kap_cli_node {
+    const char            *name;     /* "" for the root */
+    struct kap_cli_node   *parent;
+    struct kap_cli_node  **child;
+    size_t                 nchild;
+    struct kap_cli_alias  *alias;
+    size_t                 nalias;
+    struct kap_cli_flag   *flag;     /* local flags */
+    size_t                 nflag;
+    struct kap_cli_flag   *pflag;    /* persistent: this node and below */
+    size_t                 npflag;
+};
+
+struct kap_cli_derived {
+    const struct kap_cli_node *node;
+    const char                *flag;      /* long name */
+    const char                *dflt, *implied;
+    const char               **trigger;   /* long names */
+    size_t                     ntrigger;
+};
+
+struct kap_cli_rule;
+
+struct kap_cli_profile {
+    const char              *tool, *version;
+    struct kap_cli_node     *root;
+    struct kap_cli_derived  *derived;
+    size_t                   nderived;
+    struct kap_cli_rule    **sensitive;
+    size_t                   nsensitive;
+    struct kap_cli_rule    **guarded;
+    size_t                   nguarded;
+};
+
+/* One flag occurrence of a call, by canonical name. */
+struct kap_cli_fval {
+    const struct kap_cli_flag *flag;
+    const char                *value;   /* bools: "true" / "false" */
+    int                        derived; /* added by the profile */
+};
+
+/* A canonicalised call.  Everything owned by the pool given to canon. */
+struct kap_cli_call {
+    const struct kap_cli_node *node;    /* where the command path ended */
+    const char         **word;          /* path then positionals */
+    size_t               nword, npath;
+    struct kap_cli_fval *fv;
+    size_t               nfv;
+    const char         **argv;          /* canonical, NULL-terminated */
+    size_t               argc;
+};
+
+enum kap_cli_item_kind {
+    KAP_CLI_WORD, KAP_CLI_STAR, KAP_CLI_DSTAR,
+    KAP_CLI_F_PRESENT, KAP_CLI_F_ABSENT, KAP_CLI_F_EQ, KAP_CLI_F_NE
+};
+
+struct kap_cli_item {
+    enum kap_cli_item_kind kind;
+    const char            *text;   /* word glob, or the flag's value glob */
+    const struct kap_cli_flag *flag; /* flag items */
+};
+
+struct kap_cli_rule {
+    const char          *text;     /* as written */
+    struct kap_cli_item *word;     /* WORD / STAR / DSTAR */
+    size_t               nword;
+    struct kap_cli_item *cond;     /* flag items */
+    size_t               ncond;
+    const char          *file;     /* where it was written; may be NULL */
+    int                  line;
+};
+
+struct kap_cli_verdict {
+    int                        allow;    /* 1: run call->argv */
+    const char                *reason;   /* denial reason, or "allow" */
+    const struct kap_cli_rule *rule;     /* the rule that decided, or NULL */
+    const char                *suggest;  /* a rule that would allow it, or NULL */
+};
+
+/*
+ * Parse profile text (len bytes).  Returns a profile owned by pool, or
+ * NULL with a message "line N: ..." in err (errlen bytes).
+ */
+struct kap_cli_profile *kap_cli_profile_parse(struct kap_pool *pool,
+    const char *text, size_t len, char *err, size_t errlen);
+
+/* Child of n named word (exact), or NULL.  Aliases are not followed. */
+const struct kap_cli_node *kap_cli_node_child(const struct kap_cli_node *n,
+    const char *word);
+/* The alias of n spelled word, or NULL. */
+const struct kap_cli_alias *kap_cli_node_alias(const struct kap_cli_node *n,
+    const char *word);
+/*
+ * The flag known at n spelled tok ("--name" or "-x", no value part):
+ * n's own flags, then persistent flags of n and its ancestors.  NULL if
+ * unknown.
+ */
+const struct kap_cli_flag *kap_cli_flag_at(const struct kap_cli_node *n,
+    const char *tok, size_t toklen);
+/* The node path of n joined with blanks, owned by pool. */
+const char *kap_cli_node_path(struct kap_pool *pool,
+    const struct kap_cli_node *n);
+
+/*
+ * Canonicalise argv (args[0] is the first argument after the tool name).
+ * Returns 0 with *call filled, or -1 with *why set to the denial reason
+ * (owned by pool, e.g. "unknown-global-flag --user", "bad-request: NUL
+ * in argument 2").
+ */
+int kap_cli_canon(struct kap_pool *pool, const struct kap_cli_profile *p,
+    const struct kap_cli_arg *args, size_t nargs,
+    struct kap_cli_call *call, const char **why);
+
+/*
+ * Parse one rule (NUL-terminated text), canonicalised with p.  file and
+ * line are kept for messages (file may be NULL).  NULL on error with the
+ * message in err.
+ */
+struct kap_cli_rule *kap_cli_rule_parse(struct kap_pool *pool,
+    const struct kap_cli_profile *p, const char *text, const char *file,
+    int line, char *err, size_t errlen);
+
+/*
+ * Does rule r match call c?  deny: words as a prefix, any value; else
+ * words exactly, every value.  map (may be NULL, c->nword entries) gets
+ * for each word the index of the rule item that consumed it.
+ */
+int kap_cli_rule_match(const struct kap_cli_rule *r,
+    const struct kap_cli_call *c, int deny, size_t *map);
+
+/*
+ * The verdict on call c under deny then allow rules and the profile's
+ * sensitive and guarded entries.  Strings owned by pool.
+ */
+void kap_cli_decide(struct kap_pool *pool, const struct kap_cli_profile *p,
+    const struct kap_cli_call *c,
+    struct kap_cli_rule *const *deny, size_t ndeny,
+    struct kap_cli_rule *const *allow, size_t nallow,
+    struct kap_cli_verdict *v);
+
+/* Glob: '*' any run of bytes ('/' included), '?' one byte. */
+int kap_cli_glob(const char *pat, const char *s);
+
+#endif /* KAP_CLI_RULES_H */
