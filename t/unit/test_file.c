@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 
 #include "kapd.h"
 #include "tap.h"
+#include "tap_tmpdir.h"
 
 static char dir[256];
 
@@ -168,16 +168,6 @@ test_dirfd(void)
        "a path ending in / names no file");
 }
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    (void)remove(path);
-    return 0;
-}
-
 int
 main(void)
 {
@@ -194,6 +184,6 @@ main(void)
     test_refused();
     test_dirfd();
     rc = done_testing();
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tap_rmtree(dir);
     return rc;
 }

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "kapd.h"
 #include "kapd_secret.h"
 #include "tap.h"
+#include "tap_tmpdir.h"
 
 /* ':' '/' '+' need percent-encoding; its base64 holds '+' and '/' */
 #define SECRET "tok:en/Ab+C9~xyz\xfb\xff"
@@ -463,16 +463,6 @@ test_file_values(void)
     is_int(kapd_secret_nlive, live0, "new: its pool destroyed, unregistered");
 }
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    (void)remove(path);
-    return 0;
-}
-
 int
 main(void)
 {
@@ -546,6 +536,6 @@ main(void)
     is_str(out, "plain " SECRET, "with none live, redact copies");
 
     rc = done_testing();
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tap_rmtree(dir);
     return rc;
 }
