@@ -1,0 +1,275 @@
+/*
+ * kap_cli_conf.c -- the cli group: listeners and the tools list.  See
+ * kap_cli.h for the shape; docs/kap.conf.5 (CLI) for the meaning.
+ */
+#include "kap_cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <kapd/kap_secret.h>
+
+#define KAP_CLI_WALL_TIME   300.0
+#define KAP_CLI_MAX_OUTPUT  (16LL * 1024 * 1024)
+#define KAP_CLI_CONCURRENCY 4
+
+static int
+kap_cli_name_ok(const char *s, int env)
+{
+    size_t i;
+
+    if (s[0] == '\0' || (!env && s[0] == '.') || (env && s[0] >= '0'
+                                                  && s[0] <= '9'))
+        return 0;
+    for (i = 0; s[i] != '\0'; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_'
+              || (!env && (c == '-' || c == '.'))))
+            return 0;
+    }
+    return i <= 64;
+}
+
+/* One "NAME=value" of a tool's env: value literal, ${VAR} or file:PATH. */
+static int
+kap_cli_conf_var(struct kap_gen *gen, const struct kap_cli_tool *t,
+                 const char *spec, const config_setting_t *at,
+                 struct kap_cli_env_var *v, struct kap_err *err)
+{
+    struct kap_pool *pool = kap_gen_pool(gen);
+    const char      *eq = strchr(spec, '='), *val, *label;
+    struct kap_err   e2;
+    size_t           vl;
+    char            *var;
+
+    memset(&e2, 0, sizeof(e2));
+    v->name = eq != NULL ? kap_pstrndup(pool, spec, (size_t)(eq - spec))
+                         : NULL;
+    if (eq == NULL || v->name == NULL || !kap_cli_name_ok(v->name, 1)) {
+        kap_err_at(err, at, "cli: tool \"%s\": env entries are NAME=value "
+                   "with NAME of [A-Za-z_][A-Za-z0-9_]*", t->name);
+        return KAP_ERROR;
+    }
+    val = eq + 1;
+    vl = strlen(val);
+    label = kap_psprintf(pool, "cli tool %s env %s", t->name, v->name);
+    if (strncmp(val, "file:", 5) == 0) {
+        const char *p = kap_conf_path(gen, val + 5);
+        v->value = p != NULL ? kap_secret_load(pool, p, &e2) : NULL;
+    } else if (vl > 3 && val[0] == '$' && val[1] == '{' && val[vl - 1] == '}') {
+        var = kap_pstrndup(pool, val + 2, vl - 3);
+        val = var != NULL ? getenv(var) : NULL;
+        if (val == NULL) {
+            kap_err_at(err, at, "cli: tool \"%s\": env %s: ${%s} is not set "
+                       "in kapd's environment", t->name, v->name,
+                       var != NULL ? var : "?");
+            return KAP_ERROR;
+        }
+        v->value = kap_secret_new(pool, label, val, strlen(val), &e2);
+    } else {
+        v->value = kap_secret_new(pool, label, val, vl, &e2);
+    }
+    if (v->value == NULL) {
+        kap_err_at(err, at, "cli: tool \"%s\": env %s: %s", t->name, v->name,
+                   e2.msg[0] != '\0' ? e2.msg : "out of memory");
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+/* A known tool in direct mode without env: its table's names that are
+ * set in kapd's environment. */
+static int
+kap_cli_conf_known(struct kap_gen *gen, struct kap_cli_tool *t,
+                   const config_setting_t *at, struct kap_err *err)
+{
+    const char *const *names = kap_cli_known_env(t->name);
+    struct kap_pool   *pool = kap_gen_pool(gen);
+    struct kap_err     e2;
+    const char        *val;
+    size_t             i, n = 0;
+
+    if (names == NULL)
+        return KAP_OK;
+    for (i = 0; names[i] != NULL; i++)
+        n++;
+    t->env = kap_palloc(pool, n * sizeof(*t->env));
+    if (t->env == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    for (i = 0; names[i] != NULL; i++) {
+        val = getenv(names[i]);
+        if (val == NULL || val[0] == '\0')
+            continue;
+        memset(&e2, 0, sizeof(e2));
+        t->env[t->nenv].name = names[i];
+        t->env[t->nenv].value = kap_secret_new(pool, names[i], val,
+                                               strlen(val), &e2);
+        if (t->env[t->nenv].value == NULL) {
+            kap_err_at(err, at, "cli: tool \"%s\": %s: %s", t->name,
+                       names[i], e2.msg);
+            return KAP_ERROR;
+        }
+        t->nenv++;
+    }
+    return KAP_OK;
+}
+
+static int
+kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
+                  const config_setting_t *g, struct kap_cli_tool *t,
+                  struct kap_err *err)
+{
+    static const char *const keys[] = { "name", "mode", "path", "env",
+        "allow", "deny", "ask", "wall_time", "max_output", "concurrency",
+        NULL };
+    static const char *const modes[] = { "proxy", "direct", NULL };
+    struct kap_pool *pool = kap_gen_pool(gen);
+    const char     **env = NULL, *path = NULL;
+    size_t           nenv = 0, i;
+    struct kap_err   e2;
+
+    if (!config_setting_is_group(g)) {
+        kap_err_at(err, g, "cli: each entry of tools is a group { name = ...; }");
+        return KAP_ERROR;
+    }
+    if (kap_conf_check_keys(g, keys, err) != KAP_OK
+        || kap_conf_get_str(g, "name", pool, &t->name, err) == KAP_ERROR
+        || kap_conf_get_enum(g, "mode", modes, &t->mode, err) == KAP_ERROR
+        || kap_conf_get_str(g, "path", pool, &path, err) == KAP_ERROR
+        || kap_conf_get_strlist(g, "env", pool, &env, &nenv, err)
+           == KAP_ERROR
+        || kap_conf_get_secs(g, "wall_time", &t->wall_time, err) == KAP_ERROR
+        || kap_conf_get_size(g, "max_output", &t->max_output, err)
+           == KAP_ERROR
+        || kap_conf_get_int(g, "concurrency", 1, 1024, &t->concurrency, err)
+           == KAP_ERROR)
+        return KAP_ERROR;
+    if (t->name == NULL || !kap_cli_name_ok(t->name, 0)) {
+        kap_err_at(err, g, "cli: a tool needs a name of letters, digits, "
+                   "'-', '_' and '.' (not first)");
+        return KAP_ERROR;
+    }
+    if (kap_cli_tool_find(cf, t->name, strlen(t->name)) != NULL) {
+        kap_err_at(err, g, "cli: tool \"%s\" is defined twice", t->name);
+        return KAP_ERROR;
+    }
+    if (t->mode == KAP_CLI_DIRECT) {
+        if (config_setting_get_member(g, "allow") != NULL
+            || config_setting_get_member(g, "deny") != NULL
+            || config_setting_get_member(g, "ask") != NULL) {
+            kap_err_at(err, g, "cli: tool \"%s\": a direct-mode tool runs "
+                       "in the capsule, where kapd sees none of its "
+                       "commands: allow/deny/ask cannot apply (use mode = "
+                       "\"proxy\" for rules)", t->name);
+            return KAP_ERROR;
+        }
+    } else if (config_setting_get_member(g, "allow") == NULL) {
+        kap_err_at(err, g, "cli: tool \"%s\": a proxy-mode tool needs "
+                   "allow rules; to allow every command write allow = "
+                   "[\"**\"]", t->name);
+        return KAP_ERROR;
+    } else {
+        kap_err_at(err, g, "cli: tool \"%s\": proxy mode needs the argv "
+                   "rule engine, which this kapd does not have yet, and a "
+                   "tool is never run unchecked (mode = \"direct\" hands "
+                   "the credentials to the shim instead)", t->name);
+        return KAP_ERROR;
+    }
+    memset(&e2, 0, sizeof(e2));
+    t->path = kap_cli_path_resolve(pool, t->name, path, &e2);
+    if (t->path == NULL) {
+        kap_err_at(err, g, "cli: tool \"%s\": %s", t->name, e2.msg);
+        return KAP_ERROR;
+    }
+    if (nenv > KAP_CLI_MAX_ENV) {
+        kap_err_at(err, g, "cli: tool \"%s\": at most %d env entries",
+                   t->name, KAP_CLI_MAX_ENV);
+        return KAP_ERROR;
+    }
+    if (t->wall_time <= 0)
+        t->wall_time = KAP_CLI_WALL_TIME;
+    if (t->max_output <= 0)
+        t->max_output = KAP_CLI_MAX_OUTPUT;
+    if (t->concurrency <= 0)
+        t->concurrency = KAP_CLI_CONCURRENCY;
+    if (nenv == 0)
+        return kap_cli_conf_known(gen, t, g, err);
+    t->env = kap_palloc(pool, nenv * sizeof(*t->env));
+    if (t->env == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    for (i = 0; i < nenv; i++) {
+        if (kap_cli_conf_var(gen, t, env[i],
+                             config_setting_get_member(g, "env"),
+                             &t->env[i], err) != KAP_OK)
+            return KAP_ERROR;
+        t->nenv++;
+    }
+    return KAP_OK;
+}
+
+int
+kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
+                   const config_setting_t *group, struct kap_err *err)
+{
+    static const char *const keys[] = { "listen", "tools", NULL };
+    struct kap_pool          *pool = kap_gen_pool(gen);
+    const config_setting_t   *tools, *ls;
+    const char              **listen = NULL, *one = NULL;
+    size_t                    nl = 0, i, n;
+
+    if (kap_conf_check_keys(group, keys, err) != KAP_OK)
+        return KAP_ERROR;
+    ls = config_setting_get_member(group, "listen");
+    if (ls != NULL && config_setting_type(ls) == CONFIG_TYPE_STRING) {
+        if (kap_conf_get_str(group, "listen", pool, &one, err) == KAP_ERROR)
+            return KAP_ERROR;
+    } else if (kap_conf_get_strlist(group, "listen", pool, &listen, &nl, err)
+               == KAP_ERROR) {
+        return KAP_ERROR;
+    }
+    if (one == NULL && nl == 0)
+        one = KAP_CLI_LISTEN;
+    if (one != NULL && kap_listen_add(gen, KAP_CLI_NAME, KAP_LISTEN_TCP, one,
+                                      ls, err) != KAP_OK)
+        return KAP_ERROR;
+    for (i = 0; i < nl; i++)
+        if (kap_listen_add(gen, KAP_CLI_NAME, KAP_LISTEN_TCP, listen[i], ls,
+                           err) != KAP_OK)
+            return KAP_ERROR;
+    tools = config_setting_get_member(group, "tools");
+    n = tools != NULL ? (size_t)config_setting_length(tools) : 0;
+    if (tools != NULL && !config_setting_is_list(tools)) {
+        kap_err_at(err, tools, "cli: tools is a list: ( { name = ...; } )");
+        return KAP_ERROR;
+    }
+    cf->tools = kap_palloc(pool, (n + 1) * sizeof(*cf->tools));
+    if (cf->tools == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        if (kap_cli_conf_tool(gen, cf, config_setting_get_elem(tools,
+                                                               (unsigned)i),
+                              &cf->tools[i], err) != KAP_OK)
+            return KAP_ERROR;
+        cf->ntools++;
+    }
+    return KAP_OK;
+}
+
+const struct kap_cli_tool *
+kap_cli_tool_find(const struct kap_cli_conf *cf, const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < cf->ntools; i++)
+        if (strlen(cf->tools[i].name) == len
+            && memcmp(cf->tools[i].name, name, len) == 0)
+            return &cf->tools[i];
+    return NULL;
+}
