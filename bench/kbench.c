@@ -19,6 +19,10 @@
  *            (direct, e.g. -o pointing at a TCP relay: plain connections,
  *            "after the CONNECTs" is after the TCP handshakes)
  *
+ * With -n N a run makes exactly N units on one connection at a time, with
+ * no warm-up and no time limit, so that a profiler around the proxy (run-proxy
+ * -I: callgrind, strace -c) can divide its counts by N.
+ *
  * Addresses (-x proxy, -o origin) are numeric; the name in -H is only
  * written into the requests, kbench itself never resolves names.
  * Benchmarks never assert timings: the exit status is 0 unless the run
@@ -111,6 +115,8 @@ struct kb_opts {
     const char             *pids;      /* -P */
     const char             *label;     /* -l */
     int                     idle_get;  /* idle: GET through each tunnel */
+    uint64_t                count;     /* -n: stop after this many units
+                                          (0: run for -d seconds) */
 };
 
 struct kb_worker {
@@ -407,6 +413,13 @@ in_window(const struct kb_worker *w, uint64_t t)
     return t >= w->warm_end && t < w->end;
 }
 
+/* -n: the fixed number of units has been made (completed or failed). */
+static int
+count_reached(struct kb_worker *w)
+{
+    return w->o->count > 0 && w->ok + w->err >= w->o->count;
+}
+
 /* A unit failed: count it and, in the load modes, start over on a new
  * connection (a refused connect would otherwise end the run early). */
 static void
@@ -417,6 +430,8 @@ conn_fail(struct kb_conn *c, const char *why)
 
     if (in_window(w, t) || w->o->mode == KB_IDLE)
         w->err++;
+    if (count_reached(w))
+        w->end = t;
     errmsg("%s (step %d, state %d)", why, c->step, c->state);
     conn_close(c);
     if (w->o->mode == KB_IDLE) {
@@ -530,6 +545,8 @@ unit_done(struct kb_conn *c)
     if (in_window(w, t)) {
         w->ok++;
         lat_add(w, t - c->t0);
+        if (count_reached(w))
+            w->end = t;     /* start nothing more */
     }
     if ((o->mode == KB_FORWARD || o->mode == KB_BULK) && !c->r.close) {
         if (t >= w->end) {
@@ -753,7 +770,7 @@ worker_run(void *arg)
 
     for (int i = 0; i < w->nconn; i++)
         conn_start(&w->conns[i]);
-    loop(w, w->end, NULL);
+    loop(w, w->end, w->o->count > 0 ? count_reached : NULL);
     /* let units in flight at the deadline finish (not counted) */
     loop(w, w->end + 2000000000u, all_free);
     for (int i = 0; i < w->nconn; i++)
@@ -931,7 +948,9 @@ usage(void)
 "  -P PIDS   idle: comma-separated pids whose VmRSS is summed\n"
 "            (idle -o: plain connections, e.g. through a TCP relay)\n"
 "  -G        idle: do not GET through each tunnel\n"
-"  -l LABEL  label printed in the result line\n", stderr);
+"  -l LABEL  label printed in the result line\n"
+"  -n N      make exactly N units, one connection, no warm-up, no time\n"
+"            limit (bulk: N whole GETs); for instruction counts per unit\n", stderr);
 }
 
 static int
@@ -1027,7 +1046,7 @@ main(int argc, char **argv)
     o.label = "-";
     o.idle_get = 1;
     optind = 2;
-    while ((opt = getopt(argc, argv, "x:o:H:u:c:d:w:T:s:P:Gl:")) != -1) {
+    while ((opt = getopt(argc, argv, "x:o:H:u:c:d:w:T:s:P:Gl:n:")) != -1) {
         switch (opt) {
         case 'x': xarg = optarg; break;
         case 'o': oarg = optarg; break;
@@ -1041,6 +1060,7 @@ main(int argc, char **argv)
         case 'P': o.pids = optarg; break;
         case 'G': o.idle_get = 0; break;
         case 'l': o.label = optarg; break;
+        case 'n': o.count = strtoull(optarg, NULL, 10); break;
         default: usage(); return 2;
         }
     }
@@ -1074,6 +1094,17 @@ main(int argc, char **argv)
     }
     if (o.threads > o.conc)
         o.threads = o.conc;
+    if (o.count > 0) {
+        if (o.mode == KB_IDLE) {
+            usage();
+            return 2;
+        }
+        /* one unit at a time, so exactly N are made and none is cut off */
+        o.conc = 1;
+        o.threads = 1;
+        o.warm = 0;
+        o.secs = 3600;
+    }
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -1131,7 +1162,7 @@ main(int argc, char **argv)
         nlat += ws[i].nlat;
     }
     qsort(lat, nlat, sizeof *lat, cmp_u32);
-    window = o.secs;
+    window = o.count > 0 ? (double) (now_ns() - t0) / 1e9 : o.secs;
     printf("kbench label=%s mode=%s via=%s c=%d threads=%d secs=%.2f ok=%llu "
            "err=%llu reconn=%llu rate=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f "
            "max_us=%.1f bytes=%llu MBps=%.1f\n",
