@@ -523,6 +523,47 @@ writer(void)
     kap_buf_free(&b);
 }
 
+/* Doubles are written with the fewest digits that read back: from 1 to
+ * 17 digits, either side of the 15 where the search for normal numbers
+ * starts, and subnormals (whose search starts at 1). */
+static void
+shortest_doubles(void)
+{
+    static const struct {
+        double      v;
+        const char *text;
+    } c[] = {
+        { 0.5, "0.5" },
+        { 0.1, "0.1" },
+        { 1234.5678, "1234.5678" },
+        { 0.001953125, "0.001953125" },
+        { 123456789012.345, "123456789012.345" },
+        { 1.0 / 3.0, "0.3333333333333333" },
+        { 0.1 + 0.2, "0.30000000000000004" },
+        { 2.5e-7, "2.5e-07" },
+        { 1e300, "1e+300" },
+        { 1.7976931348623157e308, "1.7976931348623157e+308" },
+        { 2.2250738585072014e-308, "2.2250738585072014e-308" },
+        { 5e-324, "5e-324" },
+        { -1.5e-310, "-1.5e-310" },
+        { 6.2773490077855e-311, "6.2773490077855e-311" },
+    };
+    struct kap_buf         b = { 0 };
+    struct kap_json_writer w;
+    char                   what[64];
+
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        kap_buf_reset(&b);
+        kap_json_w_init(&w, &b);
+        kap_json_w_double(&w, c[i].v);
+        snprintf(what, sizeof(what), "double %s", c[i].text);
+        is_int(kap_json_w_finish(&w), KAP_OK, what);
+        is_str(b.data, c[i].text, what);
+        is_int(strtod(b.data, NULL) == c[i].v, 1, "reads back");
+    }
+    kap_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -532,5 +573,6 @@ main(void)
     lookup();
     pool();
     writer();
+    shortest_doubles();
     return done_testing();
 }
