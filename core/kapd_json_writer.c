@@ -76,6 +76,68 @@ w_plain(unsigned char c)
     return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
+/* Decimal text of v, right-aligned ending at end; returns its start. */
+static char *
+w_udigits(char *end, unsigned long long v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
+/* Integers without snprintf (the audit line has several per event). */
+static void
+w_ll(struct kap_json_writer *w, unsigned long long mag, int neg)
+{
+    char num[24], *p = w_udigits(num + sizeof(num), mag);
+
+    if (neg)
+        *--p = '-';
+    w_raw(w, p, (size_t)(num + sizeof(num) - p));
+}
+
+/*
+ * Shortest text of a double 1e-4 <= |v| < 1e9 with at most six decimals
+ * (durations, rates), without snprintf/strtod: m = |v| * 10^6 rounded;
+ * when m / 10^6 (an IEEE division of two exact values, so correctly
+ * rounded like strtod) gives v back, the text is m's digits with the
+ * point six places from the right and trailing zeros dropped -- at most
+ * 15 significant digits, in %g's fixed range, so the same text "%.15g"
+ * writes.  Returns 0 when v is not such a number.
+ */
+static int
+w_double_fixed(struct kap_json_writer *w, double v)
+{
+    double a = fabs(v);
+    unsigned long long m, ip, fp;
+    char num[40], *end = num + sizeof(num), *p;
+    int i, nz;
+
+    if (!(a >= 1e-4 && a < 1e9))
+        return 0;
+    m = (unsigned long long)(a * 1e6 + 0.5);
+    if ((double)m / 1e6 != a)
+        return 0;
+    ip = m / 1000000;
+    fp = m % 1000000;
+    p = end;
+    for (i = 0, nz = 0; i < 6; i++, fp /= 10) {     /* the fraction */
+        if (!nz && fp % 10 == 0)
+            continue;                               /* trailing zero */
+        nz = 1;
+        *--p = (char)('0' + fp % 10);
+    }
+    if (p != end)
+        *--p = '.';
+    p = w_udigits(p, ip);
+    if (v < 0)
+        *--p = '-';
+    w_raw(w, p, (size_t)(end - p));
+    return 1;
+}
+
 static void
 w_string(struct kap_json_writer *w, const char *str, size_t n)
 {
@@ -138,7 +200,12 @@ w_double_text(struct kap_json_writer *w, double v)
     }
     if (v >= -9007199254740992.0 && v <= 9007199254740992.0
         && v == (double)(long long)v) {
-        n = snprintf(num, sizeof(num), "%lld", (long long)v);
+        long long iv = (long long)v;
+        w_ll(w, iv < 0 ? 0ULL - (unsigned long long)iv
+                       : (unsigned long long)iv, iv < 0);
+        return;
+    } else if (w_double_fixed(w, v)) {
+        return;
     } else {
         /* The fewest digits that read back as v.  A normal double whose
          * shortest form has k <= 15 digits is within a relative 2^-53 of
@@ -272,8 +339,24 @@ kap_json_w_key(struct kap_json_writer *w, const char *key)
     if (w->nonempty[w->depth - 1])
         w_raw(w, ",", 1);
     w->nonempty[w->depth - 1] = 1;
-    w_string(w, key, strlen(key));
-    w_raw(w, ":", 1);
+    {
+        /* a key is nearly always a short plain constant: one piece */
+        char   piece[68];
+        size_t n = 0;
+
+        while (key[n] != '\0' && n < 64 && w_plain((unsigned char)key[n]))
+            n++;
+        if (key[n] == '\0') {
+            piece[0] = '"';
+            memcpy(piece + 1, key, n);
+            piece[n + 1] = '"';
+            piece[n + 2] = ':';
+            w_raw(w, piece, n + 3);
+        } else {
+            w_string(w, key, strlen(key));
+            w_raw(w, ":", 1);
+        }
+    }
     w->key = 1;
 }
 
@@ -303,26 +386,19 @@ kap_json_w_str(struct kap_json_writer *w, const char *s)
 void
 kap_json_w_int(struct kap_json_writer *w, long long v)
 {
-    char num[24];
-    int  n;
-
     if (!w_value_start(w))
         return;
-    n = snprintf(num, sizeof(num), "%lld", v);
-    w_raw(w, num, (size_t)n);
+    w_ll(w, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v,
+         v < 0);
     w_value_end(w);
 }
 
 void
 kap_json_w_uint(struct kap_json_writer *w, unsigned long long v)
 {
-    char num[24];
-    int  n;
-
     if (!w_value_start(w))
         return;
-    n = snprintf(num, sizeof(num), "%llu", v);
-    w_raw(w, num, (size_t)n);
+    w_ll(w, v, 0);
     w_value_end(w);
 }
 

@@ -564,9 +564,85 @@ shortest_doubles(void)
     kap_buf_free(&b);
 }
 
+/* the fewest %g digits that read back: the writer's text by definition */
+static void
+ref_double(double v, char *out, size_t n)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(out, n, "%.*g", p, v);
+        if (strtod(out, NULL) == v)
+            return;
+    }
+}
+
+/* The fixed-point fast path (durations and rates: up to six decimals)
+ * and the integer path write exactly what the %g search writes: checked
+ * on values around every edge of the fast path and a sweep of others. */
+static void
+doubles_match_reference(void)
+{
+    static const double edge[] = {
+        1e-4, 1.00001e-4, 9.9999e-5, 0.000123, 0.0009765625, 0.001, 0.1,
+        0.25, 0.123456, 0.1234567, 1.000001, 999999999.999999, 1e9,
+        999999999.5, 123456789.123456, 1e9 - 1e-6, 4.5, 1e15 + 0.5,
+        9007199254740993.0, -0.000123, -42.125, -1e-4, 3.0000005,
+        0.0001234565, 2.675, 1.005, 123.4565, 7e-5, 1e-6,
+    };
+    struct kap_buf         b = { 0 };
+    struct kap_json_writer w;
+    char                   want[64];
+    unsigned long long     x = 88172645463325252ULL;
+    int                    bad = 0, n = 0;
+
+    for (int k = 0; k < 200000 && bad < 5; k++) {
+        double v;
+
+        if (k < (int)(sizeof(edge) / sizeof(edge[0]))) {
+            v = edge[k];
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            switch (k % 4) {
+            case 0:  v = (double)(x % 2000000000000ULL) / 1e6; break;
+            case 1: {
+                static const double p10[] = { 1, 10, 100, 1e3, 1e4, 1e5,
+                                              1e6, 1e7, 1e8, 1e9, 1e10, 1e11 };
+                v = (double)(x % 100000000ULL) / p10[x % 12];
+                break;
+            }
+            case 2:  v = -(double)(x % 1000000000ULL) / 1e3; break;
+            default: {
+                double d;
+                memcpy(&d, &x, sizeof(d));
+                v = isfinite(d) ? d : 1.5;
+            }
+            }
+        }
+        kap_buf_reset(&b);
+        kap_json_w_init(&w, &b);
+        kap_json_w_double(&w, v);
+        if (v == 0 || (fabs(v) <= 9007199254740992.0
+                       && v == (double)(long long)v))
+            snprintf(want, sizeof(want), "%lld", (long long)v);
+        else
+            ref_double(v, want, sizeof(want));
+        if (kap_json_w_finish(&w) != KAP_OK || strcmp(b.data, want) != 0) {
+            if (!(v == 0 && signbit(v))) {
+                diag("%.17g: wrote %s, %%g search %s", v, b.data, want);
+                bad++;
+            }
+        }
+        n++;
+    }
+    ok(bad == 0, "%d doubles: the same text as the shortest %%g search", n);
+    kap_buf_free(&b);
+}
+
 int
 main(void)
 {
+    doubles_match_reference();
     refusals();
     limits();
     accepted();
