@@ -21,29 +21,78 @@ buf_truncate(struct kap_buf *b, size_t mark)
         b->data[mark] = '\0';
 }
 
+/* append the pieces of s, NUL-terminated, in one go; KAP_OK/KAP_ERROR */
+static int
+buf_cat(struct kap_buf *b, const char *const *piece, size_t n)
+{
+    size_t len[8], total = 0, i;
+
+    for (i = 0; i < n; i++)
+        total += len[i] = strlen(piece[i]);
+    if (kap_buf_reserve(b, total) != KAP_OK)
+        return KAP_ERROR;
+    for (i = 0; i < n; i++) {
+        memcpy(b->data + b->len, piece[i], len[i]);
+        b->len += len[i];
+    }
+    b->data[b->len] = '\0';
+    return KAP_OK;
+}
+
+/* decimal text of v in buf (at least 24 bytes); returns its start */
+static const char *
+dec(char *buf, size_t size, unsigned long long v)
+{
+    char *p = buf + size;
+
+    *--p = '\0';
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
+/* without printf: a denied CONNECT's whole answer is this head */
 int
 kap_http_head_write(struct kap_buf *out, int status, const char *content_type,
                     long long clen, const char *extra, int keep)
 {
-    size_t mark = out->len;
-    int rc;
+    char st[24], cl[24];
+    const char *piece[8];
+    size_t n = 0, mark = out->len;
 
     if (status < 100 || status > 999)
         return KAP_ERROR;
-    rc = kap_buf_printf(out, "HTTP/1.1 %d %s\r\n", status,
-                        kap_http_reason(status));
-    if (rc == KAP_OK && content_type != NULL)
-        rc = kap_buf_printf(out, "Content-Type: %s\r\n", content_type);
-    if (rc == KAP_OK && clen >= 0)
-        rc = kap_buf_printf(out, "Content-Length: %lld\r\n", clen);
-    if (rc == KAP_OK && extra != NULL)
-        rc = kap_buf_append(out, extra, strlen(extra));
-    if (rc == KAP_OK)
-        rc = kap_buf_printf(out, "Connection: %s\r\n\r\n",
-                            keep ? "keep-alive" : "close");
-    if (rc != KAP_OK)
+    piece[n++] = "HTTP/1.1 ";
+    piece[n++] = dec(st, sizeof(st), (unsigned long long) status);
+    piece[n++] = " ";
+    piece[n++] = kap_http_reason(status);
+    if (buf_cat(out, piece, n) != KAP_OK)
+        return KAP_ERROR;           /* nothing was appended */
+    n = 0;
+    piece[n++] = "\r\n";
+    if (content_type != NULL) {
+        piece[n++] = "Content-Type: ";
+        piece[n++] = content_type;
+        piece[n++] = "\r\n";
+    }
+    if (clen >= 0) {
+        piece[n++] = "Content-Length: ";
+        piece[n++] = dec(cl, sizeof(cl), (unsigned long long) clen);
+        piece[n++] = "\r\n";
+    }
+    if (extra != NULL)
+        piece[n++] = extra;
+    if (buf_cat(out, piece, n) != KAP_OK
+        || buf_cat(out, (const char *const[]) {
+                            keep ? "Connection: keep-alive\r\n\r\n"
+                                 : "Connection: close\r\n\r\n" }, 1)
+               != KAP_OK) {
         buf_truncate(out, mark);
-    return rc;
+        return KAP_ERROR;
+    }
+    return KAP_OK;
 }
 
 const char *

@@ -298,7 +298,10 @@ kap_http_connect_tunnel_close_audit(struct hc *hc)
     f[1].num = (double)hc->down.bytes;
     f[2].name = "duration";
     f[2].str = NULL;
-    f[2].num = kap_now() - hc->tstart;
+    /* seconds to the microsecond (the loop clock's own resolution): the
+       audit line then writes it without a shortest-digits search */
+    f[2].num = (double)(long long)((kap_now() - hc->tstart) * 1e6 + 0.5)
+               / 1e6;
     kap_http_connect_audit(hc, "tunnel_close", "closed", NULL, f, 3);
 }
 
