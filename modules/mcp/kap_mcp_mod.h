@@ -1,0 +1,137 @@
+/*
+ * kap_mcp_mod.h -- the mcp module's listener half (module-private): its
+ * configuration, the per-client session map, the forwarding of one
+ * request to its server and the audit.  The deciding half is kap_mcp.h;
+ * what a request goes through, in order, is at the top of
+ * kap_mcp_module.c.
+ */
+#ifndef KAP_MCP_MOD_H
+#define KAP_MCP_MOD_H
+
+#include <stddef.h>
+
+#include <kapd/kap_core.h>
+#include <kapd/kap_curl.h>
+#include <kapd/kap_http_server.h>
+#include <kapd/kap_secret.h>
+
+#include "kap_mcp.h"
+#include "kap_mcp_reg.h"
+
+#define KAP_MCP_NAME            "mcp"
+#define KAP_MCP_LISTEN          "127.0.0.1:3129"
+#define KAP_MCP_UPSTREAM_TIMEOUT 30.0       /* s to the response head */
+#define KAP_MCP_MAX_SERVERS     256
+#define KAP_MCP_SID_MAX         1024        /* bytes of a session id */
+
+/* One `servers` entry.  Everything lives in the generation's pool. */
+struct kap_mcp_server {
+    const char                *name;
+    const char                *url;       /* http:// or https:// */
+    const char                *ca_file;   /* NULL: the system's CAs */
+    struct kap_mcp_tools      *tools;
+    struct kap_mcp_reg_header *headers;   /* injected upstream */
+    size_t                     nheaders;
+    int                        pin;       /* pin tool definitions */
+};
+
+/* The mcp group of one generation. */
+struct kap_mcp_conf {
+    struct kap_http_server_conf srv;
+    double                      upstream_timeout;
+    const char                 *prefix;     /* "" or "/path" */
+    const char                 *auth_dir;   /* kap mcp add's files */
+    struct kap_mcp_server      *servers;
+    size_t                      nservers;
+};
+
+/* ---- configuration (kap_mcp_conf.c) ---- */
+
+/* Parse the mcp group (NULL: the defaults) into cf.  KAP_OK or
+ * KAP_ERROR with err set at file:line. */
+int kap_mcp_conf_parse(struct kap_gen *gen, struct kap_mcp_conf *cf,
+                       const config_setting_t *group, struct kap_err *err);
+/* The server called name (len bytes), or NULL.  Borrowed from cf. */
+const struct kap_mcp_server *kap_mcp_server_find(const struct kap_mcp_conf *cf,
+                                                 const char *name);
+
+/* ---- sessions (kap_mcp_session.c) ----
+ *
+ * kapd gives the agent its own session ids (random, 32 hex digits) and
+ * keeps the upstream's to itself.  An id is bound to one server and one
+ * client (the peer's address, or the peer's uid on a unix socket): any
+ * other client or server presenting it is told the session is unknown.
+ * The map is the process's (it outlives reloads); freed at shutdown.
+ */
+
+/* The client key of connection c, into key (n bytes). */
+void kap_mcp_client_key(const struct kap_conn *c, char *key, size_t n);
+/* The upstream session id of downstream id sid for (server, client), or
+ * NULL when there is none.  Borrowed until the next call that changes
+ * the map. */
+const char *kap_mcp_session_get(const char *server, const char *client,
+                                const char *sid);
+/*
+ * Record upstream id up for (server, client): under sid when it is not
+ * NULL (an existing session whose upstream id changed), else under a new
+ * downstream id.  The downstream id is copied into out (at least 33
+ * bytes).  KAP_OK or KAP_ERROR (out of memory, no randomness).
+ */
+int kap_mcp_session_put(const char *server, const char *client,
+                        const char *sid, const char *up, char *out);
+/* Forget downstream id sid (no effect when unknown). */
+void kap_mcp_session_del(const char *sid);
+/* Forget every session (module shutdown). */
+void kap_mcp_session_clear(void);
+
+/* ---- audit (kap_mcp_audit.c) ---- */
+
+/* The module's policy hook for KAP_REQ_MCP_CALL questions: subject the
+ * tool, attribute "server". */
+int kap_mcp_policy(struct kap_req *r, void *conf);
+
+/* Ask the policy chain about every tools/call of r (kap_mcp_audit.c). */
+long kap_mcp_ask_calls(struct kap_conn *c, struct kap_pool *p,
+                       const struct kap_mcp_server *sv,
+                       const struct kap_mcp_req *r, const char **why);
+
+/* A refusal of a request for server (NULL: none named) by the module:
+ * decided and audited by the core. */
+void kap_mcp_refuse_audit(struct kap_conn *c, const char *server,
+                          const char *reason);
+
+/* What one exchange did, for its audit event. */
+struct kap_mcp_audit_info {
+    const char *server;
+    const char *method;     /* HTTP method */
+    const char *rpc;        /* first JSON-RPC method, or NULL */
+    const char *tool;       /* first tools/call tool, or NULL */
+    size_t      calls, lists, denied;
+    long        status;     /* to the agent */
+    long        upstream;   /* upstream status, 0: none */
+    double      start;
+    size_t      bytes_in, bytes_out;
+    const struct kap_mcp_reply_stats *st;
+    const char *error;      /* upstream failure, or NULL */
+};
+void kap_mcp_audit(struct kap_conn *c, const struct kap_mcp_audit_info *a);
+
+/* ---- forwarding (kap_mcp_forward.c) ---- */
+
+/*
+ * Send the checked request (r: its forward bytes for a POST; NULL for
+ * GET and DELETE) to server sv with the agent's picked headers, and
+ * answer ex from the upstream's reply, filtered.  Takes r over (freed
+ * with the exchange).  Answers ex itself on every path.
+ */
+void kap_mcp_forward(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
+                     const struct kap_mcp_server *sv, struct kap_mcp_req *r,
+                     const struct kap_mcp_fwd_headers *fh,
+                     const char *upstream_sid, const char *client);
+
+/* An answer of the module's own: {"error": why, "status": N} (with
+ * "servers" when servers is not NULL). */
+void kap_mcp_answer(struct kap_http_ex *ex, int status, const char *why,
+                    const struct kap_mcp_conf *servers);
+
+#endif /* KAP_MCP_MOD_H */
