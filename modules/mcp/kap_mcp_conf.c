@@ -160,6 +160,12 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
            == KAP_ERROR
         || kap_conf_get_bool(s, "pin", &sv->pin, err) == KAP_ERROR)
         return KAP_ERROR;
+    if (sv->pin) {
+        kap_err_at(err, config_setting_get_member(s, "pin"),
+                   "mcp server \"%s\": pin is not available in this kapd "
+                   "yet", sv->name);
+        return KAP_ERROR;
+    }
     if (sv->ca_file != NULL
         && (sv->ca_file = kap_conf_path(gen, sv->ca_file)) == NULL) {
         kap_err_set(err, "out of memory");

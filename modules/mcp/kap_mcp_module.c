@@ -101,7 +101,9 @@ mcp_post(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
         return;
     }
     if (kap_mcp_ask_calls(c, p, sv, &r, &why) >= 0) {
-        snprintf(msg, sizeof(msg), "a tools/call was denied: %s", why);
+        snprintf(msg, sizeof(msg), "a tools/call was denied: %s%s", why,
+                 strcmp(why, "default deny") == 0
+                     ? " (kapd.policy.chain must name \"mcp\")" : "");
         kap_mcp_req_free(&r);
         kap_mcp_answer(ex, 403, msg, NULL);
         return;
