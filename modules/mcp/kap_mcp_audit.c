@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <kapd/kap_gen.h>
@@ -32,6 +33,14 @@ kap_mcp_policy(struct kap_req *r, void *conf)
         || (sv = kap_mcp_server_find(cf, server)) == NULL)
         return KAP_DECLINED;
     kap_mcp_tools_match(sv->tools, r->subject, &v);
+    if (v.allow && sv->pin_file != NULL
+        && kap_mcp_pins_changed(kap_mcp_pins_get(sv->name, sv->pin_file),
+                                r->subject)) {
+        snprintf(why, sizeof(why), "the tool's definition changed since it "
+                 "was pinned (accept it: kap mcp pin %s --accept)", sv->name);
+        kap_req_decide(r, KAP_DENY, KAP_MCP_NAME, why);
+        return KAP_OK;
+    }
     kap_mcp_verdict_describe(&v, why, sizeof(why));
     kap_req_decide(r, v.allow ? KAP_ALLOW : KAP_DENY, KAP_MCP_NAME, why);
     return KAP_OK;
@@ -161,4 +170,39 @@ kap_mcp_ask_calls(struct kap_conn *c, struct kap_pool *p,
         }
     }
     return -1;
+}
+
+void
+kap_mcp_pin_audit(struct kap_conn *c, const char *server, const char *tool,
+                  const struct kap_mcp_pin_change *ch)
+{
+    struct kap_audit_event ev;
+    struct kap_audit_field f[5];
+
+    KAP_LOG(KAP_LOG_WARN, KAP_MCP_NAME, c->id, "server %s: tool %s changed "
+            "since it was pinned: held back until accepted", server, tool);
+    memset(&ev, 0, sizeof(ev));
+    memset(f, 0, sizeof(f));
+    f[0].name = "server";
+    f[0].str = server;
+    f[1].name = "pinned";
+    f[1].str = ch->pinned;
+    f[2].name = "seen";
+    f[2].str = ch->seen;
+    f[3].name = "pinned_definition";
+    f[3].str = ch->pinned_text != NULL ? ch->pinned_text : "";
+    f[4].name = "seen_definition";
+    f[4].str = ch->seen_text != NULL ? ch->seen_text : "";
+    ev.kind = KAP_REQ_MCP_LIST;
+    ev.module = KAP_MCP_NAME;
+    ev.event = "mcp_pin_changed";
+    ev.subject = tool;
+    ev.action = "held";
+    ev.reason = "definition changed since it was pinned";
+    ev.decided_by = KAP_MCP_NAME;
+    ev.client = c->peer_text;
+    ev.conn_id = c->id;
+    ev.fields = f;
+    ev.nfields = 5;
+    kap_audit_emit(c->gen, &ev);
 }

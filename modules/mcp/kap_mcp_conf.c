@@ -160,12 +160,6 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
            == KAP_ERROR
         || kap_conf_get_bool(s, "pin", &sv->pin, err) == KAP_ERROR)
         return KAP_ERROR;
-    if (sv->pin) {
-        kap_err_at(err, config_setting_get_member(s, "pin"),
-                   "mcp server \"%s\": pin is not available in this kapd "
-                   "yet", sv->name);
-        return KAP_ERROR;
-    }
     if (sv->ca_file != NULL
         && (sv->ca_file = kap_conf_path(gen, sv->ca_file)) == NULL) {
         kap_err_set(err, "out of memory");
@@ -204,6 +198,20 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
         sv->url = reg.upstream;
         sv->headers = reg.headers;
         sv->nheaders = reg.nheaders;
+    }
+    if (sv->pin) {
+        if (cf->auth_dir == NULL) {
+            kap_err_at(err, config_setting_get_member(s, "pin"),
+                       "mcp server \"%s\": pin needs auth_dir (the pins "
+                       "are kept there)", sv->name);
+            return KAP_ERROR;
+        }
+        sv->pin_file = kap_psprintf(pool, "%s/%s.pins.json", cf->auth_dir,
+                                    sv->name);
+        if (sv->pin_file == NULL) {
+            kap_err_set(err, "out of memory");
+            return KAP_ERROR;
+        }
     }
     if (!conf_url_ok(sv->url)) {
         kap_err_at(err, s, "mcp server \"%s\": url must be an http:// or "

@@ -46,6 +46,7 @@ struct fw {
     unsigned                     paused:1, sse_init:1, is_delete:1;
     unsigned                     audited:1;
     struct kap_mcp_audit_info    a;
+    struct kap_mcp_pins         *pins;     /* pin = true */
 };
 
 /* ---- answers ------------------------------------------------------------ */
@@ -443,6 +444,22 @@ fw_add(const char **h, size_t *n, struct kap_pool *p, const char *name,
     return KAP_OK;
 }
 
+/* the filter's second say on an allowed tool: its pin */
+static int
+fw_keep(void *arg, const char *name, const struct kap_json *tool)
+{
+    struct fw *fw = arg;
+    struct kap_mcp_pin_change ch;
+    int keep;
+
+    memset(&ch, 0, sizeof(ch));
+    ch.pool = kap_http_ex_pool(fw->ex);
+    keep = kap_mcp_pins_check(fw->pins, name, tool, &ch);
+    if (ch.changed)
+        kap_mcp_pin_audit(fw->c, fw->sv->name, name, &ch);
+    return keep;
+}
+
 static const struct kap_curl_stream_ops fw_ops = {
     .head = fw_head,
     .body = fw_body,
@@ -520,6 +537,11 @@ kap_mcp_forward(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
     fw->sv = sv;
     fw->r = r;
     fw->f.tools = sv->tools;
+    if (sv->pin_file != NULL) {
+        fw->pins = kap_mcp_pins_get(sv->name, sv->pin_file);
+        fw->f.keep = fw_keep;
+        fw->f.arg = fw;
+    }
     fw->method = kap_pstrndup(p, q->method.data, q->method.len);
     fw->is_delete = q->method.len == 6
                     && memcmp(q->method.data, "DELETE", 6) == 0;

@@ -33,6 +33,7 @@ struct kap_mcp_server {
     struct kap_mcp_reg_header *headers;   /* injected upstream */
     size_t                     nheaders;
     int                        pin;       /* pin tool definitions */
+    const char                *pin_file;  /* pin: AUTH_DIR/NAME.pins.json */
 };
 
 /* The mcp group of one generation. */
@@ -84,7 +85,38 @@ void kap_mcp_session_del(const char *sid);
 /* Forget every session (module shutdown). */
 void kap_mcp_session_clear(void);
 
+/* ---- tool pins (kap_mcp_pinstore.c) ---- */
+
+struct kap_mcp_pins;
+
+/* What kap_mcp_pins_check() found when a pinned tool changed. */
+struct kap_mcp_pin_change {
+    struct kap_pool *pool;                    /* in: for seen_text */
+    int              changed;                 /* first seen changed now */
+    char             pinned[KAP_MCP_PIN_HEX + 1], seen[KAP_MCP_PIN_HEX + 1];
+    const char      *pinned_text, *seen_text; /* canonical definitions */
+};
+
+/* The pins of server kept in path, read again when the file changed on
+ * disk.  Process-owned (freed by kap_mcp_pins_clear); NULL on OOM. */
+struct kap_mcp_pins *kap_mcp_pins_get(const char *server, const char *path);
+/* 1 when tool name (its definition tool) may be shown: pinned now (first
+ * sight, the file rewritten) or as pinned; 0 when it changed (ch says
+ * how, the first time) or the pins cannot be read or written. */
+int kap_mcp_pins_check(struct kap_mcp_pins *ps, const char *name,
+                       const struct kap_json *tool,
+                       struct kap_mcp_pin_change *ch);
+/* 1 when calls to tool name are held: its definition changed since it
+ * was pinned, or the pins cannot be read. */
+int kap_mcp_pins_changed(struct kap_mcp_pins *ps, const char *name);
+void kap_mcp_pins_clear(void);
+
 /* ---- audit (kap_mcp_audit.c) ---- */
+
+/* A pinned tool's definition changed: one "mcp_pin_changed" event with
+ * both definitions. */
+void kap_mcp_pin_audit(struct kap_conn *c, const char *server,
+                       const char *tool, const struct kap_mcp_pin_change *ch);
 
 /* The module's policy hook for KAP_REQ_MCP_CALL questions: subject the
  * tool, attribute "server". */

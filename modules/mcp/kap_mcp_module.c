@@ -193,6 +193,7 @@ static void
 mcp_shutdown(void)
 {
     kap_mcp_session_clear();
+    kap_mcp_pins_clear();
 }
 
 static const struct kap_listener_ops mcp_listener = {
