@@ -1,10 +1,10 @@
 /*
  * kap_mcp_audit.c -- the mcp module's questions and audit events.
  *
- * Every tools/call is a KAP_REQ_MCP_CALL question (subject: the tool;
- * attributes "server" and "rule") asked through the policy chain, where
- * the module's own hook answers it from the server's allow/deny
- * patterns; the core writes the decision to the audit chain once.  The
+ * Every tools/call is a KAP_REQ_MCP_CALL question (kap_mcp_ask.c); the
+ * module's own hook answers it from the server's allow/deny patterns
+ * and pins, or declines a tool under an ask pattern; the core writes
+ * the decision to the audit chain once.  The
  * module's refusals (unknown server, malformed request, unknown
  * session) are kap_req_refuse() decisions.  When an exchange ends, one
  * "mcp_call" / "mcp_list" / "mcp_request" event says how it went:
@@ -40,6 +40,12 @@ kap_mcp_policy(struct kap_req *r, void *conf)
                  "was pinned (accept it: kap mcp pin %s --accept)", sv->name);
         kap_req_decide(r, KAP_DENY, KAP_MCP_NAME, why);
         return KAP_OK;
+    }
+    if (v.allow && sv->ask != NULL) {
+        struct kap_mcp_verdict av;
+        kap_mcp_tools_match(sv->ask, r->subject, &av);
+        if (av.allow)
+            return KAP_DECLINED;    /* a later hook asks a human */
     }
     kap_mcp_verdict_describe(&v, why, sizeof(why));
     kap_req_decide(r, v.allow ? KAP_ALLOW : KAP_DENY, KAP_MCP_NAME, why);
@@ -123,53 +129,6 @@ kap_mcp_audit(struct kap_conn *c, const struct kap_mcp_audit_info *a)
     ev.fields = f;
     ev.nfields = n;
     kap_audit_emit(c->gen, &ev);
-}
-
-/*
- * Ask the policy chain about every tools/call of r (decisions audited by
- * the core).  The module's own verdict (r's) stands when the chain
- * agrees; returns the index of the first call the module allowed and the
- * chain denied (the request is then refused whole), or -1.
- */
-long
-kap_mcp_ask_calls(struct kap_conn *c, struct kap_pool *p,
-                  const struct kap_mcp_server *sv, const struct kap_mcp_req *r,
-                  const char **why)
-{
-    struct kap_attr *at;
-    struct kap_req *q;
-    char rule[KAP_MCP_PATTERN_MAX + 64];
-    size_t i;
-
-    for (i = 0; i < r->nmsgs; i++) {
-        const struct kap_mcp_msg *m = &r->msgs[i];
-        if (m->tool == NULL || m->method == NULL)
-            continue;
-        q = kap_req_new(kap_gen_current(), p, KAP_REQ_MCP_CALL, KAP_MCP_NAME,
-                        m->tool);
-        at = kap_palloc(p, 2 * sizeof(*at));
-        if (q == NULL || at == NULL) {
-            *why = "out of memory";
-            return (long)i;
-        }
-        kap_mcp_verdict_describe(&m->verdict, rule, sizeof(rule));
-        at[0].name = "server";
-        at[0].value = sv->name;
-        at[1].name = "rule";
-        at[1].value = kap_pstrdup(p, rule);
-        q->attrs = at;
-        q->nattrs = 2;
-        q->conn = c;
-        q->client = c->peer_text;
-        q->detail = "tools/call";
-        q->flags |= KAP_REQ_F_FILTER;
-        kap_policy_check(q, NULL, NULL);
-        if (!m->denied && q->verdict != KAP_ALLOW) {
-            *why = q->reason != NULL ? q->reason : "denied";
-            return (long)i;
-        }
-    }
-    return -1;
 }
 
 void

@@ -118,13 +118,55 @@ conf_headers(struct kap_gen *gen, struct kap_mcp_server *sv,
     return KAP_OK;
 }
 
+/* ask = ["create_*"]: allowed by the patterns, decided by a human */
+static int
+conf_ask(struct kap_pool *pool, struct kap_mcp_server *sv,
+         const config_setting_t *ask, struct kap_err *err)
+{
+    const config_setting_t *e;
+    const char *pat, *file;
+    unsigned i, n;
+
+    if (ask == NULL)
+        return KAP_OK;
+    if (!config_setting_is_array(ask) && !config_setting_is_list(ask)) {
+        kap_err_at(err, ask, "mcp server \"%s\": ask is a list of tool "
+                   "patterns", sv->name);
+        return KAP_ERROR;
+    }
+    if ((sv->ask = kap_mcp_tools_create(pool)) == NULL) {
+        kap_err_set(err, "out of memory");
+        return KAP_ERROR;
+    }
+    n = (unsigned)config_setting_length(ask);
+    for (i = 0; i < n; i++) {
+        e = config_setting_get_elem(ask, i);
+        pat = config_setting_get_string(e);
+        file = config_setting_source_file(e);
+        if (pat == NULL) {
+            kap_err_at(err, e, "mcp server \"%s\": ask patterns are "
+                       "strings", sv->name);
+            return KAP_ERROR;
+        }
+        if (kap_mcp_tools_add(sv->ask, 0, pat, file,
+                              config_setting_source_line(e),
+                              err) != KAP_OK
+            || kap_mcp_tools_add(sv->tools, 0, pat, file,
+                                 config_setting_source_line(e), err)
+               != KAP_OK)
+            return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
 static int
 conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
             const config_setting_t *s, struct kap_mcp_server *sv,
             struct kap_err *err)
 {
     static const char *const keys[] = {
-        "name", "url", "allow", "deny", "headers", "pin", "ca_file", NULL
+        "name", "url", "allow", "deny", "ask", "headers", "pin", "ca_file",
+        NULL
     };
     struct kap_pool *pool = kap_gen_pool(gen);
     struct kap_mcp_reg reg;
@@ -179,6 +221,9 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
     if (kap_mcp_tools_conf(sv->tools, config_setting_get_member(s, "allow"),
                            config_setting_get_member(s, "deny"), sv->name,
                            err) != KAP_OK)
+        return KAP_ERROR;
+    if (conf_ask(pool, sv, config_setting_get_member(s, "ask"), err)
+        != KAP_OK)
         return KAP_ERROR;
     if (sv->url == NULL) {
         if (cf->auth_dir == NULL) {

@@ -505,7 +505,8 @@ fw_headers(struct fw *fw, struct kap_pool *p, const char **h,
 }
 
 void
-kap_mcp_forward(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
+kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
+                const struct kap_mcp_conf *cf,
                 const struct kap_mcp_server *sv, struct kap_mcp_req *r,
                 const struct kap_mcp_fwd_headers *fh,
                 const char *upstream_sid, const char *client)
@@ -532,7 +533,7 @@ kap_mcp_forward(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
     memset(bufs, 0, (sv->nheaders + 1) * sizeof(*bufs));
     fw->ex = ex;
     fw->c = kap_http_ex_conn(ex);
-    fw->gen = kap_gen_current();
+    fw->gen = gen;
     kap_gen_ref(fw->gen);
     fw->sv = sv;
     fw->r = r;

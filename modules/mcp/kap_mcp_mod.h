@@ -30,6 +30,8 @@ struct kap_mcp_server {
     const char                *url;       /* http:// or https:// */
     const char                *ca_file;   /* NULL: the system's CAs */
     struct kap_mcp_tools      *tools;
+    struct kap_mcp_tools      *ask;       /* tools the chain is asked
+                                             about (NULL: none) */
     struct kap_mcp_reg_header *headers;   /* injected upstream */
     size_t                     nheaders;
     int                        pin;       /* pin tool definitions */
@@ -122,10 +124,6 @@ void kap_mcp_pin_audit(struct kap_conn *c, const char *server,
  * tool, attribute "server". */
 int kap_mcp_policy(struct kap_req *r, void *conf);
 
-/* Ask the policy chain about every tools/call of r (kap_mcp_audit.c). */
-long kap_mcp_ask_calls(struct kap_conn *c, struct kap_pool *p,
-                       const struct kap_mcp_server *sv,
-                       const struct kap_mcp_req *r, const char **why);
 
 /* A refusal of a request for server (NULL: none named) by the module:
  * decided and audited by the core. */
@@ -148,15 +146,33 @@ struct kap_mcp_audit_info {
 };
 void kap_mcp_audit(struct kap_conn *c, const struct kap_mcp_audit_info *a);
 
+/* ---- the questions of a POST (kap_mcp_ask.c) ---- */
+
+/*
+ * Ask the policy chain about every tools/call of the checked request r
+ * (taken over), then answer: r's own answer when every call was denied
+ * here, 403 when the chain denied a call the patterns allowed (nothing
+ * is forwarded past a deny), else kap_mcp_forward().  The chain may wait
+ * (a tool under an `ask` pattern: a human answers through the channel);
+ * the exchange waits with it.
+ */
+void kap_mcp_ask(struct kap_http_ex *ex, struct kap_gen *gen,
+                 const struct kap_mcp_conf *cf,
+                 const struct kap_mcp_server *sv, struct kap_mcp_req *r,
+                 const struct kap_mcp_fwd_headers *fh, const char *up,
+                 const char *client);
+
 /* ---- forwarding (kap_mcp_forward.c) ---- */
 
 /*
  * Send the checked request (r: its forward bytes for a POST; NULL for
- * GET and DELETE) to server sv with the agent's picked headers, and
- * answer ex from the upstream's reply, filtered.  Takes r over (freed
- * with the exchange).  Answers ex itself on every path.
+ * GET and DELETE) to server sv of generation gen (cf, sv are its; a
+ * reference is taken) with the agent's picked headers, and answer ex
+ * from the upstream's reply, filtered.  Takes r over (freed with the
+ * exchange).  Answers ex itself on every path.
  */
-void kap_mcp_forward(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
+void kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
+                     const struct kap_mcp_conf *cf,
                      const struct kap_mcp_server *sv, struct kap_mcp_req *r,
                      const struct kap_mcp_fwd_headers *fh,
                      const char *upstream_sid, const char *client);

@@ -11,8 +11,9 @@
  *      (kap_mcp_headers_pick: Authorization and the rest dropped);
  *   3. an Mcp-Session-Id must be one kapd gave this client for this
  *      server (404 otherwise) and is swapped for the upstream's;
- *   4. POST: kap_mcp_req_check() -- refusals and all-denied requests
- *      answered here; every tools/call asked through the policy chain;
+ *   4. POST: kap_mcp_req_check() -- refusals answered here; every
+ *      tools/call asked through the policy chain (kap_mcp_ask.c, which
+ *      may wait for a human);
  *   5. kap_mcp_forward(): the re-serialised bytes upstream, the reply
  *      filtered back (kap_mcp_forward.c).
  * The policy of the current generation decides every new request, so a
@@ -55,35 +56,15 @@ is(const struct kap_str *s, const char *lit)
     return s->len == strlen(lit) && memcmp(s->data, lit, s->len) == 0;
 }
 
-/* the local answer of a checked request (refused, or every call denied) */
 static void
-mcp_local(struct kap_http_ex *ex, const struct kap_mcp_server *sv,
-          struct kap_mcp_req *r)
-{
-    struct kap_conn *c = kap_http_ex_conn(ex);
-    const char *why;
-
-    if (r->status == 200)
-        kap_mcp_ask_calls(c, kap_http_ex_pool(ex), sv, r, &why);
-    else
-        kap_mcp_refuse_audit(c, sv->name, r->reason);
-    kap_http_header_add(ex, "Cache-Control", "no-store");
-    kap_http_respond(ex, r->status, "application/json", r->answer.data,
-                     r->answer.len);
-    kap_mcp_req_free(r);
-}
-
-static void
-mcp_post(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
-         const struct kap_mcp_server *sv,
+mcp_post(struct kap_http_ex *ex, struct kap_gen *gen,
+         const struct kap_mcp_conf *cf, const struct kap_mcp_server *sv,
          const struct kap_mcp_fwd_headers *fh, const char *up,
          const char *client)
 {
-    struct kap_conn *c = kap_http_ex_conn(ex);
     struct kap_pool *p = kap_http_ex_pool(ex);
     struct kap_mcp_req r, *keep;
-    const char *body, *ct = NULL, *why = NULL;
-    char msg[512];
+    const char *body, *ct = NULL;
     size_t len;
 
     body = kap_http_ex_body(ex, &len);
@@ -91,31 +72,22 @@ mcp_post(struct kap_http_ex *ex, const struct kap_mcp_conf *cf,
         ct = kap_pstrndup(p, fh->content_type->value.data,
                           fh->content_type->value.len);
     memset(&r, 0, sizeof(r));
-    if (kap_mcp_req_check(&r, sv->tools, ct, body, len, NULL) != KAP_OK) {
+    if (kap_mcp_req_check(&r, sv->tools, ct, body, len, NULL) != KAP_OK
+        || (keep = kap_palloc(p, sizeof(*keep))) == NULL) {
         kap_mcp_req_free(&r);
         kap_http_error(ex, 500, "out of memory");
         return;
     }
-    if (r.status != 0) {
-        mcp_local(ex, sv, &r);
-        return;
-    }
-    if (kap_mcp_ask_calls(c, p, sv, &r, &why) >= 0) {
-        snprintf(msg, sizeof(msg), "a tools/call was denied: %s%s", why,
-                 strcmp(why, "default deny") == 0
-                     ? " (kapd.policy.chain must name \"mcp\")" : "");
+    if (r.status != 0 && r.status != 200) {     /* refused: 400, 415 */
+        kap_mcp_refuse_audit(kap_http_ex_conn(ex), sv->name, r.reason);
+        kap_http_header_add(ex, "Cache-Control", "no-store");
+        kap_http_respond(ex, r.status, "application/json", r.answer.data,
+                         r.answer.len);
         kap_mcp_req_free(&r);
-        kap_mcp_answer(ex, 403, msg, NULL);
-        return;
-    }
-    keep = kap_palloc(p, sizeof(*keep));
-    if (keep == NULL) {
-        kap_mcp_req_free(&r);
-        kap_http_error(ex, 500, "out of memory");
         return;
     }
     memcpy(keep, &r, sizeof(r));
-    kap_mcp_forward(ex, cf, sv, keep, fh, up, client);
+    kap_mcp_ask(ex, gen, cf, sv, keep, fh, up, client);
 }
 
 static void
@@ -124,6 +96,7 @@ mcp_handle(struct kap_http_ex *ex, void *data)
     const struct kap_http_req *q = kap_http_ex_req(ex);
     struct kap_conn *c = kap_http_ex_conn(ex);
     struct kap_pool *p = kap_http_ex_pool(ex);
+    struct kap_gen *gen = kap_gen_current();
     const struct kap_mcp_conf *cf;
     const struct kap_mcp_server *sv;
     struct kap_mcp_fwd_headers fh;
@@ -131,9 +104,11 @@ mcp_handle(struct kap_http_ex *ex, void *data)
     char name[KAP_MCP_NAME_MAX + 1], client[96], msg[256];
 
     (void)data;
-    cf = kap_gen_module_conf(kap_gen_current(), KAP_MCP_NAME);
-    if (cf == NULL)
+    cf = kap_gen_module_conf(gen, KAP_MCP_NAME);
+    if (cf == NULL) {
+        gen = c->gen;
         cf = c->conf;
+    }
     target = kap_pstrndup(p, q->target.data, q->target.len);
     if (target == NULL) {
         kap_http_error(ex, 500, "out of memory");
@@ -177,9 +152,9 @@ mcp_handle(struct kap_http_ex *ex, void *data)
         up = kap_pstrdup(p, up);
     }
     if (is(&q->method, "POST"))
-        mcp_post(ex, cf, sv, &fh, up, client);
+        mcp_post(ex, gen, cf, sv, &fh, up, client);
     else
-        kap_mcp_forward(ex, cf, sv, NULL, &fh, up, client);
+        kap_mcp_forward(ex, gen, cf, sv, NULL, &fh, up, client);
 }
 
 static void
