@@ -148,40 +148,30 @@ fw_unauthorized(struct fw *fw)
 
 /* ---- the upstream's head ------------------------------------------------- */
 
-/* The value of the one header name in head (NUL-terminated into out):
- * 1 found, 0 absent, -1 sent twice or too long. */
+/* The value of the one header name of the parsed head (NUL-terminated
+ * into out): 1 found, 0 absent, -1 sent twice or too long. */
 static int
-fw_head_value(const struct kap_buf *head, const char *name, char *out,
+fw_head_value(const struct kap_http_resp *h, const char *name, char *out,
               size_t n)
 {
-    const char *p = head->data, *end = head->data + head->len, *eol, *v;
-    size_t nl = strlen(name), vl;
-    int found = 0;
+    const struct kap_http_header *v = NULL;
+    size_t i, nl = strlen(name);
 
     out[0] = '\0';
-    while (p < end) {
-        eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL)
-            eol = end;
-        if ((size_t)(eol - p) > nl && p[nl] == ':'
-            && strncasecmp(p, name, nl) == 0) {
-            if (found++)
+    for (i = 0; i < h->nheaders; i++)
+        if (h->headers[i].name.len == nl
+            && strncasecmp(h->headers[i].name.data, name, nl) == 0) {
+            if (v != NULL)
                 return -1;
-            v = p + nl + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            vl = (size_t)(eol - v);
-            while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '
-                              || v[vl - 1] == '\t'))
-                vl--;
-            if (vl >= n)
-                return -1;
-            memcpy(out, v, vl);
-            out[vl] = '\0';
+            v = &h->headers[i];
         }
-        p = eol + 1;
-    }
-    return found;
+    if (v == NULL)
+        return 0;
+    if (v->value.len >= n)
+        return -1;
+    memcpy(out, v->value.data, v->value.len);
+    out[v->value.len] = '\0';
+    return 1;
 }
 
 static int
@@ -197,7 +187,7 @@ fw_sid_ok(const char *s)
 
 /* the session the upstream names in its head: mapped, or dropped */
 static int
-fw_session(struct fw *fw, const struct kap_buf *head)
+fw_session(struct fw *fw, const struct kap_http_resp *head)
 {
     char up[KAP_MCP_SID_MAX + 1];
     int rc = fw_head_value(head, "Mcp-Session-Id", up, sizeof(up));
@@ -259,10 +249,24 @@ fw_head(struct kap_curl *cu, long status, const struct kap_buf *head,
         void *data)
 {
     struct fw *fw = data;
+    struct kap_http_resp *resp;
     char ct[512], why[256];
 
     (void)cu;
     fw->status = status;
+    /* libcurl read the head; kapd's own parser reads it again, so that
+     * what the module acts on is what a strict reader sees */
+    resp = kap_palloc(kap_http_ex_pool(fw->ex), sizeof(*resp));
+    if (resp == NULL) {
+        fw_fail(fw, 500, "out of memory");
+        return KAP_ERROR;
+    }
+    kap_http_resp_reset(resp);
+    if (kap_http_parse_response(resp, head->data, head->len, fw->method, NULL)
+        != KAP_OK) {
+        fw_fail(fw, 502, "the upstream's response head does not parse");
+        return KAP_ERROR;
+    }
     if (status == 401) {
         fw_unauthorized(fw);
         return KAP_ERROR;
@@ -273,11 +277,11 @@ fw_head(struct kap_curl *cu, long status, const struct kap_buf *head,
         fw_fail(fw, 502, why);
         return KAP_ERROR;
     }
-    if (fw_session(fw, head) != KAP_OK) {
+    if (fw_session(fw, resp) != KAP_OK) {
         fw_fail(fw, 502, "the upstream's Mcp-Session-Id is not usable");
         return KAP_ERROR;
     }
-    if (fw_head_value(head, "Content-Type", ct, sizeof(ct)) < 0) {
+    if (fw_head_value(resp, "Content-Type", ct, sizeof(ct)) < 0) {
         fw_fail(fw, 502, "the upstream's Content-Type is not usable");
         return KAP_ERROR;
     }
