@@ -92,7 +92,7 @@ sess_evict(void)
     struct sess **pp, **old = NULL, *s;
 
     for (pp = &sess_head; *pp != NULL; pp = &(*pp)->next)
-        if (old == NULL || (*pp)->used < (*old)->used)
+        if (old == NULL || (*pp)->used <= (*old)->used)  /* ties: the older */
             old = pp;
     if (old == NULL)
         return;
