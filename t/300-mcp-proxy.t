@@ -20,7 +20,7 @@ use IO::Select;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('mcp');
-$t->plan(68);
+$t->plan(70);
 
 my $TOKEN = 'mcp-secret-Zq8Kd3LwPx71';
 $ENV{KAP_TEST_MCP_TOKEN} = $TOKEN;
@@ -120,7 +120,22 @@ for my $f (qw(lf crlf cr nospace multiline comments split)) {
     is_deeply([map { @{names($_)} } grep { ref $_ } @msgs], ['get_issue'],
               "SSE $f: filtered");
 }
-$m->set(reply => 'json', framing => 'lf', tools => Test::Kapd::FakeMCP::default_tools());
+# a list inside a batch, and the server's own messages passed on
+$m->set(reply => 'json', framing => 'lf');
+$r = call(sid => $sid, msg => [rpc(30, 'tools/list'),
+                               rpc(31, 'ping')]);
+my %bb = map { $_->{id} => $_ } @{decode_json($r->{body})};
+is_deeply(names($bb{30}), ['get_issue'], 'a list inside a batch: filtered');
+$m->set(reply => 'sse', before => [
+    { jsonrpc => '2.0', method => 'notifications/tools/list_changed' },
+    { jsonrpc => '2.0', id => 'srv-1', method => 'roots/list' }]);
+$r = call(msg => rpc(32, 'tools/list'), sid => $sid);
+is_deeply([map { $_->{method} // "reply $_->{id}" }
+           Test::Kapd::FakeMCP::sse_messages($r->{body})],
+          ['notifications/tools/list_changed', 'roots/list', 'reply 32'],
+          'list_changed and a server-to-client request passed on');
+$m->set(reply => 'json', framing => 'lf', before => [],
+        tools => Test::Kapd::FakeMCP::default_tools());
 
 # -- denied calls ---------------------------------------------------------------
 my $n0 = $m->count;
