@@ -1021,7 +1021,7 @@ main(int argc, char **argv)
     size_t nlat = 0;
     uint32_t *lat;
     int opt, cset = 0, wset = 0, sset = 0;
-    double window;
+    double window, cpu_s = 0;
 
     if (argc < 2) {
         usage();
@@ -1163,16 +1163,24 @@ main(int argc, char **argv)
     }
     qsort(lat, nlat, sizeof *lat, cmp_u32);
     window = o.count > 0 ? (double) (now_ns() - t0) / 1e9 : o.secs;
+    /* kbench's own CPU (user + system, warm-up included): run-proxy -C
+       charges each process of a run its share per unit */
+    {
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            cpu_s = (double) ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+                    + (double) ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    }
     printf("kbench label=%s mode=%s via=%s c=%d threads=%d secs=%.2f ok=%llu "
            "err=%llu reconn=%llu rate=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f "
-           "max_us=%.1f bytes=%llu MBps=%.1f\n",
+           "max_us=%.1f bytes=%llu MBps=%.1f cpu_s=%.3f\n",
            o.label, modes[o.mode], o.proxied ? "proxy" : "direct", o.conc,
            o.threads, window, (unsigned long long) ok,
            (unsigned long long) err, (unsigned long long) reconn,
            (double) ok / window,
            pct_us(lat, nlat, 0.50), pct_us(lat, nlat, 0.90),
            pct_us(lat, nlat, 0.99), nlat ? lat[nlat - 1] / 1000.0 : 0.0,
-           (unsigned long long) bytes, (double) bytes / window / 1e6);
+           (unsigned long long) bytes, (double) bytes / window / 1e6, cpu_s);
     fflush(stdout);
     free(lat);
     workers_free(ws, o.threads);

@@ -225,6 +225,11 @@ extern const struct kap_module *const kapd_builtin_modules[];
 extern const struct kap_module kapd_network_module;     /* kapd_network.c */
 extern const struct kap_module kapd_audit_log_module;   /* kapd_audit_log.c */
 
+/* kapd_addr.c: the dotted quad of the 4 bytes at a, NUL-terminated,
+ * without printf (one per tunnel and per DNS answer).  Its length, or -1
+ * (buf untouched) when size cannot hold it. */
+int  kapd_ipv4_text(const unsigned char *a, char *buf, size_t size);
+
 /* kapd_chain.c ----------------------------------------------------------- */
 /* Flatten policy and audit chains of gen per request kind. */
 int  kapd_chain_build(struct kap_gen *gen, struct kap_err *err);

@@ -255,6 +255,27 @@ kap_addr_parse_literal(const char *host, struct sockaddr_storage *ss)
     return kap_addr_parse_literal_n(host, strlen(host), ss);
 }
 
+int
+kapd_ipv4_text(const unsigned char *a, char *buf, size_t size)
+{
+    char     tmp[16], *p = tmp;
+    unsigned i, v;
+
+    for (i = 0; i < 4; i++) {
+        v = a[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+    if ((size_t)(p - tmp) > size)
+        return -1;
+    memcpy(buf, tmp, (size_t)(p - tmp));
+    return (int)(p - tmp) - 1;
+}
+
 char *
 kap_addr_to_text(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -262,7 +283,8 @@ kap_addr_to_text(const struct sockaddr *sa, char *buf, size_t len)
         return NULL;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-        if (inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len) == NULL)
+        if (kapd_ipv4_text((const unsigned char *)&sin->sin_addr, buf, len)
+            < 0)
             return NULL;
         return buf;
     }

@@ -3,7 +3,8 @@
  * (kap_json_w_*) and the printer of checked trees (kap_json_print),
  * kap_json.h.
  *
- * Output is compact (no whitespace).  Strings are escaped byte by byte;
+ * Output is compact (no whitespace).  Strings are scanned eight bytes at
+ * a time for bytes that need escaping and escaped byte by byte from there;
  * bytes that are not valid UTF-8 become \u00XX so the output is valid
  * JSON whatever the input.  A checked tree's strings are valid UTF-8, so
  * printing one changes no string; its numbers are written as their
@@ -14,6 +15,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,45 @@ static int
 w_plain(unsigned char c)
 {
     return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/*
+ * 1 when one of the 8 bytes in v is not plain: below 0x20, '"', '\\',
+ * 0x7f or above.  Each term is the exact "some byte is zero / below n"
+ * test on the whole word (a borrow can only mark bytes above one that
+ * really matches), so the answer does not depend on byte order.
+ */
+static int
+w_word_special(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t high = 0x8080808080808080ULL;
+    uint64_t       q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    uint64_t       d = v ^ (ones * 0x7f);
+
+    return (((v - ones * 0x20) & ~v)          /* a byte < 0x20 */
+            | ((q - ones) & ~q)               /* a '"' */
+            | ((b - ones) & ~b)               /* a '\\' */
+            | ((d - ones) & ~d)               /* 0x7f */
+            | v) & high ? 1 : 0;              /* 0x80 and above */
+}
+
+/* Length of the run of plain bytes at the start of s[0..n): eight bytes
+ * at a time, the rest (and the word that has a special byte) one by one. */
+static size_t
+w_plain_run(const unsigned char *s, size_t n)
+{
+    size_t   i = 0;
+    uint64_t v;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&v, s + i, 8);
+        if (w_word_special(v))
+            break;
+    }
+    while (i < n && w_plain(s[i]))
+        i++;
+    return i;
 }
 
 /* Decimal text of v, right-aligned ending at end; returns its start. */
@@ -146,10 +187,27 @@ w_string(struct kap_json_writer *w, const char *str, size_t n)
     size_t               i = 0, run, k;
     char                 esc[6];
 
+    run = w_plain_run(s, n);
+    if (run == n) {
+        /* nothing to escape (nearly every string): one piece */
+        struct kap_buf *b = w->out;
+
+        if (w->failed)
+            return;
+        if (b->data != NULL && b->cap > b->len && n + 2 < b->cap - b->len) {
+            char *p = b->data + b->len;
+
+            p[0] = '"';
+            memcpy(p + 1, str, n);
+            p[n + 1] = '"';
+            p[n + 2] = '\0';
+            b->len += n + 2;
+            return;
+        }
+    }
     w_raw(w, "\"", 1);
     while (i < n && !w->failed) {
-        for (run = i; run < n && w_plain(s[run]); run++)
-            ;
+        run = i + w_plain_run(s + i, n - i);
         if (run > i) {
             w_raw(w, str + i, run - i);
             i = run;
@@ -342,18 +400,16 @@ kap_json_w_key(struct kap_json_writer *w, const char *key)
     {
         /* a key is nearly always a short plain constant: one piece */
         char   piece[68];
-        size_t n = 0;
+        size_t n = strlen(key);
 
-        while (key[n] != '\0' && n < 64 && w_plain((unsigned char)key[n]))
-            n++;
-        if (key[n] == '\0') {
+        if (n <= 64 && w_plain_run((const unsigned char *)key, n) == n) {
             piece[0] = '"';
             memcpy(piece + 1, key, n);
             piece[n + 1] = '"';
             piece[n + 2] = ':';
             w_raw(w, piece, n + 3);
         } else {
-            w_string(w, key, strlen(key));
+            w_string(w, key, n);
             w_raw(w, ":", 1);
         }
     }

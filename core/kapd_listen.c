@@ -220,24 +220,20 @@ static int
 ipv4_port_text(const unsigned char *a, unsigned port, char *buf,
                size_t size)
 {
-    char tmp[24], *p = tmp;
-    unsigned v[5] = { a[0], a[1], a[2], a[3], port };
-    int i;
+    char tmp[24], d[6], *e = d + sizeof(d);
+    int  n = kapd_ipv4_text(a, tmp, sizeof(tmp));
 
-    for (i = 0; i < 5; i++) {
-        char d[6], *e = d + sizeof(d);
-        unsigned x = v[i];
-        do {
-            *--e = (char)('0' + x % 10);
-            x /= 10;
-        } while (x != 0);
-        memcpy(p, e, (size_t)(d + sizeof(d) - e));
-        p += d + sizeof(d) - e;
-        *p++ = i < 3 ? '.' : i == 3 ? ':' : '\0';
-    }
-    if ((size_t)(p - tmp) > size)
+    *--e = '\0';
+    do {
+        *--e = (char)('0' + port % 10);
+        port /= 10;
+    } while (port != 0);
+    tmp[n] = ':';
+    memcpy(tmp + n + 1, e, (size_t)(d + sizeof(d) - e));
+    n += 1 + (int)(d + sizeof(d) - e);
+    if ((size_t)n > size)
         return -1;
-    memcpy(buf, tmp, (size_t)(p - tmp));
+    memcpy(buf, tmp, (size_t)n);
     return 0;
 }
 

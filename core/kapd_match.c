@@ -779,40 +779,81 @@ kapd_match_lookup(const struct kapd_match *m, const char *subject,
     return decide(m, c, nc, port, res);
 }
 
+/* Reason text pieces, truncated at the end of the buffer like snprintf
+ * (one audit line per policy question: no printf on that path). */
+struct reason_out {
+    char *p, *end;                     /* end: the terminator's place */
+};
+
+static void
+reason_put(struct reason_out *o, const char *s)
+{
+    size_t n = strlen(s), room = (size_t)(o->end - o->p);
+
+    if (n > room)
+        n = room;
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+
+static void
+reason_uint(struct reason_out *o, unsigned v)
+{
+    char d[12], *e = d + sizeof(d);
+
+    *--e = '\0';
+    do {
+        *--e = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    reason_put(o, e);
+}
+
 char *
 kapd_match_reason(const struct kapd_match_result *res, uint16_t port,
                   char *buf, size_t len)
 {
-    char loc[300];
     const struct kapd_match_rule *r = res->rule;
+    struct reason_out o = { buf, buf + len - 1 };
 
-    loc[0] = '\0';
-    if (r != NULL && r->file != NULL && r->file[0] != '\0')
-        snprintf(loc, sizeof(loc), " (%s:%d)", r->file, r->line);
-    else if (r != NULL && r->line > 0)
-        snprintf(loc, sizeof(loc), " (line %d)", r->line);
-
+    if (len == 0)
+        return buf;
     switch (res->why) {
     case KAPD_MATCH_ALLOWED:
-        snprintf(buf, len, "allow \"%s\"%s", r ? r->text : "", loc);
-        break;
     case KAPD_MATCH_DENIED:
-        snprintf(buf, len, "deny \"%s\"%s", r ? r->text : "", loc);
-        break;
     case KAPD_MATCH_PORT:
-        snprintf(buf, len, "port %u not allowed for \"%s\"%s",
-                 (unsigned)port, r ? r->text : "", loc);
+        if (res->why == KAPD_MATCH_PORT) {
+            reason_put(&o, "port ");
+            reason_uint(&o, port);
+            reason_put(&o, " not allowed for \"");
+        } else
+            reason_put(&o, res->why == KAPD_MATCH_ALLOWED ? "allow \""
+                                                          : "deny \"");
+        reason_put(&o, r ? r->text : "");
+        reason_put(&o, "\"");
+        if (r != NULL && r->file != NULL && r->file[0] != '\0') {
+            reason_put(&o, " (");
+            reason_put(&o, r->file);
+            reason_put(&o, ":");
+            reason_uint(&o, (unsigned)r->line);
+            reason_put(&o, ")");
+        } else if (r != NULL && r->line > 0) {
+            reason_put(&o, " (line ");
+            reason_uint(&o, (unsigned)r->line);
+            reason_put(&o, ")");
+        }
         break;
     case KAPD_MATCH_INVALID_NAME:
-        snprintf(buf, len, "invalid name");
+        reason_put(&o, "invalid name");
         break;
     case KAPD_MATCH_INVALID_ADDR:
-        snprintf(buf, len, "invalid IP address");
+        reason_put(&o, "invalid IP address");
         break;
     case KAPD_MATCH_NOT_LISTED:
     default:
-        snprintf(buf, len, "not in network.allow");
+        reason_put(&o, "not in network.allow");
         break;
     }
+    *o.p = '\0';
     return buf;
 }

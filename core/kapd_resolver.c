@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -930,6 +931,36 @@ resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     resolver_addrs_finish(q, NULL);
 }
 
+/*
+ * Zero a new query but for its address arrays and the name buffers (8 KiB
+ * of the 8.7 KiB): an address is written whole (memset) before naddrs
+ * counts it, and the names are written before qwire_len says so.  A
+ * calloc() of the whole struct was a tenth of kapd's instructions per
+ * tunnel and per never-seen DNS query.
+ */
+_Static_assert(offsetof(struct kap_resolve, nsub)
+                   == offsetof(struct kap_resolve, sub)
+                          + sizeof(((struct kap_resolve *)0)->sub),
+               "nsub follows sub[]");
+_Static_assert(offsetof(struct resolve_sub, addrs)
+                   + sizeof(((struct resolve_sub *)0)->addrs)
+                   == sizeof(struct resolve_sub),
+               "addrs ends struct resolve_sub");
+
+static void
+resolver_query_zero(struct kap_resolve *q)
+{
+    size_t i;
+
+    memset(q, 0, offsetof(struct kap_resolve, sub));
+    for (i = 0; i < sizeof(q->sub) / sizeof(q->sub[0]); i++)
+        memset(&q->sub[i], 0, offsetof(struct resolve_sub, addrs));
+    memset(&q->nsub, 0,
+           offsetof(struct kap_resolve, qwire)
+               - offsetof(struct kap_resolve, nsub));
+    q->name[0] = '\0';
+}
+
 /* Common setup: resolver state of gen, the query, its timer. */
 static struct kap_resolve *
 resolver_query_new(struct kap_gen *gen,
@@ -949,9 +980,10 @@ resolver_query_new(struct kap_gen *gen,
     c = kap_gen_module_conf(gen, RESOLVER_NAME);
     if (c == NULL || c->ctx == NULL)
         return NULL;
-    q = calloc(1, sizeof(*q));
+    q = malloc(sizeof(*q));
     if (q == NULL)
         return NULL;
+    resolver_query_zero(q);
     q->rc = c;
     q->gen = gen;
     q->type = type;

@@ -361,6 +361,37 @@ main(void)
            "to_text short buffer");
     }
     {
+        /* IPv4 without inet_ntop: every byte value in every place, and
+           the buffer sizes around the text's length, as inet_ntop does */
+        struct sockaddr_in s4;
+        char want[INET_ADDRSTRLEN], got[INET_ADDRSTRLEN + 2];
+        unsigned v, pos, bad4 = 0, badsize = 0;
+        size_t sz;
+
+        memset(&s4, 0, sizeof(s4));
+        s4.sin_family = AF_INET;
+        for (pos = 0; pos < 4; pos++)
+            for (v = 0; v < 256; v++) {
+                unsigned char *a = (unsigned char *)&s4.sin_addr;
+                a[0] = 1; a[1] = 22; a[2] = 233; a[3] = 0;
+                a[pos] = (unsigned char)v;
+                inet_ntop(AF_INET, &s4.sin_addr, want, sizeof(want));
+                if (kap_addr_to_text((struct sockaddr *)&s4, got,
+                                     sizeof(got)) == NULL
+                    || strcmp(got, want) != 0)
+                    bad4++;
+                for (sz = 0; sz <= strlen(want) + 1; sz++) {
+                    memset(got, 'x', sizeof(got));
+                    if ((kap_addr_to_text((struct sockaddr *)&s4, got, sz)
+                         != NULL) != (sz > strlen(want))
+                        || (sz <= strlen(want) && got[0] != 'x'))
+                        badsize++;
+                }
+            }
+        ok(bad4 == 0, "to_text v4: the same text as inet_ntop (1024 addresses)");
+        ok(badsize == 0, "to_text v4: NULL, buffer untouched, when too short");
+    }
+    {
         unsigned char x[4] = { 10, 1, 2, 3 }, y[4] = { 10, 1, 255, 0 };
         ok(kap_addr_prefix_eq(x, y, 16), "prefix /16 equal");
         ok(!kap_addr_prefix_eq(x, y, 17), "prefix /17 differs");

@@ -639,6 +639,143 @@ doubles_match_reference(void)
     kap_buf_free(&b);
 }
 
+/*
+ * The writer's string escaping (a word-at-a-time scan for bytes that need
+ * escaping) against a byte-by-byte reference: random strings drawn mostly
+ * from the bytes at the edges of each class ('"', '\\', 0x1f/0x20, 0x7e/
+ * 0x7f/0x80, UTF-8 leads and continuations), every length 0..40 and some
+ * long ones, at every alignment; as values and as keys.
+ */
+/* Length of a valid UTF-8 sequence at s, 0 if invalid: by decoding the
+ * code point and checking its range (the writer checks byte ranges). */
+static size_t
+ref_utf8(const unsigned char *s, size_t n)
+{
+    size_t        len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2
+                        : 0;
+    unsigned long cp, min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    size_t        i;
+
+    if (len == 0 || len > n || s[0] >= 0xf8)
+        return 0;
+    cp = s[0] & (0x7f >> len);
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+static void
+ref_escape(struct kap_buf *o, const unsigned char *s, size_t n)
+{
+    size_t i = 0, k;
+    char   e[7];
+
+    kap_buf_append(o, "\"", 1);
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            kap_buf_append(o, s + i, 1);
+            i++;
+        } else if (c == '"' || c == '\\') {
+            e[0] = '\\';
+            e[1] = (char)c;
+            kap_buf_append(o, e, 2);
+            i++;
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            kap_buf_append(o, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t",
+                           2);
+            i++;
+        } else if ((k = c >= 0x80 ? ref_utf8(s + i, n - i) : 0) == 3
+                   && c == 0xe2 && s[i + 1] == 0x80
+                   && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
+            kap_buf_append(o, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            i += 3;
+        } else if (k > 0) {
+            kap_buf_append(o, s + i, k);
+            i += k;
+        } else {
+            snprintf(e, sizeof(e), "\\u%04x", c);
+            kap_buf_append(o, e, 6);
+            i++;
+        }
+    }
+    kap_buf_append(o, "\"", 1);
+}
+
+static void
+writer_strings_match_reference(void)
+{
+    static const unsigned char edge[] = {
+        'a', 'Z', '0', ' ', '~', '"', '\\', 0x00, 0x01, 0x09, 0x0a, 0x0d,
+        0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7e, 0x7f, 0x80, 0x81, 0xbf, 0xc0,
+        0xc2, 0xdf, 0xe0, 0xe2, 0xa8, 0xa9, 0xed, 0x9f, 0xa0, 0xf0, 0xf4,
+        0x8f, 0x90, 0xfe, 0xff, 0xa2, 0x22, 0xdc, 0x5c };
+    unsigned char  raw[300], key[80];
+    unsigned long  seed = 12345;
+    struct kap_buf got = { 0 }, want = { 0 };
+    int            bad = 0, n = 0, len, off, i, as_key;
+
+    for (len = 0; len <= 200; len += len < 40 ? 1 : 23) {
+        for (off = 0; off < 8; off++) {
+            for (i = 0; i < 40; i++) {
+                struct kap_json_writer w;
+                int                    j, plain = (i % 4) == 0;
+
+                for (j = 0; j < len; j++) {
+                    seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+                    /* plain runs with a special byte here and there */
+                    raw[off + j] = plain || (seed >> 33) % 5
+                        ? (unsigned char)(0x20 + (seed >> 40) % 0x5f)
+                        : edge[(seed >> 40) % sizeof(edge)];
+                    if (raw[off + j] == '"' && plain)
+                        raw[off + j] = 'q';
+                    if (raw[off + j] == '\\' && plain)
+                        raw[off + j] = 'b';
+                }
+                as_key = len < 64 && (i % 3) == 0;
+                /* now and then from an empty buffer: the path that grows it */
+                if (i % 7 == 0)
+                    kap_buf_free(&got);
+                kap_buf_reset(&got);
+                kap_buf_reset(&want);
+                kap_json_w_init(&w, &got);
+                if (as_key) {
+                    /* a key is a C string: no NUL inside */
+                    for (j = 0; j < len; j++)
+                        key[j] = raw[off + j] ? raw[off + j] : 'n';
+                    key[len] = '\0';
+                    kap_json_w_obj_begin(&w);
+                    kap_json_w_key(&w, (const char *)key);
+                    kap_json_w_int(&w, 1);
+                    kap_json_w_obj_end(&w);
+                    kap_buf_append(&want, "{", 1);
+                    ref_escape(&want, key, (size_t)len);
+                    kap_buf_append(&want, ":1}", 3);
+                } else {
+                    kap_json_w_strn(&w, (const char *)raw + off, (size_t)len);
+                    ref_escape(&want, raw + off, (size_t)len);
+                }
+                n++;
+                if (kap_json_w_finish(&w) != KAP_OK || got.len != want.len
+                    || memcmp(got.data, want.data, got.len) != 0) {
+                    if (bad++ < 3)
+                        diag("len %d off %d: got %s want %s", len, off,
+                             got.data ? got.data : "(none)", want.data);
+                }
+            }
+        }
+    }
+    ok(bad == 0, "%d strings and keys: escaped as the byte-by-byte reference",
+       n);
+    kap_buf_free(&got);
+    kap_buf_free(&want);
+}
+
 int
 main(void)
 {
@@ -649,6 +786,7 @@ main(void)
     lookup();
     pool();
     writer();
+    writer_strings_match_reference();
     shortest_doubles();
     return done_testing();
 }

@@ -455,6 +455,16 @@ main(void)
         is_str(reason(m, "github.com", 8443),
                "port 8443 not allowed for \"github.com\" (kap.conf:10)",
                "port reason");
+        {
+            /* a short buffer truncates the reason, as snprintf did */
+            struct kapd_match_result res;
+            char small[12];
+            kapd_match_lookup(m, "github.com", 8443, &res);
+            is_str(kapd_match_reason(&res, 8443, small, sizeof(small)),
+                   "port 8443 n", "reason truncated to the buffer");
+            is_str(kapd_match_reason(&res, 8443, small, 1), "",
+                   "a one-byte buffer holds the terminator only");
+        }
         is_str(v(m, "ssh.example.com", 2222), "allow", "port list 2");
         is_str(v(m, "ssh.example.com", 22), "allow", "port list 1");
         is_str(v(m, "ssh.example.com", 443), "deny",
