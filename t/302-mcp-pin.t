@@ -74,7 +74,8 @@ $m->set(tools => \@tools);
 is(names(), 'delete_repo', 'the changed tool is taken out of the list');
 my $n = $m->count;
 my $r = tcall('get_issue');
-isnt($r->{status}, 200, 'a call to it is refused');
+is((eval { decode_json($r->{body}) } // {})->{error}{code}, -32602,
+   'a call to it is refused (JSON-RPC -32602)');
 like($r->{body}, qr/pinned.*kap mcp pin gh --accept/, 'saying how to accept it');
 is($m->count, $n, 'and never sent upstream');
 is(tcall('delete_repo')->{status}, 200, 'an unchanged tool is called');

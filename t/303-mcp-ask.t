@@ -17,7 +17,7 @@ use JSON::PP;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('mcp')->has_module('test_hooks');
-$t->plan(13);
+$t->plan(15);
 
 my $m = Test::Kapd::FakeMCP->new($t, port => $t->port('mcp'), name => 'k',
                                   addr => '127.0.0.2', sessions => 0);
@@ -76,7 +76,23 @@ like(tcall('create_repo')->{body}, qr/-32602/, 'deny wins over ask');
 $t->write_conf(conf('deny'));
 like($t->reload // '', qr/reloaded/, 'the stand-in now says deny');
 $r = tcall('create_issue');
-is($r->{status}, 403, 'an asked tool, answered deny: 403');
+is((eval { decode_json($r->{body}) } // {})->{error}{code}, -32602,
+   'an asked tool, answered deny: JSON-RPC -32602');
+like($r->{body}, qr/create_issue.*denied/, 'naming the tool');
+{
+    my $raw = http_get('/gh', addr => $kap, host => $kap, method => 'POST',
+        body => $J->encode([
+            { jsonrpc => '2.0', id => 7, method => 'tools/call',
+              params => { name => 'create_issue', arguments => {} } },
+            { jsonrpc => '2.0', id => 8, method => 'tools/call',
+              params => { name => 'get_issue', arguments => {} } }]),
+        headers => ['Content-Type: application/json',
+                    'Accept: application/json, text/event-stream'], timeout => 10);
+    my $list = eval { decode_json(http_parse($raw)->{body}) } // [];
+    my %e = map { $_->{id} => $_->{error}{message} } @$list;
+    ok(($e{7} // '') =~ /denied/ && ($e{8} // '') =~ /not sent/,
+       'in a batch: the denied call and its neighbour both answered');
+}
 is($m->count, $n, 'nothing of them reached the server');
 
 # the agent goes away while its call waits for an allow

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <kapd/kap_gen.h>
+#include <kapd/kap_json.h>
 
 #include "kap_mcp_mod.h"
 
@@ -49,11 +50,56 @@ ask_cleanup(void *data)
     kap_gen_unref(a->gen);
 }
 
+/*
+ * A call the chain denied: nothing is forwarded, and every request of
+ * the body is answered with a JSON-RPC error (HTTP 200, as a call the
+ * patterns deny): the denied call says why, the others that they were
+ * not sent.  An MCP client reads these as tool errors, not as a
+ * transport failure.
+ */
+static void
+ask_refuse(struct ask *a)
+{
+    struct kap_mcp_req *r = a->r;
+    struct kap_json_writer w;
+    struct kap_buf b = { 0 };
+    char msg[512];
+    size_t i;
+
+    kap_json_w_init(&w, &b);
+    if (r->batch)
+        kap_json_w_arr_begin(&w);
+    for (i = 0; i < r->nmsgs; i++) {
+        const struct kap_mcp_msg *m = &r->msgs[i];
+        if (m->method == NULL || m->id == NULL)
+            continue;                   /* notifications, responses */
+        if (m->tool != NULL && strcmp(m->tool, a->tool) == 0)
+            snprintf(msg, sizeof(msg), "tool \"%s\" denied: %s%s", m->tool,
+                     a->denied, strcmp(a->denied, "default deny") == 0
+                         ? " (kapd.policy.chain must name \"mcp\")" : "");
+        else
+            snprintf(msg, sizeof(msg), "not sent: tool \"%s\" in the same "
+                     "request was denied", a->tool);
+        kap_mcp_error_w(&w, m->id, KAP_MCP_INVALID_PARAMS, msg, NULL, NULL);
+        if (!r->batch)
+            break;
+    }
+    if (r->batch)
+        kap_json_w_arr_end(&w);
+    if (kap_json_w_finish(&w) != KAP_OK || b.len == 0) {
+        kap_buf_free(&b);
+        kap_mcp_answer(a->ex, 403, "a tools/call was denied", NULL);
+        return;
+    }
+    kap_http_header_add(a->ex, "Cache-Control", "no-store");
+    kap_http_respond(a->ex, 200, "application/json", b.data, b.len);
+    kap_buf_free(&b);
+}
+
 static void
 ask_answered(struct ask *a)
 {
     struct kap_mcp_req *r = a->r;
-    char msg[512];
 
     if (r->status != 0) {               /* every call denied here */
         kap_http_header_add(a->ex, "Cache-Control", "no-store");
@@ -62,10 +108,7 @@ ask_answered(struct ask *a)
         return;
     }
     if (a->denied != NULL) {
-        snprintf(msg, sizeof(msg), "tools/call %s was denied: %s%s", a->tool,
-                 a->denied, strcmp(a->denied, "default deny") == 0
-                     ? " (kapd.policy.chain must name \"mcp\")" : "");
-        kap_mcp_answer(a->ex, 403, msg, NULL);
+        ask_refuse(a);
         return;
     }
     a->r = NULL;                        /* the forward owns it now */

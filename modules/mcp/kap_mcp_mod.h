@@ -151,8 +151,9 @@ void kap_mcp_audit(struct kap_conn *c, const struct kap_mcp_audit_info *a);
 /*
  * Ask the policy chain about every tools/call of the checked request r
  * (taken over), then answer: r's own answer when every call was denied
- * here, 403 when the chain denied a call the patterns allowed (nothing
- * is forwarded past a deny), else kap_mcp_forward().  The chain may wait
+ * here, JSON-RPC errors (HTTP 200) when the chain denied a call the
+ * patterns allowed (nothing is forwarded past a deny), else
+ * kap_mcp_forward().  The chain may wait
  * (a tool under an `ask` pattern: a human answers through the channel);
  * the exchange waits with it.
  */
