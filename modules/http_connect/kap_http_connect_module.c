@@ -628,10 +628,14 @@ hc_head_done(struct hc *hc)
 
     hc->nreq++;
     hc->is_connect = q->form == KAP_HTTP_FORM_AUTHORITY;
-    snprintf(hc->method, sizeof(hc->method), "%.*s",
-             (int)(q->method.len < sizeof(hc->method) - 1
-                   ? q->method.len : sizeof(hc->method) - 1),
-             q->method.data);
+    {
+        /* truncated to the field, without printf (once per request) */
+        size_t ml = q->method.len < sizeof(hc->method) - 1
+                    ? q->method.len : sizeof(hc->method) - 1;
+        if (ml > 0)
+            memcpy(hc->method, q->method.data, ml);
+        hc->method[ml] = '\0';
+    }
     hc->client_minor = q->minor;
     hc->client_ka = q->keep_alive && !hc->is_connect;
     hc->subject = "";
