@@ -8,9 +8,9 @@
 # back to POST /<tool> with a strict JSON body; non-string args, unknown
 # keys, other methods and unknown tools are refused with JSON errors; no
 # credential reaches the error log.  Config errors name file:line:
-# proxy mode without rules suggests allow = ["**"], proxy mode is refused
-# until the argv rule engine is in (never run unchecked), a direct tool
-# with rules is refused, and a binary in a directory others may write is
+# proxy mode without rules suggests allow = ["**"], a proxy-mode tool
+# without a profile is refused (only direct mode can serve it), a direct
+# tool with rules is refused, and a binary in a directory others may write is
 # refused.  A reload with a bad edit keeps the old tools.
 
 use strict;
@@ -80,8 +80,8 @@ conf_error('{ name = "x"; path = "/bin/true"; }',
            qr/allow = \["\*\*"\].*kap\.conf:\d+/,
            'proxy mode without rules suggests allow = ["**"] at file:line');
 conf_error('{ name = "x"; path = "/bin/true"; allow = ["**"]; }',
-           qr/rule engine.*never run unchecked/,
-           'proxy mode is refused until the rule engine is in');
+           qr/no profile.*can only be mode = "direct"/,
+           'a proxy-mode tool without a profile is refused');
 conf_error('{ name = "x"; mode = "direct"; path = "/bin/true"; allow = ["**"]; }',
            qr/direct-mode tool.*allow\/deny/,
            'a direct tool with rules');

@@ -8,13 +8,23 @@
  *           { name = "gh"; mode = "direct";
  *             path = "/usr/bin/gh";          # default: found on PATH
  *             env = [ "GH_TOKEN=file:/etc/kap/gh.token" ];
- *             wall_time = "5m"; max_output = "16M"; concurrency = 4; }
+ *             wall_time = "5m"; max_output = "16M"; concurrency = 4; },
+ *           { name = "gh";                   # mode = "proxy": kapd runs it
+ *             profile = "gh.prof";           # default: PROFILE_DIR/gh.prof
+ *             allow = [ "pr list", "issue view *" ]; deny = [ "pr merge" ];
+ *             cwd = "workspace"; }           # or "home" (the default)
  *       );
+ *       workspace = "/srv/ws";               # the capsule's workspace here
+ *       capsule_workspace = "/workspace";    # and its path in the capsule
+ *       home_dir = "/var/lib/kapd/cli";      # per-call homes (default: a
+ *                                            # private directory in /tmp)
+ *       egress_proxy = "http://127.0.0.1:3128";  # the child's HTTP(S)_PROXY
  *   };
  *
- * Proxy mode (kapd runs the tool under argv rules) is refused at load
- * until the argv rule engine (kap_cli_rules.h) is part of the module:
- * a tool is never run unchecked.
+ * A proxy-mode call (kap_cli_proxy.c) is canonicalised and decided with
+ * the tool's profile and rules (kap_cli_rules.h), asked on the core's
+ * policy chain as a "cli" question (the module's own policy hook answers
+ * with that verdict), and run with the runner (kap_cli_run.h).
  */
 #ifndef KAP_CLI_H
 #define KAP_CLI_H
@@ -26,13 +36,16 @@
 #include <kapd/kap_http_server.h>
 #include <kapd/kap_module.h>
 
+#include "kap_cli_rules.h"   /* KAP_CLI_MAX_ARGS, KAP_CLI_MAX_ARG */
+
 #define KAP_CLI_NAME         "cli"
 #define KAP_CLI_LISTEN       "127.0.0.1:3130"
-#define KAP_CLI_MAX_ARGS     4096          /* argv words in a request */
-#define KAP_CLI_MAX_ARG      (128 * 1024)  /* bytes of one word */
 #define KAP_CLI_MAX_ENV      64            /* configured variables */
+#define KAP_CLI_MAX_BODY     (16 * 1024 * 1024)  /* request + stdin */
 
 enum kap_cli_mode { KAP_CLI_PROXY = 0, KAP_CLI_DIRECT };
+
+struct kap_cli_req;
 
 struct kap_cli_env_var {
     const char         *name;      /* "GH_TOKEN" */
@@ -48,21 +61,61 @@ struct kap_cli_tool {
     double                  wall_time;
     long long               max_output;
     long long               concurrency;
+    /* proxy mode */
+    struct kap_cli_profile *profile;
+    const char             *profile_path;
+    struct kap_cli_rule   **allow, **deny;
+    size_t                  nallow, ndeny;
+    int                     cwd_workspace; /* run in the mapped cwd */
+    long long               running;       /* calls running now (this
+                                              generation's count) */
 };
 
 struct kap_cli_conf {
     struct kap_http_server_conf  srv;
     struct kap_cli_tool         *tools;
     size_t                       ntools;
+    const char                  *workspace;          /* host path or NULL */
+    const char                  *capsule_workspace;  /* "/workspace" */
+    const char                  *home_dir;           /* NULL: private tmp */
+    const char                  *egress_proxy;       /* URL or NULL */
 };
 
 /* Parse the cli group into cf (kap_cli_conf.c).  KAP_OK / KAP_ERROR. */
 int kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
                        const config_setting_t *group, struct kap_err *err);
 
+/*
+ * Load a proxy-mode tool's profile (key "profile", or the installed
+ * PROFILE_DIR/<name>.prof) and canonicalise its deny and allow rules with
+ * it (kap_cli_conf_rules.c).  Everything in the generation's pool.
+ * KAP_OK, or KAP_ERROR with err naming file:line.
+ */
+int kap_cli_conf_rules(struct kap_gen *gen, struct kap_cli_tool *t,
+                       const config_setting_t *g, struct kap_err *err);
+
+/*
+ * A proxy-mode call (kap_cli_proxy.c): decide, ask the policy chain, run
+ * and stream the framed response.  stdin_data/len: the request's stdin
+ * (borrowed from ex).  Ends the exchange, now or later.
+ */
+void kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
+                   const struct kap_cli_req *req, const char *stdin_data,
+                   size_t stdin_len);
+
+/* The cli module's policy hook for "cli" questions it asked itself. */
+int kap_cli_policy(struct kap_req *r, void *conf);
+
+/* The directory per-call homes are made in (kap_cli_proxy.c). */
+const char *kap_cli_home_parent(const struct kap_cli_conf *cf,
+                                struct kap_err *err);
+
+/* Remove the private directory kap_cli_home_parent() made, if any. */
+void kap_cli_home_parent_remove(void);
+
 /* The tool called name, or NULL (borrowed from cf). */
-const struct kap_cli_tool *kap_cli_tool_find(const struct kap_cli_conf *cf,
-                                             const char *name, size_t len);
+struct kap_cli_tool *kap_cli_tool_find(const struct kap_cli_conf *cf,
+                                       const char *name, size_t len);
 
 /*
  * The environment variable names a known tool's credentials use, for

@@ -124,8 +124,9 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
 {
     static const char *const keys[] = { "name", "mode", "path", "env",
         "allow", "deny", "ask", "wall_time", "max_output", "concurrency",
-        NULL };
+        "profile", "cwd", NULL };
     static const char *const modes[] = { "proxy", "direct", NULL };
+    static const char *const cwds[] = { "home", "workspace", NULL };
     struct kap_pool *pool = kap_gen_pool(gen);
     const char     **env = NULL, *path = NULL;
     size_t           nenv = 0, i;
@@ -145,6 +146,8 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
         || kap_conf_get_size(g, "max_output", &t->max_output, err)
            == KAP_ERROR
         || kap_conf_get_int(g, "concurrency", 1, 1024, &t->concurrency, err)
+           == KAP_ERROR
+        || kap_conf_get_enum(g, "cwd", cwds, &t->cwd_workspace, err)
            == KAP_ERROR)
         return KAP_ERROR;
     if (t->name == NULL || !kap_cli_name_ok(t->name, 0)) {
@@ -159,11 +162,13 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
     if (t->mode == KAP_CLI_DIRECT) {
         if (config_setting_get_member(g, "allow") != NULL
             || config_setting_get_member(g, "deny") != NULL
-            || config_setting_get_member(g, "ask") != NULL) {
+            || config_setting_get_member(g, "ask") != NULL
+            || config_setting_get_member(g, "profile") != NULL
+            || config_setting_get_member(g, "cwd") != NULL) {
             kap_err_at(err, g, "cli: tool \"%s\": a direct-mode tool runs "
                        "in the capsule, where kapd sees none of its "
-                       "commands: allow/deny/ask cannot apply (use mode = "
-                       "\"proxy\" for rules)", t->name);
+                       "commands: allow/deny/ask/profile/cwd cannot apply "
+                       "(use mode = \"proxy\" for rules)", t->name);
             return KAP_ERROR;
         }
     } else if (config_setting_get_member(g, "allow") == NULL) {
@@ -171,11 +176,7 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
                    "allow rules; to allow every command write allow = "
                    "[\"**\"]", t->name);
         return KAP_ERROR;
-    } else {
-        kap_err_at(err, g, "cli: tool \"%s\": proxy mode needs the argv "
-                   "rule engine, which this kapd does not have yet, and a "
-                   "tool is never run unchecked (mode = \"direct\" hands "
-                   "the credentials to the shim instead)", t->name);
+    } else if (kap_cli_conf_rules(gen, t, g, err) != KAP_OK) {
         return KAP_ERROR;
     }
     memset(&e2, 0, sizeof(e2));
@@ -216,14 +217,33 @@ int
 kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
                    const config_setting_t *group, struct kap_err *err)
 {
-    static const char *const keys[] = { "listen", "tools", NULL };
+    static const char *const keys[] = { "listen", "tools", "workspace",
+        "capsule_workspace", "home_dir", "egress_proxy", NULL };
     struct kap_pool          *pool = kap_gen_pool(gen);
     const config_setting_t   *tools, *ls;
     const char              **listen = NULL, *one = NULL;
     size_t                    nl = 0, i, n;
 
-    if (kap_conf_check_keys(group, keys, err) != KAP_OK)
+    if (kap_conf_check_keys(group, keys, err) != KAP_OK
+        || kap_conf_get_str(group, "workspace", pool, &cf->workspace, err)
+           == KAP_ERROR
+        || kap_conf_get_str(group, "capsule_workspace", pool,
+                            &cf->capsule_workspace, err) == KAP_ERROR
+        || kap_conf_get_str(group, "home_dir", pool, &cf->home_dir, err)
+           == KAP_ERROR
+        || kap_conf_get_str(group, "egress_proxy", pool, &cf->egress_proxy,
+                            err) == KAP_ERROR)
         return KAP_ERROR;
+    if (cf->workspace != NULL)
+        cf->workspace = kap_conf_path(gen, cf->workspace);
+    if (cf->home_dir != NULL)
+        cf->home_dir = kap_conf_path(gen, cf->home_dir);
+    if (cf->capsule_workspace == NULL)
+        cf->capsule_workspace = "/workspace";
+    if (cf->capsule_workspace[0] != '/') {
+        kap_err_at(err, group, "cli: capsule_workspace must be absolute");
+        return KAP_ERROR;
+    }
     ls = config_setting_get_member(group, "listen");
     if (ls != NULL && config_setting_type(ls) == CONFIG_TYPE_STRING) {
         if (kap_conf_get_str(group, "listen", pool, &one, err) == KAP_ERROR)
@@ -262,7 +282,7 @@ kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
     return KAP_OK;
 }
 
-const struct kap_cli_tool *
+struct kap_cli_tool *
 kap_cli_tool_find(const struct kap_cli_conf *cf, const char *name, size_t len)
 {
     size_t i;

@@ -3,10 +3,13 @@
  * core's HTTP server layer; POST /<tool> with a strict JSON body
  * (docs/cli-protocol.md).  A direct-mode tool's answer is its
  * environment (its credentials) for the shim to exec the tool with,
- * given only to a unix-socket or loopback peer.
+ * given only to a unix-socket or loopback peer; a proxy-mode tool is run
+ * by kapd (kap_cli_proxy.c).  The module's policy hook answers the "cli"
+ * questions it asks itself with its rules' verdict.
  */
 #include "kap_cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +24,7 @@ kap_cli_conf_create(struct kap_gen *gen)
     if (cf != NULL) {
         cf->srv.module = KAP_CLI_NAME;
         cf->srv.error_format = KAP_HTTP_ERR_JSON;
-        cf->srv.max_body = KAP_CLI_MAX_ARGS * 8 + 4 * KAP_CLI_MAX_ARG;
+        cf->srv.max_body = KAP_CLI_MAX_BODY;
     }
     return cf;
 }
@@ -128,11 +131,13 @@ kap_cli_handle(struct kap_http_ex *ex, void *data)
     const struct kap_http_req *q = kap_http_ex_req(ex);
     struct kap_conn           *c = kap_http_ex_conn(ex);
     const struct kap_cli_conf *cf = c->conf;
-    const struct kap_cli_tool *t;
+    struct kap_cli_tool       *t;
     struct kap_cli_req         r;
     struct kap_err             e;
-    const char                *body, *qm;
-    size_t                     blen, plen;
+    const char                *body, *qm, *sin;
+    size_t                     blen, plen, slen = 0;
+    char                      *end;
+    unsigned long long         n;
 
     (void)data;
     if (q->method.len != 4 || memcmp(q->method.data, "POST", 4) != 0) {
@@ -152,12 +157,29 @@ kap_cli_handle(struct kap_http_ex *ex, void *data)
     }
     memset(&e, 0, sizeof(e));
     body = kap_http_ex_body(ex, &blen);
+    /* Kap-Stdin: N -- the body's last N bytes are the tool's stdin */
+    sin = kap_http_ex_header(ex, "Kap-Stdin");
+    if (sin != NULL) {
+        errno = 0;
+        n = strtoull(sin, &end, 10);
+        if (sin[0] < '0' || sin[0] > '9' || *end != '\0' || errno != 0
+            || n > blen || t->mode == KAP_CLI_DIRECT) {
+            kap_http_error(ex, 400, "Kap-Stdin: a byte count within the "
+                           "body, for a proxy-mode tool");
+            return;
+        }
+        slen = (size_t)n;
+        blen -= slen;
+    }
     if (kap_cli_req_decode(kap_http_ex_pool(ex), body, blen, &r, &e)
         != KAP_OK) {
         kap_http_error(ex, 400, e.msg);
         return;
     }
-    kap_cli_direct(ex, t);
+    if (t->mode == KAP_CLI_DIRECT)
+        kap_cli_direct(ex, t);
+    else
+        kap_cli_proxy(ex, t, &r, body + blen, slen);
 }
 
 static void
@@ -171,11 +193,18 @@ static const struct kap_listener_ops kap_cli_listener = {
     .accept = kap_cli_accept,
 };
 
+static const struct kap_hook kap_cli_hooks[] = {
+    { KAP_HOOK_POLICY, KAP_REQ_CLI, kap_cli_policy, NULL, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
+};
+
 const struct kap_module kap_cli_module = {
     KAP_MODULE_V1(KAP_CLI_NAME),
     .version = "1.0",
-    .flags = KAP_MOD_LISTENER,
+    .flags = KAP_MOD_LISTENER | KAP_MOD_POLICY,
     .conf_create = kap_cli_conf_create,
     .conf_parse = kap_cli_conf_parse_group,
+    .shutdown = kap_cli_home_parent_remove,
     .listener = &kap_cli_listener,
+    .hooks = kap_cli_hooks,
 };
