@@ -26,7 +26,7 @@ use JSON::PP;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('cli');
-$t->plan(63);
+$t->plan(64);
 
 # the fake tool and its profile, in directories only we can write
 mkdir $t->path('bin'), 0755;
@@ -267,6 +267,13 @@ ok($d && $d->{action} eq 'denied' && $d->{reason} =~ /deny-rule: echo bad/,
 my $all = $t->read_file('audit.jsonl') . $t->error_log;
 unlike($all, qr/\Q$secret\E/, 'the secret is in neither the audit nor the error log');
 like($t->read_file('audit.jsonl'), qr/fake echo \[REDACTED\]/, 'the argv is redacted');
+
+# kap why-denied shows a cli denial with the command and a rule that
+# would allow it, in the daemon's words
+my $kap = $t->builddir . '/kap';
+my $wd = -x $kap ? qx{sh '$kap' why-denied --log '${\$t->path('audit.jsonl')}' 2>&1} : '';
+like($wd, qr/cli\s+fake env x  no-allow-rule\n\s+-> cli tool fake: a rule that would allow it: "env x"/,
+     'kap why-denied: the command and a rule that would allow it') or diag($wd);
 
 $t->allow_log(qr/reload|allow rule|client went away/);
 $t->stop;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #ifndef KAP_CLI_PROFILE_DIR
-#define KAP_CLI_PROFILE_DIR "/usr/local/share/kapd/cli"
+#define KAP_CLI_PROFILE_DIR "/usr/local/share/kap/cli"
 #endif
 
 #define KAP_CLI_PROFILE_MAX (8 * 1024 * 1024)

@@ -12,6 +12,7 @@
 #include "kap_cli.h"
 #include "kap_cli_env.h"
 #include "kap_cli_run.h"
+#include "kap_cli_say.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -82,35 +83,23 @@ kap_cli_exit_frame(struct kap_http_ex *ex, int code, const char *why)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* argv joined with blanks, words with blanks or quotes single-quoted,
-   then redacted: for the denial line, the log and the audit. */
+/* The canonical command for the denial line, the log and the audit:
+   argv as kap_cli_say_argv() writes it, then redacted. */
 static const char *
 kap_cli_cmd_text(struct kap_pool *pool, const char *const *argv)
 {
-    struct kap_buf b = { 0 };
-    const char    *out = NULL;
-    char          *red, one[1];
-    size_t         i, need;
+    const char *txt = kap_cli_say_argv(pool, argv);
+    char       *red, one[1];
+    size_t      need;
 
-    for (i = 0; argv[i] != NULL; i++) {
-        int q = argv[i][0] == '\0' || strpbrk(argv[i], " \t\n'\"\\$`") != NULL;
-        if ((i > 0 && kap_buf_append(&b, " ", 1) != KAP_OK)
-            || (q && kap_buf_append(&b, "'", 1) != KAP_OK)
-            || kap_buf_append(&b, argv[i], strlen(argv[i])) != KAP_OK
-            || (q && kap_buf_append(&b, "'", 1) != KAP_OK))
-            goto done;
-    }
-    if (b.data == NULL)
-        goto done;
-    need = kap_secret_redact(b.data, one, sizeof(one)) + 1;
+    if (txt == NULL)
+        return "?";
+    need = kap_secret_redact(txt, one, sizeof(one)) + 1;
     red = kap_palloc(pool, need);
-    if (red != NULL) {
-        kap_secret_redact(b.data, red, need);
-        out = red;
-    }
-done:
-    kap_buf_free(&b);
-    return out != NULL ? out : "?";
+    if (red == NULL)
+        return "?";
+    kap_secret_redact(txt, red, need);
+    return red;
 }
 
 /*
@@ -272,13 +261,9 @@ kap_cli_on_exit(struct kap_cli_run *r, const struct kap_cli_result *res,
 static void
 kap_cli_deny(struct kap_cli_ctx *x, const char *reason)
 {
-    const char *sug = x->v.suggest;
-    const char *line;
+    const char *line = kap_cli_say_denied(x->pool, x->cmd, reason,
+                                          x->v.suggest);
 
-    line = kap_psprintf(x->pool, "kap: %s: denied: %s%s%s%s\n", x->cmd,
-                        reason != NULL ? reason : "denied",
-                        sug != NULL ? " (a rule that would allow it: \"" : "",
-                        sug != NULL ? sug : "", sug != NULL ? "\")" : "");
     kap_http_ex_on_abort(x->ex, NULL, NULL);
     if (kap_http_stream_start(x->ex, 200, "application/x-kap-cli")
         != KAP_ERROR) {
@@ -410,7 +395,7 @@ kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
     struct kap_cli_arg *args = kap_palloc(pool, (req->nargs + 1)
                                                 * sizeof(*args));
     struct kap_attr    *at = kap_palloc(pool, 4 * sizeof(*at));
-    const char         *why = NULL, *fallback[2];
+    const char         *why = NULL, **raw;
     size_t              i;
     int                 ok;
 
@@ -439,11 +424,13 @@ kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
                        &x->v);
         x->cmd = kap_cli_cmd_text(pool, x->call.argv);
     } else {
-        fallback[0] = t->name;
-        fallback[1] = NULL;
-        x->cmd = kap_psprintf(pool, "%s %s", kap_cli_cmd_text(pool, fallback),
-                              req->nargs > 0
-                              ? kap_cli_cmd_text(pool, req->args) : "");
+        /* what was sent, for the line and the audit */
+        raw = kap_palloc(pool, (req->nargs + 2) * sizeof(*raw));
+        if (raw != NULL) {
+            raw[0] = t->name;
+            memcpy(raw + 1, req->args, (req->nargs + 1) * sizeof(*raw));
+        }
+        x->cmd = raw != NULL ? kap_cli_cmd_text(pool, raw) : NULL;
     }
     x->req = kap_req_new(c->gen, pool, KAP_REQ_CLI, KAP_CLI_NAME, t->name);
     if (x->req == NULL || x->cmd == NULL) {
