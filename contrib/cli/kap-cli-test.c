@@ -6,6 +6,9 @@
  * installed, no kapd is asked.  Exit 0 when the call would run, 126 when
  * it would be denied, 2 on a usage or configuration error.  The words
  * are the module's (kap_cli_say.h, kap_cli_rules.h).
+ *
+ * `kap-cli-test -c FILE --list` prints the names of the cli group's
+ * tools, one a line (kap run makes a shim for each).
  */
 #include "config.h"
 
@@ -146,7 +149,8 @@ main(int argc, char **argv)
         ai += 2;
     }
     if (file == NULL || ai >= argc)
-        die("%s%s", "usage: kap-cli-test -c FILE TOOL [--] ARGS...", "");
+        die("%s%s", "usage: kap-cli-test -c FILE (TOOL [--] ARGS... | "
+            "--list)", "");
     name = argv[ai++];
     if (ai < argc && strcmp(argv[ai], "--") == 0)
         ai++;
@@ -170,6 +174,18 @@ main(int argc, char **argv)
         return done(KAP_CLI_TEST_ERROR);
     }
     tools = config_lookup(&cfg, "cli.tools");
+    if (strcmp(name, "--list") == 0) {
+        for (k = 0; tools != NULL && k < config_setting_length(tools); k++) {
+            const config_setting_t *g = config_setting_get_elem(tools,
+                                                                (unsigned)k);
+            if (config_setting_lookup_string(g, "name", &s) == CONFIG_TRUE
+                && s[0] != '\0' && s[0] != '.' && strlen(s) <= 64
+                && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                          "TUVWXYZ0123456789-_.") == strlen(s))
+                printf("%s\n", s);
+        }
+        return done(0);
+    }
     for (k = 0; tools != NULL && k < config_setting_length(tools); k++) {
         const config_setting_t *g = config_setting_get_elem(tools,
                                                             (unsigned)k);

@@ -7,7 +7,6 @@
 # the tool need not be installed, no kapd is asked).  Exit 0 when the
 # call would run, 126 when it would be denied, 2 on an error.
 
-: "${KAP_CLI_TEST:=@pkglibexecdir@/kap-cli-test}"
 
 help_cli() {
     cat <<EOF

@@ -20,7 +20,9 @@
  *   connect the SSH-over-CONNECT bridge: stdin/stdout to HOST:PORT through
  *           the proxy in $HTTPS_PROXY (kap_shim_connect.c).
  *
- * Later roles (CLI-tool shim) plug into the same dispatcher in main().
+ *   cli     a CLI tool's stand-in: `kap-shim cli TOOL ARGS`, or a link
+ *           named TOOL to kap-shim (the shim directory on the capsule's
+ *           PATH): the call goes to kapd's cli module (kap_shim_cli.c).
  *
  * libc only, no threads: one poll(2) loop, nonblocking sockets, bounded
  * buffers.  Built with -static when the toolchain allows it.
@@ -51,6 +53,7 @@
 #include "kap_shim_say.h"
 #include "kap_shim_capsule.h"
 #include "kap_shim_connect.h"
+#include "kap_shim_cli.h"
 #include "kap_shim_jsonc.h"
 
 #ifndef KAP_SHIM_VERSION
@@ -867,12 +870,19 @@ static const struct role roles[] = {
     { "capsule", kap_shim_capsule },
     { "connect", kap_shim_connect },
     { "jsonc",   kap_shim_jsonc },
+    { "cli",     kap_shim_cli },
     { NULL,     NULL }
 };
 
 int
 main(int argc, char **argv)
 {
+    /* a link named after a tool (gh -> kap-shim): the shim role */
+    const char *base = argc > 0 && argv[0] != NULL ? strrchr(argv[0], '/') : NULL;
+    base = base != NULL ? base + 1 : argc > 0 && argv[0] != NULL ? argv[0] : "";
+    if (base[0] != '\0' && strncmp(base, "kap-shim", 8) != 0
+        && strncmp(base, "lt-", 3) != 0)
+        return kap_shim_cli_tool(base, argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

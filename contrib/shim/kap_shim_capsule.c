@@ -67,6 +67,7 @@ usage(FILE *f)
 "  --git-dir DIR       a git dir to pin, code-bearing parts read-only (repeat)\n"
 "  --ro PATH           read-only inside (repeat)\n"
 "  --hide DIR          shown empty inside (repeat)\n"
+"  --cli-tool NAME     a shim for kapd's cli tool NAME on PATH (repeat)\n"
 "  --user NAME --shell PATH  USER/LOGNAME and SHELL inside\n"
 "  --keep              keep the runtime directory\n");
 }
@@ -149,6 +150,15 @@ parse(struct capsule *c, int argc, char **argv)
         else if (strcmp(a, "--git-dir") == 0) rc = add(c->gitdirs, &c->ngitdirs, v, a);
         else if (strcmp(a, "--ro") == 0) rc = add(c->ro, &c->nro, v, a);
         else if (strcmp(a, "--hide") == 0) rc = add(c->hide, &c->nhide, v, a);
+        else if (strcmp(a, "--cli-tool") == 0) {
+            if (v[0] == '\0' || v[0] == '.' || strlen(v) > 64
+                || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789-_.") != strlen(v)) {
+                capsule_warn("--cli-tool: not a tool name: %s", v);
+                return -1;
+            }
+            rc = add(c->cli_tools, &c->ncli, v, a);
+        }
         else if (strcmp(a, "--user") == 0) c->user = v;
         else if (strcmp(a, "--shell") == 0) c->shell = v;
         else {
@@ -419,7 +429,7 @@ start_bridge(const struct capsule *c, int *ready)
         return -1;
     if (pid == 0) {
         char tcp1[PATH_MAX + 32], tcp2[PATH_MAX + 32], udp[PATH_MAX + 32], fd[16],
-             kfd[16];
+             kfd[16], tcp3[PATH_MAX + 32];
         prctl(PR_SET_DUMPABLE, 0);
         close(p[0]);
         /* not the user's terminal: the bridge only needs stderr */
@@ -433,10 +443,15 @@ start_bridge(const struct capsule *c, int *ready)
         snprintf(udp, sizeof udp, "127.0.0.1:53=%s/dns.sock", c->rt);
         snprintf(fd, sizeof fd, "%d", p[1]);
         snprintf(kfd, sizeof kfd, "%d", c->kapd_ready_fd);
+        snprintf(tcp3, sizeof tcp3, "127.0.0.1:3130=%s/cli.sock", c->rt);
+        /* kapd's cli module at :3130 when there are cli tools */
         char *argv[] = { "bridge", "--quiet", "--tcp", tcp1, "--tcp", tcp2,
                          "--udp", udp, "--session-dir", (char *)c->rt,
-                         "--ready-fd", fd, "--wait-fd", kfd, NULL };
-        _exit(kap_shim_bridge(14, argv));
+                         "--ready-fd", fd, "--wait-fd", kfd, "--tcp", tcp3,
+                         NULL };
+        if (c->ncli == 0)
+            argv[14] = NULL;
+        _exit(kap_shim_bridge(c->ncli > 0 ? 16 : 14, argv));
     }
     close(p[1]);
     *ready = p[0];
@@ -651,7 +666,8 @@ root_identity(struct capsule *c)
             return -1;
     }
     /* the bridge runs as that user: kapd's sockets must let it in */
-    static const char *socks[] = { "", "/proxy.sock", "/dns.sock", "/dns-tcp.sock", NULL };
+    static const char *socks[] = { "", "/proxy.sock", "/dns.sock", "/dns-tcp.sock",
+                                   "/cli.sock", NULL };
     for (const char **s = socks; *s; s++) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s%s", c->rt, *s);

@@ -34,6 +34,8 @@ struct capsule {
     size_t      nro;
     const char *hide[CAP_MAX_LIST];      /* directories shown empty */
     size_t      nhide;
+    const char *cli_tools[CAP_MAX_LIST]; /* a shim each in CAP_CLI_DIR */
+    size_t      ncli;
     const char *kapd;                    /* kapd binary */
     const char *kapd_args[CAP_MAX_LIST]; /* its arguments */
     size_t      nkapd_args;
@@ -51,6 +53,11 @@ struct capsule {
     int         kapd_ready_fd;  /* read end of kapd's --ready-fd pipe */
     char      **envp;           /* the command's environment */
 };
+
+/* where the cli tools' shims are inside (first on PATH), and the
+ * read-only kap-shim they link to */
+#define CAP_CLI_DIR   "/run/kap/bin"
+#define CAP_CLI_SHIM  "/run/kap/kap-shim"
 
 /* kap_shim_mounts.c: in a new mount namespace, build the capsule's root
  * and pivot into it.  Returns 0, or -1 after printing why. */

@@ -134,8 +134,11 @@ capsule_build_env(struct capsule *c)
                 put(e, &n, cap, name, *v + nl + 1);
             }
         }
-    put(e, &n, cap, "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    put(e, &n, cap, "PATH", c->ncli > 0
+        ? CAP_CLI_DIR ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    if (c->ncli > 0)
+        put(e, &n, cap, "KAP_CLI_SHIM_DIR", CAP_CLI_DIR);
     put(e, &n, cap, "HOME", c->home);
     put(e, &n, cap, "USER", c->user);
     put(e, &n, cap, "LOGNAME", c->user);

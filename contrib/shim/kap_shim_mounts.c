@@ -353,6 +353,30 @@ pin(const char *p, int ro)
     return 0;
 }
 
+/* kap-shim itself, read-only, at CAP_CLI_SHIM, and a link to it named
+ * after each cli tool in CAP_CLI_DIR (kap_shim_cli.c) */
+static int
+cli_shims(const struct capsule *c)
+{
+    char    d[PATH_MAX], self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return fail("readlink", "/proc/self/exe");
+    self[n] = '\0';
+    if (in_root(d, sizeof d, CAP_CLI_DIR) == NULL || mkpath(d, 0755) < 0)
+        return fail("cannot make", CAP_CLI_DIR);
+    if (in_root(d, sizeof d, CAP_CLI_SHIM) == NULL || bind(self, d, RO) < 0)
+        return fail("cannot bind kap-shim at", CAP_CLI_SHIM);
+    for (size_t i = 0; i < c->ncli; i++) {
+        char l[PATH_MAX];
+        int  k = snprintf(l, sizeof l, "%s/%s", CAP_CLI_DIR, c->cli_tools[i]);
+        if (k < 0 || (size_t)k >= sizeof l || in_root(d, sizeof d, l) == NULL
+            || symlink(CAP_CLI_SHIM, d) < 0)
+            return fail("cannot make the shim", l);
+    }
+    return 0;
+}
+
 static int
 under(const char *p, const char *dir)
 {
@@ -488,6 +512,8 @@ capsule_mount_root(const struct capsule *c)
             return fail("cannot hide", c->hide[i]);
     }
     make_resolv();
+    if (c->ncli > 0 && cli_shims(c) < 0)
+        return -1;
     /* the working directory: the project's, or an empty one */
     if (in_root(d, sizeof d, c->cwd) == NULL || mkpath(d, 0755) < 0)
         return fail("cannot make the working directory", c->cwd);

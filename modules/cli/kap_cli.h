@@ -79,6 +79,10 @@ struct kap_cli_conf {
     const char                  *capsule_workspace;  /* "/workspace" */
     const char                  *home_dir;           /* NULL: private tmp */
     const char                  *egress_proxy;       /* URL or NULL */
+    int                          locked;   /* the policy file comes from
+                                              the agent's side (kap run):
+                                              no tool path, root-owned
+                                              binaries and profiles */
 };
 
 /* Parse the cli group into cf (kap_cli_conf.c).  KAP_OK / KAP_ERROR. */
@@ -87,12 +91,13 @@ int kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
 
 /*
  * Load a proxy-mode tool's profile (key "profile", or the installed
- * PROFILE_DIR/<name>.prof) and canonicalise its deny and allow rules with
+ * PROFILE_DIR/<name>.prof; locked: root-owned only) and canonicalise its deny and allow rules with
  * it (kap_cli_conf_rules.c).  Everything in the generation's pool.
  * KAP_OK, or KAP_ERROR with err naming file:line.
  */
 int kap_cli_conf_rules(struct kap_gen *gen, struct kap_cli_tool *t,
-                       const config_setting_t *g, struct kap_err *err);
+                       const config_setting_t *g, int locked,
+                       struct kap_err *err);
 
 /*
  * A proxy-mode call (kap_cli_proxy.c): decide, ask the policy chain, run
@@ -133,7 +138,19 @@ const char *const *kap_cli_known_env(const char *tool);
  * path in pool, or NULL with err set.
  */
 const char *kap_cli_path_resolve(struct kap_pool *pool, const char *name,
-                                 const char *path, struct kap_err *err);
+                                 const char *path, unsigned flags,
+                                 struct kap_err *err);
+
+#define KAP_CLI_ROOT_ONLY 0x1u   /* owned by root, not kapd's euid too */
+#define KAP_CLI_EXEC      0x2u   /* an executable file */
+/*
+ * The same ownership check for any file (a profile): path and every
+ * directory from / owned by root (or kapd's euid without
+ * KAP_CLI_ROOT_ONLY) and writable by no group or others.  KAP_OK or
+ * KAP_ERROR with err set.
+ */
+int kap_cli_path_safe(struct kap_pool *pool, const char *path, unsigned flags,
+                      struct kap_err *err);
 
 /*
  * May this peer receive a direct-mode environment (kap_cli_peer.c)?  A

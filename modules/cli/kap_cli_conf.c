@@ -176,11 +176,18 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
                    "allow rules; to allow every command write allow = "
                    "[\"**\"]", t->name);
         return KAP_ERROR;
-    } else if (kap_cli_conf_rules(gen, t, g, err) != KAP_OK) {
+    } else if (kap_cli_conf_rules(gen, t, g, cf->locked, err) != KAP_OK) {
+        return KAP_ERROR;
+    }
+    if (cf->locked && path != NULL) {
+        kap_err_at(err, g, "cli: tool \"%s\": cli.locked: a tool's path "
+                   "cannot be set (the binary is the root-owned \"%s\" on "
+                   "kapd's PATH)", t->name, t->name);
         return KAP_ERROR;
     }
     memset(&e2, 0, sizeof(e2));
-    t->path = kap_cli_path_resolve(pool, t->name, path, &e2);
+    t->path = kap_cli_path_resolve(pool, t->name, path,
+                                   cf->locked ? KAP_CLI_ROOT_ONLY : 0, &e2);
     if (t->path == NULL) {
         kap_err_at(err, g, "cli: tool \"%s\": %s", t->name, e2.msg);
         return KAP_ERROR;
@@ -218,7 +225,7 @@ kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
                    const config_setting_t *group, struct kap_err *err)
 {
     static const char *const keys[] = { "listen", "tools", "workspace",
-        "capsule_workspace", "home_dir", "egress_proxy", NULL };
+        "capsule_workspace", "home_dir", "egress_proxy", "locked", NULL };
     struct kap_pool          *pool = kap_gen_pool(gen);
     const config_setting_t   *tools, *ls;
     const char              **listen = NULL, *one = NULL;
@@ -232,8 +239,15 @@ kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
         || kap_conf_get_str(group, "home_dir", pool, &cf->home_dir, err)
            == KAP_ERROR
         || kap_conf_get_str(group, "egress_proxy", pool, &cf->egress_proxy,
-                            err) == KAP_ERROR)
+                            err) == KAP_ERROR
+        || kap_conf_get_bool(group, "locked", &cf->locked, err) == KAP_ERROR)
         return KAP_ERROR;
+    if (cf->locked && (cf->home_dir != NULL || cf->workspace != NULL
+                       || cf->egress_proxy != NULL)) {
+        kap_err_at(err, group, "cli: cli.locked: home_dir, workspace and "
+                   "egress_proxy cannot be set");
+        return KAP_ERROR;
+    }
     if (cf->workspace != NULL)
         cf->workspace = kap_conf_path(gen, cf->workspace);
     if (cf->home_dir != NULL)

@@ -91,7 +91,7 @@ kap_cli_conf_rulelist(struct kap_gen *gen, struct kap_cli_tool *t,
 
 int
 kap_cli_conf_rules(struct kap_gen *gen, struct kap_cli_tool *t,
-                   const config_setting_t *g, struct kap_err *err)
+                   const config_setting_t *g, int locked, struct kap_err *err)
 {
     struct kap_pool *pool = kap_gen_pool(gen);
     const char      *file = NULL, *path;
@@ -111,6 +111,12 @@ kap_cli_conf_rules(struct kap_gen *gen, struct kap_cli_tool *t,
                         : kap_psprintf(pool, "%s/%s.prof",
                                        KAP_CLI_PROFILE_DIR, t->name);
     memset(&e2, 0, sizeof(e2));
+    if (locked && path != NULL
+        && kap_cli_path_safe(pool, path, KAP_CLI_ROOT_ONLY, &e2) != KAP_OK) {
+        kap_err_at(err, g, "cli: tool \"%s\": profile: %s", t->name,
+                   e2.msg);
+        return KAP_ERROR;
+    }
     text = path != NULL ? kap_cli_slurp(pool, path, &len, &e2) : NULL;
     if (text == NULL) {
         kap_err_at(err, g, "cli: tool \"%s\": no profile (%s): a tool "

@@ -16,8 +16,8 @@
  * that root owns with the sticky bit (/tmp): others may add names to it
  * but not rename or remove ours, and the next component's owner is
  * checked in turn. */
-static int
-kap_cli_path_safe(struct kap_pool *pool, const char *path,
+int
+kap_cli_path_safe(struct kap_pool *pool, const char *path, unsigned flags,
                   struct kap_err *err)
 {
     char        *p = kap_pstrdup(pool, path), *s;
@@ -37,14 +37,18 @@ kap_cli_path_safe(struct kap_pool *pool, const char *path,
             kap_err_set(err, "%s: %s", p, strerror(errno));
             return KAP_ERROR;
         }
-        if ((st.st_uid != 0 && st.st_uid != me)
+        if ((st.st_uid != 0 && ((flags & KAP_CLI_ROOT_ONLY) != 0
+                                || st.st_uid != me))
             || ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0
                 && !(s != NULL && S_ISDIR(st.st_mode) && st.st_uid == 0
                      && (st.st_mode & S_ISVTX) != 0))) {
             kap_err_set(err, "%s is writable by others than root and "
-                        "kapd's user (owner %ld, mode %04o): a capsule or "
+                        "%s (owner %ld, mode %04o): a capsule or "
                         "another user could replace the tool",
-                        p[0] != '\0' ? p : "/", (long)st.st_uid,
+                        p[0] != '\0' ? p : "/",
+                        (flags & KAP_CLI_ROOT_ONLY) != 0
+                        ? "(cli.locked: root only)" : "kapd's user",
+                        (long)st.st_uid,
                         (unsigned)(st.st_mode & 07777));
             return KAP_ERROR;
         }
@@ -52,8 +56,10 @@ kap_cli_path_safe(struct kap_pool *pool, const char *path,
             break;
         *s = '/';
     }
-    if (!S_ISREG(st.st_mode) || access(path, X_OK) != 0) {
-        kap_err_set(err, "%s is not an executable file", path);
+    if (!S_ISREG(st.st_mode)
+        || ((flags & KAP_CLI_EXEC) != 0 && access(path, X_OK) != 0)) {
+        kap_err_set(err, "%s is not %s file", path,
+                    (flags & KAP_CLI_EXEC) != 0 ? "an executable" : "a");
         return KAP_ERROR;
     }
     return KAP_OK;
@@ -61,7 +67,7 @@ kap_cli_path_safe(struct kap_pool *pool, const char *path,
 
 const char *
 kap_cli_path_resolve(struct kap_pool *pool, const char *name,
-                     const char *path, struct kap_err *err)
+                     const char *path, unsigned flags, struct kap_err *err)
 {
     const char *env = getenv("PATH"), *d, *e;
     char       *cand;
@@ -71,8 +77,8 @@ kap_cli_path_resolve(struct kap_pool *pool, const char *name,
             kap_err_set(err, "path \"%s\" is not absolute", path);
             return NULL;
         }
-        return kap_cli_path_safe(pool, path, err) == KAP_OK
-               ? path : NULL;
+        return kap_cli_path_safe(pool, path, flags | KAP_CLI_EXEC, err)
+               == KAP_OK ? path : NULL;
     }
     for (d = env != NULL ? env : "/usr/bin:/bin"; *d != '\0'; d = e) {
         e = strchr(d, ':');
@@ -85,8 +91,8 @@ kap_cli_path_resolve(struct kap_pool *pool, const char *name,
                 return NULL;
             }
             if (access(cand, X_OK) == 0)
-                return kap_cli_path_safe(pool, cand, err) == KAP_OK
-                       ? cand : NULL;
+                return kap_cli_path_safe(pool, cand, flags | KAP_CLI_EXEC,
+                                         err) == KAP_OK ? cand : NULL;
         }
         if (*e == ':')
             e++;
