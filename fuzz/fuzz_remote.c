@@ -1,0 +1,71 @@
+/*
+ * fuzz_remote.c -- libFuzzer target for the remote module's parsers of
+ * untrusted bytes (modules/remote/kap_remote_parse.c).  The first byte
+ * picks the parser: the /api/logs query string, the /api/pair body, an
+ * Authorization value, a device id.
+ *
+ * Besides memory errors it aborts when a refusal has no message, an
+ * accepted query holds a limit out of range, an accepted name holds a
+ * control byte or is too long, or a Bearer token is empty or runs past
+ * the value.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kap_remote.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char name[KR_NAME_MAX + 1], *s;
+    const char *why = NULL, *t;
+    struct kr_query q;
+    size_t n, i;
+
+    if (size < 1 || size > 8192)
+        return 0;
+    s = malloc(size);
+    if (s == NULL)
+        return 0;
+    memcpy(s, data + 1, size - 1);
+    s[size - 1] = '\0';
+    switch (data[0] % 4) {
+    case 0:
+        if (kr_query_parse(s, size - 1, &q, &why) == KAP_OK) {
+            if (q.limit < 1 || q.limit > KR_LOG_LIMIT_MAX
+                || (q.denied != 0 && q.denied != 1))
+                abort();
+        } else if (why == NULL || why[0] == '\0') {
+            abort();
+        }
+        break;
+    case 1:
+        if (kr_pair_body_parse(s, size - 1, name, &why) == KAP_OK) {
+            n = strlen(name);
+            if (n > KR_NAME_MAX)
+                abort();
+            for (i = 0; i < n; i++)
+                if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f)
+                    abort();
+        } else if (why == NULL) {
+            abort();
+        }
+        break;
+    case 2:
+        t = kr_bearer(s, &n);
+        if (t != NULL && (n == 0 || n > KR_BEARER_MAX || t < s
+                          || t + n > s + strlen(s)))
+            abort();
+        break;
+    default:
+        (void) kr_id_valid(s, strlen(s));
+        break;
+    }
+    free(s);
+    return 0;
+}

@@ -1,0 +1,189 @@
+/*
+ * kap_remote.h -- the remote module (a phone watches kapd over the LAN):
+ * shared declarations of its files, each with one job.
+ *
+ *   kap_remote_module.c   config group `remote`, listeners, accept
+ *   kap_remote_routes.c   the routes: page, /api/pair, /api/status,
+ *                         /api/logs; auth before every route but the page
+ *   kap_remote_parse.c    pure parsers of untrusted bytes: the query
+ *                         string, the pair request body, a Bearer
+ *                         header, device ids (unit tests, fuzz/fuzz_remote)
+ *   kap_remote_pair.c     the pairing secret (a file kap(1) writes) and
+ *                         the exchange for a device token
+ *   kap_remote_devices.c  paired devices: one 0600 file each, token kept
+ *                         as a SHA-256 hash, last_seen
+ *   kap_remote_limit.c    rate limits: pairing attempts, failed auth
+ *   kap_remote_logs.c     the audit logs' tail: recent events, counters
+ *   kap_remote_ui.c       the page at / (generated from ui/index.html)
+ *
+ * docs/design/remote-pairing.md says why it is built this way.
+ * Everything runs on the event loop thread.
+ */
+#ifndef KAP_REMOTE_H
+#define KAP_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kapd/kap_core.h>
+#include <kapd/kap_http_server.h>
+
+#define KR_NAME "remote"
+
+#define KR_DEFAULT_LISTEN      "0.0.0.0:19420"
+#define KR_PAIR_LIFETIME       600.0     /* s a pairing secret is valid */
+#define KR_PAIR_LIMIT          5         /* pairing attempts per window */
+#define KR_AUTH_FAIL_LIMIT     10        /* failed auths per address */
+#define KR_LIMIT_WINDOW        60.0      /* s */
+#define KR_MAX_DEVICES         32
+#define KR_LOG_TAIL_BYTES      (1024 * 1024)   /* read of each audit file */
+#define KR_LOG_LIMIT_DEFAULT   100
+#define KR_LOG_LIMIT_MAX       1000
+
+#define KR_ID_LEN              12        /* device id: lowercase hex */
+#define KR_NAME_MAX            64        /* device name, bytes */
+#define KR_SECRET_HEX          32        /* pairing secret: 16 bytes hex */
+#define KR_TOKEN_LEN           43        /* device token: 32 bytes b64url */
+#define KR_BEARER_MAX          256
+
+struct kap_tls_ctx;
+
+/* The module's configuration (one per generation). */
+struct kr_conf {
+    struct kap_http_server_conf srv;
+    size_t       nlisten;
+    const char  *state_dir;        /* absolute */
+    const char **audit_logs;       /* files or directories of *.jsonl */
+    size_t       naudit;
+    double       pair_lifetime;
+    long long    pair_limit;       /* attempts per window, all clients */
+    long long    auth_fail_limit;  /* failures per window, one address */
+    double       limit_window;
+    const char  *cert, *key;
+    struct kap_tls_ctx *tls;
+};
+
+/* ---- kap_remote_parse.c: pure ------------------------------------------- */
+
+struct kr_query {
+    long limit;                    /* KR_LOG_LIMIT_DEFAULT when absent */
+    int  denied;                   /* 0 or 1 */
+};
+
+/*
+ * Parse the query string q[0..len) (after '?', without it) of
+ * /api/logs: "limit=N" (1..KR_LOG_LIMIT_MAX, digits only) and
+ * "denied=0|1|true|false", each at most once, nothing else (no
+ * percent-escapes, no empty pairs).  KAP_OK, or KAP_ERROR with why set
+ * to a static message.
+ */
+int kr_query_parse(const char *q, size_t len, struct kr_query *out,
+                   const char **why);
+
+/*
+ * The pair request body: a JSON object with an optional "name" (a
+ * string of 1..KR_NAME_MAX bytes without controls, C1 controls or
+ * bidirectional overrides) and nothing else; an empty body is {}.  The
+ * name is copied into name (size >= KR_NAME_MAX + 1), "" when absent.
+ * KAP_OK, or KAP_ERROR with why static.
+ */
+int kr_pair_body_parse(const char *body, size_t len, char *name,
+                       const char **why);
+
+/*
+ * The token of an "Authorization: Bearer TOKEN" value (scheme
+ * case-insensitive, one space, TOKEN of RFC 6750 b64token characters,
+ * at most KR_BEARER_MAX bytes).  Returns a pointer into value and its
+ * length in *len, or NULL.
+ */
+const char *kr_bearer(const char *value, size_t *len);
+
+/* 1 when s is a device id: exactly KR_ID_LEN lowercase hex digits. */
+int kr_id_valid(const char *s, size_t len);
+/* 1 when s[0..len) is exactly want lowercase hex digits. */
+int kr_hex_lower(const char *s, size_t len, size_t want);
+
+/* ---- kap_remote_pair.c ---------------------------------------------------- */
+
+/*
+ * Check secret[0..len) against the pairing file in state_dir (written
+ * by kap(1): "sha256:HEX\n", mode 0600, owned by kapd's euid) that is
+ * younger than lifetime seconds, in constant time; on a match the file
+ * is removed (single use).  KAP_OK (matched and consumed), KAP_DECLINED
+ * (no valid secret, or no match; why says which, for the log only), or
+ * KAP_ERROR (I/O error, logged).
+ */
+int kr_pair_consume(const struct kr_conf *cf, const char *secret,
+                    size_t len, const char **why);
+
+/* ---- kap_remote_devices.c ------------------------------------------------- */
+
+struct kr_device {
+    char id[KR_ID_LEN + 1];
+    char name[KR_NAME_MAX + 1];
+};
+
+/*
+ * A new device named name ("" gives "device"): a random id and token;
+ * the device file state_dir/devices/ID (0600) keeps the token's hash.
+ * The token (KR_TOKEN_LEN chars, NUL-terminated) goes into token (size
+ * >= KR_TOKEN_LEN + 1) and is returned once, never stored.  KAP_OK, or
+ * KAP_ERROR (full, I/O; logged).
+ */
+int kr_device_add(const struct kr_conf *cf, const char *name,
+                  struct kr_device *dev, char *token);
+
+/*
+ * The device whose token is tok[0..len): every device file's hash is
+ * compared in constant time.  KAP_OK with *dev filled (and its
+ * last_seen updated, at most once a minute), or KAP_DECLINED.
+ */
+int kr_device_auth(const struct kr_conf *cf, const char *tok, size_t len,
+                   struct kr_device *dev);
+
+/* Number of paired devices (device files). */
+unsigned kr_device_count(const struct kr_conf *cf);
+
+/* ---- kap_remote_limit.c ---------------------------------------------------- */
+
+/*
+ * Fixed-window counters, process-wide (they survive reloads).  key is
+ * a client address without port ("*" for the global pairing counter).
+ * kr_limit_over(): 1 when key has max or more events in the current
+ * window (and *retry = seconds until it ends).  kr_limit_hit(): count
+ * one event for key.
+ */
+int  kr_limit_over(int kind, const char *key, long long max, double window,
+                   double *retry);
+void kr_limit_hit(int kind, const char *key, double window);
+#define KR_LIMIT_PAIR 0
+#define KR_LIMIT_AUTH 1
+
+/* ---- kap_remote_logs.c ------------------------------------------------------ */
+
+/*
+ * Append a JSON array of the newest audit events (at most limit; only
+ * denied ones when denied) from every configured audit log's tail,
+ * newest first, to w's buffer.
+ */
+struct kap_json_writer;
+void kr_logs_write(const struct kr_conf *cf, long limit, int denied,
+                   struct kap_json_writer *w);
+
+/* Append the "audit" object of /api/status: per file, per module. */
+void kr_logs_status(const struct kr_conf *cf, struct kap_json_writer *w);
+
+/* ---- kap_remote_routes.c ---------------------------------------------------- */
+
+/* The handler given to kap_http_server_start(); data is the kr_conf. */
+void kr_handle(struct kap_http_ex *ex, void *data);
+
+/* Note the process start for /api/status (first init). */
+void kr_remote_started(void);
+
+/* ---- kap_remote_ui.c ---------------------------------------------------------- */
+
+extern const char kr_ui_page[];
+extern const size_t kr_ui_page_len;
+
+#endif /* KAP_REMOTE_H */

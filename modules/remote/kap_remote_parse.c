@@ -1,0 +1,216 @@
+/*
+ * kap_remote_parse.c -- the remote module's parsers of untrusted bytes:
+ * the /api/logs query string, the /api/pair body, the Bearer header,
+ * device ids.  Pure functions (no I/O, no globals): unit-tested in
+ * t/unit/test_remote_parse and fuzzed by fuzz/fuzz_remote.
+ *
+ * Strict on purpose: anything not exactly expected is refused, so that
+ * no ambiguity (a repeated key, a percent-escape, a sign) reaches the
+ * code behind.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include <kapd/kap_json.h>
+
+#include "kap_remote.h"
+
+static int
+kr_is(const char *p, size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(p, lit, n) == 0;
+}
+
+/* "limit" value: 1..KR_LOG_LIMIT_MAX, decimal digits, no leading zero */
+static int
+kr_limit_value(const char *v, size_t n, long *out)
+{
+    long x = 0;
+    size_t i;
+
+    if (n == 0 || n > 4 || v[0] == '0')
+        return KAP_ERROR;
+    for (i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return KAP_ERROR;
+        x = x * 10 + (v[i] - '0');
+    }
+    if (x > KR_LOG_LIMIT_MAX)
+        return KAP_ERROR;
+    *out = x;
+    return KAP_OK;
+}
+
+int
+kr_query_parse(const char *q, size_t len, struct kr_query *out,
+               const char **why)
+{
+    const char *p = q, *end = q + len, *amp, *eq;
+    int seen_limit = 0, seen_denied = 0;
+
+    out->limit = KR_LOG_LIMIT_DEFAULT;
+    out->denied = 0;
+    while (p < end) {
+        amp = memchr(p, '&', (size_t) (end - p));
+        if (amp == NULL)
+            amp = end;
+        eq = memchr(p, '=', (size_t) (amp - p));
+        if (eq == NULL || eq == p) {
+            *why = "query: expected name=value pairs";
+            return KAP_ERROR;
+        }
+        if (kr_is(p, (size_t) (eq - p), "limit")) {
+            if (seen_limit++) {
+                *why = "query: limit given twice";
+                return KAP_ERROR;
+            }
+            if (kr_limit_value(eq + 1, (size_t) (amp - eq - 1), &out->limit)
+                != KAP_OK) {
+                *why = "query: limit must be a number from 1 to 1000";
+                return KAP_ERROR;
+            }
+        } else if (kr_is(p, (size_t) (eq - p), "denied")) {
+            const char *v = eq + 1;
+            size_t n = (size_t) (amp - v);
+
+            if (seen_denied++) {
+                *why = "query: denied given twice";
+                return KAP_ERROR;
+            }
+            if (kr_is(v, n, "1") || kr_is(v, n, "true"))
+                out->denied = 1;
+            else if (kr_is(v, n, "0") || kr_is(v, n, "false"))
+                out->denied = 0;
+            else {
+                *why = "query: denied must be 0, 1, true or false";
+                return KAP_ERROR;
+            }
+        } else {
+            *why = "query: unknown parameter (known: limit, denied)";
+            return KAP_ERROR;
+        }
+        p = amp == end ? end : amp + 1;
+        if (amp != end && p == end) {
+            *why = "query: trailing '&'";
+            return KAP_ERROR;
+        }
+    }
+    return KAP_OK;
+}
+
+/*
+ * A device name: valid UTF-8 (the JSON parser checked it) without C0
+ * controls, DEL, C1 controls (U+0080..U+009F), or the bidirectional
+ * embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069)
+ * that would make a name display as another in `kap remote status`.
+ */
+static int
+kr_name_ok(const unsigned char *s, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > KR_NAME_MAX)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+        if (s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
+            return 0;
+        if (s[i] == 0xe2 && i + 2 < n) {
+            if (s[i + 1] == 0x80 && s[i + 2] >= 0xaa && s[i + 2] <= 0xae)
+                return 0;
+            if (s[i + 1] == 0x81 && s[i + 2] >= 0xa6 && s[i + 2] <= 0xa9)
+                return 0;
+        }
+    }
+    /* no leading or trailing space: names are shown trimmed elsewhere */
+    return s[0] != ' ' && s[n - 1] != ' ';
+}
+
+int
+kr_pair_body_parse(const char *body, size_t len, char *name,
+                   const char **why)
+{
+    struct kap_json_limits lim = { 4096, 4, 16, 0 };
+    struct kap_json *j;
+    const struct kap_json *m;
+    const char *s;
+    int rc = KAP_ERROR;
+
+    name[0] = '\0';
+    if (len == 0)
+        return KAP_OK;
+    j = kap_json_parse(body, len, &lim, NULL);
+    if (j == NULL) {
+        *why = "pair: the body is not valid JSON";
+        return KAP_ERROR;
+    }
+    if (kap_json_type(j) != KAP_JSON_OBJECT) {
+        *why = "pair: the body must be a JSON object";
+        goto out;
+    }
+    for (m = kap_json_child(j); m != NULL; m = kap_json_next(m))
+        if (strcmp(kap_json_key(m), "name") != 0) {
+            *why = "pair: unknown member (known: name)";
+            goto out;
+        }
+    m = kap_json_get(j, "name");
+    if (m != NULL) {
+        s = kap_json_string(m);
+        if (s == NULL || !kr_name_ok((const unsigned char *) s, strlen(s))) {
+            *why = "pair: name must be 1 to 64 bytes of printable text";
+            goto out;
+        }
+        memcpy(name, s, strlen(s) + 1);
+    }
+    rc = KAP_OK;
+out:
+    kap_json_free(j);
+    return rc;
+}
+
+static int
+kr_b64token_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+           || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
+           || c == '~' || c == '+' || c == '/';
+}
+
+const char *
+kr_bearer(const char *value, size_t *len)
+{
+    const char *t;
+    size_t n = 0;
+
+    if (value == NULL || strncasecmp(value, "Bearer ", 7) != 0)
+        return NULL;
+    t = value + 7;
+    while (kr_b64token_char((unsigned char) t[n]))
+        n++;
+    while (t[n] == '=' && n > 0)         /* b64token's trailing padding */
+        n++;
+    if (n == 0 || n > KR_BEARER_MAX || t[n] != '\0')
+        return NULL;
+    *len = n;
+    return t;
+}
+
+int
+kr_hex_lower(const char *s, size_t len, size_t want)
+{
+    size_t i;
+
+    if (len != want)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+int
+kr_id_valid(const char *s, size_t len)
+{
+    return kr_hex_lower(s, len, KR_ID_LEN);
+}
