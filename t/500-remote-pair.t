@@ -84,6 +84,8 @@ sub pair {
 }
 
 # ---- the state directory ---------------------------------------------------
+# (made by the module's init, which may finish just after the port is bound)
+Test::Kapd::wait_until(sub { -d "$state/devices" }, kapd_tmo(5));
 ok(-d $state && ((stat $state)[2] & 07777) == 0700,
    'state_dir is made 0700');
 ok(-d "$state/devices" && ((stat "$state/devices")[2] & 07777) == 0700,

@@ -44,9 +44,10 @@ chunk(FILE *f, const char *type, const unsigned char *data, size_t n)
     be32(hdr, (uint32_t) n);
     memcpy(hdr + 4, type, 4);
     c = crc32_update(0, hdr + 4, 4);
-    c = crc32_update(c, data, n);
+    if (n > 0)
+        c = crc32_update(c, data, n);
     be32(crc, c);
-    return fwrite(hdr, 1, 8, f) == 8 && fwrite(data, 1, n, f) == n
+    return fwrite(hdr, 1, 8, f) == 8 && (n == 0 || fwrite(data, 1, n, f) == n)
            && fwrite(crc, 1, 4, f) == 4 ? 0 : -1;
 }
 
