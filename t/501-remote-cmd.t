@@ -62,6 +62,8 @@ SKIP: {
 }
 my $pid = do { local (@ARGV, $/) = ("$rdir/kapd.pid"); <> } // '';
 chomp $pid;
+# a test that dies half-way leaves no daemonised kapd behind
+END { kill 'TERM', $pid if $pid && $pid =~ /^\d+$/ && kill 0, $pid }
 ok($pid =~ /^\d+$/ && kill(0, $pid), 'kapd runs, its pid in kapd.pid');
 is(mode($rdir), '0700', 'the remote directory is 0700');
 is(mode("$rdir/state/pairing"), '0600', 'the pairing file is 0600');
