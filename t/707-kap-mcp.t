@@ -19,6 +19,7 @@ use lib 't/lib';
 use Test::More;
 use Test::Kapd;
 use Test::KapInit;
+use Test::Kapd::FakeMCP;
 use JSON::PP;
 use File::Path qw(make_path remove_tree);
 
@@ -63,8 +64,12 @@ is(json("$auth/ctx.json")->{headers}{'X-Q'}, 'a"b\\c', 'quotes and backslashes k
 like($r->{out}, qr{ctx\.example\.test/mcp\?\[hidden\]}, 'the query is hidden');
 unlike($r->{out}, qr/key=abc/, 'the query is not printed');
 
-$r = mcp('add', 'plain', 'http://127.0.0.1:8080/mcp');
-is($r->{rc}, 0, 'add without headers');
+# without headers kap-mcp probes the server (t/708 has the OAuth flow):
+# an open one is registered as it is
+my $open = Test::Kapd::FakeMCP->new($t, port => $t->port('mcp'), name => 'plain');
+my $plain = $open->url;
+$r = mcp('add', 'plain', $plain);
+is($r->{rc}, 0, 'add without headers (an open server)') or diag($r->{err});
 ok(!exists json("$auth/plain.json")->{headers}, 'no headers member');
 
 # -- get and list ------------------------------------------------------------------
@@ -83,7 +88,7 @@ $r = mcp('list');
 is($r->{rc}, 0, 'list: exit 0');
 is($r->{out}, join('', "ctx\thttps://ctx.example.test/mcp?[hidden]\theaders (Key, X-Q)\n",
                    "github\thttps://mcp.example.test/mcp\theaders (Authorization, X-Api-Key)\n",
-                   "plain\thttp://127.0.0.1:8080/mcp\tnone\n",
+                   "plain\t$plain\tnone\n",
                    "refs\thttps://r.example.test/\theaders (X-A)\n"),
    'list: every server, sorted, no values');
 unlike($r->{out} . $r->{err}, qr/\Q$secret\E|key=abc/, 'list prints no secret');
@@ -127,18 +132,18 @@ ok(!-e "$auth/n1.json" && !-e "$dir/home/.kap/evil.json", 'nothing written for a
 
 # -- the directory and the file -----------------------------------------------------
 chmod 0755, $auth;
-mcp('add', 'n2', 'https://x.test/');
+mcp('add', 'n2', 'https://x.test/', '--header', 'X-K=${K}');
 is(mode($auth), '0700', 'an auth directory open to others is made 0700');
 chmod 0644, "$auth/n2.json";
 $r = mcp('get', 'n2');
 like($r->{err}, qr/not mode 0600.*kapd will refuse it/, 'a 0644 file is reported');
 
 my $alt = "$dir/alt-auth";
-$r = mcp({ env => { KAP_AUTH_DIR => $alt } }, 'add', 'moved', 'https://x.test/');
+$r = mcp({ env => { KAP_AUTH_DIR => $alt } }, 'add', 'moved', 'https://x.test/', '--header', 'X-K=${K}');
 ok($r->{rc} == 0 && -f "$alt/moved.json" && mode($alt) eq '0700', 'KAP_AUTH_DIR moves the directory');
 make_path("$dir/real");
 symlink("$dir/real", "$dir/linked") or die "symlink: $!";
-$r = mcp({ env => { KAP_AUTH_DIR => "$dir/linked" } }, 'add', 'x', 'https://x.test/');
+$r = mcp({ env => { KAP_AUTH_DIR => "$dir/linked" } }, 'add', 'x', 'https://x.test/', '--header', 'X-K=${K}');
 ok($r->{rc} != 0 && !-e "$dir/real/x.json", 'a symlinked auth directory is refused');
 
 # -- remove --------------------------------------------------------------------------

@@ -18,6 +18,8 @@ usage: kap mcp add NAME URL [--header K=V | --header K]... [--reauth]
        kap mcp get NAME
        kap mcp list
        kap mcp remove NAME
+       kap mcp check NAME
+       kap mcp refresh NAME
 
 Register remote MCP servers for kapd's MCP proxy: the agent talks to
 http://127.0.0.1:3129/NAME and kapd forwards to URL with the headers
@@ -38,6 +40,13 @@ directory.
                 whether it is literal (never shown) or its \${VAR} names
   list          every registration: name, upstream (query hidden), auth
   remove NAME   delete the registration (NAME.json and NAME.lock)
+  check NAME    initialize + tools/list with the registration: its tools
+  refresh NAME  refresh an OAuth registration's token now
+
+Without --header, add probes URL (then URL/mcp): a server that asks for
+OAuth gets the OAuth 2.1 flow in your browser (KAP_OPEN or BROWSER or
+xdg-open; the URL is printed too), and its tokens are stored and
+refreshed before they expire.
 
 Then name the server in kap.conf (kap.conf(5)):
   mcp: { servers = ( { name = "NAME"; allow = ["*"]; } ); };
@@ -201,6 +210,15 @@ mcp_add() {
     if ! mkdir_private "$_dir" || ! chmod 0700 "$_dir"; then
         die "mcp: cannot use $_dir"
     fi
+    if [ -z "$_hdrs" ]; then
+        # no credential given: kap-mcp probes the server and runs the
+        # OAuth 2.1 flow when it answers 401 (docs/design/mcp-oauth.md)
+        [ -x "$KAP_MCP" ] || die "mcp: kap-mcp not found at $KAP_MCP (set KAP_MCP=...)"
+        if [ "$_reauth" = 1 ]; then
+            exec "$KAP_MCP" add "$_name" "$_url" --reauth
+        fi
+        exec "$KAP_MCP" add "$_name" "$_url"
+    fi
     _tmp="$_dir/.$_name.json.$$"
     (
         umask 077
@@ -219,6 +237,11 @@ mcp_add() {
     fi
     mv -f "$_tmp" "$_f" || { rm -f "$_tmp"; die "mcp: cannot write $_f"; }
     say "registered $_name: $(mcp_url_shown "$_url") ($_f)"
+    # initialize + tools/list with these headers; a server that is down or
+    # a ${VAR} not set in this shell leaves the registration as it is
+    if [ -x "$KAP_MCP" ]; then
+        "$KAP_MCP" check "$_name" || err "mcp: $_name is registered but not checked (kap mcp check $_name)"
+    fi
     say "add it to kap.conf, with the tools the agent may call:"
     say "  mcp: { servers = ( { name = \"$_name\"; allow = [\"*\"]; } ); };"
 }
@@ -231,8 +254,10 @@ mcp_file() {
     printf '%s' "$_f"
 }
 
-# mcp_auth F: "headers (K1, K2)" or "none"
+# mcp_auth F: "oauth (ISSUER)", "headers (K1, K2)" or "none"
 mcp_auth() {
+    _is=$(mcp_get "$1" oauth issuer)
+    if [ -n "$_is" ]; then printf 'oauth (%s)' "$_is"; return 0; fi
     _ks=$("$KAP_SHIM" jsonc keys "$1" headers 2>/dev/null | sanitize | tr '\n' ',' | sed 's/,$//; s/,/, /g')
     if [ -n "$_ks" ]; then printf 'headers (%s)' "$_ks"; else printf 'none'; fi
 }
@@ -290,6 +315,14 @@ cmd_mcp() {
     get) mcp_show "$@" ;;
     list|ls) mcp_list "$@" ;;
     remove|rm) mcp_remove "$@" ;;
+    check)
+        [ $# -eq 1 ] || die "mcp check: usage: kap mcp check NAME"
+        _f=$(mcp_file "$1") || exit 1
+        exec "$KAP_MCP" check "$1" ;;
+    refresh)
+        [ $# -eq 1 ] || die "mcp refresh: usage: kap mcp refresh NAME"
+        _f=$(mcp_file "$1") || exit 1
+        exec "$KAP_MCP" refresh "$1" --force ;;
     -h|--help|help) help_mcp ;;
     *) err "mcp: unknown command $(printf '%s' "$_sub" | sanitize)"; help_mcp >&2; exit 2 ;;
     esac

@@ -84,6 +84,7 @@ sub run {
         $ENV{HOME} = $self->{home};
         $ENV{XDG_STATE_HOME} = $self->{state};
         $ENV{KAP_SHIM} = $self->{shim};
+        $ENV{KAP_MCP} = $self->{t}->builddir . '/kap-mcp';
         $ENV{PATH} = $self->_path($opt->{gh});
         $ENV{PATH} = "$opt->{path}:$ENV{PATH}" if $opt->{path};
         delete @ENV{qw(KAP_CAPSULE KAP_AUTH_DIR)};
