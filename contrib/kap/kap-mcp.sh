@@ -20,6 +20,7 @@ usage: kap mcp add NAME URL [--header K=V | --header K]... [--reauth]
        kap mcp remove NAME
        kap mcp check NAME
        kap mcp refresh NAME
+       kap mcp pin NAME [--accept]
 
 Register remote MCP servers for kapd's MCP proxy: the agent talks to
 http://127.0.0.1:3129/NAME and kapd forwards to URL with the headers
@@ -42,6 +43,9 @@ directory.
   remove NAME   delete the registration (NAME.json and NAME.lock)
   check NAME    initialize + tools/list with the registration: its tools
   refresh NAME  refresh an OAuth registration's token now
+  pin NAME      the server's tools against the pins kapd keeps (pin = true
+                in kap.conf): changed definitions shown; --accept pins
+                the definitions shown
 
 Without --header, add probes URL (then URL/mcp): a server that asks for
 OAuth gets the OAuth 2.1 flow in your browser (KAP_OPEN or BROWSER or
@@ -319,6 +323,14 @@ cmd_mcp() {
         [ $# -eq 1 ] || die "mcp check: usage: kap mcp check NAME"
         _f=$(mcp_file "$1") || exit 1
         exec "$KAP_MCP" check "$1" ;;
+    pin)
+        case $# in
+        1) ;;
+        2) [ "$2" = --accept ] || die "mcp pin: usage: kap mcp pin NAME [--accept]" ;;
+        *) die "mcp pin: usage: kap mcp pin NAME [--accept]" ;;
+        esac
+        _f=$(mcp_file "$1") || exit 1
+        exec "$KAP_MCP" pin "$@" ;;
     refresh)
         [ $# -eq 1 ] || die "mcp refresh: usage: kap mcp refresh NAME"
         _f=$(mcp_file "$1") || exit 1

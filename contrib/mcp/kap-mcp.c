@@ -9,6 +9,8 @@
  *       a kap.conf snippet printed
  *   kap-mcp check NAME                initialize + tools/list with the
  *       registration's headers (${VAR} from this environment)
+ *   kap-mcp pin NAME [--accept]        the server's tools against the pins
+ *       kapd keeps (NAME.pins.json): changed ones shown, --accept pins them
  *   kap-mcp refresh NAME [--stale SHA256 | --force]
  *       refresh an OAuth registration's token when it is near expiry (or
  *       still the stale one, or always), under the registration's lock
@@ -47,7 +49,8 @@ usage(void)
 {
     fputs("usage: kap-mcp add NAME URL [--reauth]\n"
           "       kap-mcp check NAME\n"
-          "       kap-mcp refresh NAME [--stale SHA256 | --force]\n", stderr);
+          "       kap-mcp refresh NAME [--stale SHA256 | --force]\n"
+          "       kap-mcp pin NAME [--accept]\n", stderr);
     return 2;
 }
 
@@ -103,7 +106,7 @@ static int
 write_open(const char *dir, const char *name, const char *url,
            struct kap_err *err)
 {
-    struct kap_buf b = { 0 };
+    struct kap_buf b = { 0 }, file = { 0 };
     struct kap_json_writer w;
     int rc = KAP_ERROR;
 
@@ -115,11 +118,12 @@ write_open(const char *dir, const char *name, const char *url,
     kap_json_w_str(&w, url);
     kap_json_w_obj_end(&w);
     if (kap_json_w_finish(&w) != KAP_OK || kap_buf_append(&b, "\n", 1)
-        != KAP_OK)
+        != KAP_OK || kap_buf_printf(&file, "%s.json", name) != KAP_OK)
         kap_err_set(err, "out of memory");
     else
-        rc = kap_mcp_reg_write_text(dir, name, b.data, b.len, err);
+        rc = kap_mcp_reg_write_text(dir, file.data, b.data, b.len, err);
     kap_buf_free(&b);
+    kap_buf_free(&file);
     return rc;
 }
 
@@ -153,7 +157,7 @@ probe(const char *url, char **used, long *status, char **www_auth,
     int rc;
 
     *used = NULL;
-    rc = mcpc_verify(url, NULL, 0, status, www_auth, &e1);
+    rc = mcpc_verify(url, NULL, 0, status, www_auth, NULL, &e1);
     if (rc == KAP_OK || *status == 401) {
         *used = strdup(url);
         return rc == KAP_OK ? KAP_OK : KAP_DECLINED;
@@ -164,7 +168,7 @@ probe(const char *url, char **used, long *status, char **www_auth,
                           url[n - 1] == '/' ? "" : "/") == KAP_OK) {
         free(*www_auth);
         *www_auth = NULL;
-        rc = mcpc_verify(alt.data, NULL, 0, status, www_auth, &e2);
+        rc = mcpc_verify(alt.data, NULL, 0, status, www_auth, NULL, &e2);
         if (rc == KAP_OK || *status == 401) {
             *used = alt.data;
             return rc == KAP_OK ? KAP_OK : KAP_DECLINED;
@@ -264,7 +268,7 @@ cmd_add(int argc, char **argv)
         h[0] = hdr;
         h[1] = NULL;
     }
-    if (mcpc_verify(used, h, 1, &status, NULL, &err) != KAP_OK)
+    if (mcpc_verify(used, h, 1, &status, NULL, NULL, &err) != KAP_OK)
         mcpc_warn("registered, but the check failed: %s", err.msg);
     snippet(name);
     rc = 0;
@@ -283,50 +287,93 @@ env_get(const char *var, void *data)
     return getenv(var);
 }
 
+/* A registration loaded with its headers as "K: V" lines. */
+struct loaded {
+    struct kap_pool   *pool;
+    struct kap_mcp_reg reg;
+    struct kap_buf     hb[KAP_MCP_REG_MAX_HEADERS];
+    const char        *h[KAP_MCP_REG_MAX_HEADERS + 1];
+    size_t             n;
+};
+
+static void
+unload(struct loaded *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        kap_secret_wipe(l->hb[i].data, l->hb[i].cap);
+        kap_buf_free(&l->hb[i]);
+    }
+    if (l->pool != NULL)
+        kap_pool_destroy(l->pool);
+    memset(l, 0, sizeof(*l));
+}
+
+static int
+load(const char *dir, const char *name, struct loaded *l)
+{
+    struct kap_err err = { 0 };
+    size_t i;
+
+    memset(l, 0, sizeof(*l));
+    if ((l->pool = kap_pool_create()) == NULL)
+        return KAP_ERROR;
+    if (kap_mcp_reg_load(l->pool, dir, name, env_get, NULL, &l->reg, &err)
+        != KAP_OK)
+        goto fail;
+    for (i = 0; i < l->reg.nheaders; i++) {
+        char tmpl[300];
+        snprintf(tmpl, sizeof(tmpl), "%s: {}", l->reg.headers[i].name);
+        if (kap_secret_header_buf(l->reg.headers[i].value, tmpl, &l->hb[l->n],
+                                  &err) != KAP_OK)
+            goto fail;
+        l->h[l->n] = l->hb[l->n].data;
+        l->n++;
+    }
+    l->h[l->n] = NULL;
+    return KAP_OK;
+fail:
+    mcpc_warn("not checked: %s", err.msg);
+    unload(l);
+    return KAP_ERROR;
+}
+
 /* one check with the registration's headers; *status: initialize's */
 static int
 check_once(const char *dir, const char *name, long *status)
 {
-    struct kap_pool *pool;
-    struct kap_mcp_reg reg;
+    struct loaded l;
     struct kap_err err = { 0 };
-    struct kap_buf hb[KAP_MCP_REG_MAX_HEADERS];
-    const char *h[KAP_MCP_REG_MAX_HEADERS + 1];
-    size_t i, n = 0;
-    int rc = KAP_ERROR;
+    int rc = KAP_OK;
 
     *status = 0;
-    if ((pool = kap_pool_create()) == NULL)
+    if (load(dir, name, &l) != KAP_OK)
         return KAP_ERROR;
-    memset(hb, 0, sizeof(hb));
-    if (kap_mcp_reg_load(pool, dir, name, env_get, NULL, &reg, &err)
+    if (mcpc_verify(l.reg.upstream, l.h, 1, status, NULL, NULL, &err)
         != KAP_OK) {
-        mcpc_warn("not checked: %s", err.msg);
-        goto out;
-    }
-    for (i = 0; i < reg.nheaders; i++) {
-        char tmpl[300];
-        snprintf(tmpl, sizeof(tmpl), "%s: {}", reg.headers[i].name);
-        if (kap_secret_header_buf(reg.headers[i].value, tmpl, &hb[n], &err)
-            != KAP_OK) {
-            mcpc_warn("not checked: %s", err.msg);
-            goto out;
-        }
-        h[n] = hb[n].data;
-        n++;
-    }
-    h[n] = NULL;
-    if (mcpc_verify(reg.upstream, h, 1, status, NULL, &err) != KAP_OK) {
         mcpc_warn("%s: the check failed: %s", name, err.msg);
-        goto out;
+        rc = KAP_ERROR;
     }
-    rc = KAP_OK;
-out:
-    for (i = 0; i < n; i++) {
-        kap_secret_wipe(hb[i].data, hb[i].cap);
-        kap_buf_free(&hb[i]);
-    }
-    kap_pool_destroy(pool);
+    unload(&l);
+    return rc;
+}
+
+static int
+cmd_pin(int argc, char **argv)
+{
+    char dir[PATH_MAX];
+    struct loaded l;
+    int rc;
+
+    if (argc < 1 || argc > 2 || !name_ok(argv[0])
+        || (argc == 2 && strcmp(argv[1], "--accept") != 0))
+        return usage();
+    if (auth_dir(dir, sizeof(dir), 0) != KAP_OK
+        || load(dir, argv[0], &l) != KAP_OK)
+        return 1;
+    rc = mcpc_pin(dir, argv[0], argc == 2, l.h, l.reg.upstream);
+    unload(&l);
     return rc;
 }
 
@@ -428,6 +475,8 @@ main(int argc, char **argv)
         rc = cmd_check(argc - 2, argv + 2);
     else if (strcmp(argv[1], "refresh") == 0)
         rc = cmd_refresh(argc - 2, argv + 2);
+    else if (strcmp(argv[1], "pin") == 0)
+        rc = cmd_pin(argc - 2, argv + 2);
     else
         rc = usage();
     curl_global_cleanup();

@@ -76,10 +76,20 @@ void mcpc_cb_close(struct mcpc_cb *cb);
  * initialize + notifications/initialized + tools/list against url with
  * the headers hdrs ("K: V"); prints the tools as a table.  *status is the
  * initialize's HTTP status (401: needs OAuth) when it was answered,
- * *www_auth its WWW-Authenticate (heap, caller frees) on a 401.
+ * *www_auth its WWW-Authenticate (heap, caller frees) on a 401.  tools
+ * (may be NULL) gets every tool of every page as one JSON array text.
  */
 int mcpc_verify(const char *url, const char *const *hdrs, int print,
-                long *status, char **www_auth, struct kap_err *err);
+                long *status, char **www_auth, struct kap_buf *tools,
+                struct kap_err *err);
+
+/* s on one line for a terminal: control bytes as ' ', at most max bytes,
+   not cutting a UTF-8 sequence, "..." when cut */
+void mcpc_safe_line(const char *s, size_t max, char *out, size_t outlen);
+
+/* `kap-mcp pin NAME [--accept]` (kap_mcp_pins.c) */
+int mcpc_pin(const char *dir, const char *name, int accept,
+             const char *const *hdrs, const char *url);
 
 /* random bytes as base64url (n bytes, out of size 2n) */
 int mcpc_random_b64url(size_t n, char *out, size_t outlen);

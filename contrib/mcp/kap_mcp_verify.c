@@ -69,8 +69,8 @@ rpc(const char *url, const char *const *hdrs, const char *session,
 
 /* s on one line for a terminal: controls and line ends as ' ', at most
    max bytes (not cutting a UTF-8 sequence), "..." when cut */
-static void
-safe_line(const char *s, size_t max, char *out, size_t outlen)
+void
+mcpc_safe_line(const char *s, size_t max, char *out, size_t outlen)
 {
     size_t i = 0, o = 0;
 
@@ -102,17 +102,33 @@ print_tools(const struct kap_json *tools, size_t *count)
         const char *nm = kap_json_get_string(t, "name");
         if (nm == NULL)
             continue;
-        safe_line(nm, 40, name, sizeof(name));
-        safe_line(kap_json_get_string(t, "description"), 70, desc,
+        mcpc_safe_line(nm, 40, name, sizeof(name));
+        mcpc_safe_line(kap_json_get_string(t, "description"), 70, desc,
                   sizeof(desc));
         mcpc_say("  %-32s %s", name, desc);
         (*count)++;
     }
 }
 
+/* append every tool of list to tools (an array text being built) */
+static int
+collect_tools(const struct kap_json *list, struct kap_buf *tools)
+{
+    const struct kap_json *t;
+
+    for (t = kap_json_child(list); t != NULL; t = kap_json_next(t)) {
+        if (kap_buf_append(tools, tools->len > 1 ? "," : "", tools->len > 1)
+                != KAP_OK
+            || kap_json_print(t, tools) != KAP_OK)
+            return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
 int
 mcpc_verify(const char *url, const char *const *hdrs, int print,
-            long *status, char **www_auth, struct kap_err *err)
+            long *status, char **www_auth, struct kap_buf *tools,
+            struct kap_err *err)
 {
     static const char init[] =
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
@@ -130,6 +146,8 @@ mcpc_verify(const char *url, const char *const *hdrs, int print,
     *status = 0;
     if (www_auth != NULL)
         *www_auth = NULL;
+    if (tools != NULL && kap_buf_append(tools, "[", 1) != KAP_OK)
+        return KAP_ERROR;
     if (rpc(url, hdrs, NULL, NULL, init, 1, &j, &r, err) != KAP_OK) {
         if (r.status != 0) {
             *status = r.status;
@@ -187,6 +205,12 @@ mcpc_verify(const char *url, const char *const *hdrs, int print,
         if (print)
             print_tools(kap_json_get(kap_json_get(j, "result"), "tools"),
                         &count);
+        if (tools != NULL
+            && collect_tools(kap_json_get(kap_json_get(j, "result"), "tools"),
+                             tools) != KAP_OK) {
+            kap_err_set(err, "out of memory");
+            goto out;
+        }
         nc = kap_json_get_string(kap_json_get(j, "result"), "nextCursor");
         kap_buf_reset(&cursor);
         if (nc != NULL && nc[0] != '\0'
@@ -199,6 +223,8 @@ mcpc_verify(const char *url, const char *const *hdrs, int print,
     }
     if (print)
         mcpc_say("(%zu tool%s)", count, count == 1 ? "" : "s");
+    if (tools != NULL && kap_buf_append(tools, "]", 1) != KAP_OK)
+        goto out;
     rc = KAP_OK;
 out:
     kap_json_free(j);

@@ -84,15 +84,15 @@ write_all(int fd, const char *p, size_t n)
 }
 
 int
-kap_mcp_reg_write_text(const char *dir, const char *name, const char *text,
+kap_mcp_reg_write_text(const char *dir, const char *file, const char *text,
                        size_t len, struct kap_err *err)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
     int fd;
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s.json", dir, name)
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file)
             >= sizeof(path)
-        || (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.json.%ld", dir, name,
+        || (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%ld", dir, file,
                             (long)getpid()) >= sizeof(tmp)) {
         kap_err_set(err, "%s: path too long", dir);
         return KAP_ERROR;
@@ -120,7 +120,7 @@ int
 kap_mcp_oauth_write(const char *dir, const struct kap_mcp_oauth_reg *reg,
                     struct kap_err *err)
 {
-    struct kap_buf b = { 0 };
+    struct kap_buf b = { 0 }, file = { 0 };
     int rc = KAP_ERROR;
 
     if (reg->name == NULL || reg->upstream == NULL
@@ -129,10 +129,12 @@ kap_mcp_oauth_write(const char *dir, const struct kap_mcp_oauth_reg *reg,
                     "and a token");
         return KAP_ERROR;
     }
-    if (oauth_text(reg, &b) != KAP_OK)
+    if (oauth_text(reg, &b) != KAP_OK
+        || kap_buf_printf(&file, "%s.json", reg->name) != KAP_OK)
         kap_err_set(err, "out of memory");
     else
-        rc = kap_mcp_reg_write_text(dir, reg->name, b.data, b.len, err);
+        rc = kap_mcp_reg_write_text(dir, file.data, b.data, b.len, err);
+    kap_buf_free(&file);
     if (b.data != NULL)
         kap_secret_wipe(b.data, b.cap);
     kap_buf_free(&b);

@@ -74,8 +74,9 @@ struct kap_mcp_oauth_reg {
 int kap_mcp_oauth_write(const char *dir, const struct kap_mcp_oauth_reg *reg,
                         struct kap_err *err);
 
-/* Write text (len bytes) as DIR/NAME.json the same atomic way. */
-int kap_mcp_reg_write_text(const char *dir, const char *name,
+/* Write text (len bytes) as DIR/FILE (a name in dir: "NAME.json",
+ * "NAME.pins.json") the same atomic way. */
+int kap_mcp_reg_write_text(const char *dir, const char *file,
                            const char *text, size_t len, struct kap_err *err);
 
 /*
