@@ -243,6 +243,8 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
         sv->url = reg.upstream;
         sv->headers = reg.headers;
         sv->nheaders = reg.nheaders;
+        sv->oauth = reg.oauth;
+        sv->expires_at = reg.expires_at;
     }
     if (sv->pin) {
         if (cf->auth_dir == NULL) {

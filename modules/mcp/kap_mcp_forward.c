@@ -29,6 +29,7 @@ struct fw {
     struct kap_conn             *c;
     struct kap_gen              *gen;      /* referenced */
     const struct kap_mcp_server *sv;       /* in gen */
+    const struct kap_mcp_conf   *cf;       /* in gen */
     struct kap_mcp_req          *r;        /* NULL for GET, DELETE */
     struct kap_mcp_filter        f;
     struct kap_mcp_sse_filter    sf;
@@ -139,6 +140,16 @@ static void
 fw_unauthorized(struct fw *fw)
 {
     char why[256];
+
+    if (kap_mcp_tokens_refused(fw->cf, fw->sv)) {
+        /* an OAuth registration: kap-mcp refresh runs as a child; the
+           agent's retry goes out with the new token */
+        snprintf(why, sizeof(why), "server %s refused kapd's OAuth token "
+                 "(401): kapd is refreshing it; retry", fw->sv->name);
+        kap_http_header_add(fw->ex, "Retry-After", "1");
+        fw_fail(fw, 503, why);
+        return;
+    }
 
     snprintf(why, sizeof(why), "server %s refused kapd's credential (401): "
              "check its headers, or register it again (kap mcp add %s URL "
@@ -474,7 +485,8 @@ static const struct kap_curl_stream_ops fw_ops = {
 static int
 fw_headers(struct fw *fw, struct kap_pool *p, const char **h,
            struct kap_buf *bufs, const struct kap_mcp_fwd_headers *fh,
-           const char *upstream_sid)
+           const char *upstream_sid, const struct kap_mcp_reg_header *hs,
+           size_t nh)
 {
     struct kap_err err;
     size_t n = 0, i;
@@ -494,11 +506,11 @@ fw_headers(struct fw *fw, struct kap_pool *p, const char **h,
         && (h[n++] = kap_psprintf(p, "Mcp-Session-Id: %s", upstream_sid))
            == NULL)
         return KAP_ERROR;
-    for (i = 0; i < fw->sv->nheaders; i++) {
-        const char *tmpl = kap_psprintf(p, "%s: {}", fw->sv->headers[i].name);
+    for (i = 0; i < nh; i++) {
+        const char *tmpl = kap_psprintf(p, "%s: {}", hs[i].name);
         memset(&err, 0, sizeof(err));
         if (tmpl == NULL
-            || kap_secret_header_buf(fw->sv->headers[i].value, tmpl, &bufs[i],
+            || kap_secret_header_buf(hs[i].value, tmpl, &bufs[i],
                                      &err) != KAP_OK
             || kap_buf_append(&bufs[i], "", 1) != KAP_OK)
             return KAP_ERROR;
@@ -517,16 +529,18 @@ kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
 {
     struct kap_pool *p = kap_http_ex_pool(ex);
     const struct kap_http_req *q = kap_http_ex_req(ex);
+    const struct kap_mcp_reg_header *hs;
     struct kap_curl_opts o;
     struct kap_buf *bufs;
     const char **h;
     struct fw *fw;
-    size_t i;
+    size_t i, nh;
     int rc;
 
+    kap_mcp_tokens_headers(cf, sv, &hs, &nh);
     fw = kap_palloc(p, sizeof(*fw));
-    h = kap_palloc(p, (sv->nheaders + 8) * sizeof(*h));
-    bufs = kap_palloc(p, (sv->nheaders + 1) * sizeof(*bufs));
+    h = kap_palloc(p, (nh + 8) * sizeof(*h));
+    bufs = kap_palloc(p, (nh + 1) * sizeof(*bufs));
     if (fw == NULL || h == NULL || bufs == NULL
         || kap_pool_cleanup_add(p, fw_cleanup, fw) != KAP_OK) {
         kap_mcp_req_free(r);
@@ -534,12 +548,13 @@ kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
         return;
     }
     memset(fw, 0, sizeof(*fw));
-    memset(bufs, 0, (sv->nheaders + 1) * sizeof(*bufs));
+    memset(bufs, 0, (nh + 1) * sizeof(*bufs));
     fw->ex = ex;
     fw->c = kap_http_ex_conn(ex);
     fw->gen = gen;
     kap_gen_ref(fw->gen);
     fw->sv = sv;
+    fw->cf = cf;
     fw->r = r;
     fw->f.tools = sv->tools;
     if (sv->pin_file != NULL) {
@@ -573,7 +588,7 @@ kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
     kap_http_ex_on_abort(ex, fw_abort, fw);
     kap_http_ex_on_drain(ex, fw_drain, fw);
 
-    rc = fw_headers(fw, p, h, bufs, fh, upstream_sid);
+    rc = fw_headers(fw, p, h, bufs, fh, upstream_sid, hs, nh);
     memset(&o, 0, sizeof(o));
     o.url = sv->url;
     o.asked_by = KAP_MCP_NAME;
@@ -588,7 +603,7 @@ kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
     o.ca_file = sv->ca_file;
     if (rc == KAP_OK)
         fw->cu = kap_curl_stream(fw->gen, p, &o, &fw_ops, fw_done, fw);
-    for (i = 0; i < sv->nheaders; i++) {
+    for (i = 0; i < nh; i++) {
         if (bufs[i].data != NULL)
             kap_secret_wipe(bufs[i].data, bufs[i].cap);
         kap_buf_free(&bufs[i]);

@@ -35,6 +35,8 @@ struct kap_mcp_server {
     struct kap_mcp_reg_header *headers;   /* injected upstream */
     size_t                     nheaders;
     int                        pin;       /* pin tool definitions */
+    int                        oauth;     /* an OAuth registration */
+    long long                  expires_at; /* its token's (0: unknown) */
     const char                *pin_file;  /* pin: AUTH_DIR/NAME.pins.json */
 };
 
@@ -112,6 +114,22 @@ int kap_mcp_pins_check(struct kap_mcp_pins *ps, const char *name,
  * was pinned, or the pins cannot be read. */
 int kap_mcp_pins_changed(struct kap_mcp_pins *ps, const char *name);
 void kap_mcp_pins_clear(void);
+
+/* ---- OAuth tokens (kap_mcp_tokens.c; docs/design/mcp-oauth.md) ---- */
+
+/* The headers to send to sv: its refreshed registration's once a
+ * refresh finished, else its own.  A token within the margin of expiry
+ * starts a refresh in the background (kap-mcp refresh as a child). */
+void kap_mcp_tokens_headers(const struct kap_mcp_conf *cf,
+                            const struct kap_mcp_server *sv,
+                            const struct kap_mcp_reg_header **h, size_t *n);
+/* sv's upstream refused its token (401): start a refresh of it (one at a
+ * time per server).  1 when one is under way (tell the agent to retry),
+ * 0 when sv is not an OAuth registration or none could start. */
+int kap_mcp_tokens_refused(const struct kap_mcp_conf *cf,
+                           const struct kap_mcp_server *sv);
+/* Forget every server's tokens (module shutdown). */
+void kap_mcp_tokens_clear(void);
 
 /* ---- audit (kap_mcp_audit.c) ---- */
 

@@ -169,6 +169,7 @@ mcp_shutdown(void)
 {
     kap_mcp_session_clear();
     kap_mcp_pins_clear();
+    kap_mcp_tokens_clear();
 }
 
 static const struct kap_listener_ops mcp_listener = {

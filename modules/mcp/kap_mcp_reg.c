@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -270,6 +271,19 @@ kap_mcp_reg_load(struct kap_pool *pool, const char *dir, const char *name,
     if (reg->name == NULL || reg->upstream == NULL) {
         kap_err_set(err, "%s: out of memory", path);
         goto out;
+    }
+    if (kap_json_get(j, "oauth") != NULL) {
+        int64_t exp = 0;
+        const struct kap_json *e = kap_json_get(kap_json_get(j, "oauth"),
+                                                "expires_at");
+        if (kap_json_type(kap_json_get(j, "oauth")) != KAP_JSON_OBJECT
+            || (e != NULL && (kap_json_int(e, &exp) != KAP_OK || exp < 0))) {
+            kap_err_set(err, "%s: \"oauth\" is not an object with a "
+                        "number expires_at", path);
+            goto out;
+        }
+        reg->oauth = 1;
+        reg->expires_at = (long long)exp;
     }
     rc = reg_headers(pool, path, name, kap_json_get(j, "headers"), env,
                      env_data, reg, err);

@@ -8,8 +8,8 @@
  * (kap_secret_file_read(): no symbolic link, 0700 directory, 0600 file)
  * and parsed strictly (kap_json): an object with "upstream" (an http://
  * or https:// URL), optional "name" (NAME itself) and optional "headers"
- * (an object of strings); other members (the OAuth fields) are left to
- * their readers.  A header value is literal or holds ${VAR} references,
+ * (an object of strings); of the "oauth" member (kap_mcp_token.h) only
+ * its presence and expires_at are read here, the rest is kap-mcp's.  A header value is literal or holds ${VAR} references,
  * filled in by the caller's lookup (kapd's environment, the project's env
  * file); an unset variable, a "${" without a valid name and "}", a header
  * kapd sets itself (Host, framing and hop-by-hop fields, Content-Type,
@@ -42,6 +42,9 @@ struct kap_mcp_reg {
     const char                *upstream;  /* in pool */
     struct kap_mcp_reg_header *headers;   /* in pool */
     size_t                     nheaders;
+    int                        oauth;     /* an "oauth" member (kap-mcp's
+                                             OAuth flow wrote the file) */
+    long long                  expires_at; /* oauth.expires_at, 0: unknown */
 };
 
 /* The value of environment variable var, or NULL when it is unset. */

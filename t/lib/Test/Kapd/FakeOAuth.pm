@@ -5,7 +5,7 @@ package Test::Kapd::FakeOAuth;
 # `kap mcp add` flow and token refresh (t/708, t/709):
 #
 #   my $o = Test::Kapd::FakeOAuth->new($t, port => $t->port('oauth'),
-#                                      ttl => 3600);
+#                                      addr => '127.0.0.2', ttl => 3600);
 #   $o->url;          # http://127.0.0.1:PORT/mcp, the protected MCP server
 #   $o->set(%opts);   # options for the next requests
 #   $o->state;        # clients, codes, tokens, counts (see below)
@@ -58,7 +58,8 @@ sub new {
         sfile => $t->testdir . '/fakeoauth.state',
     }, $class;
     my $port = delete $o{port} // $t->port('oauth');
-    $self->{base} = "http://127.0.0.1:$port";
+    my $addr = delete $o{addr} // '127.0.0.1';
+    $self->{base} = "http://$addr:$port";
     $self->{o} = { ttl => 3600, token_delay => 0, tools => [
         { name => 'search', description => "Search\nthe docs",
           inputSchema => { type => 'object' } },
@@ -69,7 +70,7 @@ sub new {
         refresh => {}, challenges => [], verifiers => [],
         grants => {}, refused => []) });
     $self->{http} = Test::Kapd::FakeHTTP->new($t, port => $port,
-        name => 'oauth', addr => '127.0.0.1',
+        name => 'oauth', addr => $addr,
         handler => sub { $self->_handle(@_) });
     return $self;
 }
