@@ -26,7 +26,7 @@ use File::Path qw(make_path remove_tree);
 my $t = Test::Kapd->new;
 my $k = Test::KapInit->new($t);
 plan(skip_all => 'kap-shim not built') unless -x $k->shim;
-$t->plan(56);
+$t->plan(60);
 my $dir = $t->testdir;
 my $auth = "$dir/home/.kap/auth";
 my $secret = 'sk-TOPSECRET-0123456789';
@@ -92,6 +92,21 @@ is($r->{out}, join('', "ctx\thttps://ctx.example.test/mcp?[hidden]\theaders (Key
                    "refs\thttps://r.example.test/\theaders (X-A)\n"),
    'list: every server, sorted, no values');
 unlike($r->{out} . $r->{err}, qr/\Q$secret\E|key=abc/, 'list prints no secret');
+# kapd's tool pins beside the registrations are not registrations
+spew("$auth/github.pins.json", '{"server":"github","tools":{}}');
+is(mcp('list')->{out}, $r->{out}, 'list: a pins file is not listed');
+unlink "$auth/github.pins.json";
+# with a kap.conf: the servers it names that nobody registered
+spew("$dir/kap.conf", <<'CONF');
+mcp: { servers = ( { name = "github"; allow = ["*"]; },
+                   { name = "linear"; allow = ["*"]; },
+                   { name = "own"; url = "https://own.example.test/mcp"; allow = ["*"]; } ); };
+CONF
+$r = mcp('list', "$dir/kap.conf");
+is($r->{rc}, 0, 'list KAP.CONF: exit 0') or diag($r->{err});
+like($r->{out}, qr/^linear\t\(in \Q$dir\E\/kap\.conf, not registered: kap mcp add linear URL\)$/m,
+     'a configured server without a url or a registration is named');
+unlike($r->{out}, qr/^(github|own)\t\(in /m, 'registered ones and ones with a url are not');
 
 # -- a second add ------------------------------------------------------------------
 my $before = slurp("$auth/github.json");

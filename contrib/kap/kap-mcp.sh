@@ -16,7 +16,7 @@ help_mcp() {
     cat <<EOF
 usage: kap mcp add NAME URL [--header K=V | --header K]... [--reauth]
        kap mcp get NAME
-       kap mcp list
+       kap mcp list [KAP.CONF]
        kap mcp remove NAME
        kap mcp check NAME
        kap mcp refresh NAME
@@ -39,7 +39,9 @@ directory.
   --reauth      replace an existing registration (else: say so, exit 0)
   get NAME      the registration: upstream, header names, for each value
                 whether it is literal (never shown) or its \${VAR} names
-  list          every registration: name, upstream (query hidden), auth
+  list          every registration: name, upstream (query hidden), auth;
+                with KAP.CONF also the servers it names that are not
+                registered (kapd refuses such a configuration)
   remove NAME   delete the registration (NAME.json and NAME.lock)
   check NAME    initialize + tools/list with the registration: its tools
   refresh NAME  refresh an OAuth registration's token now
@@ -283,11 +285,12 @@ mcp_show() {
 }
 
 mcp_list() {
-    [ $# -eq 0 ] || die "mcp list: usage: kap mcp list"
+    [ $# -le 1 ] || die "mcp list: usage: kap mcp list [KAP.CONF]"
     _dir=$(mcp_dir)
     _n=0
     for _f in "$_dir"/*.json; do
         [ -f "$_f" ] || continue
+        case $_f in *.pins.json) continue ;; esac   # kapd's tool pins
         _name=${_f##*/}
         _name=${_name%.json}
         _n=$((_n + 1))
@@ -299,8 +302,13 @@ mcp_list() {
         printf '%s\t%s\t%s\n' "$_name" \
             "$(mcp_url_shown "$(mcp_get "$_f" upstream)")" "$(mcp_auth "$_f")"
     done | sanitize
-    [ -n "$(find "$_dir" -maxdepth 1 -name '*.json' 2>/dev/null | head -n 1)" ] ||
+    [ -n "$(find "$_dir" -maxdepth 1 -name '*.json' ! -name '*.pins.json' 2>/dev/null | head -n 1)" ] ||
         say "no MCP servers registered (kap mcp add NAME URL)"
+    # servers a kap.conf names that nobody registered (kapd would refuse it)
+    if [ $# -eq 1 ]; then
+        [ -f "$1" ] || die "mcp list: no file $1"
+        "$KAP_MCP" missing "$1" || exit 1
+    fi
 }
 
 mcp_remove() {

@@ -11,6 +11,8 @@
  *       registration's headers (${VAR} from this environment)
  *   kap-mcp pin NAME [--accept]        the server's tools against the pins
  *       kapd keeps (NAME.pins.json): changed ones shown, --accept pins them
+ *   kap-mcp missing KAP.CONF          servers the mcp group names
+ *       without a url that nobody registered
  *   kap-mcp refresh NAME [--stale SHA256 | --force]
  *       refresh an OAuth registration's token when it is near expiry (or
  *       still the stale one, or always), under the registration's lock
@@ -50,7 +52,8 @@ usage(void)
     fputs("usage: kap-mcp add NAME URL [--reauth]\n"
           "       kap-mcp check NAME\n"
           "       kap-mcp refresh NAME [--stale SHA256 | --force]\n"
-          "       kap-mcp pin NAME [--accept]\n", stderr);
+          "       kap-mcp pin NAME [--accept]\n"
+          "       kap-mcp missing KAP.CONF\n", stderr);
     return 2;
 }
 
@@ -462,6 +465,7 @@ cmd_refresh(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+    char dir[PATH_MAX];
     int rc;
 
     if (argc < 2)
@@ -477,6 +481,9 @@ main(int argc, char **argv)
         rc = cmd_refresh(argc - 2, argv + 2);
     else if (strcmp(argv[1], "pin") == 0)
         rc = cmd_pin(argc - 2, argv + 2);
+    else if (strcmp(argv[1], "missing") == 0 && argc == 3)
+        rc = auth_dir(dir, sizeof(dir), 0) == KAP_OK
+             ? mcpc_missing(dir, argv[2]) : 1;
     else
         rc = usage();
     curl_global_cleanup();

@@ -87,6 +87,10 @@ int mcpc_verify(const char *url, const char *const *hdrs, int print,
    not cutting a UTF-8 sequence, "..." when cut */
 void mcpc_safe_line(const char *s, size_t max, char *out, size_t outlen);
 
+/* `kap-mcp missing KAP.CONF` (kap_mcp_missing.c): the servers conf names
+   without a url and without a registration in dir, one a line */
+int mcpc_missing(const char *dir, const char *conf);
+
 /* `kap-mcp pin NAME [--accept]` (kap_mcp_pins.c) */
 int mcpc_pin(const char *dir, const char *name, int accept,
              const char *const *hdrs, const char *url);
