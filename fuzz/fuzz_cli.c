@@ -3,8 +3,9 @@
  * profile text, rule parsing and the argv canonicaliser with matching.
  *
  * Input: lines.  If the first line is "#profile", the lines up to a line
- * "--" are a profile (kap_cli_profile_parse); otherwise a built-in cobra
- * profile shaped like gh is used.  Then lines up to a line "==" are
+ * "--" are a profile (kap_cli_profile_parse: any family; the seeds hold
+ * small profiles shaped like each generated one, gh, kubectl, docker,
+ * aws, git); otherwise a built-in cobra profile shaped like gh is used.  Then lines up to a line "==" are
  * rules (a first byte '!' makes a deny rule); every line after it is one
  * argv element (NUL bytes and invalid UTF-8 included).  Invariants: a
  * verdict is allow with an allow rule or deny with a reason; the
@@ -132,6 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kap_pool_destroy(pool);
         return 0;
     }
+    (void) kap_cli_version_ok(prof, (const char *) data, size);
     while (next_line(&l, &s, &n) && !(n == 2 && memcmp(s, "==", 2) == 0)) {
         char *t = kap_pstrndup(pool, s, n);
         int   d = n > 0 && s[0] == '!';

@@ -16,10 +16,12 @@ struct occ {
     const char                *spell;   /* "--name" or "-x" */
     const struct kap_cli_flag *flag;
     const char                *value;
+    int                        cont;    /* a further value of a list */
 };
 
 struct walk {
     struct kap_pool           *pool;
+    const struct kap_cli_profile *p;
     const char               **arg;     /* NUL-terminated copies */
     size_t                     narg, i;
     const struct kap_cli_node *node;
@@ -113,7 +115,7 @@ push(struct kap_pool *pool, const char ***arr, size_t *n, size_t cap,
 
 static int
 add_occ(struct walk *w, const char *spell, const struct kap_cli_flag *f,
-        const char *value)
+        const char *value, int cont)
 {
     if (w->nocc == w->capocc) {           /* a cluster -abc gives several */
         size_t      cap = w->capocc ? w->capocc * 2 : w->narg + 8;
@@ -129,6 +131,7 @@ add_occ(struct walk *w, const char *spell, const struct kap_cli_flag *f,
     w->occ[w->nocc].spell = spell;
     w->occ[w->nocc].flag = f;
     w->occ[w->nocc].value = value;
+    w->occ[w->nocc].cont = cont;
     w->nocc++;
     return 0;
 }
@@ -148,30 +151,164 @@ bool_value(const char *v)
     return NULL;
 }
 
+static int
+unknown(struct walk *w, const char *spell, size_t len)
+{
+    const char *s = kap_pstrndup(w->pool, spell, len);
+
+    return deny(w, w->in_path && w->node->nchild > 0 ? "unknown-global-flag"
+                                                     : "unknown-flag", s ? s : "");
+}
+
 static const struct kap_cli_flag *
 lookup(struct walk *w, const char *spell, size_t len)
 {
     const struct kap_cli_flag *f = kap_cli_flag_at(w->node, spell, len);
 
-    if (f == NULL) {
-        const char *s = kap_pstrndup(w->pool, spell, len);
-        deny(w, w->in_path && w->node->nchild > 0 ? "unknown-global-flag"
-                                                  : "unknown-flag", s ? s : "");
-    }
+    if (f == NULL)
+        unknown(w, spell, len);
     return f;
+}
+
+/* Long flags of arr that tok (len bytes, "--" included) is a prefix of. */
+static size_t
+prefixes(const struct kap_cli_flag *arr, size_t n, const char *tok, size_t len,
+         const struct kap_cli_flag **hit, size_t nhit)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct kap_cli_flag *f = &arr[i];
+        int                        dup = 0;
+
+        if (f->shortonly || f->pre || strlen(f->name) < len - 2
+            || memcmp(f->name, tok + 2, len - 2) != 0)
+            continue;
+        for (size_t k = 0; k < nhit && k < 2; k++)
+            dup |= strcmp(hit[k]->name, f->name) == 0;
+        if (!dup) {
+            if (nhit < 2)
+                hit[nhit] = f;
+            nhit++;
+        }
+    }
+    return nhit;
+}
+
+/* The one flag tok abbreviates, from the root's globals then from n. */
+static const struct kap_cli_flag *
+abbrev(struct walk *w, const char *tok, size_t len)
+{
+    const struct kap_cli_flag *hit[2];
+    const struct kap_cli_node *root = w->p->root, *n;
+    size_t                     nhit;
+
+    nhit = prefixes(root->pflag, root->npflag, tok, len, hit, 0);
+    if (nhit == 0) {
+        nhit = prefixes(w->node->flag, w->node->nflag, tok, len, hit, 0);
+        for (n = w->node; n != NULL; n = n->parent)
+            nhit = prefixes(n->pflag, n->npflag, tok, len, hit, nhit);
+    }
+    if (nhit == 1)
+        return hit[0];
+    if (nhit == 0)
+        unknown(w, tok, len);
+    else
+        deny(w, "ambiguous-flag", kap_pstrndup(w->pool, tok, len));
+    return NULL;
+}
+
+/*
+ * The flag a long token (len bytes before any '=') names: kubectl's '_'
+ * is '-'; argparse's exact globals come first; then an exact name where
+ * the walk is; then an abbreviation when the tool allows them.
+ */
+static const struct kap_cli_flag *
+long_lookup(struct walk *w, const char *a, size_t len)
+{
+    const struct kap_cli_flag *f;
+    char                      *t = kap_pstrndup(w->pool, a, len);
+
+    if (t == NULL) {
+        deny(w, "out-of-memory", NULL);
+        return NULL;
+    }
+    if (w->p->underscore)
+        for (char *c = t + 2; *c; c++)
+            if (*c == '_')
+                *c = '-';
+    if (w->p->family == KAP_CLI_ARGPARSE
+        && (f = kap_cli_flag_at(w->p->root, t, len)) != NULL && !f->pre)
+        return f;
+    if ((f = kap_cli_flag_at(w->node, t, len)) != NULL)
+        return f;
+    if (!w->p->abbrev)
+        return lookup(w, t, len);
+    return abbrev(w, t, len);
+}
+
+/* Is v a negative number (argparse takes it as a value)? */
+static int
+negative_number(const char *v)
+{
+    size_t digits = 0;
+
+    if (*v++ != '-')
+        return 0;
+    for (; *v; v++) {
+        if (*v >= '0' && *v <= '9')
+            digits++;
+        else if (*v != '.')
+            return 0;
+    }
+    return digits > 0;
 }
 
 /* The value of a value flag: attached text, or the next argument. */
 static const char *
 take_value(struct walk *w, const char *attached, const char *spell)
 {
+    const char *v;
+
     if (attached != NULL)
         return attached;
     if (w->i + 1 >= w->narg) {
         deny(w, "missing-value", spell);
         return NULL;
     }
-    return w->arg[++w->i];
+    v = w->arg[w->i + 1];
+    if (w->p->family == KAP_CLI_ARGPARSE && v[0] == '-' && v[1] != '\0'
+        && !negative_number(v)) {
+        deny(w, "missing-value", spell);
+        return NULL;
+    }
+    w->i++;
+    return v;
+}
+
+/* A list flag's further values: the next words up to one with a dash. */
+static int
+take_list(struct walk *w, const char *spell, const struct kap_cli_flag *f)
+{
+    while (w->i + 1 < w->narg) {
+        const char *v = w->arg[w->i + 1];
+
+        if (v[0] == '-' && v[1] != '\0' && !negative_number(v))
+            break;
+        w->i++;
+        if (add_occ(w, spell, f, v, 1) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A bool given "=V": pflag reads V, argparse and git refuse it. */
+static const char *
+bool_attached(struct walk *w, const char *v, const char *a)
+{
+    const char *b = w->p->family == KAP_CLI_COBRA ? bool_value(v) : NULL;
+
+    if (b == NULL)
+        deny(w, "bad-bool-value", a);
+    return b;
 }
 
 static int
@@ -184,16 +321,24 @@ long_flag(struct walk *w, const char *a)
 
     if (len == 2 || a[2] == '-')
         return deny(w, "bad-flag", a);
-    if ((f = lookup(w, a, len)) == NULL)
+    if ((f = long_lookup(w, a, len)) == NULL)
         return -1;
-    spell = kap_pstrndup(w->pool, a, len);
-    if (f->value)
+    spell = kap_psprintf(w->pool, "--%s", f->name);
+    if (spell == NULL)
+        return deny(w, "out-of-memory", NULL);
+    if (f->optval) {
+        if (eq != NULL && eq[1] == '\0')
+            return deny(w, "bad-flag", a);
+        v = eq ? eq + 1 : "";
+    } else if (f->value)
         v = take_value(w, eq ? eq + 1 : NULL, spell);
-    else if ((v = eq ? bool_value(eq + 1) : "true") == NULL)
-        return deny(w, "bad-bool-value", a);
-    if (v == NULL || spell == NULL)
+    else
+        v = eq ? bool_attached(w, eq + 1, a) : "true";
+    if (v == NULL)
         return -1;
-    return add_occ(w, spell, f, v);
+    if (add_occ(w, spell, f, v, 0) < 0)
+        return -1;
+    return f->list && eq == NULL ? take_list(w, spell, f) : 0;
 }
 
 static int
@@ -208,18 +353,22 @@ short_flags(struct walk *w, const char *a)
             return *c == '=' ? deny(w, "bad-flag", a) : -1;
         if ((sp = kap_pstrdup(w->pool, spell)) == NULL)
             return deny(w, "out-of-memory", NULL);
+        if (f->optval)
+            return deny(w, "bad-flag", a);
         if (f->value) {
             const char *rest = c[1] == '=' ? c + 2 : c[1] ? c + 1 : NULL;
             if ((v = take_value(w, rest, sp)) == NULL)
                 return -1;
-            return add_occ(w, sp, f, v);
+            if (add_occ(w, sp, f, v, 0) < 0)
+                return -1;
+            return f->list && rest == NULL ? take_list(w, sp, f) : 0;
         }
         if (c[1] == '=') {
-            if ((v = bool_value(c + 2)) == NULL)
-                return deny(w, "bad-bool-value", a);
-            return add_occ(w, sp, f, v);
+            if ((v = bool_attached(w, c + 2, a)) == NULL)
+                return -1;
+            return add_occ(w, sp, f, v, 0);
         }
-        if (add_occ(w, sp, f, "true") < 0)
+        if (add_occ(w, sp, f, "true", 0) < 0)
             return -1;
     }
     return 0;
@@ -264,6 +413,12 @@ walk_args(struct walk *w, size_t *dash)
             *dash = w->i;
             return 0;
         }
+        if (!w->in_path && w->node->stopatarg && w->npos > 0) {
+            for (; w->i < w->narg; w->i++)      /* IMAGE CMD ARG... */
+                if (push(w->pool, &w->pos, &w->npos, w->narg, w->arg[w->i]) < 0)
+                    return deny(w, "out-of-memory", NULL);
+            return 0;
+        }
         if (a[0] == '-' && a[1] != '\0')
             r = a[1] == '-' ? long_flag(w, a) : short_flags(w, a);
         else if (w->in_path && a[0] != '\0' && strcmp(a, "-") != 0)
@@ -281,8 +436,11 @@ static int
 recheck_flags(struct walk *w)
 {
     for (size_t i = 0; i < w->nocc; i++) {
-        const struct kap_cli_flag *f =
-            kap_cli_flag_at(w->node, w->occ[i].spell, strlen(w->occ[i].spell));
+        const struct kap_cli_flag *f;
+
+        if (w->occ[i].flag->pre)
+            continue;
+        f = kap_cli_flag_at(w->node, w->occ[i].spell, strlen(w->occ[i].spell));
 
         if (f == NULL)
             return deny(w, "unknown-flag", w->occ[i].spell);
@@ -344,11 +502,71 @@ derive(struct walk *w, const struct kap_cli_profile *p,
     return 0;
 }
 
+/* One flag occurrence as argv words (one, or two for "-x" "V"). */
+static int
+emit_flag(struct walk *w, struct kap_cli_call *c, size_t i)
+{
+    const struct kap_cli_flag *f = c->fv[i].flag;
+    const char                *v = c->fv[i].value, *s;
+
+    if (c->fv[i].cont) {                 /* a list's further value */
+        c->argv[c->argc++] = v;
+        return 0;
+    }
+    if (f->shortonly) {
+        c->argv[c->argc++] = kap_psprintf(w->pool, "-%c", f->shorthand);
+        if (c->argv[c->argc - 1] == NULL)
+            return deny(w, "out-of-memory", NULL);
+        if (f->value)
+            c->argv[c->argc++] = v;
+        return 0;
+    }
+    if (f->list && i + 1 < c->nfv && c->fv[i + 1].cont) {
+        s = kap_psprintf(w->pool, "--%s", f->name);    /* values follow */
+        if (s == NULL)
+            return deny(w, "out-of-memory", NULL);
+        c->argv[c->argc++] = s;
+        c->argv[c->argc++] = v;
+        return 0;
+    }
+    if (f->value || (f->optval && *v != '\0')
+             || (!f->optval && strcmp(v, "true") != 0))
+        s = kap_psprintf(w->pool, "--%s=%s", f->name, v);
+    else
+        s = kap_psprintf(w->pool, "--%s", f->name);
+    if (s == NULL)
+        return deny(w, "out-of-memory", NULL);
+    c->argv[c->argc++] = s;
+    return 0;
+}
+
+static int
+emit_flags(struct walk *w, struct kap_cli_call *c, int pre)
+{
+    for (size_t i = 0; i < c->nfv; i++)
+        if ((c->fv[i].flag->pre != 0) == pre && emit_flag(w, c, i) < 0)
+            return -1;
+    return 0;
+}
+
+static void
+emit_positionals(struct walk *w, struct kap_cli_call *c)
+{
+    for (size_t i = 0; i < w->npos; i++)
+        c->argv[c->argc++] = c->word[c->nword++] = w->pos[i];
+}
+
+/*
+ * The canonical argv: tool, pre-command globals, path, flags and
+ * positionals (argparse: positionals first, so a list flag cannot take
+ * one), then "--" and what followed it.
+ */
 static int
 emit(struct walk *w, struct kap_cli_call *c, const char *tool, size_t dash)
 {
     size_t after = dash < w->narg ? w->narg - dash - 1 : 0;
-    size_t cap = 2 + w->npath + c->nfv + w->npos + after + 1;
+    size_t cap = 2 + w->npath + 2 * c->nfv + w->npos + after + 1;
+    int    argparse = w->p->family == KAP_CLI_ARGPARSE;
 
     c->argv = kap_palloc(w->pool, (cap + 1) * sizeof(*c->argv));
     c->word = kap_palloc(w->pool, (w->npath + w->npos + after + 1)
@@ -356,20 +574,17 @@ emit(struct walk *w, struct kap_cli_call *c, const char *tool, size_t dash)
     if (c->argv == NULL || c->word == NULL)
         return deny(w, "out-of-memory", NULL);
     c->argv[c->argc++] = tool;
+    if (emit_flags(w, c, 1) < 0)
+        return -1;
     for (size_t i = 0; i < w->npath; i++)
         c->argv[c->argc++] = c->word[c->nword++] = w->path[i];
     c->npath = w->npath;
-    for (size_t i = 0; i < c->nfv; i++) {
-        const struct kap_cli_flag *f = c->fv[i].flag;
-        const char *s = f->value || strcmp(c->fv[i].value, "true") != 0
-            ? kap_psprintf(w->pool, "--%s=%s", f->name, c->fv[i].value)
-            : kap_psprintf(w->pool, "--%s", f->name);
-        if (s == NULL)
-            return deny(w, "out-of-memory", NULL);
-        c->argv[c->argc++] = s;
-    }
-    for (size_t i = 0; i < w->npos; i++)
-        c->argv[c->argc++] = c->word[c->nword++] = w->pos[i];
+    if (argparse)
+        emit_positionals(w, c);
+    if (emit_flags(w, c, 0) < 0)
+        return -1;
+    if (!argparse)
+        emit_positionals(w, c);
     if (dash < w->narg) {
         c->argv[c->argc++] = "--";
         for (size_t i = dash + 1; i < w->narg; i++)
@@ -390,6 +605,7 @@ kap_cli_canon(struct kap_pool *pool, const struct kap_cli_profile *p,
     memset(&w, 0, sizeof(w));
     memset(call, 0, sizeof(*call));
     w.pool = pool;
+    w.p = p;
     w.node = p->root;
     w.in_path = 1;
     if (wire_check(&w, args, nargs) < 0 || walk_args(&w, &dash) < 0
@@ -404,6 +620,7 @@ kap_cli_canon(struct kap_pool *pool, const struct kap_cli_profile *p,
     for (size_t i = 0; i < w.nocc; i++) {
         call->fv[i].flag = w.occ[i].flag;
         call->fv[i].value = w.occ[i].value;
+        call->fv[i].cont = w.occ[i].cont;
     }
     call->nfv = w.nocc;
     if (derive(&w, p, call) < 0 || emit(&w, call, p->tool, dash) < 0)

@@ -143,6 +143,39 @@ names_value(const struct kap_cli_rule *a, const struct kap_cli_flag *f)
     return 0;
 }
 
+/* The profile's guardvalue glob v matches, or NULL. */
+static const char *
+guard_glob(const struct kap_cli_profile *p, const char *v)
+{
+    for (size_t g = 0; g < p->nguardvalue; g++)
+        if (kap_cli_glob(p->guardvalue[g], v))
+            return p->guardvalue[g];
+    return NULL;
+}
+
+/*
+ * A flag value or an argument word matching a guardvalue glob (aws
+ * file://, az @file): the allow rule must name the flag with a value
+ * pattern, or spell the word with a word item (not * or **).
+ */
+static const char *
+guarded_value(struct kap_pool *pool, const struct kap_cli_profile *p,
+              const struct kap_cli_call *c, const struct kap_cli_rule *a,
+              const size_t *map)
+{
+    const char *g;
+
+    for (size_t i = 0; i < c->nfv; i++)
+        if (c->fv[i].flag->value && (g = guard_glob(p, c->fv[i].value)) != NULL
+            && !names_value(a, c->fv[i].flag))
+            return kap_psprintf(pool, "guarded: --%s=%s", c->fv[i].flag->name, g);
+    for (size_t i = c->npath; i < c->nword; i++)
+        if ((g = guard_glob(p, c->word[i])) != NULL
+            && a->word[map[i]].kind != KAP_CLI_WORD)
+            return kap_psprintf(pool, "guarded: %s", g);
+    return NULL;
+}
+
 /* Why allow rule a (matched, with map) may not allow c; NULL if it may. */
 static const char *
 blocked(struct kap_pool *pool, const struct kap_cli_profile *p,
@@ -162,7 +195,7 @@ blocked(struct kap_pool *pool, const struct kap_cli_profile *p,
             && !names_value(a, c->fv[i].flag))
             return kap_psprintf(pool, "guarded: --%s (path)",
                                 c->fv[i].flag->name);
-    return NULL;
+    return guarded_value(pool, p, c, a, map);
 }
 
 /* A word as a rule item: quoted when it has blanks, globs escaped away. */

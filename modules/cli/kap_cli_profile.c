@@ -80,7 +80,7 @@ flag_in(const struct kap_cli_flag *f, size_t nf, const char *tok, size_t len)
             if (f[i].shorthand == tok[1])
                 return &f[i];
         } else if (len > 2 && tok[0] == '-' && tok[1] == '-'
-                   && strlen(f[i].name) == len - 2
+                   && !f[i].shortonly && strlen(f[i].name) == len - 2
                    && memcmp(f[i].name, tok + 2, len - 2) == 0)
             return &f[i];
     }
@@ -157,20 +157,31 @@ node_get(struct kap_pool *pool, struct kap_cli_node *root, const char *path,
     return n;
 }
 
+/* A flag's name token: "--name" (long) or "-x" (short only). */
 static int
-add_flag(struct kap_pool *pool, struct kap_cli_node *n, int persistent,
+flag_name_ok(const char *t)
+{
+    if (strncmp(t, "--", 2) == 0)
+        return name_ok(t + 2);
+    return t[0] == '-' && strlen(t) == 2 && name_ok(t + 1) && t[1] != '_';
+}
+
+static int
+add_flag(struct kap_pool *pool, struct kap_cli_node *n, int kind,
          char **tok, int ntok, char *err, size_t errlen, int line)
 {
-    struct kap_cli_flag **arr = persistent ? &n->pflag : &n->flag;
-    size_t               *cnt = persistent ? &n->npflag : &n->nflag;
+    struct kap_cli_flag **arr = kind == 'p' ? &n->pflag : &n->flag;
+    size_t               *cnt = kind == 'p' ? &n->npflag : &n->nflag;
     struct kap_cli_flag  *f;
+    int                   shortonly = ntok >= 1 && tok[0][1] != '-';
 
-    if (ntok < 2 || ntok > 3 || strncmp(tok[0], "--", 2) != 0
-        || !name_ok(tok[0] + 2)
-        || (ntok == 3 && (!name_ok(tok[2] + 1) || tok[2][1] == '_'))
-        || strlen(tok[1]) != 1 || strchr("bvp", tok[1][0]) == NULL
-        || (ntok == 3 && (tok[2][0] != '-' || strlen(tok[2]) != 2))) {
-        perr(err, errlen, line, "flag: want --name b|v|p [-x]");
+    if (ntok < 2 || ntok > 3 || !flag_name_ok(tok[0])
+        || (ntok == 3 && (shortonly || !flag_name_ok(tok[2])
+                          || tok[2][1] == '-'))
+        || strlen(tok[1]) != 1 || strchr("bvplo", tok[1][0]) == NULL
+        || (shortonly && strchr("bv", tok[1][0]) == NULL)
+        || (ntok == 3 && tok[1][0] == 'o')) {
+        perr(err, errlen, line, "flag: want --name b|v|p|l|o [-x], or -x b|v");
         return -1;
     }
     if (flag_in(*arr, *cnt, tok[0], strlen(tok[0])) != NULL)
@@ -179,10 +190,15 @@ add_flag(struct kap_pool *pool, struct kap_cli_node *n, int persistent,
     if (*arr == NULL)
         return -1;
     f = &(*arr)[(*cnt)++];
-    f->name = kap_pstrdup(pool, tok[0] + 2);
-    f->value = tok[1][0] != 'b';
+    memset(f, 0, sizeof(*f));
+    f->name = kap_pstrdup(pool, tok[0] + (shortonly ? 1 : 2));
+    f->value = strchr("vpl", tok[1][0]) != NULL;
     f->path = tok[1][0] == 'p';
-    f->shorthand = ntok == 3 ? tok[2][1] : 0;
+    f->list = tok[1][0] == 'l';
+    f->optval = tok[1][0] == 'o';
+    f->pre = kind == 'g';
+    f->shortonly = (unsigned) shortonly;
+    f->shorthand = shortonly ? tok[0][1] : ntok == 3 ? tok[2][1] : 0;
     return f->name == NULL ? -1 : 0;
 }
 
@@ -227,8 +243,10 @@ directive(struct kap_pool *pool, struct kap_cli_profile *p, char *buf,
     }
     if (ntok == 0)
         return 0;
-    if (strcmp(tok[0], "sensitive") == 0 || strcmp(tok[0], "guarded") == 0) {
+    if (strcmp(tok[0], "sensitive") == 0 || strcmp(tok[0], "guarded") == 0
+        || strcmp(tok[0], "sensitive?") == 0 || strcmp(tok[0], "guarded?") == 0) {
         int                   sens = tok[0][0] == 's';
+        int                   opt = tok[0][strlen(tok[0]) - 1] == '?';
         struct kap_cli_rule ***arr = sens ? &p->sensitive : &p->guarded;
         size_t               *cnt = sens ? &p->nsensitive : &p->nguarded;
         char                  rerr[256];
@@ -236,6 +254,8 @@ directive(struct kap_pool *pool, struct kap_cli_profile *p, char *buf,
             kap_cli_rule_parse(pool, p, rest_of(pool, copy), NULL, line,
                                rerr, sizeof(rerr));
 
+        if (r == NULL && opt && strncmp(rerr, "unknown ", 8) == 0)
+            return 0;                  /* not in this version of the tool */
         if (r == NULL) {
             perr(err, errlen, line, "%s: %s", tok[0], rerr);
             return -1;
@@ -253,26 +273,62 @@ directive(struct kap_pool *pool, struct kap_cli_profile *p, char *buf,
         return (p->tool = kap_pstrdup(pool, tok[1])) ? 0 : -1;
     if (strcmp(tok[0], "version") == 0)
         return (p->version = kap_pstrdup(pool, tok[1])) ? 0 : -1;
-    if (strcmp(tok[0], "family") == 0) {
-        if (strcmp(tok[1], "cobra") == 0)
-            return 0;
-        perr(err, errlen, line, "family %s: only cobra is implemented", tok[1]);
+    if (strcmp(tok[0], "family") == 0 && ntok == 2) {
+        static const char *const fam[] = { "cobra", "argparse", "git" };
+
+        for (size_t i = 0; i < 3; i++)
+            if (strcmp(tok[1], fam[i]) == 0) {
+                p->family = (enum kap_cli_family) i;
+                return 0;
+            }
+        perr(err, errlen, line, "family %s: want cobra, argparse or git", tok[1]);
         return -1;
     }
+    if (strcmp(tok[0], "option") == 0 && ntok == 2
+        && (strcmp(tok[1], "abbrev") == 0 || strcmp(tok[1], "underscore") == 0)) {
+        if (tok[1][0] == 'a')
+            p->abbrev = 1;
+        else
+            p->underscore = 1;
+        return 0;
+    }
+    if (strcmp(tok[0], "versioncmd") == 0) {
+        if ((p->versioncmd = words_dup(pool, tok + 1, ntok - 1)) == NULL)
+            return -1;
+        p->versioncmd[ntok - 1] = NULL;
+        return 0;
+    }
+    if (strcmp(tok[0], "guardvalue") == 0 && ntok == 2) {
+        if ((p->guardvalue = grow(pool, p->guardvalue, p->nguardvalue,
+                                  sizeof(*p->guardvalue))) == NULL
+            || (p->guardvalue[p->nguardvalue] = kap_pstrdup(pool, tok[1]))
+               == NULL)
+            return -1;
+        p->nguardvalue++;
+        return 0;
+    }
     if (strcmp(tok[0], "cmd") == 0 || strcmp(tok[0], "flag") == 0
-        || strcmp(tok[0], "pflag") == 0) {
+        || strcmp(tok[0], "pflag") == 0 || strcmp(tok[0], "gflag") == 0) {
         if ((n = node_get(pool, p->root, tok[1], 1)) == NULL) {
             perr(err, errlen, line, "%s: bad command path %s", tok[0], tok[1]);
             return -1;
         }
         if (tok[0][0] == 'c')
             return 0;
-        return add_flag(pool, n, tok[0][0] == 'p', tok + 2, ntok - 2, err,
+        if (tok[0][0] == 'g' && n != p->root) {
+            perr(err, errlen, line, "gflag: only at /");
+            return -1;
+        }
+        return add_flag(pool, n, tok[0][0], tok + 2, ntok - 2, err,
                         errlen, line);
     }
     if ((n = node_get(pool, p->root, tok[1], 0)) == NULL) {
         perr(err, errlen, line, "%s: unknown command %s", tok[0], tok[1]);
         return -1;
+    }
+    if (strcmp(tok[0], "stopatarg") == 0 && ntok == 2) {
+        n->stopatarg = 1;
+        return 0;
     }
     if (strcmp(tok[0], "alias") == 0 && ntok >= 4) {
         struct kap_cli_alias *a;
@@ -362,4 +418,27 @@ kap_cli_profile_parse(struct kap_pool *pool, const char *text, size_t len,
         return NULL;
     }
     return p;
+}
+
+static int
+version_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || (c != '\0' && strchr(".+~_-", c));
+}
+
+int
+kap_cli_version_ok(const struct kap_cli_profile *p, const char *out,
+                   size_t len)
+{
+    size_t n = p->version != NULL ? strlen(p->version) : 0;
+
+    if (n == 0 || len < n)
+        return 0;
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(out + i, p->version, n) == 0
+            && (i == 0 || !version_char(out[i - 1]))
+            && (i + n == len || !version_char(out[i + n])))
+            return 1;
+    return 0;
 }

@@ -58,7 +58,10 @@ tokens(struct rp *r, const char *s, char **tok, size_t *ntok)
     }
 }
 
-/* A flag spelled spell anywhere in the subtree of n; ambiguity is an error. */
+/*
+ * A flag spelled spell anywhere in the subtree of n; ambiguity is an
+ * error (the caller first tries the node the rule's words reached).
+ */
 static const struct kap_cli_flag *
 flag_below(const struct kap_cli_node *n, const char *spell, size_t len,
            const struct kap_cli_flag *found, int *ambiguous)
@@ -114,7 +117,9 @@ flag_item(struct rp *r, const struct kap_cli_node *at, const char *t,
     if (len < 2 || t[0] != '-' || (t[1] != '-' && len != 2)
         || (t[1] == '-' && len == 2))
         return fail(r, "bad flag item", t);
-    it->flag = flag_below(at, t, len, NULL, &amb);
+    it->flag = kap_cli_flag_at(at, t, len);    /* where the words reached */
+    if (it->flag == NULL)
+        it->flag = flag_below(at, t, len, NULL, &amb);
     if (it->flag == NULL || amb)
         return fail(r, amb ? "ambiguous flag (use its long name)"
                            : "unknown flag", kap_pstrndup(r->pool, t, len));

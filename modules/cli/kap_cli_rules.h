@@ -10,11 +10,32 @@
  *    hand-kept lines (modules/cli/profiles/gh.extra).  One directive a line,
  *    tokens separated by blanks, '#' starts a comment.  NODE is a command
  *    path with '/' between words ("pr/list"); "/" is the root.
- *      tool NAME | version V | family cobra
+ *      tool NAME | version V
+ *      family cobra|argparse|git         whose parser (below)
+ *      option abbrev                     unique prefixes of long flags
+ *                                        expand (aws, az, git leaves)
+ *      option underscore                 '_' in a flag name is '-' (kubectl)
+ *      versioncmd ARG...                 how `version` is printed: the
+ *                                        output of TOOL ARG... must hold V
+ *                                        as a token (kap_cli_version_ok)
  *      cmd NODE                          a command (parents created too)
  *      flag NODE --name T [-x]           a flag of NODE; T: b bool, v value,
- *                                        p value that is a local path
+ *                                        p value that is a local path,
+ *                                        l list (argparse nargs '+': the
+ *                                        following words up to a flag),
+ *                                        o optional value (only --name=V)
+ *      flag NODE -x T                    a flag with no long name (git -c)
  *      pflag NODE --name T [-x]          persistent: NODE and below
+ *      gflag / --name T [-x]             a global read only before the
+ *                                        command (docker, git): emitted
+ *                                        before the command path
+ *      guardvalue GLOB                   a flag value or argument word
+ *                                        matching GLOB is guarded (aws
+ *                                        file:// values, az @file)
+ *      stopatarg NODE                    after NODE's first argument every
+ *                                        word is an argument (docker run
+ *                                        IMAGE CMD...: pflag with
+ *                                        interspersed flags off)
  *      alias NODE WORD EXPANSION...      built-in alias at NODE
  *      derived NODE --name upper DEFAULT IMPLIED TRIGGER...
  *                                        values upper-cased; absent: IMPLIED
@@ -22,6 +43,9 @@
  *                                        DEFAULT (gh api --method)
  *      sensitive RULE                    a wildcard never reaches it
  *      guarded RULE                      an allow rule must name it
+ *      sensitive? RULE, guarded? RULE    the same, skipped when the
+ *                                        installed version lacks a word
+ *                                        or flag of RULE
  *    Every value flag keeps every occurrence (a scalar flag's last one
  *    wins in the CLI; matching all of them is stricter for allow and
  *    broader for deny).
@@ -33,8 +57,23 @@
  *    must be a child or a built-in alias ("unknown-command"), after the
  *    leaf every flag must be in the leaf's table ("unknown-flag").  The
  *    result is words (path, then positionals), flags, and the canonical
- *    argv kapd executes: tool, path, --name=value / --name, positionals,
- *    then "--" and what followed it.
+ *    argv kapd executes: tool, pre-command globals, path, --name=value /
+ *    --name, positionals, then "--" and what followed it.  The families
+ *    differ where their parsers do:
+ *      cobra     pflag forms (-xv, -x=v, clusters, --b=false).
+ *      argparse  globals anywhere; a bool takes no "=V"; a value given as
+ *                the next word may not start with '-' (argparse refuses
+ *                it); a list flag takes the following words up to the
+ *                next flag; the canonical argv puts positionals before
+ *                the flags so a list cannot swallow one.
+ *      git       globals (gflag) before the command only; a bool takes
+ *                no "=V"; long names of the leaf abbreviate with
+ *                "option abbrev".
+ *    With "option abbrev" a long flag that is not exact expands when it
+ *    is a unique prefix: first of the root's persistent flags (argparse
+ *    reads the globals from the whole argv first, so `--endp` is
+ *    --endpoint-url even after the operation), else of the flags known
+ *    where it appears; two or more candidates: "ambiguous-flag X".
  *
  * 3. RULES (kap_cli_rule_parse) are canonicalised with the same profile:
  *    an unknown command word or flag is an error the caller reports with
@@ -62,11 +101,17 @@ struct kap_cli_arg {
 };
 
 struct kap_cli_flag {
-    const char *name;          /* long name without "--" */
+    const char *name;          /* long name without "--" (short-only: the letter) */
     char        shorthand;     /* 0: none */
     unsigned    value : 1;     /* takes a value */
     unsigned    path : 1;      /* the value is a local path */
+    unsigned    list : 1;      /* argparse nargs '+' (value is set too) */
+    unsigned    optval : 1;    /* value only as --name=V (value is clear) */
+    unsigned    pre : 1;       /* global read before the command only */
+    unsigned    shortonly : 1; /* no long name: emitted "-x" "V" */
 };
+
+enum kap_cli_family { KAP_CLI_COBRA, KAP_CLI_ARGPARSE, KAP_CLI_GIT };
 
 struct kap_cli_alias {
     const char  *word;
@@ -85,6 +130,7 @@ struct kap_cli_node {
     size_t                 nflag;
     struct kap_cli_flag   *pflag;    /* persistent: this node and below */
     size_t                 npflag;
+    unsigned               stopatarg : 1; /* flags end at the first argument */
 };
 
 struct kap_cli_derived {
@@ -99,6 +145,11 @@ struct kap_cli_rule;
 
 struct kap_cli_profile {
     const char              *tool, *version;
+    enum kap_cli_family      family;
+    unsigned                 abbrev : 1, underscore : 1;
+    const char             **versioncmd;  /* NULL-terminated, or NULL */
+    const char             **guardvalue;  /* globs */
+    size_t                   nguardvalue;
     struct kap_cli_node     *root;
     struct kap_cli_derived  *derived;
     size_t                   nderived;
@@ -113,6 +164,7 @@ struct kap_cli_fval {
     const struct kap_cli_flag *flag;
     const char                *value;   /* bools: "true" / "false" */
     int                        derived; /* added by the profile */
+    int                        cont;    /* one more value of the list before */
 };
 
 /* A canonicalised call.  Everything owned by the pool given to canon. */
@@ -214,6 +266,24 @@ void kap_cli_decide(struct kap_pool *pool, const struct kap_cli_profile *p,
     struct kap_cli_rule *const *deny, size_t ndeny,
     struct kap_cli_rule *const *allow, size_t nallow,
     struct kap_cli_verdict *v);
+
+/*
+ * Does the output of p's versioncmd (out, len bytes) name p->version as a
+ * token (bounded by anything but letters, digits and ".+~_-")?  1 yes, 0
+ * no; a profile without a version matches nothing.
+ */
+int kap_cli_version_ok(const struct kap_cli_profile *p, const char *out,
+    size_t len);
+
+/*
+ * Run the tool at path with p's versioncmd (blocking, at most 20 s; an
+ * empty environment) and check its output with kap_cli_version_ok.
+ * 0 when it matches; -1 with a message in err otherwise (the caller
+ * refuses to serve the tool in proxy mode).  kap_cli_version.c: not a
+ * pure function, unlike the rest of this header.
+ */
+int kap_cli_version_check(const struct kap_cli_profile *p, const char *path,
+    char *err, size_t errlen);
 
 /* Glob: '*' any run of bytes ('/' included), '?' one byte. */
 int kap_cli_glob(const char *pat, const char *s);
