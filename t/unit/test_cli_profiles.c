@@ -42,11 +42,19 @@ which(const char *tool)
     return NULL;
 }
 
+static int load_from(const char *dir, const char *tool);
+
 /* Load TOOL.prof from the build; 0 (and a skip note) when it is empty. */
 static int
 load(const char *tool)
 {
-    const char *path = kap_psprintf(pool, "%s/%s.prof", KAP_CLI_PROFILE_DIR, tool);
+    return load_from(KAP_CLI_PROFILE_DIR, tool);
+}
+
+static int
+load_from(const char *dir, const char *tool)
+{
+    const char *path = kap_psprintf(pool, "%s/%s.prof", dir, tool);
     size_t      len = 0;
     char       *txt = tap_slurp(path, &len);
     char        err[256];
@@ -501,6 +509,113 @@ test_version(void)
     rmdir(dir);
 }
 
+/* glab, gcloud, az: hand-kept profiles from the reference (no binaries). */
+static void
+test_glab(void)
+{
+    if (!load_from(KAP_CLI_SRC_PROFILE_DIR, "glab"))
+        return;
+    is_str(canon(A("-R", "g/p", "mr", "ls", "--state", "opened")),
+           "glab mr list --repo=g/p --state=opened", "-R before the group, mr ls");
+    is_str(verdict(A("--hostname", "x", "auth", "status"), ALL, NONE),
+           "unknown-global-flag --hostname", "a flag before the command");
+    is_str(verdict(A("mr", "list", "-R", "evil.example/g/p"), ALL, NONE),
+           "guarded: --repo=*.*/*", "-R with a host");
+    is_str(verdict(A("api", "-XDELETE", "projects/1"), ALL, NONE),
+           "sensitive: api --method!=GET", "api -XDELETE");
+    is_str(verdict(A("api", "graphql", "-X", "GET"), ALL, NONE),
+           "sensitive: api graphql", "api graphql");
+    is_str(verdict(A("api", "-F", "a=@/etc/passwd", "-X", "GET", "x"),
+                   A("api --method=GET **"), NONE),
+           "guarded: api --field=*=@*", "-F k=@file");
+    is_str(verdict(A("auth", "status", "-t"), ALL, NONE),
+           "sensitive: auth status --show-token", "auth status -t");
+    is_str(verdict(A("token", "new", "x"), ALL, NONE), "sensitive: token",
+           "token new (alias of create)");
+    is_str(verdict(A("variable", "export"), ALL, NONE),
+           "sensitive: variable export", "variable export");
+    is_str(verdict(A("alias", "set", "x", "y"), ALL, NONE), "sensitive: alias set",
+           "alias set");
+    is_str(canon(A("co", "12")), "glab mr checkout 12", "default alias co");
+    is_str(verdict(A("ext"), ALL, NONE), "unknown-command ext", "a user alias");
+    is_str(verdict(A("mr", "lis"), ALL, NONE), "unknown-command lis",
+           "no abbreviation");
+    is_str(verdict(A("--", "mr", "list"), ALL, NONE), "no-command", "-- first");
+    is_str(verdict(A("pipe", "list"), A("ci list"), NONE), "allow",
+           "pipe is ci");
+    is_str(verdict(A("mr", "accept", "1"), ALL, A("mr merge")),
+           "deny-rule: mr merge", "a deny rule catches accept");
+}
+
+static void
+test_gcloud(void)
+{
+    if (!load_from(KAP_CLI_SRC_PROFILE_DIR, "gcloud"))
+        return;
+    is_str(canon(A("--project", "p2", "compute", "instances", "list", "--limit=5")),
+           "gcloud compute instances list --project=p2 --limit=5",
+           "a global anywhere");
+    is_str(verdict(A("config", "list", "--flags-file=f.yaml"), ALL, NONE),
+           "guarded: --flags-file", "--flags-file");
+    is_str(verdict(A("projects", "list", "--forma=json"), ALL, NONE),
+           "unknown-flag --forma", "no abbreviation");
+    is_str(verdict(A("projects", "list", "--format=json"), ALL, NONE), "allow",
+           "--format");
+    is_str(verdict(A("auth", "print-access-token"), ALL, NONE),
+           "sensitive: auth print-access-token", "print-access-token");
+    is_str(verdict(A("config", "config-helper"), ALL, NONE),
+           "sensitive: config config-helper", "config-helper");
+    is_str(verdict(A("--impersonate-service-account=x", "projects", "list"), ALL,
+                   NONE),
+           "guarded: --impersonate-service-account", "impersonation");
+    is_str(verdict(A("beta", "config", "list"), ALL, NONE),
+           "unknown-command beta", "a release track (over-deny)");
+    is_str(verdict(A("--", "config", "list"), ALL, NONE), "no-command", "-- first");
+    is_str(verdict(A("--project", "config", "list"), ALL, NONE),
+           "unknown-command list", "--project eats config");
+    is_str(verdict(A("compute", "ssh", "vm"), ALL, NONE), "sensitive: compute ssh",
+           "compute ssh");
+    is_str(verdict(A("-q", "compute", "instances", "list", "--zones", "a", "b"),
+                   A("compute instances list **"), NONE),
+           "allow", "-q and a list");
+}
+
+static void
+test_az(void)
+{
+    if (!load_from(KAP_CLI_SRC_PROFILE_DIR, "az"))
+        return;
+    is_str(canon(A("vm", "list", "--outp", "json", "-g", "rg")),
+           "az vm list --output=json --resource-group=rg", "--outp is --output");
+    is_str(verdict(A("@cmd.txt", "list"), ALL, NONE), "unknown-command @cmd.txt",
+           "@file as a command word");
+    is_str(verdict(A("vm", "list", "--query", "@/proc/self/environ"), ALL, NONE),
+           "guarded: --query=@*", "@file as a value");
+    is_str(verdict(A("vm", "show", "-n", "@-", "-g", "rg"), ALL, NONE),
+           "guarded: --name=@*", "@- reads stdin");
+    is_str(verdict(A("account", "get-access-token"), ALL, NONE),
+           "sensitive: account get-access-token", "get-access-token");
+    is_str(verdict(A("rest", "--url", "https://management.azure.com.evil.example/"),
+                   A("rest --url=https://management.azure.com/*"), NONE),
+           "no-allow-rule", "a look-alike ARM host");
+    is_str(verdict(A("rest", "--url", "https://management.azure.com/subscriptions"),
+                   A("rest --url=https://management.azure.com/*"), NONE),
+           "allow", "the ARM host named by the rule");
+    is_str(verdict(A("rest", "-m", "delete", "-u", "https://management.azure.com/x"),
+                   A("rest --url=https://management.azure.com/*"), NONE),
+           "sensitive: rest --method!=get", "rest delete");
+    is_str(verdict(A("--debug", "vm", "list"), ALL, NONE), "guarded: --debug",
+           "--debug");
+    is_str(verdict(A("vm", "list", "--subs", "x"), ALL, NONE),
+           "guarded: --subscription", "--subs is --subscription");
+    is_str(verdict(A("acc", "list"), ALL, NONE), "unknown-command acc",
+           "no command abbreviation");
+    is_str(verdict(A("vm", "list", "--o", "json"), ALL, NONE),
+           "ambiguous-flag --o", "--o is --output or --only-show-errors");
+    is_str(verdict(A("extension", "add", "-n", "x"), ALL, NONE),
+           "sensitive: extension", "extension add");
+}
+
 int
 main(void)
 {
@@ -510,6 +625,9 @@ main(void)
     test_docker();
     test_aws();
     test_git();
+    test_glab();
+    test_gcloud();
+    test_az();
     kap_pool_destroy(pool);
     return done_testing();
 }
