@@ -254,6 +254,7 @@ kr_device_auth(const struct kr_conf *cf, const char *tok, size_t len,
     char dir[4096], path[4096], buf[1024], want[8 + 2 * SHA256_DIGEST_LENGTH],
         hex[2 * SHA256_DIGEST_LENGTH + 1];
     struct dirent *de;
+    size_t idn;
     int found = 0;
     DIR *d;
 
@@ -273,7 +274,10 @@ kr_device_auth(const struct kr_conf *cf, const char *tok, size_t len,
             continue;
         if (CRYPTO_memcmp(want + 7, hex, 2 * SHA256_DIGEST_LENGTH) != 0)
             continue;
-        snprintf(dev->id, sizeof(dev->id), "%s", de->d_name);
+        idn = strlen(de->d_name);       /* bounded by kr_id_valid */
+        if (idn >= sizeof(dev->id))
+            continue;
+        memcpy(dev->id, de->d_name, idn + 1);
         if (kr_dev_field(buf, "name", dev->name, sizeof(dev->name))
             != KAP_OK)
             snprintf(dev->name, sizeof(dev->name), "device");
