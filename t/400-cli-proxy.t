@@ -26,7 +26,7 @@ use JSON::PP;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('cli');
-$t->plan(64);
+$t->plan(74);
 
 # the fake tool and its profile, in directories only we can write
 mkdir $t->path('bin'), 0755;
@@ -48,6 +48,7 @@ sub conf {
     my $deny = $o{deny} // '"echo bad"';
     my $lim = $o{limits} // 'wall_time = "3s"; max_output = "1M"; concurrency = 2;';
     my $cwd = $o{cwd} // 'home';
+    my $prof = $o{profile} // 'fake.prof';
     return <<"EOF2";
 kapd: {
     load = ["cli"];
@@ -61,7 +62,7 @@ cli: {
     workspace = "ws";
     home_dir = "homes";
     tools = (
-        { name = "fake"; path = "%%TESTDIR%%/bin/fake"; profile = "fake.prof";
+        { name = "fake"; path = "%%TESTDIR%%/bin/fake"; profile = "$prof";
           env = [ "FAKE_TOKEN=$secret", "FAKE_CLI_LOG=$log" ];
           allow = [ $allow ]; deny = [ $deny ];
           cwd = "$cwd"; $lim }
@@ -251,6 +252,34 @@ like($t->reload // '', qr/reload failed/, 'a rule the profile cannot read fails 
 like($t->error_log, qr/allow rule "echo nosuchflag --zzz".*kap\.conf:\d+/,
      'at file:line');
 is(call(['echo', 'x'])->{exit}, 0, 'the old rules stay');
+
+# ---- the installed tool must be the version its profile was read from --------
+sub asked { my $a = $t->read_file('bin/fake.asked') // ''; return () = $a =~ /^asked$/mg }
+sub profile_with {
+    my ($name, $edit) = @_;
+    my $p = $t->read_file('fake.prof');
+    $edit->() for $p;
+    $t->write_file($name, $p);
+}
+my $asked = asked();
+ok($asked >= 1, "the tool's version was asked when it was loaded");
+$t->write_conf(conf(allow => '"echo *"'));
+like($t->reload // '', qr/reloaded/, 'reload, same binary');
+is(asked(), $asked, 'a binary that passed is not run again on reload');
+utime(undef, undef, $t->path('bin/fake'));
+$t->write_conf(conf(allow => '"echo *"', deny => '"echo no"'));
+like($t->reload // '', qr/reloaded/, 'reload after the binary changed');
+is(asked(), $asked + 1, 'a changed binary is asked again');
+profile_with('new.prof', sub { s/^version .*$/version 1.5.0/m });
+$t->write_conf(conf(profile => 'new.prof'));
+like($t->reload // '', qr/reload failed/, 'a profile of another version fails the reload');
+like($t->error_log, qr/tool "fake": \S+bin\/fake is not version 1\.5\.0 of its profile \(it says "fake-cli version 1\.4\.2"\).*kap\.conf:\d+/,
+     'says which version, what the tool says, at file:line');
+is(call(['echo', 'x'])->{exit}, 0, 'the old tool keeps serving');
+profile_with('nover.prof', sub { s/^versioncmd .*\n//m });
+$t->write_conf(conf(profile => 'nover.prof'));
+like($t->reload // '', qr/reload failed/, 'a profile without versioncmd fails the reload');
+like($t->error_log, qr/profile fake records no version and versioncmd/, 'says what to add');
 
 # ---- audit and logs ----------------------------------------------------------
 my @a = $t->wait_audit(sub { grep { ($_->{event} // '') eq 'cli_exit'

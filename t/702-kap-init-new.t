@@ -134,9 +134,9 @@ make_path($p2);
 $r = $k->kap({ cwd => $t->testdir, gh => 1 }, 'init', '-p', $p2, '-y');
 is($r->{rc}, 0, 'kap init -p DIR -y with gh on PATH');
 my $conf2 = slurp("$p2/.devcontainer/kap.conf");
-like($conf2, qr/^#         \{ name = "gh"; mode = "proxy"; env = \["GH_TOKEN"\]/m,
+like($conf2, qr/^#         \{ name = "gh"; env = \["GH_TOKEN"\];\n#           allow = \["issue list",/m,
      'kap.conf: a commented gh tool');
-like($conf2, qr/the cli\n# module has not landed/, '... saying why it is commented');
+like($conf2, qr/`kap run` serves this group \(kap up does\n# not yet\)/, '... saying where it is served');
 like(slurp("$p2/.devcontainer/kap-setup.conf"), qr/^gh = yes$/m, 'kap-setup.conf: gh = yes');
 
 # the questions on a terminal: Claude no, Codex yes, gh no, sudo no

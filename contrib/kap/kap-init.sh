@@ -256,15 +256,15 @@ EOF
         cat <<'EOF'
 
 # ---- CLI tools run by the sidecar ----------------------------------------
-# gh was found on this machine.  Not in this version of kap yet (the cli
-# module has not landed; the syntax may still change): uncomment then.
-# The sidecar runs gh with your GH_TOKEN, which never enters the
-# container; the agent's `gh` is a shim that asks the sidecar.
+# gh was found on this machine.  `kap run` serves this group (kap up does
+# not yet): kapd runs gh outside the capsule with your GH_TOKEN, which
+# never enters it; the agent's `gh` is a shim that asks kapd.  Try a rule
+# with `kap cli test gh -- ARGS`; kap.conf(5) has the rule language.
 #
 # cli: {
 #     tools = (
-#         { name = "gh"; mode = "proxy"; env = ["GH_TOKEN"]; allow = ["*"];
-#           deny = ["auth token", "auth login", "auth logout", "auth refresh"]; }
+#         { name = "gh"; env = ["GH_TOKEN"];
+#           allow = ["issue list", "issue view", "pr list", "pr view"]; }
 #     );
 # };
 EOF

@@ -117,6 +117,23 @@ kap_cli_conf_known(struct kap_gen *gen, struct kap_cli_tool *t,
     return KAP_OK;
 }
 
+/* A proxy-mode tool is served only when the installed binary is the
+ * version its profile was read from: another version may take flags and
+ * commands the profile does not know, and read argv differently from
+ * the canonical form that was decided. */
+static int
+version_ok(const struct kap_cli_tool *t, const config_setting_t *g,
+           struct kap_err *err)
+{
+    char msg[512];
+
+    if (kap_cli_version_verify(t->profile, t->path, msg, sizeof(msg)) == 0)
+        return KAP_OK;
+    kap_err_at(err, g, "cli: tool \"%s\": %s (profile %s)", t->name, msg,
+               t->profile_path);
+    return KAP_ERROR;
+}
+
 static int
 kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
                   const config_setting_t *g, struct kap_cli_tool *t,
@@ -192,6 +209,8 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
         kap_err_at(err, g, "cli: tool \"%s\": %s", t->name, e2.msg);
         return KAP_ERROR;
     }
+    if (t->mode == KAP_CLI_PROXY && version_ok(t, g, err) != KAP_OK)
+        return KAP_ERROR;
     if (nenv > KAP_CLI_MAX_ENV) {
         kap_err_at(err, g, "cli: tool \"%s\": at most %d env entries",
                    t->name, KAP_CLI_MAX_ENV);

@@ -285,6 +285,16 @@ int kap_cli_version_ok(const struct kap_cli_profile *p, const char *out,
 int kap_cli_version_check(const struct kap_cli_profile *p, const char *path,
     char *err, size_t errlen);
 
+/*
+ * kap_cli_version_check, once per binary: a path whose file (device,
+ * inode, size, mtime, ctime) already passed with this profile version
+ * passes again without running it.  A profile without version and
+ * versioncmd fails (nothing to compare).  0 or -1 with a message in err.
+ * Neither argument is kept; the table of passed binaries is the module's.
+ */
+int kap_cli_version_verify(const struct kap_cli_profile *p, const char *path,
+    char *err, size_t errlen);
+
 /* Glob: '*' any run of bytes ('/' included), '?' one byte. */
 int kap_cli_glob(const char *pat, const char *s);
 

@@ -5,7 +5,10 @@
  * in what it prints (kap_cli_version_ok).  Called when a proxy-mode tool
  * is configured: a profile generated from another version of the tool
  * would read its argv differently, so the tool is refused.  Blocking,
- * bounded by a deadline; for config load, not for the event loop.
+ * bounded by a deadline; for config load.  kap_cli_version_verify()
+ * remembers binaries that passed (by inode, size and times) so that a
+ * reload does not run every tool again: only a replaced or upgraded
+ * binary is asked again.
  */
 #include "config.h"
 
@@ -14,8 +17,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,4 +116,70 @@ kap_cli_version_check(const struct kap_cli_profile *p, const char *path,
              "\"%.80s\"): rebuild kapd's profiles for the installed %s",
              path, p->version, out, p->tool);
     return -1;
+}
+
+/* Binaries that passed, keyed by what changes when a package upgrade or
+ * an edit replaces them.  A fixed table: a miss only costs a re-run. */
+#define VERIFIED_MAX 32
+
+struct verified {
+    uint64_t        key;            /* FNV-1a of path and profile version */
+    dev_t           dev;
+    ino_t           ino;
+    off_t           size;
+    struct timespec mtime, ctime;
+};
+
+static struct verified verified[VERIFIED_MAX];
+static unsigned        verified_next;
+
+static uint64_t
+fnv1a(uint64_t h, const char *s)
+{
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+    return (h ^ 0xff) * 1099511628211ULL;      /* separates "ab","c" from "a","bc" */
+}
+
+static int
+same_file(const struct verified *v, uint64_t key, const struct stat *st)
+{
+    return v->key == key && v->dev == st->st_dev && v->ino == st->st_ino
+           && v->size == st->st_size
+           && v->mtime.tv_sec == st->st_mtim.tv_sec
+           && v->mtime.tv_nsec == st->st_mtim.tv_nsec
+           && v->ctime.tv_sec == st->st_ctim.tv_sec
+           && v->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+int
+kap_cli_version_verify(const struct kap_cli_profile *p, const char *path,
+                       char *err, size_t errlen)
+{
+    struct stat st;
+    uint64_t    key;
+
+    if (p->version == NULL || p->versioncmd == NULL) {
+        snprintf(err, errlen, "profile %s records no version and "
+                 "versioncmd: add both lines, so that kapd can tell when "
+                 "the installed tool is not the one the profile describes",
+                 p->tool != NULL ? p->tool : "(unnamed)");
+        return -1;
+    }
+    if (stat(path, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    key = fnv1a(fnv1a(14695981039346656037ULL, path), p->version);
+    for (unsigned i = 0; i < VERIFIED_MAX; i++)
+        if (same_file(&verified[i], key, &st))
+            return 0;
+    if (kap_cli_version_check(p, path, err, errlen) != 0)
+        return -1;
+    verified[verified_next] = (struct verified) {
+        .key = key, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+        .mtime = st.st_mtim, .ctime = st.st_ctim,
+    };
+    verified_next = (verified_next + 1) % VERIFIED_MAX;
+    return 0;
 }
