@@ -121,12 +121,29 @@ like($r, qr/^DIAL-ERROR 504 cannot resolve silent\.up\.test: timeout/,
 $dns->set_silent(0);
 
 # -- happy eyeballs -----------------------------------------------------------------
-($r, $took) = dial('fast.up.test');
-is($r, 'DIALED 127.0.0.6', 'a refused address gives way to the next');
-ok($took < 0.2, sprintf('at once (%.3f s)', $took));
-($r, $took) = dial('eye.up.test');
-is($r, 'DIALED ::1', 'a first address that does not answer gives way to the next');
-ok($took >= 0.24 && $took < 2, sprintf('after 250 ms (%.3f s)', $took));
+# Waiting out the 250 ms delay after a refusal would make every dial take
+# 250 ms or more; a busy machine can make any one dial slow, so the
+# fastest of five is what is compared (a bug cannot make that one fast).
+my @took;
+my %got;
+for (1 .. 5) {
+    ($r, $took) = dial('fast.up.test');
+    $got{$r}++;
+    push @took, $took;
+}
+my ($fastest) = sort { $a <=> $b } @took;
+is_deeply(\%got, { 'DIALED 127.0.0.6' => 5 }, 'a refused address gives way to the next');
+ok($fastest < 0.2, sprintf('at once, not after the 250 ms delay (fastest of five %.3f s)', $fastest));
+@took = ();
+%got = ();
+for (1 .. 3) {
+    ($r, $took) = dial('eye.up.test');
+    $got{$r}++;
+    push @took, $took;
+}
+($fastest) = sort { $a <=> $b } @took;
+is_deeply(\%got, { 'DIALED ::1' => 3 }, 'a first address that does not answer gives way to the next');
+ok($fastest >= 0.24 && $fastest < 2, sprintf('after 250 ms (fastest of three %.3f s)', $fastest));
 
 # -- a client gone mid-dial: cancelled ----------------------------------------------------
 # kapd's connection attempts to 127.0.0.4 (where SYNs go unanswered)
