@@ -88,6 +88,8 @@ sub get_ok {
     my ($host, $port) = @_;
     my $p = http_parse(http_raw($proxy, "GET http://$host:$port/ok HTTP/1.1\r\nHost: $host:$port\r\n"
                                 . "Connection: close\r\n\r\n", timeout => 6));
+    diag('GET http://' . "$host:$port/ok: " . ($p ? "status $p->{status}" : 'no answer'))
+        unless $p && $p->{status} == 200;
     return $p && $p->{status} == 200;
 }
 
