@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# 304-mcp-oauth-refresh.t -- kapd's mcp module in front of an OAuth
+# 309-mcp-oauth-refresh.t -- kapd's mcp module in front of an OAuth
 # registration (written by kap-mcp's flow against Test::Kapd::FakeOAuth):
 # the token injected; when the server refuses it (401) the agent gets 503
 # with Retry-After while kapd runs `kap-mcp refresh` as a child, and the
