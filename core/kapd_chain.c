@@ -410,12 +410,16 @@ run_chain(struct kap_req *r)
         finish(r);
         return KAP_OK;
     }
-    r->verdict = gen->core.policy_default == KAP_ALLOW ? KAP_ALLOW
-                                                       : KAP_DENY;
+    r->verdict = gen->core.policy_default == KAP_ALLOW
+                 && !(r->flags & KAP_REQ_F_ASK) ? KAP_ALLOW : KAP_DENY;
     r->observed = 0;
     r->decided_by = "default";
     r->reason = r->verdict == KAP_ALLOW ? "default allow"
-                                        : "no rule allows it";
+                : (r->flags & KAP_REQ_F_ASK)
+                  ? "a human must decide and nobody was asked (no policy "
+                    "hook after the one that asks answered: kap run --ask "
+                    "asks the host)"
+                  : "no rule allows it";
     finish(r);
     return KAP_OK;
 }

@@ -25,8 +25,8 @@ use File::Copy qw(copy);
 use JSON::PP;
 use Time::HiRes qw(time);
 
-my $t = Test::Kapd->new->has_kapd->has_module('cli');
-$t->plan(74);
+my $t = Test::Kapd->new->has_kapd->has_module('cli')->has_module('test_hooks');
+$t->plan(87);
 
 # the fake tool and its profile, in directories only we can write
 mkdir $t->path('bin'), 0755;
@@ -49,14 +49,19 @@ sub conf {
     my $lim = $o{limits} // 'wall_time = "3s"; max_output = "1M"; concurrency = 2;';
     my $cwd = $o{cwd} // 'home';
     my $prof = $o{profile} // 'fake.prof';
+    my $ask = $o{ask} // '';
+    # after cli on the chain: what a human would answer to an ask rule
+    my $hooks = $o{hooks} // 'answer = "decline";';
+    my $pol = $o{default} ? "policy = { default = \"$o{default}\"; };" : '';
     return <<"EOF2";
 kapd: {
-    load = ["cli"];
+    load = ["cli", "test_hooks"]; $pol
     module_path = ["%%MODULE_PATH%%"];
     error_log = "error.log";
     log_level = "info";
 };
 audit_log: { path = "audit.jsonl"; };
+test_hooks: { kinds = ["cli"]; $hooks };
 cli: {
     listen = ["127.0.0.1:%%PORT_cli%%"];
     workspace = "ws";
@@ -64,7 +69,7 @@ cli: {
     tools = (
         { name = "fake"; path = "%%TESTDIR%%/bin/fake"; profile = "$prof";
           env = [ "FAKE_TOKEN=$secret", "FAKE_CLI_LOG=$log" ];
-          allow = [ $allow ]; deny = [ $deny ];
+          allow = [ $allow ]; deny = [ $deny ]; ask = [ $ask ];
           cwd = "$cwd"; $lim }
     );
 };
@@ -280,6 +285,41 @@ profile_with('nover.prof', sub { s/^versioncmd .*\n//m });
 $t->write_conf(conf(profile => 'nover.prof'));
 like($t->reload // '', qr/reload failed/, 'a profile without versioncmd fails the reload');
 like($t->error_log, qr/profile fake records no version and versioncmd/, 'says what to add');
+
+# ---- ask rules: a human decides (here test_hooks, after cli on the chain) ----
+$t->write_conf(conf(allow => '"echo **"', deny => '"echo bad"',
+                    ask => '"exit *", "echo ask **", "echo bad"', default => 'allow'));
+like($t->reload // '', qr/reloaded/, 'reload with ask rules and policy.default = allow');
+$r = call(['exit', '3']);
+is($r->{exit}, 126, 'ask, and nobody after cli answers: denied (even with policy.default = allow)');
+like($r->{err}, qr/a human must decide and nobody was asked/, '... saying so');
+my @nd = $t->wait_audit(sub { grep { ($_->{detail} // '') eq 'fake exit 3'
+                                     && ($_->{cli_verdict} // '') eq 'ask' } @_ });
+is(join(',', map { $_->{action} } grep { ($_->{detail} // '') eq 'fake exit 3'
+                                         && ($_->{cli_verdict} // '') eq 'ask' } @nd),
+   'denied', '... and audited as denied, once');
+$t->write_conf(conf(allow => '"echo **"', deny => '"echo bad"',
+                    ask => '"exit *", "echo ask **", "echo bad"',
+                    hooks => 'answer = "wait"; wait = 0.3; after_wait = "allow";'));
+like($t->reload // '', qr/reloaded/, 'reload: a human who answers allow');
+$r = call(['exit', '3']);
+is($r->{exit}, 3, 'a call no allow rule covers but an ask rule does: asked, allowed, run');
+my @ad = $t->wait_audit(sub { grep { ($_->{event} // '') eq 'decision'
+                                     && ($_->{detail} // '') eq 'fake exit 3'
+                                     && ($_->{action} // '') eq 'allowed' } @_ });
+my ($ask_d) = grep { ($_->{detail} // '') eq 'fake exit 3' && ($_->{action} // '') eq 'allowed' } @ad;
+ok($ask_d && ($ask_d->{decided_by} // '') eq 'test_hooks',
+   'the decision is the answerer\'s, audited once by the core') or diag(explain(\@ad));
+is(call(['echo', 'ask', 'x'])->{out}, "ask|x\n", 'an ask rule inside what allow covers: asked, then run');
+is(call(['echo', 'bad'])->{exit}, 126, 'deny wins over ask (never asked)');
+$t->write_conf(conf(allow => '"echo **"', deny => '"echo bad"',
+                    ask => '"exit *", "echo ask **"',
+                    hooks => 'answer = "wait"; wait = 0.3; after_wait = "deny";'));
+like($t->reload // '', qr/reloaded/, 'reload: a human who answers deny');
+$r = call(['echo', 'ask', 'y']);
+is($r->{exit}, 126, 'denied by the human: 126');
+unlike($r->{out}, qr/ask/, 'and it did not run');
+is(call(['echo', 'plain'])->{out}, "plain\n", 'a call only allow covers is not asked');
 
 # ---- audit and logs ----------------------------------------------------------
 my @a = $t->wait_audit(sub { grep { ($_->{event} // '') eq 'cli_exit'

@@ -20,7 +20,7 @@ my $t = Test::Kapd->new;
 my $k = Test::KapInit->new($t);
 my $helper = $t->builddir . '/kap-cli-test';
 plan(skip_all => 'kap-cli-test not built') unless -x $helper;
-$t->plan(30);
+$t->plan(33);
 my $dir = $t->testdir;
 copy($t->srcdir . '/t/tools/fake-cli.prof', "$dir/fake.prof") or die $!;
 my $ghprof = $t->builddir . '/modules/cli/gh.prof';
@@ -30,7 +30,7 @@ cli: {
     tools = (
         { name = "fake"; path = "/nonexistent/fake"; profile = "fake.prof";
           allow = [ "echo **", "exit *" ];
-          deny = [ "echo bad" ]; },
+          deny = [ "echo bad" ]; ask = [ "kill *" ]; },
         { name = "gh"; profile = "$ghprof";
           allow = [ "pr list", "issue view *" ]; deny = [ "pr merge" ]; },
         { name = "aws"; mode = "direct"; }
@@ -55,6 +55,11 @@ like($r->{out}, qr/^reason:\s+deny-rule: echo bad$/m, 'the reason');
 like($r->{out}, qr/^rule:\s+echo bad\s+\(\Q$dir\E\/kap\.conf:5\)$/m, 'the deny rule');
 like($r->{out}, qr/^kap: fake echo bad x: denied: deny-rule: echo bad$/m,
      "the daemon's denial line, word for word");
+
+$r = ct('-c', "$dir/kap.conf", 'fake', 'kill', 'TERM');
+is($r->{rc}, 3, 'an ask rule: 3');
+like($r->{out}, qr/^verdict:\s+ask$/m, 'verdict ask');
+like($r->{out}, qr/^rule:\s+kill \*\s+\(\Q$dir\E\/kap\.conf:5\)$/m, 'the ask rule and where');
 
 $r = ct('-c', "$dir/kap.conf", 'fake', '--', 'env', 'x');
 is($r->{rc}, 126, 'no allow rule: 126');

@@ -29,6 +29,7 @@
 
 #define KAP_CLI_TEST_DENIED 126
 #define KAP_CLI_TEST_ERROR  2
+#define KAP_CLI_TEST_ASK    3
 
 static struct kap_pool *pool;
 static config_t         cfg;
@@ -135,12 +136,12 @@ main(int argc, char **argv)
                            *prof = NULL, *pdir;
     const config_setting_t *tools, *tool = NULL;
     struct kap_cli_profile *p;
-    struct kap_cli_rule   **allow, **deny;
+    struct kap_cli_rule   **allow, **deny, **ask;
     struct kap_cli_call     call;
     struct kap_cli_verdict  v;
     struct kap_cli_arg     *args;
     const char             *why = NULL, *s, **raw;
-    size_t                  nallow, ndeny, len, nargs, i;
+    size_t                  nallow, ndeny, nask, len, nargs, i;
     char                   *text, msg[256], *slash;
     int                     ai = 1, k;
 
@@ -219,6 +220,7 @@ main(int argc, char **argv)
     if (p == NULL)
         die("profile %s: %s", prof, len == 0 ? "empty" : msg);
     deny = rules(tool, "deny", p, file, &ndeny);
+    ask = rules(tool, "ask", p, file, &nask);
     allow = rules(tool, "allow", p, file, &nallow);
     nargs = (size_t)(argc - ai);
     args = kap_palloc(pool, (nargs + 1) * sizeof(*args));
@@ -237,7 +239,8 @@ main(int argc, char **argv)
         v.reason = why;
         call.argv = raw;
     } else {
-        kap_cli_decide(pool, p, &call, deny, ndeny, allow, nallow, &v);
+        kap_cli_decide_ask(pool, p, &call, deny, ndeny, ask, nask, allow,
+                           nallow, &v);
     }
     s = kap_cli_say_argv(pool, call.argv);
     printf("argv:    %s\n", s != NULL ? s : "?");
@@ -248,6 +251,15 @@ main(int argc, char **argv)
             printf("  (%s:%d)", v.rule->file, v.rule->line);
         printf("\n");
         return done(0);
+    }
+    if (v.ask) {
+        printf("verdict: ask\nrule:    %s", v.rule != NULL ? v.rule->text
+                                                         : "?");
+        if (v.rule != NULL && v.rule->file != NULL)
+            printf("  (%s:%d)", v.rule->file, v.rule->line);
+        printf("\n(a human decides: kap run --ask asks the host; with "
+               "nobody to ask the call is denied)\n");
+        return done(KAP_CLI_TEST_ASK);
     }
     printf("verdict: deny\nreason:  %s\n", v.reason != NULL ? v.reason : "?");
     if (v.rule != NULL && v.rule->file != NULL)

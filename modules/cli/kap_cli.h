@@ -64,8 +64,8 @@ struct kap_cli_tool {
     /* proxy mode */
     struct kap_cli_profile *profile;
     const char             *profile_path;
-    struct kap_cli_rule   **allow, **deny;
-    size_t                  nallow, ndeny;
+    struct kap_cli_rule   **allow, **deny, **ask;
+    size_t                  nallow, ndeny, nask;
     int                     cwd_workspace; /* run in the mapped cwd */
     long long               running;       /* calls running now (this
                                               generation's count) */
@@ -91,7 +91,7 @@ int kap_cli_conf_parse(struct kap_gen *gen, struct kap_cli_conf *cf,
 
 /*
  * Load a proxy-mode tool's profile (key "profile", or the installed
- * PROFILE_DIR/<name>.prof; locked: root-owned only) and canonicalise its deny and allow rules with
+ * PROFILE_DIR/<name>.prof; locked: root-owned only) and canonicalise its deny, ask and allow rules with
  * it (kap_cli_conf_rules.c).  Everything in the generation's pool.
  * KAP_OK, or KAP_ERROR with err naming file:line.
  */

@@ -99,12 +99,6 @@ kap_cli_conf_rules(struct kap_gen *gen, struct kap_cli_tool *t,
     char            *text, msg[256];
     size_t           len = 0;
 
-    if (config_setting_get_member(g, "ask") != NULL) {
-        kap_err_at(err, g, "cli: tool \"%s\": ask rules are not supported "
-                   "yet (a call is allowed or denied by allow/deny)",
-                   t->name);
-        return KAP_ERROR;
-    }
     if (kap_conf_get_str(g, "profile", pool, &file, err) == KAP_ERROR)
         return KAP_ERROR;
     path = file != NULL ? kap_conf_path(gen, file)
@@ -137,6 +131,8 @@ kap_cli_conf_rules(struct kap_gen *gen, struct kap_cli_tool *t,
     t->profile_path = path;
     if (kap_cli_conf_rulelist(gen, t, g, "deny", &t->deny, &t->ndeny, err)
         != KAP_OK
+        || kap_cli_conf_rulelist(gen, t, g, "ask", &t->ask, &t->nask, err)
+           != KAP_OK
         || kap_cli_conf_rulelist(gen, t, g, "allow", &t->allow, &t->nallow,
                                  err) != KAP_OK)
         return KAP_ERROR;

@@ -238,6 +238,38 @@ kap_cli_decide(struct kap_pool *pool, const struct kap_cli_profile *p,
                struct kap_cli_rule *const *allow, size_t nallow,
                struct kap_cli_verdict *v)
 {
+    kap_cli_decide_ask(pool, p, c, deny, ndeny, NULL, 0, allow, nallow, v);
+}
+
+/* The first of rules (matched as allow rules are) that c passes with the
+ * profile's sensitive and guarded entries, or NULL; the first entry that
+ * blocked a matching rule goes to *why unless it is set. */
+static const struct kap_cli_rule *
+first_exact(struct kap_pool *pool, const struct kap_cli_profile *p,
+            const struct kap_cli_call *c, struct kap_cli_rule *const *rules,
+            size_t n, size_t *map, const char **why)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *b;
+
+        if (!kap_cli_rule_match(rules[i], c, 0, map))
+            continue;
+        if ((b = blocked(pool, p, c, rules[i], map)) == NULL)
+            return rules[i];
+        if (*why == NULL)
+            *why = b;
+    }
+    return NULL;
+}
+
+void
+kap_cli_decide_ask(struct kap_pool *pool, const struct kap_cli_profile *p,
+                   const struct kap_cli_call *c,
+                   struct kap_cli_rule *const *deny, size_t ndeny,
+                   struct kap_cli_rule *const *ask, size_t nask,
+                   struct kap_cli_rule *const *allow, size_t nallow,
+                   struct kap_cli_verdict *v)
+{
     size_t     *map = kap_palloc(pool, (c->nword + 1) * sizeof(*map));
     const char *why = NULL;
 
@@ -251,19 +283,16 @@ kap_cli_decide(struct kap_pool *pool, const struct kap_cli_profile *p,
             v->rule = deny[i];
             return;
         }
-    for (size_t i = 0; i < nallow; i++) {
-        const char *b;
-
-        if (!kap_cli_rule_match(allow[i], c, 0, map))
-            continue;
-        if ((b = blocked(pool, p, c, allow[i], map)) == NULL) {
-            v->allow = 1;
-            v->reason = "allow";
-            v->rule = allow[i];
-            return;
-        }
-        if (why == NULL)
-            why = b;
+    if ((v->rule = first_exact(pool, p, c, ask, nask, map, &why)) != NULL) {
+        v->ask = 1;
+        v->reason = kap_psprintf(pool, "ask-rule: %s", v->rule->text);
+        return;
+    }
+    if ((v->rule = first_exact(pool, p, c, allow, nallow, map, &why))
+        != NULL) {
+        v->allow = 1;
+        v->reason = "allow";
+        return;
     }
     v->reason = why != NULL ? why : "no-allow-rule";
     v->suggest = suggestion(pool, c);

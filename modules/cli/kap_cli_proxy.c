@@ -418,10 +418,11 @@ kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
     ok = kap_cli_canon(pool, t->profile, args, req->nargs, &x->call, &why)
          == 0;
     if (ok) {
-        kap_cli_decide(pool, t->profile, &x->call,
-                       (struct kap_cli_rule *const *)t->deny, t->ndeny,
-                       (struct kap_cli_rule *const *)t->allow, t->nallow,
-                       &x->v);
+        kap_cli_decide_ask(pool, t->profile, &x->call,
+                           (struct kap_cli_rule *const *)t->deny, t->ndeny,
+                           (struct kap_cli_rule *const *)t->ask, t->nask,
+                           (struct kap_cli_rule *const *)t->allow, t->nallow,
+                           &x->v);
         x->cmd = kap_cli_cmd_text(pool, x->call.argv);
     } else {
         /* what was sent, for the line and the audit */
@@ -442,7 +443,8 @@ kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
     x->req->detail = x->cmd;
     x->req->flags |= KAP_REQ_F_FILTER;
     at[0].name = "cli_verdict";
-    at[0].value = ok && x->v.allow ? "allow" : "deny";
+    at[0].value = !ok ? "deny" : x->v.allow ? "allow"
+                : x->v.ask ? "ask" : "deny";
     at[1].name = "cli_reason";
     at[1].value = ok ? x->v.reason : why;
     at[2].name = "rule";
@@ -478,6 +480,10 @@ kap_cli_policy(struct kap_req *r, void *conf)
     if (r->asked_by == NULL || strcmp(r->asked_by, KAP_CLI_NAME) != 0
         || v == NULL)
         return KAP_DECLINED;
+    if (strcmp(v, "ask") == 0) {
+        r->flags |= KAP_REQ_F_ASK;      /* a later hook asks a human; */
+        return KAP_DECLINED;            /* nobody after: denied */
+    }
     if (strcmp(v, "allow") == 0) {
         kap_req_decide(r, KAP_ALLOW, KAP_CLI_NAME,
                        rule != NULL && rule[0] != '\0' ? rule : "allow");

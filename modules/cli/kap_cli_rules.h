@@ -201,6 +201,8 @@ struct kap_cli_rule {
 
 struct kap_cli_verdict {
     int                        allow;    /* 1: run call->argv */
+    int                        ask;      /* 1: a human decides (an ask rule
+                                            matched; allow is 0) */
     const char                *reason;   /* denial reason, or "allow" */
     const struct kap_cli_rule *rule;     /* the rule that decided, or NULL */
     const char                *suggest;  /* a rule that would allow it, or NULL */
@@ -264,6 +266,21 @@ int kap_cli_rule_match(const struct kap_cli_rule *r,
 void kap_cli_decide(struct kap_pool *pool, const struct kap_cli_profile *p,
     const struct kap_cli_call *c,
     struct kap_cli_rule *const *deny, size_t ndeny,
+    struct kap_cli_rule *const *allow, size_t nallow,
+    struct kap_cli_verdict *v);
+
+/*
+ * kap_cli_decide with ask rules between deny and allow: a call no deny
+ * rule refuses and an ask rule matches (exactly, as an allow rule would,
+ * sensitive and guarded entries included) gets v->ask = 1, v->allow = 0
+ * and v->rule = that ask rule, whether or not an allow rule also
+ * matches: ask narrows what allow lets through, and turns what no allow
+ * rule covers from a denial into a question.
+ */
+void kap_cli_decide_ask(struct kap_pool *pool,
+    const struct kap_cli_profile *p, const struct kap_cli_call *c,
+    struct kap_cli_rule *const *deny, size_t ndeny,
+    struct kap_cli_rule *const *ask, size_t nask,
     struct kap_cli_rule *const *allow, size_t nallow,
     struct kap_cli_verdict *v);
 

@@ -44,8 +44,10 @@ kap_mcp_policy(struct kap_req *r, void *conf)
     if (v.allow && sv->ask != NULL) {
         struct kap_mcp_verdict av;
         kap_mcp_tools_match(sv->ask, r->subject, &av);
-        if (av.allow)
-            return KAP_DECLINED;    /* a later hook asks a human */
+        if (av.allow) {
+            r->flags |= KAP_REQ_F_ASK;  /* a later hook asks a human; */
+            return KAP_DECLINED;        /* nobody after: denied */
+        }
     }
     kap_mcp_verdict_describe(&v, why, sizeof(why));
     kap_req_decide(r, v.allow ? KAP_ALLOW : KAP_DENY, KAP_MCP_NAME, why);

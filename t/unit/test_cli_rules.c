@@ -333,6 +333,47 @@ test_real_gh(void)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ask rules sit between deny and allow (kap_cli_decide_ask) */
+static const char *
+ask_verdict(const char *const *argv, const char *const *allow,
+            const char *const *ask, const char *const *deny)
+{
+    struct kap_cli_arg     a[64];
+    struct kap_cli_verdict v;
+    struct kap_cli_rule  **ar, **kr, **dr;
+    size_t                 na, nk, nd, n = mkargs(a, argv);
+    const char            *why;
+
+    if (kap_cli_canon(pool, prof, a, n, &last, &why) < 0)
+        return why;
+    ar = rules(allow, &na);
+    kr = rules(ask, &nk);
+    dr = rules(deny, &nd);
+    kap_cli_decide_ask(pool, prof, &last, dr, nd, kr, nk, ar, na, &v);
+    if (v.ask && (v.allow || v.rule == NULL))
+        return "BUG: ask without its rule";
+    return v.ask ? kap_psprintf(pool, "ask %s", v.rule->text) : v.reason;
+}
+
+static void
+test_ask(void)
+{
+    is_str(ask_verdict(A("pr", "list"), A("pr list"), A("pr merge *"), NONE),
+           "allow", "ask: a call only allow covers is not asked");
+    is_str(ask_verdict(A("pr", "merge", "7"), A("pr list"), A("pr merge *"), NONE),
+           "ask pr merge *", "ask: what no allow rule covers is asked, not denied");
+    is_str(ask_verdict(A("pr", "merge", "7"), ALL, A("pr merge *"), NONE),
+           "ask pr merge *", "ask: an ask rule narrows what allow covers");
+    is_str(ask_verdict(A("pr", "merge", "7"), ALL, A("pr merge *"), A("pr merge")),
+           "deny-rule: pr merge", "ask: deny still wins");
+    is_str(ask_verdict(A("pr", "close", "7"), A("pr list"), A("pr merge *"), NONE),
+           "no-allow-rule", "ask: neither rule: denied");
+    is_str(ask_verdict(A("auth", "token"), NONE, A("**"), NONE),
+           "sensitive: auth token", "ask: a wildcard ask rule never reaches a sensitive command");
+    is_str(ask_verdict(A("auth", "token"), NONE, A("auth token"), NONE),
+           "ask auth token", "ask: a sensitive command named by an ask rule is asked");
+}
+
 int
 main(void)
 {
@@ -356,6 +397,7 @@ main(void)
     test_rules_parse();
     test_canonical();
     test_bypass();
+    test_ask();
     if (access("/usr/bin/gh", X_OK) == 0)
         test_real_gh();
     else

@@ -20,11 +20,14 @@
 
 #define KAP_MODULE_MAGIC  0x4b41504dU   /* "KAPM" */
 #define KAP_ABI_MAJOR     2             /* incompatible change: bump, reset minor */
-#define KAP_ABI_MINOR     0             /* append-only change: bump */
+#define KAP_ABI_MINOR     1             /* append-only change: bump */
 
 /*
  * ABI changelog (what a module author must know about each version):
  *
+ * 2.1  KAP_REQ_F_ASK: a hook that leaves a question to a human (an ask
+ *      rule) sets it before it declines; a chain that then ends without
+ *      an answer denies the question whatever policy.default says.
  * 2.0  One decider (core v2).  New request kinds KAP_REQ_ADDR (a resolved
  *      address, asked before anything is dialled or answered) and
  *      KAP_REQ_FIRST (the first bytes of a CONNECT tunnel: sni, first,

@@ -64,6 +64,12 @@ enum kap_verdict {
 #define KAP_REQ_F_ALWAYS  0x0002u  /* "allow always": the asker may keep
                                       the answer for this subject (the
                                       channel does, kap_channel_client.c) */
+/* r->flags, set by a hook before it returns KAP_DECLINED (ABI 2.1) */
+#define KAP_REQ_F_ASK     0x0004u  /* a human must decide (an ask rule):
+                                      a later hook may answer (the
+                                      channel asks the host); a chain
+                                      that ends without an answer denies,
+                                      whatever policy.default says */
 
 struct kap_attr {
     const char *name;
