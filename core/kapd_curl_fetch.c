@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <kapd/kap_addr.h>
@@ -33,6 +34,8 @@
 #include "kapd_curl_int.h"
 
 static struct kap_curl *kc_live;
+
+static void kc_transfer(struct kap_curl *cu);
 
 static uint64_t
 kc_conn_id(const struct kap_curl *cu)
@@ -74,6 +77,7 @@ kc_free(struct kap_curl *cu)
     free(cu->method);
     free(cu->body);
     free(cu->ca_file);
+    free(cu->unix_path);
     if (cu->prev)
         cu->prev->next = cu->next;
     else
@@ -190,6 +194,15 @@ kc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         kc_finish(cu, cu->later_rc, 0, cu->why);
         return;
     }
+    if (cu->state == KC_RESOLVE && cu->unix_path != NULL) {
+        /* a unix socket: nothing to resolve or ask; started from the
+           loop, since done is never called before kap_curl_fetch()
+           returns */
+        ev_timer_set(&cu->tm, cu->timeout, 0.);
+        ev_timer_start(kap_loop(), &cu->tm);
+        kc_transfer(cu);
+        return;
+    }
     snprintf(why, sizeof(why), "timeout after %g s", cu->timeout);
     kc_finish(cu, KAP_ERROR, 0, why);
 }
@@ -252,6 +265,17 @@ kc_open_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
     char at[KAP_ADDR_TEXT_MAX];
     int fd;
 
+    if (cu->unix_path != NULL) {
+        const struct sockaddr_un *un = (const void *)&a->addr;
+        if (purpose == CURLSOCKTYPE_IPCXN && a->family == AF_UNIX
+            && strncmp(un->sun_path, cu->unix_path, sizeof(un->sun_path))
+               == 0)
+            return socket(AF_UNIX, a->socktype | SOCK_CLOEXEC, 0);
+        snprintf(cu->why, sizeof(cu->why), "a socket other than %s",
+                 cu->unix_path);
+        KAP_LOG(KAP_LOG_WARN, cu->asked_by, kc_conn_id(cu), "%s", cu->why);
+        return CURL_SOCKET_BAD;
+    }
     if (purpose != CURLSOCKTYPE_IPCXN
         || !kapd_curl_addr_allowed(&a->addr, a->addrlen, cu->port,
                                    cu->addrs, cu->naddrs)) {
@@ -277,6 +301,10 @@ kc_prereq_cb(void *clientp, char *primary_ip, char *local_ip,
 
     (void)local_ip;
     (void)local_port;
+    /* a unix socket transfer: libcurl reuses a connection only with the
+       same socket path (CURLOPT_UNIX_SOCKET_PATH is part of its match) */
+    if (cu->unix_path != NULL)
+        return CURL_PREREQFUNC_OK;
     if (primary_port > 0
         && kapd_curl_addr_text_allowed(primary_ip, (unsigned)primary_port,
                                        cu->addrs, cu->naddrs))
@@ -302,8 +330,8 @@ kc_pin(struct kap_curl *cu)
     size_t hl = strlen(cu->host);
     int pass;
 
-    if (cu->literal)
-        return KAP_OK;      /* libcurl does not resolve an address */
+    if (cu->literal || cu->unix_path != NULL)
+        return KAP_OK;      /* libcurl resolves neither */
     for (pass = 0; pass < 2; pass++) {
         char host[300];
         struct curl_slist *l;
@@ -364,6 +392,8 @@ kc_transfer(struct kap_curl *cu)
     KC_SET(CURLOPT_OPENSOCKETDATA, cu);
     KC_SET(CURLOPT_PREREQFUNCTION, kc_prereq_cb);
     KC_SET(CURLOPT_PREREQDATA, cu);
+    if (cu->unix_path != NULL)
+        KC_SET(CURLOPT_UNIX_SOCKET_PATH, cu->unix_path);
     KC_SET(CURLOPT_SSL_VERIFYPEER, 1L);
     KC_SET(CURLOPT_SSL_VERIFYHOST, 2L);
     if (cu->ca_file != NULL) {
@@ -637,6 +667,17 @@ kc_setup(struct kap_curl *cu, const struct kap_curl_opts *o)
                                                  : KAP_CURL_CONNECT_DEFAULT;
     if (o->ca_file != NULL && (cu->ca_file = strdup(o->ca_file)) == NULL)
         return KAP_ERROR;
+    if (o->unix_socket != NULL) {
+        if (o->unix_socket[0] != '/'
+            || strlen(o->unix_socket) >= sizeof(((struct sockaddr_un *)0)
+                                                ->sun_path)) {
+            snprintf(cu->why, sizeof(cu->why),
+                     "unix socket path must be absolute and short");
+            return KAP_DECLINED;
+        }
+        if ((cu->unix_path = strdup(o->unix_socket)) == NULL)
+            return KAP_ERROR;
+    }
     if ((rc = kc_parse_url(cu, o->url)) != KAP_OK)
         return rc;
     if (o->method != NULL) {
@@ -728,6 +769,11 @@ kapd_curl_start(struct kap_gen *gen, struct kap_pool *pool,
         return cu;
     }
     cu->deadline = kap_now() + cu->timeout;
+    if (cu->unix_path != NULL) {
+        ev_timer_set(&cu->tm, 0., 0.);      /* kc_timer_cb starts it */
+        ev_timer_start(kap_loop(), &cu->tm);
+        return cu;
+    }
     ev_timer_set(&cu->tm, cu->timeout, 0.);
     ev_timer_start(kap_loop(), &cu->tm);
     memset(&t, 0, sizeof(t));

@@ -45,6 +45,7 @@ struct kap_curl {
     size_t              body_len;
     int                 has_body;
     char               *ca_file;
+    char               *unix_path;      /* kap_curl_opts.unix_socket */
     size_t              max_body;       /* 0 (streams only): no limit */
     double              timeout;
     double              deadline;       /* kap_now() based */

@@ -14,6 +14,15 @@
  *                         as a SHA-256 hash, last_seen
  *   kap_remote_limit.c    rate limits: pairing attempts, failed auth
  *   kap_remote_logs.c     the audit logs' tail: recent events, counters
+ *   kap_remote_dkparse.c  pure parsers for the Docker routes: ids, the
+ *                         agent query, the exec stream (fuzz_remote)
+ *   kap_remote_docker.c   the Docker Engine API client (unix socket,
+ *                         libcurl in the loop): JSON GETs, exec with an
+ *                         argv and its demultiplexed output
+ *   kap_remote_agent.c    /api/containers and /api/agent/...: kap
+ *                         projects, Claude Code sessions in the app
+ *   kap_remote_session.c  the Claude Code session JSONL parser (pure:
+ *                         unit tests, fuzz/fuzz_session)
  *   kap_remote_ui.c       the page at / (generated from ui/index.html)
  *
  * docs/design/remote-pairing.md says why it is built this way.
@@ -46,6 +55,15 @@
 #define KR_TOKEN_LEN           43        /* device token: 32 bytes b64url */
 #define KR_BEARER_MAX          256
 
+#define KR_DOCKER_SOCKET       "/var/run/docker.sock"
+#define KR_DOCKER_TIMEOUT      10.0      /* s for one engine call chain */
+#define KR_DOCKER_API          "/v1.41"  /* Engine 20.10 and later */
+#define KR_DOCKER_MAX_JSON     (4 * 1024 * 1024)
+#define KR_EXEC_MAX_OUT        (1024 * 1024)  /* an exec's stdout kept */
+#define KR_EXEC_MAX_ERR        (16 * 1024)    /* its stderr kept */
+#define KR_PROJECT_MAX         64        /* compose project name, bytes */
+#define KR_UUID_LEN            36        /* a session id */
+
 struct kap_tls_ctx;
 
 /* The module's configuration (one per generation). */
@@ -61,6 +79,8 @@ struct kr_conf {
     double       limit_window;
     const char  *cert, *key;
     struct kap_tls_ctx *tls;
+    const char  *docker_socket;    /* absolute; KR_DOCKER_SOCKET */
+    double       docker_timeout;   /* KR_DOCKER_TIMEOUT */
 };
 
 /* ---- kap_remote_parse.c: pure ------------------------------------------- */
@@ -102,6 +122,38 @@ const char *kr_bearer(const char *value, size_t *len);
 int kr_id_valid(const char *s, size_t len);
 /* 1 when s[0..len) is exactly want lowercase hex digits. */
 int kr_hex_lower(const char *s, size_t len, size_t want);
+
+/* 1 when s[0..len) is a container id: 12..64 lowercase hex digits. */
+int kr_container_id_valid(const char *s, size_t len);
+/* 1 when s[0..len) is a session id: a UUID, 8-4-4-4-12 lowercase hex. */
+int kr_session_id_valid(const char *s, size_t len);
+/* 1 when s[0..len) is a compose project name: 1..KR_PROJECT_MAX of
+   [a-z0-9_-], starting with a letter or digit (what compose allows). */
+int kr_project_valid(const char *s, size_t len);
+
+/*
+ * The query string of the /api/containers and /api/agent routes:
+ * "project=NAME" (kr_project_valid) and, for /diff, "format=stat|patch",
+ * each at most once, nothing else.  project[0] is '\0' when absent
+ * (size >= KR_PROJECT_MAX + 1); *patch 0 or 1.  KAP_OK, or KAP_ERROR
+ * with why static.
+ */
+int kr_agent_query_parse(const char *q, size_t len, char *project,
+                         int *patch, const char **why);
+
+/*
+ * The engine's multiplexed exec stream (Tty false): frames of an 8-byte
+ * head (stream 0 stdin, 1 stdout, 2 stderr; 3 zero bytes; a big-endian
+ * 32-bit length) and the payload.  Appends stdout to out (at most
+ * max_out bytes) and stderr to err (at most max_err), *cut set when
+ * either was cut.  A final frame cut short is accepted only when
+ * partial is set (the caller stopped reading).  KAP_OK, or KAP_ERROR
+ * (a frame of another stream type, non-zero padding, a short frame;
+ * why static) -- out and err then hold what came before.
+ */
+int kr_demux(const char *p, size_t n, int partial, struct kap_buf *out,
+             size_t max_out, struct kap_buf *err, size_t max_err,
+             int *cut, const char **why);
 
 /* ---- kap_remote_pair.c ---------------------------------------------------- */
 
@@ -180,6 +232,23 @@ void kr_handle(struct kap_http_ex *ex, void *data);
 
 /* Note the process start for /api/status (first init). */
 void kr_remote_started(void);
+
+/* Answer 200 (or status) with the JSON w wrote into b (freed here). */
+struct kap_json_writer;
+void kr_json_reply(struct kap_http_ex *ex, int status, struct kap_buf *b,
+                   struct kap_json_writer *w);
+
+/* ---- kap_remote_agent.c --------------------------------------------------- */
+
+/*
+ * The Docker routes (/api/containers, /api/agent/...) for the path
+ * p[0..n) and the query qs[0..qlen) of an authenticated request: 1 when
+ * the path is one of them (the exchange is then answered, now or
+ * later), 0 when not.
+ */
+int kr_agent_route(struct kap_http_ex *ex, const struct kr_conf *cf,
+                   const char *p, size_t n, const char *qs, size_t qlen,
+                   int get);
 
 /* ---- kap_remote_ui.c ---------------------------------------------------------- */
 

@@ -13,6 +13,8 @@
  *       limit_window = "1m";
  *       cert = "tls/cert.pem"; key = "tls/key.pem";   # optional TLS
  *       max_connections = 64; max_per_client = 16;
+ *       docker_socket = "/var/run/docker.sock";  # the Engine API
+ *       docker_timeout = "10s";    # one route's engine calls, in all
  *   };
  */
 #define _GNU_SOURCE
@@ -47,6 +49,8 @@ kr_conf_create(struct kap_gen *gen)
     cf->pair_limit = KR_PAIR_LIMIT;
     cf->auth_fail_limit = KR_AUTH_FAIL_LIMIT;
     cf->limit_window = KR_LIMIT_WINDOW;
+    cf->docker_socket = KR_DOCKER_SOCKET;
+    cf->docker_timeout = KR_DOCKER_TIMEOUT;
     return cf;
 }
 
@@ -83,7 +87,7 @@ kr_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
     static const char *const keys[] = {
         "listen", "state_dir", "audit_logs", "pair_lifetime", "pair_limit",
         "auth_fail_limit", "limit_window", "cert", "key", "max_connections",
-        "max_per_client", NULL
+        "max_per_client", "docker_socket", "docker_timeout", NULL
     };
     struct kr_conf *cf = conf;
     struct kap_pool *pool = kap_gen_pool(gen);
@@ -110,7 +114,11 @@ kr_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
         || kap_conf_get_int(group, "auth_fail_limit", 1, 100000,
                             &cf->auth_fail_limit, err) == KAP_ERROR
         || kap_conf_get_str(group, "cert", pool, &cf->cert, err) == KAP_ERROR
-        || kap_conf_get_str(group, "key", pool, &cf->key, err) == KAP_ERROR)
+        || kap_conf_get_str(group, "key", pool, &cf->key, err) == KAP_ERROR
+        || kap_conf_get_str(group, "docker_socket", pool, &cf->docker_socket,
+                            err) == KAP_ERROR
+        || kap_conf_get_secs(group, "docker_timeout", &cf->docker_timeout,
+                             err) == KAP_ERROR)
         return KAP_ERROR;
     n = 0;
     if (kap_conf_get_int(group, "max_connections", 1, 100000, &n, err)
@@ -144,6 +152,12 @@ kr_conf_check(struct kap_gen *gen, void *conf, struct kap_err *err)
         return KAP_ERROR;
     if ((cf->cert == NULL) != (cf->key == NULL)) {
         kap_err_set(err, "remote: cert and key go together");
+        return KAP_ERROR;
+    }
+    if ((cf->docker_socket = kap_conf_path(gen, cf->docker_socket)) == NULL)
+        return KAP_ERROR;
+    if (cf->docker_timeout <= 0) {
+        kap_err_set(err, "remote: docker_timeout must be positive");
         return KAP_ERROR;
     }
     if (cf->pair_lifetime <= 0 || cf->limit_window <= 0) {

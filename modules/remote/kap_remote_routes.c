@@ -5,6 +5,7 @@
  *   POST /api/pair             pairing secret -> device token
  *   GET  /api/status           kapd, this device, audit counters
  *   GET  /api/logs?limit&denied  newest audit events first
+ *   /api/containers, /api/agent/...  kap_remote_agent.c
  *
  * Every other path, /api or not, is authenticated first and then 404,
  * so an unauthenticated client learns nothing about the routes.  A
@@ -51,7 +52,7 @@ kr_client(struct kap_http_ex *ex, char *out, size_t size)
         snprintf(out, size, "unknown");
 }
 
-static void
+void
 kr_json_reply(struct kap_http_ex *ex, int status, struct kap_buf *b,
               struct kap_json_writer *w)
 {
@@ -297,6 +298,9 @@ kr_handle(struct kap_http_ex *ex, void *data)
             kr_not_allowed(ex, "GET, HEAD");
         else
             kr_logs(ex, cf, qm != NULL ? qm + 1 : "", qlen);
+    } else if (kr_agent_route(ex, cf, t, plen, qm != NULL ? qm + 1 : "",
+                              qlen, get)) {
+        ;   /* containers and agent sessions: kap_remote_agent.c */
     } else {
         kap_http_error(ex, 404, "no such route");
     }

@@ -76,6 +76,15 @@ struct kap_curl_opts {
     double              connect_timeout; /* 0: KAP_CURL_CONNECT_DEFAULT */
     const char         *ca_file;      /* PEM file of trusted CAs for https,
                                          or NULL: the system's store */
+    const char         *unix_socket;  /* absolute path of a local service's
+                                         unix socket (the Docker Engine
+                                         API), or NULL.  Set: the URL's host
+                                         names nothing, no resolving and no
+                                         KAP_REQ_ADDR question (the path is
+                                         the operator's configuration, not
+                                         an address anyone asked for), and
+                                         libcurl connects to this path only;
+                                         every other rule holds */
 };
 
 /*
