@@ -19,7 +19,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module('remote');
-$t->plan(76);
+$t->plan(79);
 
 $t->write_conf(<<'EOF2');
 kapd: {
@@ -273,6 +273,12 @@ for my $p ("/api/agent/session/..%2f..%2fetc", "/api/agent/session/../../etc/pas
        'refused: ' . substr($p, 0, 60));
 }
 is(scalar @{$dk->requests}, $n0, 'none of them reached the engine');
+
+# ---- the page has the Agent view -------------------------------------------------------
+$r = req('GET', '/');
+like($r->{body}, qr{<button id="t-agent">Agent</button>}, 'the page has an Agent tab');
+like($r->{body}, qr{<select id="proj"}, 'and a project picker');
+like($r->{body}, qr{"/api/agent/sessions"}, 'that lists the sessions');
 
 # ---- the engine down, the engine hanging -------------------------------------------------
 $dk->stop;
