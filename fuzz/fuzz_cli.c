@@ -6,9 +6,11 @@
  * "--" are a profile (kap_cli_profile_parse: any family; the seeds hold
  * small profiles shaped like each generated one, gh, kubectl, docker,
  * aws, git); otherwise a built-in cobra profile shaped like gh is used.  Then lines up to a line "==" are
- * rules (a first byte '!' makes a deny rule); every line after it is one
+ * rules (a first byte '!' makes a deny rule, '?' an ask rule); every line
+ * after it is one
  * argv element (NUL bytes and invalid UTF-8 included).  Invariants: a
- * verdict is allow with an allow rule or deny with a reason; the
+ * verdict is allow with an allow rule, ask with an ask rule, or deny with
+ * a reason; the
  * canonical argv starts with the tool name, and canonicalising it again
  * gives the same argv and the same verdict.
  */
@@ -70,13 +72,15 @@ decide(struct kap_pool *pool, const struct kap_cli_profile *prof,
        struct kap_cli_rule **rule, const int *isdeny, size_t nr,
        struct kap_cli_call *c, struct kap_cli_verdict *v, int *ok)
 {
-    struct kap_cli_rule *al[64], *dn[64];
-    size_t               nal = 0, ndn = 0;
+    struct kap_cli_rule *al[64], *dn[64], *ak[64];
+    size_t               nal = 0, ndn = 0, nak = 0;
     const char          *why;
 
     for (size_t i = 0; i < nr; i++) {
-        if (isdeny[i])
+        if (isdeny[i] == 1)
             dn[ndn++] = rule[i];
+        else if (isdeny[i] == 2)
+            ak[nak++] = rule[i];
         else
             al[nal++] = rule[i];
     }
@@ -89,9 +93,17 @@ decide(struct kap_pool *pool, const struct kap_cli_profile *prof,
     if (c->argc < 1 || strcmp(c->argv[0], prof->tool) != 0
         || c->argv[c->argc] != NULL || c->npath > c->nword)
         abort();
-    kap_cli_decide(pool, prof, c, dn, ndn, al, nal, v);
-    if (v->reason == NULL)
+    kap_cli_decide_ask(pool, prof, c, dn, ndn, ak, nak, al, nal, v);
+    if (v->reason == NULL || (v->ask && v->allow))
         abort();
+    if (v->ask) {
+        int found = 0;
+        for (size_t i = 0; i < nak; i++)
+            found |= v->rule == ak[i];
+        if (!found)
+            abort();
+        return;
+    }
     if (v->allow && (v->rule == NULL || strcmp(v->reason, "allow") != 0))
         abort();
     if (!v->allow && v->rule == NULL && v->suggest == NULL
@@ -136,11 +148,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) kap_cli_version_ok(prof, (const char *) data, size);
     while (next_line(&l, &s, &n) && !(n == 2 && memcmp(s, "==", 2) == 0)) {
         char *t = kap_pstrndup(pool, s, n);
-        int   d = n > 0 && s[0] == '!';
+        int   d = n > 0 && s[0] == '!' ? 1 : n > 0 && s[0] == '?' ? 2 : 0;
 
         if (t == NULL || nr == 64)
             continue;
-        rule[nr] = kap_cli_rule_parse(pool, prof, t + d, "fuzz", 1, err,
+        rule[nr] = kap_cli_rule_parse(pool, prof, t + (d != 0), "fuzz", 1, err,
                                       sizeof(err));
         if (rule[nr] == NULL && err[0] == '\0')
             abort();
@@ -159,7 +171,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             b[i - 1].len = strlen(c1.argv[i]);
         }
         decide(pool, prof, b, c1.argc - 1, rule, isdeny, nr, &c2, &v2, &ok2);
-        if (!ok2 || c2.argc != c1.argc || v2.allow != v1.allow)
+        if (!ok2 || c2.argc != c1.argc || v2.allow != v1.allow
+            || v2.ask != v1.ask)
             abort();
         for (size_t i = 0; i < c1.argc; i++)
             if (strcmp(c1.argv[i], c2.argv[i]) != 0)
