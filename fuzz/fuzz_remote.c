@@ -2,7 +2,8 @@
  * fuzz_remote.c -- libFuzzer target for the remote module's parsers of
  * untrusted bytes (modules/remote/kap_remote_parse.c).  The first byte
  * picks the parser: the /api/logs query string, the /api/pair body, an
- * Authorization value, a device id.
+ * Authorization value, a device id, the answer to a pending question
+ * (POST /api/asks/ID body), a question id.
  *
  * Besides memory errors it aborts when a refusal has no message, an
  * accepted query holds a limit out of range, an accepted name holds a
@@ -26,6 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why = NULL, *t;
     struct kr_query q;
     size_t n, i;
+    int answer;
 
     if (size < 1 || size > 8192)
         return 0;
@@ -34,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(s, data + 1, size - 1);
     s[size - 1] = '\0';
-    switch (data[0] % 4) {
+    switch (data[0] % 6) {
     case 0:
         if (kr_query_parse(s, size - 1, &q, &why) == KAP_OK) {
             if (q.limit < 1 || q.limit > KR_LOG_LIMIT_MAX
@@ -62,8 +64,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                           || t + n > s + strlen(s)))
             abort();
         break;
-    default:
+    case 3:
         (void) kr_id_valid(s, strlen(s));
+        break;
+    case 4:
+        if (kr_answer_body_parse(s, size - 1, &answer, &why) == KAP_OK) {
+            if (answer < KR_ANSWER_ONCE || answer > KR_ANSWER_DENY)
+                abort();
+        } else if (why == NULL || answer != 0) {
+            abort();
+        }
+        break;
+    default:
+        if (kr_ask_id_valid(s, strlen(s)) && strlen(s) != KR_ASK_ID_LEN)
+            abort();
         break;
     }
     free(s);

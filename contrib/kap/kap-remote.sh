@@ -8,6 +8,13 @@
 #   url          the base URL the QR code points at
 #   state/       the module's state_dir (0700): the pairing file and
 #                devices/ID (one 0600 file per paired device)
+#   audit.jsonl  the host kapd's audit log (answers to questions, who
+#                gave them)
+# It also listens for capsules (`kap run --ask`) on the channel socket
+# ~/.kap/host/channel.sock (KAP_HOST_DIR): a capsule named NAME proves
+# the secret in ~/.kap/host/secrets/NAME, which kap run --ask makes on
+# first use; every question a capsule forwards waits in the remote
+# module for an answer from a phone or `kap approve`.
 # The phone pairs with a one-time secret that only kap makes: 16 random
 # bytes, shown once in the QR code's URL fragment (#s=HEX, never sent
 # over the network by a browser), stored for kapd as its SHA-256 in
@@ -18,7 +25,7 @@
 
 help_remote() {
     cat <<EOF
-usage: kap remote start [--listen IP:PORT]...
+usage: kap remote start [--listen IP:PORT]... [--ask-timeout SECONDS]
        kap remote stop
        kap remote status
        kap remote revoke ID
@@ -30,12 +37,17 @@ module serves a page and a small API on port 19420.
   start    start it (daemonised) and show a pairing QR code.  Listens on
            this machine's first private LAN address and on 127.0.0.1
            (--listen, repeatable, replaces both).  When it is running
-           already, only a new QR code is shown
+           already, only a new QR code is shown.  A question from a
+           capsule waits --ask-timeout seconds (60) for an answer
   stop     stop it
   status   whether it runs, where, and the paired devices
   revoke   forget device ID (from status): its token stops working at once
   qr       a new pairing QR code (the previous one stops working); --png or
            --svg write it as an image instead
+
+It also listens for capsules started with kap run --ask: a request no
+rule answers waits there until a paired phone or kap approve answers it
+(see kap help approve).
 
 A pairing code works once, for 10 minutes.  Scan it with the phone's
 camera; the page pairs and keeps a device token.  The phone sees the
@@ -112,14 +124,20 @@ remote_qr() {
 
 remote_start() {
     _listen=
+    _ato=60
     while [ $# -gt 0 ]; do
         case $1 in
+        --ask-timeout) [ $# -ge 2 ] || die "remote: --ask-timeout needs seconds"; _ato=$2; shift 2 ;;
+        --ask-timeout=*) _ato=${1#--ask-timeout=}; shift ;;
         --listen) [ $# -ge 2 ] || die "remote: --listen needs IP:PORT"
             remote_listen_ok "$2"; _listen="$_listen $2"; shift 2 ;;
         --listen=*) remote_listen_ok "${1#--listen=}"; _listen="$_listen ${1#--listen=}"; shift ;;
         *) die "remote: unknown argument $(printf '%s' "$1" | sanitize) (see kap help remote)" ;;
         esac
     done
+    case $_ato in
+    ''|*[!0-9]*|0) die "remote: --ask-timeout takes whole seconds (1 or more), not $(printf '%s' "$_ato" | sanitize)" ;;
+    esac
     _d=$(remote_dir)
     if _pid=$(remote_pid); then
         say "kap remote is running already (pid $_pid); a new pairing code:"
@@ -137,30 +155,49 @@ remote_start() {
             say "no private LAN address found: listening on 127.0.0.1 only (use --listen IP:PORT)"
         fi
     fi
+    _hd=$(approve_host_dir)
+    for _x in "$_hd" "$_hd/secrets"; do
+        ( umask 077 && mkdir -p "$_x" ) && chmod 700 "$_x" || die "remote: cannot create $_x"
+    done
+    _local=
     _list=
     _host=
     for _a in $_listen; do
         _list="$_list${_list:+, }\"$_a\""
-        case $_a in 127.*|\[::1\]*) ;; *) [ -n "$_host" ] || _host=$_a ;; esac
+        case $_a in
+        127.*|\[::1\]*) [ -n "$_local" ] || _local=$_a ;;
+        *) [ -n "$_host" ] || _host=$_a ;;
+        esac
     done
     [ -n "$_host" ] || _host=${_listen# }
     _host=${_host%% *}
-    case $(state_dir)${KAP_MODULE_PATH:-} in
-    *[\"\\]*) die "remote: the state directory or KAP_MODULE_PATH holds a quote or backslash" ;;
+    case $(state_dir)${KAP_MODULE_PATH:-}$_hd in
+    *[\"\\]*) die "remote: the state directory, KAP_HOST_DIR or KAP_MODULE_PATH holds a quote or backslash" ;;
     esac
     _mp=
     [ -n "${KAP_MODULE_PATH:-}" ] && _mp="module_path = [\"$KAP_MODULE_PATH\"]; "
     cat > "$_d/kap.conf.tmp" <<EOC || die "remote: cannot write $_d/kap.conf"
 # written by kap remote start (rewritten on every start)
-kapd: { load = ["remote"]; ${_mp}pid_file = "kapd.pid"; error_log = "error.log"; log_level = "info"; };
+kapd: { load = ["remote", "channel"]; ${_mp}pid_file = "kapd.pid"; error_log = "error.log"; log_level = "info";
+        policy: { chain = ["network", "remote", "channel"]; }; };
+audit_log: { path = "audit.jsonl"; };
 remote: {
     listen = [$_list];
     state_dir = "state";
     audit_logs = ["$(state_dir)/logs"];
+    ask_timeout = $_ato;
+};
+# kap run --ask: capsules ask here; NAME's secret is secrets/NAME
+channel: {
+    listen = ["unix:$_hd/channel.sock"];
+    secrets_dir = "$_hd/secrets";
 };
 EOC
     mv -f "$_d/kap.conf.tmp" "$_d/kap.conf"
     printf 'http://%s\n' "$_host" > "$_d/url"
+    # kap approve talks to it on loopback when it listens there
+    printf 'http://%s\n' "${_local:-$_host}" > "$_d/local-url"
+    rm -f "$_d/approve.header"                  # paired again below
     if ! "$KAPD" -d -c "$_d/kap.conf" -p "$_d" >/dev/null 2>"$_d/start.err"; then
         err "remote: kapd did not start:"
         tail -n 5 "$_d/start.err" "$_d/error.log" 2>/dev/null | sanitize >&2
@@ -168,6 +205,8 @@ EOC
     fi
     _pid=$(remote_pid) || die "remote: kapd did not stay up (see $_d/error.log)"
     say "kap remote started (pid $_pid), listening on$_listen"
+    say "capsules (kap run --ask) ask here: $_hd/channel.sock; answer with kap approve or the phone"
+    approve_pair || err "remote: warning: kap approve could not pair with kapd (it will retry)"
     remote_qr
 }
 
@@ -189,7 +228,7 @@ remote_stop() {
         [ $_i -le 100 ] || die "remote: kapd (pid $_pid) did not stop within 10 s"
         sleep 0.1
     done
-    rm -f "$_d/kapd.pid" "$_d/state/pairing"
+    rm -f "$_d/kapd.pid" "$_d/state/pairing" "$_d/approve.header"
     say "kap remote stopped"
 }
 

@@ -42,6 +42,7 @@ struct ch_conf {
     /* host side */
     struct ch_capsule  *caps;
     size_t              ncaps;
+    const char         *secrets_dir;    /* capsule NAME's secret: dir/NAME */
     unsigned            max_pending;    /* questions per capsule */
 };
 

@@ -26,6 +26,10 @@
  *       capsules = ( { name = "myproject";
  *                      secret_file = "/run/kap/secrets/channel"; } );
  *       max_pending = 64;      # questions waiting per capsule
+ *       secrets_dir = "/run/kap/secrets";  # or beside capsules: a capsule
+ *                              # named NAME not listed there proves the
+ *                              # secret in secrets_dir/NAME (read when it
+ *                              # connects: kap remote start, kap run --ask)
  *   };
  *
  * `network` declines a name no rule mentions, so with channel after it
@@ -113,7 +117,7 @@ ch_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *g,
 {
     static const char *const keys[] = {
         "connect", "name", "secret_file", "timeout", "always_file", "audit",
-        "kinds", "listen", "capsules", "max_pending", NULL
+        "kinds", "listen", "capsules", "max_pending", "secrets_dir", NULL
     };
     struct ch_conf *cf = conf;
     struct kap_pool *pool = kap_gen_pool(gen);
@@ -134,7 +138,9 @@ ch_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *g,
         || kap_conf_get_secs(g, "timeout", &cf->timeout, err) == KAP_ERROR
         || kap_conf_get_str(g, "always_file", pool, &cf->always_file, err)
            == KAP_ERROR
-        || kap_conf_get_bool(g, "audit", &cf->audit, err) == KAP_ERROR)
+        || kap_conf_get_bool(g, "audit", &cf->audit, err) == KAP_ERROR
+        || kap_conf_get_str(g, "secrets_dir", pool, &cf->secrets_dir, err)
+           == KAP_ERROR)
         return KAP_ERROR;
     rc = kap_conf_get_strlist(g, "kinds", pool, &kinds, &n, err);
     if (rc == KAP_ERROR)
@@ -204,9 +210,16 @@ ch_conf_check(struct kap_gen *gen, void *conf, struct kap_err *err)
             return KAP_ERROR;
         }
     }
-    if (cf->role == CH_ROLE_HOST && cf->ncaps == 0) {
+    if (cf->role == CH_ROLE_HOST && cf->ncaps == 0
+        && cf->secrets_dir == NULL) {
         kap_err_set(err, "channel: the host side (listen) needs capsules = "
-                    "( { name = \"...\"; secret_file = \"...\"; } )");
+                    "( { name = \"...\"; secret_file = \"...\"; } ) or "
+                    "secrets_dir");
+        return KAP_ERROR;
+    }
+    if (cf->secrets_dir != NULL
+        && (cf->secrets_dir = kap_conf_path(gen, cf->secrets_dir)) == NULL) {
+        kap_err_set(err, "out of memory");
         return KAP_ERROR;
     }
     return KAP_OK;
@@ -282,7 +295,9 @@ ch_status(struct kap_gen *gen, void *conf, struct kap_buf *out)
     if (cf->role == CH_ROLE_CAPSULE)
         kap_channel_client_status(out);
     else if (cf->role == CH_ROLE_HOST)
-        kap_buf_printf(out, "channel: host side, %zu capsule(s)", cf->ncaps);
+        kap_buf_printf(out, "channel: host side, %zu capsule(s)%s%s",
+                       cf->ncaps, cf->secrets_dir ? ", secrets in " : "",
+                       cf->secrets_dir ? cf->secrets_dir : "");
     else
         kap_buf_printf(out, "channel: not configured");
 }

@@ -56,6 +56,45 @@ struct sv_ask {
 
 static void sv_close(struct sv_conn *sc);
 
+/*
+ * A capsule not in channel.capsules whose secret is secrets_dir/NAME:
+ * NAME is letters, digits, '.', '_', '-' and does not start with '.',
+ * so it names a file in that directory and nothing else.  The secret is
+ * read now (the file rule of kap_secret: private file, private
+ * directory) and lives in the connection's pool.  NULL when there is
+ * none.
+ */
+static const struct ch_capsule *
+sv_capsule_from_dir(struct sv_conn *sc, const char *name)
+{
+    struct ch_capsule *cp;
+    struct kap_err err;
+    char path[4096];
+    const char *p;
+
+    if (sc->conf->secrets_dir == NULL || name[0] == '.')
+        return NULL;
+    for (p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_'
+              || *p == '-'))
+            return NULL;
+    if ((size_t) snprintf(path, sizeof(path), "%s/%s", sc->conf->secrets_dir,
+                          name) >= sizeof(path)
+        || (cp = kap_palloc(sc->c->pool, sizeof(*cp))) == NULL
+        || (cp->name = kap_pstrdup(sc->c->pool, name)) == NULL)
+        return NULL;
+    memset(&err, 0, sizeof(err));
+    cp->secret_file = NULL;
+    cp->secret = kap_secret_load(sc->c->pool, path, &err);
+    if (cp->secret == NULL) {
+        KAP_LOG(KAP_LOG_INFO, CH_NAME, sc->c->id, "capsule \"%s\": %s",
+                name, err.msg);
+        return NULL;
+    }
+    return cp;
+}
+
 static void
 sv_flush(struct sv_conn *sc)
 {
@@ -252,8 +291,11 @@ sv_message(struct sv_conn *sc, const struct ch_msg *m)
         for (i = 0; i < sc->conf->ncaps; i++)
             if (strcmp(sc->conf->caps[i].name, m->name) == 0)
                 sc->cap = &sc->conf->caps[i];
+        if (sc->cap == NULL)
+            sc->cap = sv_capsule_from_dir(sc, m->name);
         if (sc->cap == NULL || sc->cap->secret == NULL) {
-            sv_refuse(sc, "unknown capsule (not in channel.capsules)");
+            sv_refuse(sc, "unknown capsule (not in channel.capsules, no "
+                      "secret in channel.secrets_dir)");
             return;
         }
         memcpy(sc->cnonce, m->nonce, CH_HEX_LEN + 1);

@@ -23,6 +23,8 @@
  *                         projects, Claude Code sessions in the app
  *   kap_remote_session.c  the Claude Code session JSONL parser (pure:
  *                         unit tests, fuzz/fuzz_session)
+ *   kap_remote_asks.c     the policy hook: questions waiting for a human
+ *                         (GET /api/asks, POST /api/asks/ID)
  *   kap_remote_ui.c       the page at / (generated from ui/index.html)
  *
  * docs/design/remote-pairing.md says why it is built this way.
@@ -54,6 +56,14 @@
 #define KR_SECRET_HEX          32        /* pairing secret: 16 bytes hex */
 #define KR_TOKEN_LEN           43        /* device token: 32 bytes b64url */
 #define KR_BEARER_MAX          256
+#define KR_ASK_ID_LEN          16        /* pending question: lowercase hex */
+#define KR_ASK_TIMEOUT         60.0      /* s a question waits for a human */
+#define KR_MAX_ASKS            64        /* questions waiting at once */
+
+/* answers to a pending question */
+#define KR_ANSWER_ONCE         1
+#define KR_ANSWER_ALWAYS       2
+#define KR_ANSWER_DENY         3
 
 #define KR_DOCKER_SOCKET       "/var/run/docker.sock"
 #define KR_DOCKER_TIMEOUT      10.0      /* s for one engine call chain */
@@ -81,6 +91,8 @@ struct kr_conf {
     struct kap_tls_ctx *tls;
     const char  *docker_socket;    /* absolute; KR_DOCKER_SOCKET */
     double       docker_timeout;   /* KR_DOCKER_TIMEOUT */
+    double       ask_timeout;      /* s a question waits for an answer */
+    unsigned     max_asks;         /* questions waiting at once */
 };
 
 /* ---- kap_remote_parse.c: pure ------------------------------------------- */
@@ -154,6 +166,16 @@ int kr_agent_query_parse(const char *q, size_t len, char *project,
 int kr_demux(const char *p, size_t n, int partial, struct kap_buf *out,
              size_t max_out, struct kap_buf *err, size_t max_err,
              int *cut, const char **why);
+/*
+ * The body of POST /api/asks/ID: exactly {"answer":"once"|"always"|
+ * "deny"}.  *answer is KR_ANSWER_*.  KAP_OK, or KAP_ERROR with why
+ * static.
+ */
+int kr_answer_body_parse(const char *body, size_t len, int *answer,
+                         const char **why);
+
+/* 1 when s[0..len) is a pending question's id (KR_ASK_ID_LEN hex). */
+int kr_ask_id_valid(const char *s, size_t len);
 
 /* ---- kap_remote_pair.c ---------------------------------------------------- */
 
@@ -224,6 +246,28 @@ void kr_logs_write(const struct kr_conf *cf, long limit, int denied,
 
 /* Append the "audit" object of /api/status: per file, per module. */
 void kr_logs_status(const struct kr_conf *cf, struct kap_json_writer *w);
+
+/* ---- kap_remote_asks.c ------------------------------------------------------ */
+
+struct kap_req;
+
+/* The policy hook (conf is the kr_conf): holds a question until an
+ * answer or the deadline. */
+int kr_policy(struct kap_req *r, void *conf);
+
+/* Append {"asks":[...]} (pending questions, newest first) to w. */
+void kr_asks_write(struct kap_json_writer *w);
+
+/*
+ * Answer pending question id (valid, NUL-terminated) with answer
+ * (KR_ANSWER_*) from dev: audited ("ask_answered", with the device id),
+ * the waiting question resumes on the next loop turn, and the answer
+ * is written to w as a JSON object.  KAP_OK; KAP_DECLINED when id is
+ * not pending, with *state "answered", "expired" or "withdrawn" when it
+ * was recently, or NULL when it is unknown.
+ */
+int kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
+                  struct kap_json_writer *w, const char **state);
 
 /* ---- kap_remote_routes.c ---------------------------------------------------- */
 

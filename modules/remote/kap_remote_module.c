@@ -15,7 +15,13 @@
  *       max_connections = 64; max_per_client = 16;
  *       docker_socket = "/var/run/docker.sock";  # the Engine API
  *       docker_timeout = "10s";    # one route's engine calls, in all
+ *       ask_timeout = "1m";        # a question waits this long for an
+ *                                  # answer (phone, kap approve), then denied
+ *       max_asks = 64;             # questions waiting at once
  *   };
+ *
+ * With "remote" in kapd.policy.chain (last) it holds every question that
+ * reaches it until a human answers (kap_remote_asks.c).
  */
 #define _GNU_SOURCE
 
@@ -51,6 +57,8 @@ kr_conf_create(struct kap_gen *gen)
     cf->limit_window = KR_LIMIT_WINDOW;
     cf->docker_socket = KR_DOCKER_SOCKET;
     cf->docker_timeout = KR_DOCKER_TIMEOUT;
+    cf->ask_timeout = KR_ASK_TIMEOUT;
+    cf->max_asks = KR_MAX_ASKS;
     return cf;
 }
 
@@ -87,7 +95,8 @@ kr_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
     static const char *const keys[] = {
         "listen", "state_dir", "audit_logs", "pair_lifetime", "pair_limit",
         "auth_fail_limit", "limit_window", "cert", "key", "max_connections",
-        "max_per_client", "docker_socket", "docker_timeout", NULL
+        "max_per_client", "docker_socket", "docker_timeout", "ask_timeout",
+        "max_asks", NULL
     };
     struct kr_conf *cf = conf;
     struct kap_pool *pool = kap_gen_pool(gen);
@@ -118,8 +127,15 @@ kr_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
         || kap_conf_get_str(group, "docker_socket", pool, &cf->docker_socket,
                             err) == KAP_ERROR
         || kap_conf_get_secs(group, "docker_timeout", &cf->docker_timeout,
-                             err) == KAP_ERROR)
+                             err) == KAP_ERROR
+        || kap_conf_get_secs(group, "ask_timeout", &cf->ask_timeout, err)
+            == KAP_ERROR)
         return KAP_ERROR;
+    n = 0;
+    if (kap_conf_get_int(group, "max_asks", 1, 10000, &n, err) == KAP_ERROR)
+        return KAP_ERROR;
+    if (n > 0)
+        cf->max_asks = (unsigned) n;
     n = 0;
     if (kap_conf_get_int(group, "max_connections", 1, 100000, &n, err)
         == KAP_ERROR)
@@ -160,9 +176,10 @@ kr_conf_check(struct kap_gen *gen, void *conf, struct kap_err *err)
         kap_err_set(err, "remote: docker_timeout must be positive");
         return KAP_ERROR;
     }
-    if (cf->pair_lifetime <= 0 || cf->limit_window <= 0) {
-        kap_err_set(err, "remote: pair_lifetime and limit_window must be"
-                    " positive");
+    if (cf->pair_lifetime <= 0 || cf->limit_window <= 0
+        || cf->ask_timeout <= 0) {
+        kap_err_set(err, "remote: pair_lifetime, limit_window and"
+                    " ask_timeout must be positive");
         return KAP_ERROR;
     }
     return KAP_OK;
@@ -231,13 +248,21 @@ static const struct kap_listener_ops kr_listener = {
     .accept = kr_accept,
 };
 
+static const struct kap_hook kr_hooks[] = {
+    { KAP_HOOK_POLICY, KAP_REQ_CONNECT | KAP_REQ_HTTP | KAP_REQ_DNS
+                       | KAP_REQ_MCP_LIST | KAP_REQ_MCP_CALL | KAP_REQ_CLI
+                       | KAP_REQ_TEST, kr_policy, NULL, NULL },
+    { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
+};
+
 const struct kap_module kap_remote_module = {
     KAP_MODULE_V1(KR_NAME),
     .version = "1.0",
-    .flags = KAP_MOD_LISTENER,
+    .flags = KAP_MOD_LISTENER | KAP_MOD_POLICY,
     .conf_create = kr_conf_create,
     .conf_parse = kr_conf_parse,
     .conf_check = kr_conf_check,
     .init = kr_init,
     .listener = &kr_listener,
+    .hooks = kr_hooks,
 };

@@ -127,11 +127,36 @@ kr_name_ok(const unsigned char *s, size_t n)
     return s[0] != ' ' && s[n - 1] != ' ';
 }
 
+/*
+ * Parse body[0..len) (at most max bytes) into *j: a JSON object whose
+ * members are all named key.  KAP_OK; or KAP_ERROR with *j NULL (not
+ * JSON), or with *j set (the caller frees it) and *why "object" (not an
+ * object) or "member" (another member).
+ */
+static int
+kr_json_only(const char *body, size_t len, size_t max, const char *key,
+             struct kap_json **j, const char **why)
+{
+    struct kap_json_limits lim = { max, 4, 16, 0 };
+    const struct kap_json *m;
+
+    *j = kap_json_parse(body, len, &lim, NULL);
+    if (*j == NULL)
+        return KAP_ERROR;
+    *why = "object";
+    if (kap_json_type(*j) != KAP_JSON_OBJECT)
+        return KAP_ERROR;
+    *why = "member";
+    for (m = kap_json_child(*j); m != NULL; m = kap_json_next(m))
+        if (strcmp(kap_json_key(m), key) != 0)
+            return KAP_ERROR;
+    return KAP_OK;
+}
+
 int
 kr_pair_body_parse(const char *body, size_t len, char *name,
                    const char **why)
 {
-    struct kap_json_limits lim = { 4096, 4, 16, 0 };
     struct kap_json *j;
     const struct kap_json *m;
     const char *s;
@@ -140,20 +165,12 @@ kr_pair_body_parse(const char *body, size_t len, char *name,
     name[0] = '\0';
     if (len == 0)
         return KAP_OK;
-    j = kap_json_parse(body, len, &lim, NULL);
-    if (j == NULL) {
-        *why = "pair: the body is not valid JSON";
-        return KAP_ERROR;
-    }
-    if (kap_json_type(j) != KAP_JSON_OBJECT) {
-        *why = "pair: the body must be a JSON object";
+    if (kr_json_only(body, len, 4096, "name", &j, why) != KAP_OK) {
+        *why = j == NULL ? "pair: the body is not valid JSON"
+             : *why[0] == 'o' ? "pair: the body must be a JSON object"
+             : "pair: unknown member (known: name)";
         goto out;
     }
-    for (m = kap_json_child(j); m != NULL; m = kap_json_next(m))
-        if (strcmp(kap_json_key(m), "name") != 0) {
-            *why = "pair: unknown member (known: name)";
-            goto out;
-        }
     m = kap_json_get(j, "name");
     if (m != NULL) {
         s = kap_json_string(m);
@@ -213,4 +230,40 @@ int
 kr_id_valid(const char *s, size_t len)
 {
     return kr_hex_lower(s, len, KR_ID_LEN);
+}
+
+int
+kr_ask_id_valid(const char *s, size_t len)
+{
+    return kr_hex_lower(s, len, KR_ASK_ID_LEN);
+}
+
+int
+kr_answer_body_parse(const char *body, size_t len, int *answer,
+                     const char **why)
+{
+    struct kap_json *j = NULL;
+    const char *s, *w;
+    int rc = KAP_ERROR;
+
+    *answer = 0;
+    *why = "answer: the body must be {\"answer\": \"once\"|\"always\"|"
+           "\"deny\"}";
+    if (len == 0 || kr_json_only(body, len, 1024, "answer", &j, &w) != KAP_OK)
+        goto out;
+    s = kap_json_string(kap_json_get(j, "answer"));
+    if (s == NULL)
+        goto out;
+    if (strcmp(s, "once") == 0)
+        *answer = KR_ANSWER_ONCE;
+    else if (strcmp(s, "always") == 0)
+        *answer = KR_ANSWER_ALWAYS;
+    else if (strcmp(s, "deny") == 0)
+        *answer = KR_ANSWER_DENY;
+    else
+        goto out;
+    rc = KAP_OK;
+out:
+    kap_json_free(j);
+    return rc;
 }

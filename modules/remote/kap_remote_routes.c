@@ -6,6 +6,8 @@
  *   GET  /api/status           kapd, this device, audit counters
  *   GET  /api/logs?limit&denied  newest audit events first
  *   /api/containers, /api/agent/...  kap_remote_agent.c
+ *   GET  /api/asks             questions waiting for a human
+ *   POST /api/asks/ID          {"answer":"once"|"always"|"deny"}
  *
  * Every other path, /api or not, is authenticated first and then 404,
  * so an unauthenticated client learns nothing about the routes.  A
@@ -229,6 +231,60 @@ kr_logs(struct kap_http_ex *ex, const struct kr_conf *cf, const char *qs,
     kr_json_reply(ex, 200, &b, &w);
 }
 
+static void
+kr_asks(struct kap_http_ex *ex)
+{
+    struct kap_buf b = { 0 };
+    struct kap_json_writer w;
+
+    kap_json_w_init(&w, &b);
+    kr_asks_write(&w);
+    kr_json_reply(ex, 200, &b, &w);
+}
+
+/* POST /api/asks/ID: id[0..n) is the rest of the path */
+static void
+kr_ask(struct kap_http_ex *ex, const struct kr_device *dev, const char *id,
+       size_t n)
+{
+    struct kap_buf b = { 0 };
+    struct kap_json_writer w;
+    char idz[KR_ASK_ID_LEN + 1];
+    const char *why = "", *body, *state = NULL;
+    size_t blen;
+    int answer;
+
+    if (!kr_method(kap_http_ex_req(ex), "POST")) {
+        kr_not_allowed(ex, "POST");
+        return;
+    }
+    if (!kr_ask_id_valid(id, n)) {
+        kap_http_error(ex, 400, "bad question id (16 lowercase hex digits)");
+        return;
+    }
+    body = kap_http_ex_body(ex, &blen);
+    if (kr_answer_body_parse(body, blen, &answer, &why) != KAP_OK) {
+        kap_http_error(ex, 400, why);
+        return;
+    }
+    memcpy(idz, id, n);
+    idz[n] = '\0';
+    kap_json_w_init(&w, &b);
+    if (kr_ask_answer(idz, answer, dev, &w, &state) == KAP_OK) {
+        kr_json_reply(ex, 200, &b, &w);
+        return;
+    }
+    kap_buf_free(&b);
+    if (state == NULL)
+        kap_http_error(ex, 404, "no such question");
+    else if (strcmp(state, "answered") == 0)
+        kap_http_error(ex, 409, "this question was answered already");
+    else if (strcmp(state, "expired") == 0)
+        kap_http_error(ex, 409, "this question expired (denied)");
+    else
+        kap_http_error(ex, 409, "this question was withdrawn by its asker");
+}
+
 void
 kr_remote_started(void)
 {
@@ -301,6 +357,18 @@ kr_handle(struct kap_http_ex *ex, void *data)
     } else if (kr_agent_route(ex, cf, t, plen, qm != NULL ? qm + 1 : "",
                               qlen, get)) {
         ;   /* containers and agent sessions: kap_remote_agent.c */
+    } else if (kr_eq(t, plen, "/api/asks")) {
+        if (!get)
+            kr_not_allowed(ex, "GET, HEAD");
+        else if (qm != NULL)
+            kap_http_error(ex, 400, "query: /api/asks takes no parameters");
+        else
+            kr_asks(ex);
+    } else if (plen > 10 && memcmp(t, "/api/asks/", 10) == 0) {
+        if (qm != NULL)
+            kap_http_error(ex, 400, "query: /api/asks/ID takes no parameters");
+        else
+            kr_ask(ex, &dev, t + 10, plen - 10);
     } else {
         kap_http_error(ex, 404, "no such route");
     }

@@ -59,12 +59,24 @@ bearer_is(const char *v, const char *want)
     return t != NULL && n == strlen(want) && memcmp(t, want, n) == 0;
 }
 
+/* the answer body parses to want (0: refused, with a reason) */
+static int
+answer_is(const char *body, int want)
+{
+    const char *why = NULL;
+    int a = -1, rc = kr_answer_body_parse(body, strlen(body), &a, &why);
+
+    if (want == 0)
+        return rc == KAP_ERROR && a == 0 && why != NULL && why[0] != '\0';
+    return rc == KAP_OK && a == want;
+}
+
 int
 main(void)
 {
     char big[400];
 
-    plan(44);
+    plan(47);
     /* query strings */
     ok(q_ok("", 100, 0), "empty query: defaults");
     ok(q_ok("limit=5", 5, 0), "limit=5");
@@ -122,5 +134,21 @@ main(void)
        && !kr_id_valid("0123456789abc", 13) && !kr_id_valid("012345678 ab", 12),
        "bad device ids refused");
     ok(bearer_is("Bearer abc==", "abc=="), "b64token padding");
+    /* a pending question: its id, the answer's body */
+    ok(kr_ask_id_valid("0123456789abcdef", 16)
+       && !kr_ask_id_valid("0123456789ABCDEF", 16)
+       && !kr_ask_id_valid("0123456789abcde", 15)
+       && !kr_ask_id_valid("0123456789abcdef0", 17), "question ids");
+    ok(answer_is("{\"answer\":\"once\"}", KR_ANSWER_ONCE)
+       && answer_is("{\"answer\":\"always\"}", KR_ANSWER_ALWAYS)
+       && answer_is(" { \"answer\" : \"deny\" } ", KR_ANSWER_DENY),
+       "answers: once, always, deny");
+    ok(answer_is("", 0) && answer_is("{}", 0)
+       && answer_is("{\"answer\":\"yes\"}", 0)
+       && answer_is("{\"answer\":\"Once\"}", 0)
+       && answer_is("{\"answer\":1}", 0)
+       && answer_is("{\"answer\":\"once\",\"x\":1}", 0)
+       && answer_is("{\"answer\":\"once\",\"answer\":\"deny\"}", 0)
+       && answer_is("[\"once\"]", 0), "bad answers refused");
     return done_testing();
 }
