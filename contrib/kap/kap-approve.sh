@@ -153,7 +153,9 @@ cmd_approve() {
     printf 'answer which (1-%s, Enter to stop)? ' "$_n" >&2
     read -r _k || return 0
     case $_k in ''|*[!0-9]*) return 0 ;; esac
-    [ "$_k" -ge 1 ] && [ "$_k" -le $_n ] || die "approve: no question $_k"
+    if [ "$_k" -lt 1 ] || [ "$_k" -gt $_n ]; then
+        die "approve: no question $_k"
+    fi
     _id=$(approve_field $((_k - 1)) id)
     _ans=$(approve_ask_answer) || { say "skipped"; return 0; }
     approve_answer "$_id" "$_ans"

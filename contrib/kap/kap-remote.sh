@@ -157,7 +157,9 @@ remote_start() {
     fi
     _hd=$(approve_host_dir)
     for _x in "$_hd" "$_hd/secrets"; do
-        ( umask 077 && mkdir -p "$_x" ) && chmod 700 "$_x" || die "remote: cannot create $_x"
+        if ! ( umask 077 && mkdir -p "$_x" ) || ! chmod 700 "$_x"; then
+            die "remote: cannot create $_x"
+        fi
     done
     _local=
     _list=
