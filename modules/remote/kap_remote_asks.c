@@ -4,7 +4,8 @@
  *
  * The module is a policy hook on the host kapd's chain: a question that
  * reaches it -- one the channel forwards from a capsule, or a local one
- * no earlier hook answered -- waits (KAP_AGAIN) as a pending ask with a
+ * an ask rule left to a human (KAP_REQ_F_ASK) -- waits (KAP_AGAIN) as a
+ * pending ask with a
  * random id and a deadline (remote.ask_timeout).  GET /api/asks lists
  * them; POST /api/asks/ID answers one (once, always, deny) and the core
  * resumes the waiting question at once.  No answer before the deadline
@@ -111,6 +112,10 @@ kr_policy(struct kap_req *r, void *conf)
             r->flags |= KAP_REQ_F_ALWAYS;
         return KAP_OK;
     }
+    /* a human decides what a capsule forwards (the channel asks only
+       what no rule answered there) and what a local rule marked ask */
+    if (!(r->flags & KAP_REQ_F_ASK) && strcmp(r->asked_by, "channel") != 0)
+        return KAP_DECLINED;
     if (kr_nasks >= cf->max_asks) {
         kap_req_decide(r, KAP_DENY, KR_NAME, "too many questions waiting on"
                        " the host (remote.max_asks)");

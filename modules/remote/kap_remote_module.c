@@ -20,8 +20,10 @@
  *       max_asks = 64;             # questions waiting at once
  *   };
  *
- * With "remote" in kapd.policy.chain (last) it holds every question that
- * reaches it until a human answers (kap_remote_asks.c).
+ * With "remote" in kapd.policy.chain (last) it holds the questions that
+ * reach it from the channel, or that an ask rule left to a human
+ * (KAP_REQ_F_ASK), until a human answers (kap_remote_asks.c); it
+ * declines the others.
  */
 #define _GNU_SOURCE
 
