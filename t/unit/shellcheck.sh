@@ -13,9 +13,11 @@ if ! command -v shellcheck >/dev/null 2>&1; then
 fi
 set -- kap "$top/contrib/kap/kap-post-start"
 [ -f "$top/.devcontainer/smoke-test.sh" ] && set -- "$@" "$top/.devcontainer/smoke-test.sh"
-if out=$(shellcheck -s sh -f gcc "$@" 2>&1); then
-    echo "ok 1 - shellcheck: $*"
+# bash programs: kap-probe (the Kubernetes image's probe)
+bash_progs="$top/contrib/k8s/kap-probe"
+if out=$(shellcheck -s sh -f gcc "$@" 2>&1 && shellcheck -s bash -f gcc "$bash_progs" 2>&1); then
+    echo "ok 1 - shellcheck: $* $bash_progs"
 else
     printf '%s\n' "$out" | sed 's/^/# /'
-    echo "not ok 1 - shellcheck: $*"
+    echo "not ok 1 - shellcheck: $* $bash_progs"
 fi
