@@ -1,12 +1,13 @@
 #!/usr/bin/perl
 # 309-mcp-oauth-refresh.t -- kapd's mcp module in front of an OAuth
 # registration (written by kap-mcp's flow against Test::Kapd::FakeOAuth):
-# the token injected; when the server refuses it (401) the agent gets 503
-# with Retry-After while kapd runs `kap-mcp refresh` as a child, and the
-# retry goes out with the new token; a refreshed token within 60 s of
-# expiry starts one more refresh in the background while the request
+# the token injected; when the server refuses it (401) kapd runs
+# `kap-mcp refresh` as a child and sends the request again, once, with the
+# new token (the agent sees only the 200); a refreshed token within 60 s
+# of expiry starts one more refresh in the background while the request
 # goes on with the token it has, then the next request carries the new
-# one; no token in the error log or the audit.
+# one; when the refresh fails the agent gets 503 with Retry-After; no
+# token in the error log or the audit.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -20,7 +21,7 @@ my $t = Test::Kapd->new->has_kapd->has_module('mcp');
 my $k = Test::KapInit->new($t);
 plan(skip_all => 'kap-mcp not built') unless -x $t->builddir . '/kap-mcp';
 plan(skip_all => 'no curl for the browser stand-in') unless -x '/usr/bin/curl';
-$t->plan(15);
+$t->plan(19);
 my $dir = $t->testdir;
 my $auth = "$dir/auth";
 
@@ -74,27 +75,43 @@ $r = call();
 is($r->{status}, 200, 'through kapd with the registered token: 200');
 is(sent(), $tok0, 'the token injected');
 
-# -- the server refuses the token: 503, a refresh, the retry works --------------------
+# -- the server refuses the token: a refresh, the request sent again -------------------
+sub mcp_requests { scalar grep { $_->{target} =~ m{^/mcp} } @{$o->requests} }
+my $n0 = mcp_requests();
 $o->set(ttl => 30);            # the next token is near expiry already
 $o->revoke;
 $r = call();
-is($r->{status}, 503, 'a refused token: 503 while kapd refreshes it');
-is($r->{headers}{'retry-after'}, '1', 'with Retry-After');
-like($r->{body}, qr/refreshing it; retry/, 'the JSON says to retry');
-ok(wait_until(sub { grants($o) == 1 }, 10), 'kap-mcp refresh ran once');
-ok($t->wait_log(qr/server docs: OAuth token refreshed/, 10), 'kapd read the new token');
+is($r->{status}, 200, 'a refused token: kapd refreshed it and sent the request again: 200')
+    or diag($r->{body});
+is(grants($o), 1, 'kap-mcp refresh ran once, before the answer');
+like($t->error_log // '', qr/server docs: OAuth token refreshed/, 'kapd read the new token');
+like($t->error_log // '', qr/server docs: sending the request again/, 'and said it sends the request again');
 my $tok1 = token();
 isnt($tok1, $tok0, 'the registration holds a new token');
-$o->set(ttl => 3600);          # tokens from now on are long-lived
-$r = call();
-is($r->{status}, 200, 'the retry: 200');
-is(sent(), $tok1, 'with the new token');
+is(sent(), $tok1, 'the request went out again with it');
+is(mcp_requests(), $n0 + 2, 'the agent\'s request reached the server twice (refused, then replayed), no more');
 
-# -- near expiry: the retry above started a background refresh ---------------------------
+# -- near expiry: the replay started a background refresh ---------------------------
 ok(wait_until(sub { grants($o) == 2 }, 10), 'a token within 60 s of expiry: refreshed in the background');
 ok(wait_until(sub { my @n = ($t->error_log // '') =~ /OAuth token refreshed/g; @n >= 2 }, 10), 'and read');
+$o->set(ttl => 3600);          # tokens from now on are long-lived
+my $tok2 = token();
 $r = call();
-ok($r->{status} == 200 && sent() eq token() && sent() ne $tok1, 'the next request carries the newest token');
+ok($r->{status} == 200 && sent() eq $tok2 && $tok2 ne $tok1, 'the next request carries the newest token');
+ok(wait_until(sub { grants($o) == 3 }, 10), 'and, that one near expiry too, started one more refresh');
+ok(wait_until(sub { my @n = ($t->error_log // '') =~ /OAuth token refreshed/g; @n >= 3 }, 10), 'read');
+
+# -- the refresh fails: 503 with Retry-After --------------------------------------------
+my $reg = decode_json(slurp("$auth/docs.json"));
+$reg->{oauth}{refresh_token} = 'not-a-refresh-token';
+spew("$auth/docs.json.new", encode_json($reg));
+chmod 0600, "$auth/docs.json.new";
+rename "$auth/docs.json.new", "$auth/docs.json" or die "rename: $!";
+$o->revoke;
+$r = call();
+is($r->{status}, 503, 'a refused token that cannot be refreshed: 503');
+is($r->{headers}{'retry-after'}, '1', 'with Retry-After');
+like($r->{body}, qr/the refresh failed/, 'the JSON says the refresh failed');
 
 my $logs = ($t->error_log // '') . (slurp($t->path('audit.jsonl')) // '');
 my @toks = keys %{$o->state->{tokens}};

@@ -26,7 +26,7 @@ use File::Path qw(make_path remove_tree);
 my $t = Test::Kapd->new;
 my $k = Test::KapInit->new($t);
 plan(skip_all => 'kap-shim not built') unless -x $k->shim;
-$t->plan(60);
+$t->plan(62);
 my $dir = $t->testdir;
 my $auth = "$dir/home/.kap/auth";
 my $secret = 'sk-TOPSECRET-0123456789';
@@ -163,9 +163,13 @@ ok($r->{rc} != 0 && !-e "$dir/real/x.json", 'a symlinked auth directory is refus
 
 # -- remove --------------------------------------------------------------------------
 spew("$auth/github.lock", '');
+spew("$auth/github.pins.json", '{}');
+spew("$auth/github-2.pins.json", '{}');
 $r = mcp('remove', 'github');
 is($r->{rc}, 0, 'remove: exit 0');
 ok(!-e "$auth/github.json" && !-e "$auth/github.lock", 'the file and its lock are gone');
+ok(!-e "$auth/github.pins.json", 'remove: its pins are gone too');
+ok(-e "$auth/github-2.pins.json", 'remove: another server\'s pins are kept');
 $r = mcp('remove', 'github');
 ok($r->{rc} != 0 && $r->{err} =~ /not registered/, 'remove of an unknown name: an error');
 $r = mcp('get', 'github');

@@ -42,7 +42,8 @@ directory.
   list          every registration: name, upstream (query hidden), auth;
                 with KAP.CONF also the servers it names that are not
                 registered (kapd refuses such a configuration)
-  remove NAME   delete the registration (NAME.json and NAME.lock)
+  remove NAME   delete the registration (NAME.json, NAME.lock and the
+                pins NAME.pins.json)
   check NAME    initialize + tools/list with the registration: its tools
   refresh NAME  refresh an OAuth registration's token now
   pin NAME      the server's tools against the pins kapd keeps (pin = true
@@ -314,7 +315,8 @@ mcp_list() {
 mcp_remove() {
     [ $# -eq 1 ] || die "mcp remove: usage: kap mcp remove NAME"
     _f=$(mcp_file "$1") || exit 1
-    rm -f "$_f" "${_f%.json}.lock" || die "mcp: cannot remove $_f"
+    # (its pins too: a server added again under the name is a new one)
+    rm -f "$_f" "${_f%.json}.lock" "${_f%.json}.pins.json" || die "mcp: cannot remove $_f"
     say "removed $1"
 }
 

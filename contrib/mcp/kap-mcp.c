@@ -13,6 +13,8 @@
  *       kapd keeps (NAME.pins.json): changed ones shown, --accept pins them
  *   kap-mcp missing KAP.CONF          servers the mcp group names
  *       without a url that nobody registered
+ *   kap-mcp agent-config OUT KAPD.CONF...  the agent's .mcp.json at OUT:
+ *       an http://127.0.0.1:3129/NAME entry per server configured
  *   kap-mcp refresh NAME [--stale SHA256 | --force]
  *       refresh an OAuth registration's token when it is near expiry (or
  *       still the stale one, or always), under the registration's lock
@@ -53,7 +55,8 @@ usage(void)
           "       kap-mcp check NAME\n"
           "       kap-mcp refresh NAME [--stale SHA256 | --force]\n"
           "       kap-mcp pin NAME [--accept]\n"
-          "       kap-mcp missing KAP.CONF\n", stderr);
+          "       kap-mcp missing KAP.CONF\n"
+          "       kap-mcp agent-config OUT KAPD.CONF...\n", stderr);
     return 2;
 }
 
@@ -484,6 +487,8 @@ main(int argc, char **argv)
     else if (strcmp(argv[1], "missing") == 0 && argc == 3)
         rc = auth_dir(dir, sizeof(dir), 0) == KAP_OK
              ? mcpc_missing(dir, argv[2]) : 1;
+    else if (strcmp(argv[1], "agent-config") == 0 && argc >= 4)
+        rc = mcpc_agent_config(argv[2], argv + 3, argc - 3);
     else
         rc = usage();
     curl_global_cleanup();

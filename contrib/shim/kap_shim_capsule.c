@@ -68,6 +68,7 @@ usage(FILE *f)
 "  --ro PATH           read-only inside (repeat)\n"
 "  --hide DIR          shown empty inside (repeat)\n"
 "  --cli-tool NAME     a shim for kapd's cli tool NAME on PATH (repeat)\n"
+"  --mcp               kapd's mcp module (RT/mcp.sock) at 127.0.0.1:3129\n"
 "  --user NAME --shell PATH  USER/LOGNAME and SHELL inside\n"
 "  --keep              keep the runtime directory\n");
 }
@@ -125,6 +126,10 @@ parse(struct capsule *c, int argc, char **argv)
         }
         if (strcmp(a, "--keep") == 0) {
             c->keep = 1;
+            continue;
+        }
+        if (strcmp(a, "--mcp") == 0) {
+            c->mcp = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -429,7 +434,7 @@ start_bridge(const struct capsule *c, int *ready)
         return -1;
     if (pid == 0) {
         char tcp1[PATH_MAX + 32], tcp2[PATH_MAX + 32], udp[PATH_MAX + 32], fd[16],
-             kfd[16], tcp3[PATH_MAX + 32];
+             kfd[16], tcp3[PATH_MAX + 32], tcp4[PATH_MAX + 32];
         prctl(PR_SET_DUMPABLE, 0);
         close(p[0]);
         /* not the user's terminal: the bridge only needs stderr */
@@ -444,14 +449,23 @@ start_bridge(const struct capsule *c, int *ready)
         snprintf(fd, sizeof fd, "%d", p[1]);
         snprintf(kfd, sizeof kfd, "%d", c->kapd_ready_fd);
         snprintf(tcp3, sizeof tcp3, "127.0.0.1:3130=%s/cli.sock", c->rt);
+        snprintf(tcp4, sizeof tcp4, "127.0.0.1:3129=%s/mcp.sock", c->rt);
+        char *argv[20] = { "bridge", "--quiet", "--tcp", tcp1, "--tcp", tcp2,
+                           "--udp", udp, "--session-dir", (char *)c->rt,
+                           "--ready-fd", fd, "--wait-fd", kfd, NULL };
+        int n = 14;
         /* kapd's cli module at :3130 when there are cli tools */
-        char *argv[] = { "bridge", "--quiet", "--tcp", tcp1, "--tcp", tcp2,
-                         "--udp", udp, "--session-dir", (char *)c->rt,
-                         "--ready-fd", fd, "--wait-fd", kfd, "--tcp", tcp3,
-                         NULL };
-        if (c->ncli == 0)
-            argv[14] = NULL;
-        _exit(kap_shim_bridge(c->ncli > 0 ? 16 : 14, argv));
+        if (c->ncli > 0) {
+            argv[n++] = "--tcp";
+            argv[n++] = tcp3;
+        }
+        /* kapd's mcp module at :3129 when the policy has mcp servers */
+        if (c->mcp) {
+            argv[n++] = "--tcp";
+            argv[n++] = tcp4;
+        }
+        argv[n] = NULL;
+        _exit(kap_shim_bridge(n, argv));
     }
     close(p[1]);
     *ready = p[0];
@@ -667,7 +681,7 @@ root_identity(struct capsule *c)
     }
     /* the bridge runs as that user: kapd's sockets must let it in */
     static const char *socks[] = { "", "/proxy.sock", "/dns.sock", "/dns-tcp.sock",
-                                   "/cli.sock", NULL };
+                                   "/cli.sock", "/mcp.sock", NULL };
     for (const char **s = socks; *s; s++) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s%s", c->rt, *s);

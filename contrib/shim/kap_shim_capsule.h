@@ -41,6 +41,7 @@ struct capsule {
     size_t      nkapd_args;
     const char *kapd_log;
     int         keep;           /* keep rt on exit */
+    int         mcp;            /* kapd's mcp module at :3129 (mcp.sock) */
     char      **argv;           /* the command */
 
     /* computed */

@@ -3,7 +3,15 @@
  * auth_dir and the servers list (docs/kap.conf.5, MCP).  A server's url
  * and headers come from kap.conf, or from its `kap mcp add`
  * registration in auth_dir when url is left out; every header value is
- * a kap_secret (never logged).
+ * a kap_secret (never logged).  ${VAR} in a header value is filled in
+ * from the project's env file (env_file), then from kapd's environment.
+ *
+ * locked (kap run sets it: the policy file there comes from the agent's
+ * side): a server's url and headers come only from its registration, and
+ * the file may name no ca_file; allow, deny, ask and pin may only narrow
+ * what the registration reaches.  Without it a project could send a
+ * host's credential (a ${VAR} header, a registration's token) to a URL
+ * of its choosing.
  */
 #include "config.h"
 
@@ -11,13 +19,36 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kap_mcp_envfile.h"
 #include "kap_mcp_mod.h"
 
+/* ${VAR}: the project's env file first, then kapd's environment */
 static const char *
 conf_env(const char *var, void *data)
 {
-    (void)data;
-    return getenv(var);
+    const char *v = data != NULL ? kap_mcp_envfile_get(data, var) : NULL;
+
+    return v != NULL ? v : getenv(var);
+}
+
+/* mcp.locked: the keys a server may not have */
+static int
+conf_locked(const config_setting_t *s, const char *name, struct kap_err *err)
+{
+    static const char *const keys[] = { "url", "headers", "ca_file", NULL };
+    const config_setting_t *m;
+    size_t i;
+
+    for (i = 0; keys[i] != NULL; i++)
+        if ((m = config_setting_get_member(s, keys[i])) != NULL) {
+            kap_err_at(err, m, "mcp server \"%s\": mcp.locked (kap run): "
+                       "no %s here, the policy file comes from the agent's "
+                       "side; a server's url and headers come from its "
+                       "registration on the host (kap mcp add %s URL)",
+                       name, keys[i], name);
+            return KAP_ERROR;
+        }
+    return KAP_OK;
 }
 
 static int
@@ -63,7 +94,8 @@ conf_header_set(struct kap_pool *pool, struct kap_mcp_server *sv,
 /* headers = { Authorization = "Bearer ${TOKEN}"; X-Api-Key = "..."; }; */
 static int
 conf_headers(struct kap_gen *gen, struct kap_mcp_server *sv,
-             const config_setting_t *hs, struct kap_err *err)
+             const config_setting_t *hs, struct kap_mcp_envfile *ef,
+             struct kap_err *err)
 {
     struct kap_pool *pool = kap_gen_pool(gen);
     const struct kap_secret *v;
@@ -104,7 +136,7 @@ conf_headers(struct kap_gen *gen, struct kap_mcp_server *sv,
                              name);
         memset(&e2, 0, sizeof(e2));
         if (label == NULL
-            || kap_mcp_reg_value(pool, label, val, conf_env, NULL, &v, &e2)
+            || kap_mcp_reg_value(pool, label, val, conf_env, ef, &v, &e2)
                != KAP_OK) {
             kap_err_at(err, h, "%s", e2.msg[0] ? e2.msg : "out of memory");
             return KAP_ERROR;
@@ -162,7 +194,7 @@ conf_ask(struct kap_pool *pool, struct kap_mcp_server *sv,
 static int
 conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
             const config_setting_t *s, struct kap_mcp_server *sv,
-            struct kap_err *err)
+            struct kap_mcp_envfile *ef, struct kap_err *err)
 {
     static const char *const keys[] = {
         "name", "url", "allow", "deny", "ask", "headers", "pin", "ca_file",
@@ -191,6 +223,8 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
                    "[A-Za-z0-9][A-Za-z0-9_-]{0,63}", sv->name);
         return KAP_ERROR;
     }
+    if (cf->locked && conf_locked(s, sv->name, err) != KAP_OK)
+        return KAP_ERROR;
     for (i = 0; i < cf->nservers; i++)
         if (strcmp(cf->servers[i].name, sv->name) == 0) {
             kap_err_at(err, s, "mcp: server \"%s\" is listed twice",
@@ -234,7 +268,7 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
         }
         memset(&reg, 0, sizeof(reg));
         memset(&e2, 0, sizeof(e2));
-        if (kap_mcp_reg_load(pool, cf->auth_dir, sv->name, conf_env, NULL,
+        if (kap_mcp_reg_load(pool, cf->auth_dir, sv->name, conf_env, ef,
                              &reg, &e2) != KAP_OK) {
             kap_err_at(err, s, "mcp server \"%s\": no url, and %s", sv->name,
                        e2.msg);
@@ -266,7 +300,7 @@ conf_server(struct kap_gen *gen, struct kap_mcp_conf *cf,
         return KAP_ERROR;
     }
     return conf_headers(gen, sv, config_setting_get_member(s, "headers"),
-                        err);
+                        ef, err);
 }
 
 static int
@@ -320,12 +354,15 @@ kap_mcp_conf_parse(struct kap_gen *gen, struct kap_mcp_conf *cf,
                    const config_setting_t *group, struct kap_err *err)
 {
     static const char *const keys[] = {
-        "listen", "upstream_timeout", "prefix", "auth_dir", "servers", NULL
+        "listen", "upstream_timeout", "prefix", "auth_dir", "servers",
+        "locked", "env_file", NULL
     };
     struct kap_pool *pool = kap_gen_pool(gen);
     const config_setting_t *servers;
+    struct kap_mcp_envfile ef;
     const char *home;
     size_t i, n;
+    int rc;
 
     cf->upstream_timeout = KAP_MCP_UPSTREAM_TIMEOUT;
     cf->prefix = "";
@@ -340,7 +377,10 @@ kap_mcp_conf_parse(struct kap_gen *gen, struct kap_mcp_conf *cf,
         || kap_conf_get_str(group, "prefix", pool, &cf->prefix, err)
            == KAP_ERROR
         || kap_conf_get_str(group, "auth_dir", pool, &cf->auth_dir, err)
-           == KAP_ERROR)
+           == KAP_ERROR
+        || kap_conf_get_str(group, "env_file", pool, &cf->env_file, err)
+           == KAP_ERROR
+        || kap_conf_get_bool(group, "locked", &cf->locked, err) == KAP_ERROR)
         return KAP_ERROR;
     if (cf->upstream_timeout <= 0 || cf->upstream_timeout > 3600) {
         kap_err_at(err, config_setting_get_member(group, "upstream_timeout"),
@@ -377,14 +417,25 @@ kap_mcp_conf_parse(struct kap_gen *gen, struct kap_mcp_conf *cf,
         return KAP_ERROR;
     }
     memset(cf->servers, 0, (n + 1) * sizeof(*cf->servers));
-    for (i = 0; i < n; i++) {
-        if (conf_server(gen, cf, config_setting_get_elem(servers,
-                                                         (unsigned)i),
-                        &cf->servers[i], err) != KAP_OK)
+    memset(&ef, 0, sizeof(ef));
+    if (cf->env_file != NULL) {
+        if ((cf->env_file = kap_conf_path(gen, cf->env_file)) == NULL) {
+            kap_err_set(err, "out of memory");
             return KAP_ERROR;
-        cf->nservers++;
+        }
+        if (kap_mcp_envfile_read(&ef, cf->env_file, err) != KAP_OK)
+            return KAP_ERROR;
     }
-    return KAP_OK;
+    rc = KAP_OK;
+    for (i = 0; i < n && rc == KAP_OK; i++) {
+        rc = conf_server(gen, cf, config_setting_get_elem(servers,
+                                                          (unsigned)i),
+                         &cf->servers[i], &ef, err);
+        if (rc == KAP_OK)
+            cf->nservers++;
+    }
+    kap_mcp_envfile_free(&ef);
+    return rc;
 }
 
 const struct kap_mcp_server *

@@ -5,6 +5,9 @@
  * (an event stream event by event, with backpressure both ways: the
  * agent's writer over high_water pauses the upstream read, on_drain
  * resumes it), sessions mapped, failures answered 502/504 as JSON.
+ * An OAuth registration's token the upstream refuses (401) is refreshed
+ * and the request sent again once with the new one; only when the
+ * refresh fails does the agent get 503 Retry-After.
  *
  * The state lives in the exchange's pool: when the exchange ends
  * (answered, or the agent went away) the pool's cleanups stop the
@@ -44,8 +47,10 @@ struct fw {
     char                         sid_in[KAP_MCP_SID_MAX + 1];
     char                         sid_down[33];
     const char                  *method;
+    struct kap_mcp_fwd_headers   fh;       /* into the agent's request */
+    const char                  *up_sid;   /* in the exchange's pool */
     unsigned                     paused:1, sse_init:1, is_delete:1;
-    unsigned                     audited:1;
+    unsigned                     audited:1, replayed:1;
     struct kap_mcp_audit_info    a;
     struct kap_mcp_pins         *pins;     /* pin = true */
 };
@@ -132,9 +137,36 @@ fw_respond(struct fw *fw, int status, const char *ctype, const void *p,
     kap_http_respond(fw->ex, status, ctype, p, n);
 }
 
+static int fw_start(struct fw *fw);
+
+/* the refresh a 401 started has ended: send the request again (once) */
+static void
+fw_refreshed(int ok, void *data)
+{
+    struct fw *fw = data;
+    char why[256];
+
+    if (!ok) {
+        snprintf(why, sizeof(why), "server %s refused kapd's OAuth token "
+                 "(401) and the refresh failed; retry later", fw->sv->name);
+        kap_http_header_add(fw->ex, "Retry-After", "1");
+        fw_fail(fw, 503, why);
+        return;
+    }
+    KAP_LOG(KAP_LOG_INFO, KAP_MCP_NAME, fw->c->id, "server %s: sending the "
+            "request again with the refreshed token", fw->sv->name);
+    fw->replayed = 1;
+    fw->status = 0;
+    fw->kind = FW_NONE;
+    if (fw_start(fw) != KAP_OK)
+        fw_fail(fw, 500, "cannot start the upstream request");
+}
+
 /*
  * The upstream refused kapd's credential.  The one place an upstream 401
- * is seen: token refresh (an OAuth registration) hooks in here.
+ * is seen: token refresh (an OAuth registration) hooks in here: the
+ * transfer is cancelled and the request waits for the refresh, or the
+ * agent is answered.
  */
 static void
 fw_unauthorized(struct fw *fw)
@@ -143,7 +175,14 @@ fw_unauthorized(struct fw *fw)
 
     if (kap_mcp_tokens_refused(fw->cf, fw->sv)) {
         /* an OAuth registration: kap-mcp refresh runs as a child; the
-           agent's retry goes out with the new token */
+           request goes out again with the new token when it is done */
+        if (!fw->replayed
+            && kap_mcp_tokens_wait(fw->cf, fw->sv, kap_http_ex_pool(fw->ex),
+                                   fw_refreshed, fw) == KAP_OK) {
+            kap_curl_cancel(fw->cu);
+            fw->cu = NULL;
+            return;
+        }
         snprintf(why, sizeof(why), "server %s refused kapd's OAuth token "
                  "(401): kapd is refreshing it; retry", fw->sv->name);
         kap_http_header_add(fw->ex, "Retry-After", "1");
@@ -529,26 +568,16 @@ kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
 {
     struct kap_pool *p = kap_http_ex_pool(ex);
     const struct kap_http_req *q = kap_http_ex_req(ex);
-    const struct kap_mcp_reg_header *hs;
-    struct kap_curl_opts o;
-    struct kap_buf *bufs;
-    const char **h;
     struct fw *fw;
-    size_t i, nh;
-    int rc;
+    size_t i;
 
-    kap_mcp_tokens_headers(cf, sv, &hs, &nh);
     fw = kap_palloc(p, sizeof(*fw));
-    h = kap_palloc(p, (nh + 8) * sizeof(*h));
-    bufs = kap_palloc(p, (nh + 1) * sizeof(*bufs));
-    if (fw == NULL || h == NULL || bufs == NULL
-        || kap_pool_cleanup_add(p, fw_cleanup, fw) != KAP_OK) {
+    if (fw == NULL || kap_pool_cleanup_add(p, fw_cleanup, fw) != KAP_OK) {
         kap_mcp_req_free(r);
         kap_http_error(ex, 500, "out of memory");
         return;
     }
     memset(fw, 0, sizeof(*fw));
-    memset(bufs, 0, (nh + 1) * sizeof(*bufs));
     fw->ex = ex;
     fw->c = kap_http_ex_conn(ex);
     fw->gen = gen;
@@ -585,22 +614,49 @@ kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
             }
         }
     }
+    fw->fh = *fh;
+    if (upstream_sid != NULL
+        && (fw->up_sid = kap_pstrdup(p, upstream_sid)) == NULL) {
+        fw_fail(fw, 500, "out of memory");
+        return;
+    }
     kap_http_ex_on_abort(ex, fw_abort, fw);
     kap_http_ex_on_drain(ex, fw_drain, fw);
+    if (fw_start(fw) != KAP_OK)
+        fw_fail(fw, 500, "cannot start the upstream request");
+}
 
-    rc = fw_headers(fw, p, h, bufs, fh, upstream_sid, hs, nh);
+/* the upstream request, with the server's headers as they are now */
+static int
+fw_start(struct fw *fw)
+{
+    struct kap_pool *p = kap_http_ex_pool(fw->ex);
+    const struct kap_mcp_reg_header *hs;
+    struct kap_curl_opts o;
+    struct kap_buf *bufs;
+    const char **h;
+    size_t i, nh;
+    int rc;
+
+    kap_mcp_tokens_headers(fw->cf, fw->sv, &hs, &nh);
+    h = kap_palloc(p, (nh + 8) * sizeof(*h));
+    bufs = kap_palloc(p, (nh + 1) * sizeof(*bufs));
+    if (h == NULL || bufs == NULL)
+        return KAP_ERROR;
+    memset(bufs, 0, (nh + 1) * sizeof(*bufs));
+    rc = fw_headers(fw, p, h, bufs, &fw->fh, fw->up_sid, hs, nh);
     memset(&o, 0, sizeof(o));
-    o.url = sv->url;
+    o.url = fw->sv->url;
     o.asked_by = KAP_MCP_NAME;
     o.conn = fw->c;
     o.method = fw->method;
     o.headers = h;
-    if (r != NULL) {
-        o.body = r->forward.data;
-        o.body_len = r->forward.len;
+    if (fw->r != NULL) {
+        o.body = fw->r->forward.data;
+        o.body_len = fw->r->forward.len;
     }
-    o.timeout = cf->upstream_timeout;
-    o.ca_file = sv->ca_file;
+    o.timeout = fw->cf->upstream_timeout;
+    o.ca_file = fw->sv->ca_file;
     if (rc == KAP_OK)
         fw->cu = kap_curl_stream(fw->gen, p, &o, &fw_ops, fw_done, fw);
     for (i = 0; i < nh; i++) {
@@ -608,6 +664,5 @@ kap_mcp_forward(struct kap_http_ex *ex, struct kap_gen *gen,
             kap_secret_wipe(bufs[i].data, bufs[i].cap);
         kap_buf_free(&bufs[i]);
     }
-    if (rc != KAP_OK || fw->cu == NULL)
-        fw_fail(fw, 500, "cannot start the upstream request");
+    return rc == KAP_OK && fw->cu != NULL ? KAP_OK : KAP_ERROR;
 }

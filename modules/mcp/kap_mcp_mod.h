@@ -46,6 +46,10 @@ struct kap_mcp_conf {
     double                      upstream_timeout;
     const char                 *prefix;     /* "" or "/path" */
     const char                 *auth_dir;   /* kap mcp add's files */
+    const char                 *env_file;   /* ${VAR} values, or NULL */
+    int                         locked;     /* the policy file comes from
+                                               the agent's side: servers
+                                               only from registrations */
     struct kap_mcp_server      *servers;
     size_t                      nservers;
 };
@@ -128,7 +132,19 @@ void kap_mcp_tokens_headers(const struct kap_mcp_conf *cf,
  * 0 when sv is not an OAuth registration or none could start. */
 int kap_mcp_tokens_refused(const struct kap_mcp_conf *cf,
                            const struct kap_mcp_server *sv);
-/* Forget every server's tokens (module shutdown). */
+/* After kap_mcp_tokens_refused() said 1: fn(ok, data) once, when the
+ * refresh under way ends (ok 1: the next kap_mcp_tokens_headers() has
+ * the new token; 0: it failed).  The waiter lives in pool (the
+ * exchange's); kap_mcp_tokens_unwait() (NULL ok) drops it before then,
+ * and a pool cleanup does so too.  KAP_ERROR when no refresh is under
+ * way or out of memory. */
+typedef void (*kap_mcp_tokens_fn)(int ok, void *data);
+int kap_mcp_tokens_wait(const struct kap_mcp_conf *cf,
+                        const struct kap_mcp_server *sv,
+                        struct kap_pool *pool, kap_mcp_tokens_fn fn,
+                        void *data);
+/* Forget every server's tokens (module shutdown); waiters are dropped
+ * without a call. */
 void kap_mcp_tokens_clear(void);
 
 /* ---- audit (kap_mcp_audit.c) ---- */

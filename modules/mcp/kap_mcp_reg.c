@@ -48,8 +48,8 @@ kap_mcp_reg_header_ok(const char *name)
 }
 
 /* a variable name: [A-Za-z_][A-Za-z0-9_]* */
-static int
-reg_var_ok(const char *p, size_t n)
+int
+kap_mcp_reg_var_ok(const char *p, size_t n)
 {
     size_t i;
 
@@ -79,7 +79,8 @@ reg_expand(struct kap_pool *pool, const char *label, const char *value,
     while ((ref = strstr(p, "${")) != NULL) {
         end = strchr(ref + 2, '}');
         n = end != NULL ? (size_t)(end - ref - 2) : 0;
-        if (end == NULL || !reg_var_ok(ref + 2, n) || n >= sizeof(var)) {
+        if (end == NULL || !kap_mcp_reg_var_ok(ref + 2, n)
+            || n >= sizeof(var)) {
             kap_err_set(err, "%s: \"${\" must be followed by a variable "
                         "name and \"}\"", label);
             return KAP_ERROR;

@@ -69,6 +69,9 @@ int kap_mcp_reg_value(struct kap_pool *pool, const char *label,
                       const char *value, kap_mcp_env_fn env, void *env_data,
                       const struct kap_secret **out, struct kap_err *err);
 
+/* 1 when the n bytes at p are a variable name: [A-Za-z_][A-Za-z0-9_]* */
+int kap_mcp_reg_var_ok(const char *p, size_t n);
+
 /* 1 when name is a header kapd may inject (a token, not one kapd sets). */
 int kap_mcp_reg_header_ok(const char *name);
 

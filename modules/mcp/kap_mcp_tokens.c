@@ -10,7 +10,8 @@
  * request to a server whose token is within the margin of expiry starts
  * a refresh and goes on with the token it has; a 401 starts one (at
  * most one at a time per server) with the refused token as the stale
- * one, and the agent is told to retry.  Freed at shutdown.
+ * one, and the request waits for it (kap_mcp_tokens_wait()) to be sent
+ * again once with the new token.  Freed at shutdown.
  */
 #include "config.h"
 
@@ -28,8 +29,17 @@
 #include "kap_mcp_refresh.h"
 #include "kap_mcp_token.h"
 
+/* a request waiting for the refresh (in the exchange's pool) */
+struct tok_wait {
+    struct tok        *t;              /* NULL once called or dropped */
+    kap_mcp_tokens_fn  fn;
+    void              *data;
+    struct tok_wait   *prev, *next;
+};
+
 struct tok {
     char                      *server, *dir;
+    struct tok_wait           *waiters;
     struct kap_mcp_refresh    *rf;         /* under way, or NULL */
     struct kap_pool           *pool;       /* the fresh headers' */
     struct kap_mcp_reg_header *headers;
@@ -71,28 +81,53 @@ tok_env(const char *var, void *data)
 }
 
 static void
-tok_done(int ok, void *data)
+tok_unlink(struct tok_wait *w)
 {
-    struct tok *t = data;
+    if (w->t == NULL)
+        return;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        w->t->waiters = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    w->t = NULL;
+    w->prev = w->next = NULL;
+}
+
+static void
+tok_wait_cleanup(void *data)
+{
+    tok_unlink(data);
+}
+
+/* every waiter called once with ok (each may end its own exchange) */
+static void
+tok_wake(struct tok *t, int ok)
+{
+    struct tok_wait *w;
+
+    while ((w = t->waiters) != NULL) {
+        tok_unlink(w);
+        w->fn(ok, w->data);
+    }
+}
+
+static int
+tok_reload(struct tok *t)
+{
     struct kap_pool *p;
     struct kap_mcp_reg reg;
     struct kap_err err = { 0 };
 
-    t->rf = NULL;
-    if (!ok) {
-        KAP_LOG(KAP_LOG_ERR, KAP_MCP_NAME, 0, "server %s: the OAuth token "
-                "refresh failed (kap mcp check %s; kap mcp add %s URL "
-                "--reauth)", t->server, t->server, t->server);
-        return;
-    }
     if ((p = kap_pool_create()) == NULL)
-        return;
+        return KAP_ERROR;
     if (kap_mcp_reg_load(p, t->dir, t->server, tok_env, NULL, &reg, &err)
         != KAP_OK) {
         KAP_LOG(KAP_LOG_ERR, KAP_MCP_NAME, 0, "server %s: after the token "
                 "refresh: %s", t->server, err.msg);
         kap_pool_destroy(p);
-        return;
+        return KAP_ERROR;
     }
     /* requests render the headers when they start: the old ones are in
        no request's hands */
@@ -104,6 +139,22 @@ tok_done(int ok, void *data)
     t->expires_at = reg.expires_at;
     KAP_LOG(KAP_LOG_INFO, KAP_MCP_NAME, 0, "server %s: OAuth token "
             "refreshed", t->server);
+    return KAP_OK;
+}
+
+static void
+tok_done(int ok, void *data)
+{
+    struct tok *t = data;
+
+    t->rf = NULL;
+    if (!ok)
+        KAP_LOG(KAP_LOG_ERR, KAP_MCP_NAME, 0, "server %s: the OAuth token "
+                "refresh failed (kap mcp check %s; kap mcp add %s URL "
+                "--reauth)", t->server, t->server, t->server);
+    else if (tok_reload(t) != KAP_OK)
+        ok = 0;
+    tok_wake(t, ok);
 }
 
 /* the access token in sv's Authorization header (out: wiped by caller) */
@@ -180,6 +231,32 @@ kap_mcp_tokens_refused(const struct kap_mcp_conf *cf,
     return t->rf != NULL;
 }
 
+int
+kap_mcp_tokens_wait(const struct kap_mcp_conf *cf,
+                    const struct kap_mcp_server *sv, struct kap_pool *pool,
+                    kap_mcp_tokens_fn fn, void *data)
+{
+    struct tok_wait *w;
+    struct tok *t;
+
+    if (!sv->oauth || cf->auth_dir == NULL
+        || (t = tok_get(sv->name, cf->auth_dir)) == NULL || t->rf == NULL)
+        return KAP_ERROR;
+    if ((w = kap_palloc(pool, sizeof(*w))) == NULL)
+        return KAP_ERROR;
+    memset(w, 0, sizeof(*w));
+    if (kap_pool_cleanup_add(pool, tok_wait_cleanup, w) != KAP_OK)
+        return KAP_ERROR;
+    w->t = t;
+    w->fn = fn;
+    w->data = data;
+    w->next = t->waiters;
+    if (t->waiters != NULL)
+        t->waiters->prev = w;
+    t->waiters = w;
+    return KAP_OK;
+}
+
 void
 kap_mcp_tokens_clear(void)
 {
@@ -187,6 +264,8 @@ kap_mcp_tokens_clear(void)
 
     while ((t = toks) != NULL) {
         toks = t->next;
+        while (t->waiters != NULL)
+            tok_unlink(t->waiters);
         kap_mcp_refresh_cancel(t->rf);
         if (t->pool != NULL)
             kap_pool_destroy(t->pool);

@@ -29,7 +29,9 @@ package Test::Kapd::FakeHTTP;
 #   { sleep => SECONDS }               a pause between pieces
 #   { bulk => N, progress => FILE }    N bytes of "x" in 16 KiB chunks;
 #                                      FILE holds the bytes written so
-#                                      far (how far the reader let it go)
+#                                      far (how far the reader let it go);
+#                                      with fill => S, each chunk is S
+#                                      repeated (whole copies, up to 16 KiB)
 #   { close => 1 }                     close now, without the last chunk
 #   { hang => 1 }                      never go on (until stopped)
 # A Content-Type among the handler's headers replaces the default
@@ -213,9 +215,12 @@ sub _write_pieces {
         } elsif (exists $p->{sleep}) {
             select(undef, undef, undef, $p->{sleep});
         } elsif (exists $p->{bulk}) {
-            my ($left, $done, $chunk) = ($p->{bulk}, 0, 'x' x 16384);
+            my ($left, $done) = ($p->{bulk}, 0);
+            my $chunk = defined $p->{fill}
+                ? $p->{fill} x (int(16384 / length $p->{fill}) || 1) : 'x' x 16384;
+            my $cl = length $chunk;
             while ($left > 0) {
-                my $n = $left < 16384 ? $left : 16384;
+                my $n = $left < $cl ? $left : $cl;
                 _write_all($c, sprintf("%x\r\n%s\r\n", $n,
                                        substr($chunk, 0, $n))) or return 0;
                 $left -= $n;
