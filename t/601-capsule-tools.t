@@ -23,7 +23,7 @@ plan(skip_all => "kap-shim not built ($shim)") unless -x $shim;
 plan(skip_all => "kap script not built ($kap)") unless -f $kap;
 my $sh = (grep { -x "$_/dash" } split /:/, $ENV{PATH}) ? 'dash' : 'sh';
 
-$t->plan(26);
+$t->plan(27);
 my $dir = $t->testdir;
 
 # -- fake kapd endpoints: a unix stream "upper-caser" and a dgram echo ------
@@ -196,12 +196,14 @@ http_connect: { listen = ["127.0.0.1:3128",
 dns: { listen = "127.0.0.1:53"; rate_limit = 50; };
 EOF
 my $rw = `$sh $kap __rewrite-conf $dir/policy.conf /RT /LOG/a.jsonl 1 /MP 2>$dir/rw.err`;
-unlike($rw, qr/mcp:|servers|3128"|127\.0\.0\.1:53|x\.log/, 'rewrite: mcp group and old listeners/logs gone');
+unlike($rw, qr/3128"|127\.0\.0\.1:53|x\.log/, 'rewrite: old listeners/logs gone');
+like($rw, qr/^mcp: \{ servers = .*listen = \["unix:\/RT\/mcp\.sock"\]; locked = true; \};$/m,
+     'rewrite: the mcp group kept, locked, on the runtime socket, on its own line');
 like($rw, qr/listen = \["unix:\/RT\/proxy\.sock"\].*sni = "require"|sni = "require".*listen = \["unix:\/RT\/proxy\.sock"\]/s,
      'rewrite: http_connect keeps its settings, listens on the runtime socket');
 ok($rw =~ /listen_udp = \["unix:\/RT\/dns\.sock"\];.*listen_tcp = \["unix:\/RT\/dns-tcp\.sock"\];/s
      && $rw =~ /rate_limit = 50/ && $rw !~ /observe =/
-     && $rw =~ /load = \["http_connect", "dns"\]/ && $rw =~ /module_path = \["\/MP"\]/
+     && $rw =~ /load = \["http_connect", "dns", "mcp"\]/ && $rw =~ /module_path = \["\/MP"\]/
      && $rw =~ /path = "\/LOG\/a\.jsonl"/ && $rw =~ /a \{ brace in a comment/,
      'rewrite: dns sockets, network.observe dropped (kap run --observe passes kapd --observe), load, module_path, audit path; comments intact');
 
