@@ -293,7 +293,7 @@ int kap_cli_version_ok(const struct kap_cli_profile *p, const char *out,
     size_t len);
 
 /*
- * Run the tool at path with p's versioncmd (blocking, at most 20 s; an
+ * Run the tool at path with p's versioncmd (blocking, at most 30 s; an
  * empty environment) and check its output with kap_cli_version_ok.
  * 0 when it matches; -1 with a message in err otherwise (the caller
  * refuses to serve the tool in proxy mode).  kap_cli_version.c: not a

@@ -28,7 +28,8 @@
 #include "kap_cli_rules.h"
 
 #define VERSION_OUT   16384     /* bytes of output looked at */
-#define VERSION_WAIT  20000     /* ms the tool may take */
+#define VERSION_WAIT  30000     /* ms the tool may take (gcloud, a Python
+                                   start, takes seconds on a busy machine) */
 
 static long
 now_ms(void)
@@ -77,6 +78,7 @@ kap_cli_version_check(const struct kap_cli_profile *p, const char *path,
     char        out[VERSION_OUT];
     int         fds[2], st;
     size_t      n = 0, len;
+    long        deadline;
     pid_t       pid;
     posix_spawn_file_actions_t fa;
 
@@ -104,13 +106,20 @@ kap_cli_version_check(const struct kap_cli_profile *p, const char *path,
         snprintf(err, errlen, "%s: cannot run: %s", path, strerror(st));
         return -1;
     }
-    len = read_all(fds[0], out, sizeof(out), now_ms() + VERSION_WAIT);
+    deadline = now_ms() + VERSION_WAIT;
+    len = read_all(fds[0], out, sizeof(out), deadline);
     close(fds[0]);
     kill(pid, SIGKILL);                 /* done or too slow: either way */
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     if (kap_cli_version_ok(p, out, len))
         return 0;
+    if (now_ms() >= deadline) {
+        snprintf(err, errlen, "%s did not print its version within %d s "
+                 "(a busy machine? try the reload again)", path,
+                 VERSION_WAIT / 1000);
+        return -1;
+    }
     out[strcspn(out, "\n")] = '\0';
     snprintf(err, errlen, "%s is not version %s of its profile (it says "
              "\"%.80s\"): rebuild kapd's profiles for the installed %s",
