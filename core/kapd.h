@@ -74,6 +74,9 @@ struct kapd_listen_decl {
     struct kapd_listen_decl *next;
 };
 
+struct kapd_clients;
+struct kapd_clients_rule;
+
 /* The core's own settings (the `kapd` group). */
 struct kapd_core_conf {
     const char  **load;          /* module names, NULL-terminated */
@@ -93,6 +96,9 @@ struct kapd_core_conf {
     double        reload_check;  /* seconds between content checks; 0 off */
     const char   *user;          /* drop privileges to, or NULL */
     long long     unix_mode;
+    struct kapd_clients      *clients;       /* kapd.clients, or NULL */
+    struct kapd_clients_rule *client_rules;  /* kapd.listener_clients */
+    size_t                    nclient_rules;
 };
 
 /* A configuration file read while building a generation. */

@@ -392,6 +392,14 @@ kapd_conn_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
         }
         ls->emfile_logged = 0;
+        if (!kapd_clients_ok(ls->clients, (struct sockaddr *)&ss)) {
+            /* reset, not a FIN: the client learns at once, no TIME_WAIT */
+            struct linger lg = { 1, 0 };
+            (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            close(fd);
+            kapd_clients_refused(ls, (struct sockaddr *)&ss, sslen);
+            continue;
+        }
         conn_new(ls, fd, &ss, sslen);
         kapd_mem_activity();
     }

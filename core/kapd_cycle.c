@@ -28,6 +28,7 @@
 #include "kapd.h"
 #include "kapd_cycle.h"
 #include "kapd_conf_read.h"
+#include "kapd_clients.h"
 
 /* ---- errors of a build -------------------------------------------------- */
 
@@ -59,7 +60,7 @@ record_error(struct kapd_build *b, struct kap_err *err,
 static const char *const kapd_keys[] = {
     "load", "module_path", "policy", "audit", "error_log", "log_level",
     "debug", "pid_file", "shutdown_grace", "reload_check", "user",
-    "unix_mode", NULL
+    "unix_mode", "clients", "listener_clients", NULL
 };
 static const char *const policy_keys[] = { "chain", "default", "observe",
                                             NULL };
@@ -271,7 +272,7 @@ parse_kapd_group(struct kap_gen *gen, const config_setting_t *g,
         }
         cc->unix_mode = ll;
     }
-    return KAP_OK;
+    return kapd_clients_parse(gen, g, err);
 }
 
 /* ---- building a generation --------------------------------------------- */

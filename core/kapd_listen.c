@@ -26,6 +26,7 @@
  * 10 s.
  */
 #include "kapd_listen_int.h"
+#include "kapd_conf_read.h"
 
 #include <kapd/kap_addr.h>
 
@@ -643,6 +644,11 @@ dgram_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             memset(&d, 0, sizeof(d));
             memcpy(&d.peer, &peer[i], sizeof(d.peer));
             d.peerlen = msg[i].msg_hdr.msg_namelen;
+            if (!kapd_clients_ok(ls->clients, (struct sockaddr *)&d.peer)) {
+                kapd_clients_refused(ls, (struct sockaddr *)&d.peer,
+                                     d.peerlen);
+                continue;
+            }
             if (ls->family == AF_UNIX
                 && !kapd_unix_peer_ok(ls->unix_dir,
                                       (struct sockaddr *)&d.peer, d.peerlen)) {
@@ -909,6 +915,69 @@ listen_open(struct kap_gen *gen,
 
 /* ---- activation ------------------------------------------------------------ */
 
+/*
+ * The client allowlist of declaration d (canonical address canon): the
+ * kapd.listener_clients entry naming the same address, else kapd.clients;
+ * NULL for unix listeners.  Marks the entry used.
+ */
+static int
+listen_acl(struct kap_gen *gen, const struct kapd_listen_decl *d,
+           const char *canon, const struct kapd_clients **out,
+           struct kap_err *err)
+{
+    struct kapd_core_conf *cc = &gen->core;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char rc[CANON_MAX];
+    struct kap_err perr;
+    size_t i;
+
+    *out = NULL;
+    for (i = 0; i < cc->nclient_rules; i++) {
+        struct kapd_clients_rule *r = &cc->client_rules[i];
+        memset(&perr, 0, sizeof(perr));
+        if (listen_resolve(gen, r->listen, d->type, &ss, &sslen, rc,
+                           sizeof(rc), &perr) != KAP_OK) {
+            kap_err_set(err, "listener_clients: %s", perr.msg);
+            kapd_conf_err_pos(err, r->acl.file, r->acl.line);
+            return KAP_ERROR;
+        }
+        if (strcmp(rc, canon) != 0)
+            continue;
+        if (ss.ss_family == AF_UNIX) {
+            kap_err_set(err, "listener_clients: \"%s\" is a unix listener "
+                        "(its file mode guards it, not a client list)",
+                        r->listen);
+            kapd_conf_err_pos(err, r->acl.file, r->acl.line);
+            return KAP_ERROR;
+        }
+        r->used = 1;
+        *out = &r->acl;
+        return KAP_OK;
+    }
+    if (strncmp(canon, "unix:", 5) != 0)
+        *out = cc->clients;
+    return KAP_OK;
+}
+
+/* A listener_clients entry that names no listener is a typo: refuse it. */
+static int
+listen_acl_unused(struct kap_gen *gen, struct kap_err *err)
+{
+    size_t i;
+
+    for (i = 0; i < gen->core.nclient_rules; i++) {
+        const struct kapd_clients_rule *r = &gen->core.client_rules[i];
+        if (r->used)
+            continue;
+        kap_err_set(err, "listener_clients: \"%s\" is not the address of "
+                    "any listener", r->listen);
+        kapd_conf_err_pos(err, r->acl.file, r->acl.line);
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
 int
 kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
                      struct kap_err *err)
@@ -916,6 +985,7 @@ kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
     struct kapd_listen_decl *d;
     struct kapd_gen_module **gms = NULL;
     struct kap_listen **chosen = NULL, **fresh = NULL, **lsv = NULL;
+    const struct kapd_clients **acls = NULL;
     struct kap_listen *ls, **pp;
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -935,8 +1005,10 @@ kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
         gms = calloc(n, sizeof(*gms));
         chosen = calloc(n, sizeof(*chosen));
         fresh = calloc(n, sizeof(*fresh));
+        acls = calloc(n, sizeof(*acls));
         lsv = kap_palloc(next->pool, n * sizeof(*lsv));
-        if (gms == NULL || chosen == NULL || fresh == NULL || lsv == NULL) {
+        if (gms == NULL || chosen == NULL || fresh == NULL || lsv == NULL
+            || acls == NULL) {
             kap_err_set(err, "out of memory");
             goto fail;
         }
@@ -968,6 +1040,8 @@ kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
             err_decl(err, d, "%s", perr.msg);
             goto fail;
         }
+        if (listen_acl(next, d, canon, &acls[i], err) != KAP_OK)
+            goto fail;
         for (ls = listeners; ls; ls = ls->next)
             if (!ls->keep && ls->fd >= 0 && ls->type == d->type
                 && strcmp(ls->canon, canon) == 0)
@@ -983,6 +1057,9 @@ kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
         chosen[i] = fresh[i];
     }
 
+    if (listen_acl_unused(next, err) != KAP_OK)
+        goto fail;
+
     /* 2. commit: nothing below can fail */
     for (i = 0, d = next->decls; d; d = d->next, i++) {
         ls = chosen[i];
@@ -996,6 +1073,7 @@ kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
         ls->gen = next;
         ls->mod = gms[i]->mod;
         ls->conf = gms[i]->conf;
+        ls->clients = acls[i];
         lsv[i] = ls;
         if (fresh[i]) {
             ls->keep = 1;
@@ -1030,6 +1108,7 @@ kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
     free(gms);
     free(chosen);
     free(fresh);
+    free(acls);
     return KAP_OK;
 
 fail:
@@ -1042,6 +1121,7 @@ fail:
     free(gms);
     free(chosen);
     free(fresh);
+    free(acls);
     return KAP_ERROR;
 }
 

@@ -7,6 +7,7 @@
 #define KAPD_LISTEN_INT_H
 
 #include "kapd.h"
+#include "kapd_clients.h"
 
 #include <sys/types.h>
 
@@ -35,6 +36,11 @@ struct kap_listen {
     char                    *unix_dir;  /* heap: its directory */
     unsigned long            foreign;   /* datagrams from peers outside it */
     double                   foreign_logged;
+    const struct kapd_clients *clients; /* allowlist (gen pool) or NULL */
+    unsigned long            refused;   /* peers refused by it, total */
+    unsigned long            refused_quiet; /* refused, not yet audited */
+    unsigned                 refused_audited; /* in this window */
+    double                   refused_window;  /* window start */
     dev_t                    unix_dev;  /* to unlink only our own file */
     ino_t                    unix_ino;
     struct kap_gen          *gen;       /* generation it dispatches to */
