@@ -3,7 +3,8 @@
  * the audit chain.
  *
  *   audit_log = {
- *     path = "audit.jsonl";     # relative to the prefix; "off" disables
+ *     path = "audit.jsonl";     # relative to the prefix; "off" disables;
+ *                               # "-" or "stdout": kapd's standard output
  *     max_size = "10M";         # rotate before a line would pass this
  *     keep = 3;                 # path.1 .. path.3
  *   };
@@ -42,6 +43,11 @@
  * path.1 ... path.keep.  The sink never blocks for long and never fails a
  * request: a write error is counted and logged at most every 10 s.
  *
+ * On standard output ("-", "stdout": a container's log pipe) the lines
+ * go through a non-blocking queue (kapd_lineq.h): a reader that stops
+ * reading costs memory up to AUDIT_PIPE_QUEUE bytes, then whole lines are
+ * dropped and counted; kapd never waits for the pipe.  No rotation there.
+ *
  * The file's directory is opened once, when the path is first used, and
  * every open, rename and unlink happens relative to it with O_NOFOLLOW
  * (kapd_file.c): whoever can write that directory (an agent, when the log
@@ -52,6 +58,7 @@
  * already open; only the first open fails the start.
  */
 #include "kapd.h"
+#include "kapd_lineq.h"
 
 #include <kapd/kap_json.h>
 
@@ -71,6 +78,8 @@
 #define AUDIT_WARN_EVERY      10.0   /* s between write-error warnings */
 #define AUDIT_MAX_KEEP         100
 #define AUDIT_BUF_MAX   (64 * 1024)  /* buffered bytes per file */
+#define AUDIT_PIPE_QUEUE (256 * 1024) /* queued for a slow stdout reader */
+#define AUDIT_STDOUT    "stdout"     /* registry name of standard output */
 
 /* One open audit file, shared by the generations that name its path. */
 struct audit_file {
@@ -85,6 +94,8 @@ struct audit_file {
     char              *buf;          /* AUDIT_BUF_MAX, heap, lazily */
     size_t             blen;         /* bytes buffered, whole lines */
     unsigned long      blines;       /* lines buffered */
+    int                is_pipe;      /* standard output: through q */
+    struct kapd_lineq  q;
     struct audit_file *next;
 };
 
@@ -98,6 +109,7 @@ struct audit_conf {
     const char        *path_cfg;     /* as configured */
     const char        *path;         /* resolved against the prefix */
     int                off;
+    int                is_stdout;    /* path "-" or "stdout" */
     long long          max_size;     /* -1 unset; 0 no rotation */
     long long          keep;         /* -1 unset */
     struct audit_file *file;         /* after init */
@@ -163,6 +175,13 @@ audit_conf_check(struct kap_gen *gen, void *vconf, struct kap_err *err)
         conf->keep = 3;
     if (conf->path_cfg[0] == '\0' || strcmp(conf->path_cfg, "off") == 0) {
         conf->off = 1;
+        return KAP_OK;
+    }
+    if (strcmp(conf->path_cfg, "-") == 0
+        || strcmp(conf->path_cfg, AUDIT_STDOUT) == 0) {
+        conf->is_stdout = 1;
+        conf->path = AUDIT_STDOUT;
+        conf->max_size = 0;          /* a pipe is not rotated */
         return KAP_OK;
     }
     conf->path = kap_conf_path(gen, conf->path_cfg);
@@ -261,6 +280,11 @@ audit_write_now(struct audit_file *f, const char *p, size_t n,
     size_t  done = 0;
     ssize_t w = 0;
 
+    if (f->is_pipe) {
+        kapd_lineq_write(&f->q, p, n, nlines);
+        f->size += (long long)n;
+        return;
+    }
     while (done < n) {
         w = write(f->fd, p + done, n - done);
         if (w > 0) {
@@ -355,6 +379,35 @@ audit_write(struct audit_file *f, const struct audit_conf *conf,
     }
 }
 
+/* The registry entry of standard output (a dup of fd 1, non-blocking). */
+static struct audit_file *
+audit_stdout_open(void)
+{
+    struct audit_file *f = calloc(1, sizeof(*f));
+    int fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+
+    if (f == NULL || fd < 0
+        || (f->path = strdup(AUDIT_STDOUT)) == NULL
+        || kapd_lineq_init(&f->q, fd, AUDIT_PIPE_QUEUE, "audit log on stdout")
+           != KAP_OK) {
+        KAP_LOG(KAP_LOG_EMERG, "audit_log", 0, "cannot use standard output "
+                "for the audit log: %s", fd < 0 ? strerror(errno)
+                                                : "out of memory");
+        if (fd >= 0)
+            close(fd);
+        if (f != NULL)
+            free(f->path);
+        free(f);
+        return NULL;
+    }
+    f->is_pipe = 1;
+    f->fd = fd;
+    f->dirfd = -1;
+    f->next = audit_files;
+    audit_files = f;
+    return f;
+}
+
 static int
 audit_init(struct kap_gen *gen, void *vconf)
 {
@@ -369,7 +422,13 @@ audit_init(struct kap_gen *gen, void *vconf)
     for (f = audit_files; f; f = f->next)
         if (strcmp(f->path, conf->path) == 0)
             break;
-    if (f != NULL) {
+    if (f == NULL && conf->is_stdout) {
+        f = audit_stdout_open();
+        if (f == NULL)
+            return KAP_ERROR;
+    } else if (f != NULL && f->is_pipe) {
+        /* standard output: nothing to reopen */
+    } else if (f != NULL) {
         /* reopen (new generation, SIGUSR1) in the directory opened first */
         fd = audit_open(f, 0, &size);
         if (fd < 0) {
@@ -433,8 +492,12 @@ audit_fini(struct kap_gen *gen, void *vconf)
             *pp = f->next;
             break;
         }
-    close(f->fd);
-    close(f->dirfd);
+    if (f->is_pipe) {
+        kapd_lineq_close(&f->q);
+    } else {
+        close(f->fd);
+        close(f->dirfd);
+    }
     free(f->buf);
     free(f->name);
     free(f->path);
@@ -641,7 +704,8 @@ audit_status(struct kap_gen *gen, void *vconf, struct kap_buf *out)
                    conf->path,
                    conf->file ? conf->file->size
                                 + (long long)conf->file->blen : 0LL,
-                   conf->file ? conf->file->dropped : 0UL);
+                   conf->file ? conf->file->dropped + conf->file->q.dropped
+                              : 0UL);
 }
 
 static const struct kap_hook audit_hooks[] = {

@@ -1132,6 +1132,8 @@ kapd_listen_stop_all(void)
     struct ev_loop *loop = kap_loop();
 
     for (ls = listeners; ls; ls = ls->next) {
+        if (ls->mod != NULL && (ls->mod->flags & KAP_MOD_DRAIN_LISTEN))
+            continue;           /* health: answers "draining" meanwhile */
         ls->active = 0;
         if (loop) {
             ev_io_stop(loop, &ls->io);

@@ -92,6 +92,9 @@ struct kap_buf;
 #define KAP_MOD_LISTENER  0x1u
 #define KAP_MOD_POLICY    0x2u
 #define KAP_MOD_AUDIT     0x4u
+/* its listeners keep accepting while kapd drains after SIGTERM (a health
+   endpoint that must answer "not ready" then, not go silent) */
+#define KAP_MOD_DRAIN_LISTEN 0x8u
 
 /*
  * Listener callbacks.  The core owns listening sockets and accept(2).

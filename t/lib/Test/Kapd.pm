@@ -412,7 +412,8 @@ sub kapd_cmd {
 # waits until every listen port of the config accepts (or until the
 # "started" notice when there is no TCP port); dies on failure.
 #   conf => name, args => [extra args], wait_ports => [ports],
-#   wait_log => qr//, timeout => s
+#   wait_log => qr//, timeout => s, stdout => a handle for kapd's stdout
+#   (default: the error log)
 sub run {
     my ($self, %o) = @_;
     my $ok = $self->try_run(%o);
@@ -433,7 +434,8 @@ sub try_run {
     croak "fork: $!" unless defined $pid;
     if ($pid == 0) {
         open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $log;
+        if ($o{stdout}) { open STDOUT, '>&', $o{stdout} }
+        else            { open STDOUT, '>>', $log }
         open STDERR, '>>', $log;
         exec($self->{binary}, @args) or do {
             print STDERR "exec $self->{binary}: $!\n";
