@@ -53,6 +53,7 @@
 #include "kap_shim_say.h"
 #include "kap_shim_capsule.h"
 #include "kap_shim_connect.h"
+#include "kap_shim_netcheck.h"
 #include "kap_shim_cli.h"
 #include "kap_shim_jsonc.h"
 
@@ -853,6 +854,8 @@ usage(FILE *f)
 "  capsule  build a kap run capsule and run a command in it (kap(1))\n"
 "  connect  HOST PORT: stdin/stdout to HOST:PORT through $HTTPS_PROXY's\n"
 "           CONNECT (ssh: ProxyCommand kap-shim connect %%h %%p)\n"
+"  netcheck expected-open and expected-blocked probes (tcp, dns, connect),\n"
+"           PASS/FAIL per line (kap netcheck)\n"
 "  jsonc    read and edit devcontainer.json (JSON with comments), keeping\n"
 "           its comments and layout (kap init)\n"
 "  version  print the version\n"
@@ -869,6 +872,7 @@ static const struct role roles[] = {
     { "exec",   role_exec },
     { "capsule", kap_shim_capsule },
     { "connect", kap_shim_connect },
+    { "netcheck", kap_shim_netcheck },
     { "jsonc",   kap_shim_jsonc },
     { "cli",     kap_shim_cli },
     { NULL,     NULL }

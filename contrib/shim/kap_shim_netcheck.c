@@ -1,0 +1,360 @@
+/*
+ * kap_shim_netcheck.c -- `kap-shim netcheck [--timeout S] PROBE...`
+ *
+ *   --open    tcp:HOST:PORT          a TCP connection is established
+ *   --blocked tcp:HOST:PORT          it is not (refused, unreachable, or
+ *                                    no answer within the timeout)
+ *   --open    dns:HOST:PORT/NAME     the resolver answers an A query for
+ *                                    NAME (any rcode)
+ *   --blocked dns:HOST:PORT/NAME     no answer
+ *   --open    connect:HOST:PORT/TARGET:TPORT
+ *                                    the proxy at HOST:PORT answers 200
+ *                                    to CONNECT TARGET:TPORT
+ *   --blocked connect:...            anything else (403, no proxy)
+ *
+ * HOST is a numeric IPv4 or [IPv6] address (no resolver is used: the
+ * probes must not depend on the DNS they may be testing).  One line per
+ * probe on stdout, "PASS" or "FAIL", the probe, and what was seen.
+ * Exit 0 when every probe passed, 1 when one failed, 2 on a usage error.
+ */
+#define _GNU_SOURCE
+#include "kap_shim_netcheck.h"
+#include "kap_shim_connect_reply.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NC_HEAD_MAX 8192
+
+static int nc_timeout_ms = 3000;
+
+/* "1.2.3.4:80" or "[::1]:80" into ss; 0 or -1. */
+static int
+nc_addr(const char *s, size_t n, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[64];
+    const char *colon;
+    char *end;
+    long port;
+
+    memset(ss, 0, sizeof(*ss));
+    if (n == 0 || n >= sizeof(host) + 8)
+        return -1;
+    colon = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno || end != s + n || port < 1 || port > 65535)
+        return -1;
+    if (host[0] == '[') {
+        size_t hl = strlen(host);
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        if (hl < 3 || host[hl - 1] != ']')
+            return -1;
+        host[hl - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+            return -1;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*s6);
+        return 0;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+        return -1;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    *len = sizeof(*s4);
+    return 0;
+}
+
+/* Non-blocking connect with the timeout: fd, or -1 with *why set. */
+static int
+nc_tcp(const struct sockaddr_storage *ss, socklen_t len, const char **why)
+{
+    struct pollfd p;
+    int fd, err = 0, r;
+    socklen_t el = sizeof(err);
+
+    fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *why = strerror(errno);
+        return -1;
+    }
+    if (connect(fd, (const struct sockaddr *)ss, len) == 0)
+        return fd;
+    if (errno != EINPROGRESS) {
+        *why = strerror(errno);
+        close(fd);
+        return -1;
+    }
+    p.fd = fd;
+    p.events = POLLOUT;
+    do
+        r = poll(&p, 1, nc_timeout_ms);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        *why = "no answer within the timeout";
+        close(fd);
+        return -1;
+    }
+    if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+        *why = strerror(err ? err : errno);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Read into buf until pred says done, EOF, or the deadline; bytes read. */
+static size_t
+nc_read_head(int fd, char *buf, size_t size, struct kap_connect_reply *rep,
+             int *rc)
+{
+    size_t len = 0;
+    struct pollfd p = { fd, POLLIN, 0 };
+
+    *rc = 0;
+    while (len < size && *rc == 0) {
+        int r = poll(&p, 1, nc_timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        ssize_t n = read(fd, buf + len, size - len);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        *rc = kap_connect_reply_parse(buf, len, rep);
+    }
+    return len;
+}
+
+static int
+nc_probe_tcp(const char *arg, char *seen, size_t ssz)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *why = NULL;
+    int fd;
+
+    if (nc_addr(arg, strlen(arg), &ss, &len) != 0)
+        return -2;
+    fd = nc_tcp(&ss, len, &why);
+    if (fd < 0) {
+        snprintf(seen, ssz, "not connected: %s", why);
+        return 0;
+    }
+    close(fd);
+    snprintf(seen, ssz, "connected");
+    return 1;
+}
+
+static int
+nc_probe_dns(const char *arg, char *seen, size_t ssz)
+{
+    static const char *const rcodes[] = { "NOERROR", "FORMERR", "SERVFAIL",
+                                          "NXDOMAIN", "NOTIMP", "REFUSED" };
+    const char *slash = strchr(arg, '/');
+    struct sockaddr_storage ss;
+    socklen_t len;
+    unsigned char q[300], a[512];
+    size_t n = 12;
+    const char *name, *dot;
+    struct pollfd p;
+    int fd, r;
+    ssize_t got;
+    unsigned id = (unsigned)(time(NULL) ^ getpid()) & 0xffff;
+
+    if (slash == NULL || nc_addr(arg, (size_t)(slash - arg), &ss, &len) != 0
+        || slash[1] == '\0' || strlen(slash + 1) > 253)
+        return -2;
+    memset(q, 0, sizeof(q));
+    q[0] = (unsigned char)(id >> 8);
+    q[1] = (unsigned char)id;
+    q[2] = 0x01;                        /* RD */
+    q[5] = 1;                           /* QDCOUNT */
+    for (name = slash + 1; *name; name = *dot ? dot + 1 : dot) {
+        dot = strchr(name, '.');
+        if (dot == NULL)
+            dot = name + strlen(name);
+        if (dot == name || dot - name > 63)
+            return -2;
+        q[n++] = (unsigned char)(dot - name);
+        memcpy(q + n, name, (size_t)(dot - name));
+        n += (size_t)(dot - name);
+    }
+    q[n++] = 0;
+    q[n++] = 0; q[n++] = 1;             /* A */
+    q[n++] = 0; q[n++] = 1;             /* IN */
+    fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0
+        || send(fd, q, n, 0) != (ssize_t)n) {
+        snprintf(seen, ssz, "no answer: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    p.fd = fd;
+    p.events = POLLIN;
+    for (;;) {
+        r = poll(&p, 1, nc_timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(seen, ssz, "no answer within the timeout");
+            close(fd);
+            return 0;
+        }
+        got = recv(fd, a, sizeof(a), 0);
+        if (got < 0) {
+            snprintf(seen, ssz, "no answer: %s", strerror(errno));
+            close(fd);
+            return 0;
+        }
+        if (got >= 12 && a[0] == q[0] && a[1] == q[1] && (a[2] & 0x80))
+            break;                      /* ours; anything else is ignored */
+    }
+    close(fd);
+    unsigned rc = a[3] & 0x0f;
+    snprintf(seen, ssz, "answered %s, %u record(s)",
+             rc < sizeof(rcodes) / sizeof(rcodes[0]) ? rcodes[rc] : "rcode",
+             (unsigned)(a[6] << 8 | a[7]));
+    return 1;
+}
+
+static int
+nc_probe_connect(const char *arg, char *seen, size_t ssz)
+{
+    const char *slash = strchr(arg, '/');
+    struct sockaddr_storage ss;
+    struct kap_connect_reply rep;
+    char req[600], head[NC_HEAD_MAX];
+    socklen_t len;
+    const char *why = NULL;
+    int fd, rc, n;
+
+    if (slash == NULL || nc_addr(arg, (size_t)(slash - arg), &ss, &len) != 0
+        || slash[1] == '\0' || strlen(slash + 1) > 260
+        || strpbrk(slash + 1, " \r\n\t") != NULL)
+        return -2;
+    fd = nc_tcp(&ss, len, &why);
+    if (fd < 0) {
+        snprintf(seen, ssz, "proxy not reached: %s", why);
+        return 0;
+    }
+    n = snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n",
+                 slash + 1, slash + 1);
+    if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
+        snprintf(seen, ssz, "proxy write failed");
+        close(fd);
+        return 0;
+    }
+    memset(&rep, 0, sizeof(rep));
+    nc_read_head(fd, head, sizeof(head), &rep, &rc);
+    close(fd);
+    if (rc != 1) {
+        snprintf(seen, ssz, "no valid answer from the proxy");
+        return 0;
+    }
+    snprintf(seen, ssz, "proxy answered %d %s", rep.status, rep.reason);
+    return rep.status == 200;
+}
+
+static void
+nc_usage(FILE *f)
+{
+    fprintf(f,
+"usage: kap-shim netcheck [--timeout SECONDS] PROBE...\n"
+"  PROBE: --open|--blocked tcp:HOST:PORT\n"
+"         --open|--blocked dns:HOST:PORT/NAME\n"
+"         --open|--blocked connect:HOST:PORT/TARGET:TPORT\n"
+"HOST is a numeric IPv4 or [IPv6] address.  One PASS/FAIL line per probe;\n"
+"exit 0 when all passed, 1 when one failed, 2 on a usage error.\n");
+}
+
+int
+kap_shim_netcheck(int argc, char **argv)
+{
+    int i, fails = 0, probes = 0;
+
+    for (i = 2; i < argc; i++) {
+        const char *a = argv[i], *spec;
+        char seen[300];
+        int want_open, got;
+
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            nc_usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            double t = strtod(argv[++i], &end);
+            if (*end != '\0' || t <= 0 || t > 600) {
+                nc_usage(stderr);
+                return 2;
+            }
+            nc_timeout_ms = (int)(t * 1000);
+            continue;
+        }
+        if (strcmp(a, "--open") == 0 || strcmp(a, "--blocked") == 0) {
+            if (i + 1 >= argc) {
+                nc_usage(stderr);
+                return 2;
+            }
+            want_open = a[2] == 'o';
+            spec = argv[++i];
+        } else {
+            nc_usage(stderr);
+            return 2;
+        }
+        seen[0] = '\0';
+        if (strncmp(spec, "tcp:", 4) == 0)
+            got = nc_probe_tcp(spec + 4, seen, sizeof(seen));
+        else if (strncmp(spec, "dns:", 4) == 0)
+            got = nc_probe_dns(spec + 4, seen, sizeof(seen));
+        else if (strncmp(spec, "connect:", 8) == 0)
+            got = nc_probe_connect(spec + 8, seen, sizeof(seen));
+        else
+            got = -2;
+        if (got == -2) {
+            fprintf(stderr, "kap-shim netcheck: bad probe \"%s\"\n", spec);
+            nc_usage(stderr);
+            return 2;
+        }
+        probes++;
+        if (got == want_open) {
+            printf("PASS %s %s (%s)\n", want_open ? "open" : "blocked", spec,
+                   seen);
+        } else {
+            fails++;
+            printf("FAIL %s %s (%s)\n", want_open ? "open" : "blocked", spec,
+                   seen);
+        }
+        fflush(stdout);
+    }
+    if (probes == 0) {
+        nc_usage(stderr);
+        return 2;
+    }
+    return fails ? 1 : 0;
+}
