@@ -95,7 +95,8 @@ health_handle(struct kap_http_ex *ex, void *data)
     const struct kap_http_req *q = kap_http_ex_req(ex);
 
     (void)data;
-    if (!health_is(&q->target, "/healthz") && !health_is(&q->target, "/readyz")) {
+    if (!health_is(&q->target, "/healthz")
+        && !health_is(&q->target, "/readyz")) {
         kap_http_error(ex, 404, "no such route (/healthz, /readyz)");
         return;
     }
