@@ -297,7 +297,7 @@ kap_shim_netcheck(int argc, char **argv)
 {
     int i, fails = 0, probes = 0;
 
-    for (i = 2; i < argc; i++) {
+    for (i = 1; i < argc; i++) {
         const char *a = argv[i], *spec;
         char seen[300];
         int want_open, got;
