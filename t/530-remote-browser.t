@@ -16,19 +16,11 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Kapd;
-use Digest::SHA qw(sha256_hex);
-use File::Copy qw(copy);
+use Test::Kapd::Browser;
 use JSON::PP;
-use POSIX qw(WNOHANG);
 
 my $t = Test::Kapd->new->has_kapd->has_module('remote')->has_module('http_connect');
-my $chromium = $ENV{CHROMIUM} // '/usr/bin/chromium';
-plan(skip_all => "no chromium at $chromium (contrib/install-deps --test installs it)")
-    unless -x $chromium;
-my $npmroot = `npm root -g 2>/dev/null` // '';
-chomp $npmroot;
-plan(skip_all => 'no playwright-core (contrib/install-deps --test: npm install -g playwright-core)')
-    unless (-d "$npmroot/playwright-core" || -d $t->srcdir . '/node_modules/playwright-core');
+my $b = Test::Kapd::Browser->new($t);
 $t->plan(16);
 
 my $o = $t->port('origin');
@@ -55,18 +47,8 @@ $t->write_file('audit.jsonl', qq({"ts":"2026-12-07T08:00:00.000001Z","event":"de
 ok($t->try_run, 'kapd serves remote and the proxy') or diag($t->{run_error});
 my $port = $t->port('remote');
 
-# a pairing secret, written the way kap remote qr writes it
-my $secret = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
-{
-    umask 077;
-    open my $fh, '>', $t->path('state/pairing.tmp') or die $!;
-    print $fh 'sha256:' . sha256_hex($secret) . "\n";
-    close $fh;
-    rename $t->path('state/pairing.tmp'), $t->path('state/pairing') or die $!;
-}
-
-my $shots = $t->path('shots');
-mkdir $shots;
+my $secret = $b->pairing_secret('state');
+my $shots = $b->shots;
 my $url = "http://127.0.0.1:$port/";
 my @steps = (
     { do => 'goto', url => "$url#s=$secret" },
@@ -88,58 +70,27 @@ my @steps = (
     { do => 'screenshot', path => "$shots/status-dark.png" },
     { do => 'text', selector => 'body' },
 );
-open my $sf, '>', $t->path('steps.json') or die $!;
-print $sf encode_json(\@steps);
-close $sf;
-
-my $out = $t->path('browser.out');
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-    open STDOUT, '>', $out or exit 2;
-    open STDERR, '>', $t->path('browser.err') or exit 2;
-    $ENV{NODE_PATH} = join(":", grep { length } $ENV{NODE_PATH} // "", $npmroot);
-    exec('node', $t->srcdir . '/t/tools/browser-steps.js', $t->path('steps.json')) or exit 2;
-}
-sub results {
-    my @r;
-    for (split /\n/, $t->read_file('browser.out') // '') {
-        my $j = eval { decode_json($_) } or next;
-        push @r, $j;
-    }
-    return @r;
-}
-sub step_done { my ($n) = @_; return grep { ($_->{step} // '') eq $n && $_->{ok} } results() }
+$b->start(\@steps);
 
 # the page shows the log: a request the proxy denies now must appear
 # there without a reload
-ok(wait_until(sub { step_done(7) || grep({ !$_->{ok} } results()) }, kapd_tmo(60)),
-   'the page paired and shows the log') or diag($t->read_file('browser.out'), $t->read_file('browser.err'));
+ok($b->wait_step(7, 60), 'the page paired and shows the log') or diag($b->diag_all);
 my $px = tcp_connect($t->port('proxy'));
 my $deny = http_raw($px, "CONNECT live-denied.example:443 HTTP/1.1\r\nHost: live-denied.example:443\r\n\r\n");
 like($deny // '', qr{^HTTP/1\.1 403}, 'the proxy denies a request while the page is open');
 
-my $st;
-wait_until(sub { waitpid($pid, WNOHANG) == $pid and do { $st = $? >> 8; 1 } }, kapd_tmo(120))
-    or do { kill 'KILL', $pid; waitpid($pid, 0); $st = -1 };
-my @r = results();
-is($st, 0, 'every browser step passed')
-    or diag(join("\n", map { encode_json($_) } @r), $t->read_file('browser.err') // '');
-my ($tok) = map { $_->{value} } grep { ($_->{step} // '') eq 3 } @r;
-like($tok // '', qr/^\S{20,}$/, 'paired: a device token in localStorage');
-my ($u) = map { $_->{value} } grep { ($_->{step} // '') eq 4 } @r;
+is($b->finish(120), 0, 'every browser step passed') or diag($b->diag_all);
+like($b->value(3) // '', qr/^\S{20,}$/, 'paired: a device token in localStorage');
+my $u = $b->value(4);
 ok(defined $u && $u !~ /\Q$secret\E/ && $u !~ /#/, 'the secret is gone from the address bar');
 ok(!-e $t->path('state/pairing'), 'the pairing secret was used up');
-ok(step_done(8), 'the denied request appeared in Logs without a reload');
-ok(step_done(11), 'and under Denied');
-ok(step_done(15), 'Status again, in dark');
-my ($body) = map { $_->{value} } grep { ($_->{step} // '') eq 17 } @r;
-like($body // '', qr/denied/i, 'Status shows the denied counter');
-my ($end) = grep { ($_->{step} // '') eq 'end' } @r;
-is_deeply($end ? $end->{page_errors} : ['no end line'], [], 'no script error in the page');
+ok($b->done(8), 'the denied request appeared in Logs without a reload');
+ok($b->done(11), 'and under Denied');
+ok($b->done(15), 'Status again, in dark');
+like($b->value(17) // '', qr/denied/i, 'Status shows the denied counter');
+is_deeply($b->page_errors, [], 'no script error in the page');
 for my $f (qw/status-light logs-light logs-dark status-dark/) {
     ok(-s "$shots/$f.png" > 1000, "screenshot $f.png");
 }
-if (my $d = $ENV{KAP_SCREENSHOT_DIR}) {
-    copy("$shots/$_.png", "$d/remote-$_.png") for qw/status-light logs-light logs-dark status-dark/;
-}
+$b->keep_shots('remote-', qw/status-light logs-light logs-dark status-dark/);
 $t->finish;

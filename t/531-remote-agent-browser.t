@@ -15,19 +15,11 @@ use lib 't/lib';
 use Test::More;
 use Test::Kapd;
 use Test::Kapd::FakeDocker;
-use Digest::SHA qw(sha256_hex);
-use File::Copy qw(copy);
+use Test::Kapd::Browser;
 use JSON::PP;
-use POSIX qw(WNOHANG);
 
 my $t = Test::Kapd->new->has_kapd->has_module('remote');
-my $chromium = $ENV{CHROMIUM} // '/usr/bin/chromium';
-plan(skip_all => "no chromium at $chromium (contrib/install-deps --test installs it)")
-    unless -x $chromium;
-my $npmroot = `npm root -g 2>/dev/null` // '';
-chomp $npmroot;
-plan(skip_all => 'no playwright-core (contrib/install-deps --test: npm install -g playwright-core)')
-    unless (-d "$npmroot/playwright-core" || -d $t->srcdir . '/node_modules/playwright-core');
+my $b = Test::Kapd::Browser->new($t);
 $t->plan(7);
 
 $t->write_conf(<<'EOF2');
@@ -66,16 +58,8 @@ my $dk = Test::Kapd::FakeDocker->new($t, path => $t->path('docker.sock'),
 mkdir $t->path('state'), 0700;
 ok($t->try_run, 'kapd serves remote') or diag($t->{run_error});
 my $port = $t->port('remote');
-my $secret = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
-{
-    umask 077;
-    open my $fh, '>', $t->path('state/pairing.tmp') or die $!;
-    print $fh 'sha256:' . sha256_hex($secret) . "\n";
-    close $fh;
-    rename $t->path('state/pairing.tmp'), $t->path('state/pairing') or die $!;
-}
-my $shots = $t->path('shots');
-mkdir $shots;
+my $secret = $b->pairing_secret('state');
+my $shots = $b->shots;
 my @steps = (
     { do => 'goto', url => "http://127.0.0.1:$port/#s=$secret" },
     { do => 'wait_text', text => 'paired devices', timeout => 20000 },
@@ -90,33 +74,16 @@ my @steps = (
     { do => 'scheme', value => 'dark' },
     { do => 'screenshot', path => "$shots/agent-dark.png" },
 );
-open my $sf, '>', $t->path('steps.json') or die $!;
-print $sf encode_json(\@steps);
-close $sf;
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-    open STDOUT, '>', $t->path('browser.out') or exit 2;
-    open STDERR, '>', $t->path('browser.err') or exit 2;
-    $ENV{NODE_PATH} = join(":", grep { length } $ENV{NODE_PATH} // "", $npmroot);
-    exec('node', $t->srcdir . '/t/tools/browser-steps.js', $t->path('steps.json')) or exit 2;
-}
-my $st;
-wait_until(sub { waitpid($pid, WNOHANG) == $pid and do { $st = $? >> 8; 1 } }, kapd_tmo(120))
-    or do { kill 'KILL', $pid; waitpid($pid, 0); $st = -1 };
-my @r = map { eval { decode_json($_) } // () } split /\n/, $t->read_file('browser.out') // '';
-is($st, 0, 'every browser step passed')
-    or diag(join("\n", map { encode_json($_) } @r), $t->read_file('browser.err') // '');
-ok((grep { ($_->{step} // '') eq 6 && $_->{ok} } @r), 'the session timeline is shown');
+$b->start(\@steps);
+is($b->finish(120), 0, 'every browser step passed') or diag($b->diag_all);
+ok($b->done(6), 'the session timeline is shown');
 my ($claude) = grep { $_->{Cmd}[0] eq 'claude' } @{$dk->execs};
 is_deeply($claude ? $claude->{Cmd} : [], ['claude', '--resume', $SID,
           '--dangerously-skip-permissions', '-p', 'now add a test for it'],
           'the follow-up reached the engine as an argv');
-my ($end) = grep { ($_->{step} // '') eq 'end' } @r;
-is_deeply($end ? $end->{page_errors} : ['no end line'], [], 'no script error in the page');
+is_deeply($b->page_errors, [], 'no script error in the page');
 for my $f (qw/agent-light agent-dark/) {
     ok(-s "$shots/$f.png" > 1000, "screenshot $f.png");
 }
-if (my $d = $ENV{KAP_SCREENSHOT_DIR}) {
-    copy("$shots/$_.png", "$d/remote-$_.png") for qw/agent-light agent-dark/;
-}
+$b->keep_shots('remote-', qw/agent-light agent-dark/);
 $t->finish;
