@@ -1,0 +1,129 @@
+#!/usr/bin/perl
+# 820-e2e-docker-k8s.t -- an EMULATION of deploy/k8s on a real Docker
+# engine (no Kubernetes server: Docker networks stand in for the network
+# plugin's enforcement).  deploy/k8s/Containerfile builds the kapd image
+# from this tree on the locally made debian:bookworm-slim (nothing is
+# pulled).  Then, as in a pod under Pod Security "restricted":
+#  - kapd runs as uid 10001 on a read-only root filesystem, every
+#    capability dropped, no-new-privileges, writable only the two tmpfs
+#    mounts (the pod's emptyDirs), with the gateway's kap.conf (the
+#    ConfigMap's content, baked into the image), on an --internal network
+#    whose only other member is the agent: what agent-egress allows;
+#  - the kap-gate probe in an agent container (uid 20000, read-only, no
+#    capability) passes there: the world (a container on a plain bridge)
+#    is unreachable and kapd answers;
+#  - the same probe on the plain bridge -- a network plugin that does not
+#    enforce NetworkPolicy -- fails closed;
+#  - a CONNECT from the agent is answered by kapd (403 for a name not on
+#    the allowlist) and audited in the emptyDir.
+# Everything made is removed even on failure.  Skipped only when no
+# Docker daemon answers.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+# the image build alone can take ten minutes on a loaded machine
+BEGIN { $ENV{KAPD_TEST_FILE_LIMIT} //= 1500 }
+use Test::Kapd;
+use Test::Kapd::Docker qw(docker);
+use Time::HiRes qw(time);
+
+Test::Kapd::Docker::skip_without_daemon();
+my $t = Test::Kapd->new;
+my $src = $t->srcdir;
+my $d = Test::Kapd::Docker->new($src);
+note('this test is an emulation of the Kubernetes layout with Docker networks, not a cluster');
+
+my $id = "$$-" . int(time * 1000) % 100000000;
+my $image = "kapd-k8s:test-$id";
+my $internal = "kap-test-k8s-in-$id";
+my $bridge = "kap-test-k8s-out-$id";
+my ($kapd, $world) = ("kap-test-k8s-kapd-$id", "kap-test-k8s-world-$id");
+
+$d->base_image;
+$d->build('deploy/k8s/Containerfile', $image) or do { $t->done_testing; exit };
+
+my ($rc, $out) = docker('image', 'inspect', '-f',
+    '{{.Config.User}} {{json .Config.Entrypoint}} {{json .Config.Healthcheck}}', $image);
+like($out, qr{^10001:10001 \["/usr/sbin/kapd"\] null}, 'image: numeric non-root user, kapd is the entrypoint')
+    or diag($out);
+($rc, $out) = docker('run', '--rm', '--network', 'none', '--entrypoint', 'bash', $image, '-c',
+    'command -v curl wget gcc make; ls /usr/lib/kapd/modules; command -v kap-probe; '
+    . 'grep -c "" /etc/kap/kap.conf');
+unlike($out, qr{/(curl|wget|gcc|make)\b}, 'image: no curl, wget or build tools');
+like($out, qr/kap_http_connect\.so.*kap_dns\.so|kap_dns\.so.*kap_http_connect\.so/s, 'image: proxy and dns modules');
+like($out, qr{/usr/bin/kap-probe}, 'image: kap-probe for the init gate and kap-check');
+
+# ---- the networks: internal (agents + kapd), a plain bridge (the world) --------
+($rc, $out) = docker('network', 'create', '--internal', $d->made(network => $internal));
+is($rc, 0, 'internal network created') or diag($out);
+($rc, $out) = docker('network', 'create', $d->made(network => $bridge));
+is($rc, 0, 'plain bridge network created') or diag($out);
+
+# "the world": something that answers on the bridge (the image's kapd)
+($rc, $out) = docker('run', '-d', '--name', $d->made(container => $world), '--network', $bridge,
+    '--read-only', '--tmpfs', '/var/lib/kap:uid=10001,gid=10001,mode=0750',
+    '--tmpfs', '/var/log/kap:uid=10001,gid=10001,mode=0750', $image);
+is($rc, 0, 'a listener on the plain bridge (the world)') or diag($out);
+
+my @restricted = ('--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges');
+($rc, $out) = docker('run', '-d', '--name', $d->made(container => $kapd), '--network', $internal,
+    @restricted,
+    '--tmpfs', '/var/lib/kap:uid=10001,gid=10001,mode=0750',
+    '--tmpfs', '/var/log/kap:uid=10001,gid=10001,mode=0750', $image);
+is($rc, 0, 'kapd started: read-only root, no capability, no-new-privileges') or diag($out);
+
+sub ip_of {
+    my ($c) = @_;
+    my (undef, $ip) = docker('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', $c);
+    $ip =~ s/\s+//g;
+    return $ip;
+}
+my ($kip, $wip) = (ip_of($kapd), ip_of($world));
+like($kip, qr/^\d+\.\d+\.\d+\.\d+$/, "kapd's address ($kip)");
+like($wip, qr/^\d+\.\d+\.\d+\.\d+$/, "the world's address ($wip)");
+
+# an agent container: restricted, its own uid, the gate's probes
+sub agent {
+    my ($net, @args) = @_;
+    return docker('run', '--rm', '--network', $net, @restricted, '--user', '20000:20000',
+                  '--entrypoint', 'kap-probe', $image, @args);
+}
+my $wait = int(kapd_tmo(30));
+($rc, $out) = agent($internal, '--wait', $wait, '--timeout', '2',
+    '--blocked', "direct egress=$wip:3128", '--proxy', "kapd=$kip:3128", '--open', "kapd dns=$kip:5353");
+is($rc, 0, 'kap-gate on the internal network (the policy): passes') or diag($out);
+like($out, qr/^PASS direct egress .*no connection/m, 'kap-gate: the world is unreachable');
+like($out, qr/^PASS kapd .*an HTTP proxy answered/m, 'kap-gate: kapd answers as a proxy');
+like($out, qr/^PASS kapd dns .*connected/m, 'kapd listens on 5353');
+
+($rc, $out) = agent($bridge, '--timeout', '2', '--blocked', "direct egress=$wip:3128", '--proxy', "kapd=$kip:3128");
+is($rc, 1, 'kap-gate on a plain bridge (no policy enforced): fails closed') or diag($out);
+like($out, qr/^FAIL direct egress \(\Q$wip\E:3128: connected: not blocked\)/m, 'kap-gate names the direct connection');
+
+($rc, $out) = docker('run', '--rm', '--network', $internal, @restricted, '--user', '20000:20000',
+    '--entrypoint', 'bash', $image, '-c', <<'EOF', 'probe', $kip);
+exec 3<>"/dev/tcp/$1/3128" || exit 10
+printf 'CONNECT denied.example:443 HTTP/1.1\r\nHost: denied.example:443\r\n\r\n' >&3
+timeout 10 head -n 1 <&3
+EOF
+like($out, qr{^HTTP/1\.1 403 }, 'CONNECT from the agent through kapd: 403 for a name not on the allowlist')
+    or diag($out);
+
+# ---- kapd itself ------------------------------------------------------------------
+($rc, $out) = docker('exec', $kapd, 'cat', '/proc/1/status');
+like($out, qr/^Uid:\s+10001\s+10001/m, 'kapd runs as uid 10001') or diag($out);
+like($out, qr/^CapEff:\s+0+$/m, 'kapd holds no capability');
+($rc, $out) = docker('inspect', '-f', '{{.State.Status}} {{.HostConfig.ReadonlyRootfs}}', $kapd);
+like($out, qr/^running true/, 'kapd still runs on its read-only root filesystem') or diag((docker('logs', $kapd))[1]);
+($rc, $out) = docker('exec', $kapd, 'cat', '/var/log/kap/audit.jsonl');
+like($out, qr/"denied\.example"/, 'the denial is in the audit log on the emptyDir stand-in');
+
+$d->cleanup;
+($rc, $out) = docker('ps', '-a', '--filter', "name=kap-test-k8s-.*-$id", '--format', '{{.Names}}');
+is($out, '', 'no container left');
+($rc, $out) = docker('network', 'ls', '--filter', "name=kap-test-k8s-.*-$id", '--format', '{{.Name}}');
+is($out, '', 'no network left');
+
+$t->done_testing;
