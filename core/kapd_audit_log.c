@@ -676,6 +676,15 @@ audit_line(const struct kap_audit_event *ev, struct kap_buf *out)
     return 0;
 }
 
+int
+kap_audit_event_json(struct kap_buf *out, const struct kap_audit_event *ev)
+{
+    if (out == NULL || ev == NULL || audit_line(ev, out) == 0)
+        return KAP_ERROR;
+    out->data[--out->len] = '\0';     /* the newline */
+    return KAP_OK;
+}
+
 static void
 audit_event(const struct kap_audit_event *ev, void *vconf)
 {

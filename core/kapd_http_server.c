@@ -81,8 +81,11 @@ struct kap_http_ex {
     int                  head_only; /* HEAD: no body bytes */
     int                  keep;
     int                  wants_drain;
+    int                  raw;       /* upgraded: bytes go to on_data */
     kap_http_ex_fn       on_abort, on_drain;
     void                *abort_data, *drain_data;
+    kap_http_ex_data_fn  on_data;
+    void                *data_data;
 };
 
 static void srv_run(struct srv *s);
@@ -364,7 +367,10 @@ srv_parse(struct srv *s)
             srv_refuse(s, 413, "request body too large", END_LINGER);
             return;
         }
-        if (q->upgrade || (q->method.len == 7
+        if ((q->upgrade && !(s->cf.upgrade && q->body == KAP_HTTP_BODY_NONE
+                             && q->method.len == 3
+                             && memcmp(q->method.data, "GET", 3) == 0))
+            || (q->method.len == 7
                            && memcmp(q->method.data, "CONNECT", 7) == 0)) {
             srv_refuse(s, 501, "not supported here", END_LINGER_CHECK);
             return;
@@ -472,6 +478,19 @@ srv_want(struct srv *s, int rd, int wr)
         ev_io_stop(loop, &s->wr);
 }
 
+/* an upgraded exchange: hand what was read to the module */
+static void
+srv_deliver(struct srv *s)
+{
+    struct kap_http_ex *ex = s->ex;
+    size_t len = kap_buf_used(&s->in);
+
+    if (ex == NULL || !ex->raw || len == 0 || s->closing)
+        return;
+    ex->on_data(ex, s->in.data + s->in.off, len, ex->data_data);
+    kap_buf_consume(&s->in, len);   /* in lives until the last LEAVE */
+}
+
 /*
  * Do everything that can be done now: parse and dispatch requests, flush
  * output, tell a producer it may go on, end the connection, and set the
@@ -497,6 +516,11 @@ srv_run(struct srv *s)
                 && s->head_since == 0)
                 s->head_since = kap_now();
             srv_parse(s);
+            if (s->closing)
+                return;
+        }
+        if (s->state == SV_EX) {
+            srv_deliver(s);
             if (s->closing)
                 return;
         }
@@ -563,6 +587,8 @@ srv_readable(struct srv *s)
         s->failed = 1;
     } else if (rc == KAP_DONE) {
         s->rd_eof = 1;
+        if (s->state == SV_EX)
+            srv_deliver(s);         /* what came before the EOF first */
         if (s->state == SV_BODY)
             s->failed = 1;          /* cut in the middle of a body */
         else if (s->state == SV_EX)
@@ -1171,4 +1197,69 @@ kap_http_ex_close(struct kap_http_ex *ex)
     s->end = END_CLOSE;
     srv_close(s);
     LEAVE(s);
+}
+
+/* ---- protocol upgrade --------------------------------------------------------- */
+
+int
+kap_http_upgrade(struct kap_http_ex *ex, const char *protocol,
+                 kap_http_ex_data_fn on_data, void *udata)
+{
+    int rc;
+    EX_ENTER(ex, s);
+
+    if (ex->started || !ex->req->upgrade || !s->cf.upgrade || on_data == NULL
+        || protocol == NULL || !token_ok(protocol)) {
+        kap_http_ex_close(ex);
+        LEAVE(s);
+        return KAP_ERROR;
+    }
+    ex->started = 1;
+    ex->raw = 1;
+    ex->keep = 0;
+    ex->chunked = 0;
+    ex->head_only = 0;
+    ex->on_data = on_data;
+    ex->data_data = udata;
+    rc = kap_buf_printf(&s->out, "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: %s\r\nConnection: Upgrade\r\n", protocol);
+    if (rc == KAP_OK && ex->hdrs.len > 0)
+        rc = kap_buf_append(&s->out, ex->hdrs.data, ex->hdrs.len);
+    if (rc == KAP_OK)
+        rc = kap_buf_append(&s->out, "\r\n", 2);
+    if (rc != KAP_OK)
+        s->failed = 1;
+    rc = ex_after_write(ex, rc);    /* failing: on_abort from the loop */
+    if (rc != KAP_ERROR && kap_buf_used(&s->in) > 0) {
+        /* bytes behind the head: delivered from the loop, not from
+           inside the handler */
+        ev_timer_stop(kap_loop(), &s->kick);
+        ev_timer_set(&s->kick, 0, 0);
+        ev_timer_start(kap_loop(), &s->kick);
+    }
+    LEAVE(s);
+    return KAP_OK;
+}
+
+int
+kap_http_raw_write(struct kap_http_ex *ex, const void *data, size_t len)
+{
+    /* an upgraded exchange is a started, unchunked stream */
+    return ex->raw ? kap_http_stream_write(ex, data, len) : KAP_ERROR;
+}
+
+int
+kap_http_raw_end(struct kap_http_ex *ex)
+{
+    EX_ENTER(ex, s);
+
+    if (!ex->raw) {
+        kap_http_ex_close(ex);
+        LEAVE(s);
+        return KAP_ERROR;
+    }
+    s->end = END_CLOSE;
+    ex_done(ex);
+    LEAVE(s);
+    return KAP_OK;
 }

@@ -25,6 +25,10 @@
  *                         unit tests, fuzz/fuzz_session)
  *   kap_remote_asks.c     the policy hook: questions waiting for a human
  *                         (GET /api/asks, POST /api/asks/ID)
+ *   kap_remote_ws.c       WebSocket: handshake, auth, frames (wslay),
+ *                         open sockets, bounded queues, broadcast
+ *   kap_remote_live.c     the live audit stream: audit hook, followed
+ *                         files (inotify), catch-up ring, revocation
  *   kap_remote_ui.c       the page at / (generated from ui/index.html)
  *
  * docs/design/remote-pairing.md says why it is built this way.
@@ -64,6 +68,9 @@
 #define KR_ANSWER_ONCE         1
 #define KR_ANSWER_ALWAYS       2
 #define KR_ANSWER_DENY         3
+#define KR_WS_MAX_MESSAGE      (64 * 1024)     /* a client's message */
+#define KR_WS_QUEUE_MAX        (1024 * 1024)   /* queued to one socket */
+#define KR_WS_PING             30.0            /* s between idle pings */
 
 #define KR_DOCKER_SOCKET       "/var/run/docker.sock"
 #define KR_DOCKER_TIMEOUT      10.0      /* s for one engine call chain */
@@ -93,6 +100,12 @@ struct kr_conf {
     double       docker_timeout;   /* KR_DOCKER_TIMEOUT */
     double       ask_timeout;      /* s a question waits for an answer */
     unsigned     max_asks;         /* questions waiting at once */
+    const char **follow;           /* audit files or directories to
+                                      follow live (inotify) */
+    size_t       nfollow;
+    long long    ws_max_message;   /* bytes of a client's message */
+    long long    ws_queue_max;     /* bytes queued to one socket */
+    double       ws_ping;          /* s between idle pings */
 };
 
 /* ---- kap_remote_parse.c: pure ------------------------------------------- */
@@ -100,6 +113,7 @@ struct kr_conf {
 struct kr_query {
     long limit;                    /* KR_LOG_LIMIT_DEFAULT when absent */
     int  denied;                   /* 0 or 1 */
+    long long since;               /* WS only: -1 when absent */
 };
 
 /*
@@ -111,6 +125,35 @@ struct kr_query {
  */
 int kr_query_parse(const char *q, size_t len, struct kr_query *out,
                    const char **why);
+
+/*
+ * The query of WS /ws/logs: as kr_query_parse(), and "since=N" (an
+ * event number, 0..10^18-1, no leading zero) at most once.  Both refuse
+ * "token=" and "access_token=" with a message of their own.
+ */
+int kr_ws_query_parse(const char *q, size_t len, struct kr_query *out,
+                      const char **why);
+
+/* 1 when the comma-separated header value (NULL: 0) holds token,
+   case-insensitively (Connection: keep-alive, Upgrade). */
+int kr_list_has(const char *value, const char *token);
+
+/* 1 when key (NULL: 0) is a Sec-WebSocket-Key: 16 bytes in base64. */
+int kr_ws_key_ok(const char *key);
+
+/*
+ * Sec-WebSocket-Protocol (NULL: refused): a list of tokens that must
+ * offer "kap.v1" and may offer one "kap.token.TOKEN" (the device token;
+ * at most KR_BEARER_MAX bytes); other offers are ignored.  KAP_OK with
+ * *tok pointing into value (NULL when none) and *toklen, or KAP_ERROR
+ * with why static.
+ */
+int kr_ws_protocols(const char *value, const char **tok, size_t *toklen,
+                    const char **why);
+
+/* 1 when origin is NULL (not a browser) or is exactly the page's own
+   origin: http(s)://host with host the request's Host value. */
+int kr_origin_ok(const char *origin, const char *host, int tls);
 
 /*
  * The pair request body: a JSON object with an optional "name" (a
@@ -268,6 +311,64 @@ void kr_asks_write(struct kap_json_writer *w);
  */
 int kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
                   struct kap_json_writer *w, const char **state);
+/* 1 when a directory entry's name is an audit log's (*.jsonl, no dot
+   first). */
+int kr_is_jsonl(const char *name);
+
+/* ---- kap_remote_ws.c ----------------------------------------------------------- */
+
+/* One open WebSocket (after the upgrade).  Opaque. */
+struct kr_ws;
+
+/*
+ * A request for /ws/...: path[0..plen) without the query, qs[0..qlen)
+ * the query (after '?').  Checks the handshake, the Origin, the device
+ * token (subprotocol or Bearer; failures count toward the auth rate
+ * limit of ip), the route and the query, and answers with an error or
+ * the upgrade.
+ */
+void kr_ws_open(struct kap_http_ex *ex, const struct kr_conf *cf,
+                const char *ip, const char *path, size_t plen,
+                const char *qs, size_t qlen);
+
+/*
+ * Send json[0..len) (borrowed; copied) as one text frame to every open
+ * socket of stream ("logs"); sockets opened with ?denied=1 get it only
+ * when denied is non-zero.  A socket whose queue would pass
+ * ws_queue_max is closed with 1008 instead.  Returns the number of
+ * sockets it was queued to.  For other files of the module (new
+ * streams, new event types on "logs"): the frame is a JSON object with
+ * a "type".
+ */
+unsigned kr_ws_broadcast(const char *stream, const char *json, size_t len,
+                         int denied);
+
+/* One text frame to one socket (json borrowed).  KAP_OK, or KAP_DONE:
+   the socket is closing or gone (do not use ws again). */
+int kr_ws_send(struct kr_ws *ws, const char *json, size_t len);
+
+/* Close (1008 "device revoked") every socket of device id. */
+void kr_ws_revoked(const char *device);
+
+/* Open sockets (all streams). */
+unsigned kr_ws_count(void);
+
+/* ---- kap_remote_live.c ---------------------------------------------------------- */
+
+/* The audit hook: every event of this kapd goes to the ring and out. */
+struct kap_audit_event;
+void kr_live_audit(const struct kap_audit_event *ev, void *conf);
+
+/* Send the hello, the catch-up q asks for, and the live marker. */
+void kr_live_catch_up(struct kr_ws *ws, const struct kr_query *q);
+
+/* Follow cf->follow and watch cf's devices directory (replacing what an
+   older generation set up).  KAP_OK or KAP_ERROR (logged). */
+int  kr_live_start(const struct kr_conf *cf);
+/* Stop following when cf set it up (a retired generation). */
+void kr_live_stop(const struct kr_conf *cf);
+/* At exit: stop, and free the ring. */
+void kr_live_exit(void);
 
 /* ---- kap_remote_routes.c ---------------------------------------------------- */
 

@@ -85,7 +85,7 @@ kr_log_file(const char *path, kr_line_fn fn, void *data)
     return KAP_OK;
 }
 
-static int
+int
 kr_is_jsonl(const char *name)
 {
     size_t n = strlen(name);

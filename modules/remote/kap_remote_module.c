@@ -18,6 +18,10 @@
  *       ask_timeout = "1m";        # a question waits this long for an
  *                                  # answer (phone, kap approve), then denied
  *       max_asks = 64;             # questions waiting at once
+ *       follow = ["logs/audit.jsonl"];   # audit files/dirs streamed live
+ *       ws_max_message = 65536;    # bytes of a client's WS message
+ *       ws_queue_max = 1048576;    # bytes queued to one slow socket
+ *       ws_ping_interval = "30s";
  *   };
  *
  * With "remote" in kapd.policy.chain (last) it holds the questions that
@@ -36,6 +40,7 @@
 #include <kapd/kap_conf.h>
 #include <kapd/kap_gen.h>
 #include <kapd/kap_module.h>
+#include <kapd/kap_req.h>
 #include <kapd/kap_tls.h>
 
 #include "kap_remote.h"
@@ -61,6 +66,10 @@ kr_conf_create(struct kap_gen *gen)
     cf->docker_timeout = KR_DOCKER_TIMEOUT;
     cf->ask_timeout = KR_ASK_TIMEOUT;
     cf->max_asks = KR_MAX_ASKS;
+    cf->srv.upgrade = 1;
+    cf->ws_max_message = KR_WS_MAX_MESSAGE;
+    cf->ws_queue_max = KR_WS_QUEUE_MAX;
+    cf->ws_ping = KR_WS_PING;
     return cf;
 }
 
@@ -98,7 +107,8 @@ kr_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
         "listen", "state_dir", "audit_logs", "pair_lifetime", "pair_limit",
         "auth_fail_limit", "limit_window", "cert", "key", "max_connections",
         "max_per_client", "docker_socket", "docker_timeout", "ask_timeout",
-        "max_asks", NULL
+        "max_asks", "follow", "ws_max_message", "ws_queue_max",
+        "ws_ping_interval", NULL
     };
     struct kr_conf *cf = conf;
     struct kap_pool *pool = kap_gen_pool(gen);
@@ -131,6 +141,14 @@ kr_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
         || kap_conf_get_secs(group, "docker_timeout", &cf->docker_timeout,
                              err) == KAP_ERROR
         || kap_conf_get_secs(group, "ask_timeout", &cf->ask_timeout, err)
+            == KAP_ERROR
+        || kap_conf_get_strlist(group, "follow", pool, &cf->follow,
+                                &cf->nfollow, err) == KAP_ERROR
+        || kap_conf_get_int(group, "ws_max_message", 125, 16 * 1024 * 1024,
+                            &cf->ws_max_message, err) == KAP_ERROR
+        || kap_conf_get_int(group, "ws_queue_max", 4096, 256 * 1024 * 1024,
+                            &cf->ws_queue_max, err) == KAP_ERROR
+        || kap_conf_get_secs(group, "ws_ping_interval", &cf->ws_ping, err)
             == KAP_ERROR)
         return KAP_ERROR;
     n = 0;
@@ -153,6 +171,9 @@ kr_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *group,
     for (i = 0; i < cf->naudit; i++)
         if ((cf->audit_logs[i] = kap_conf_path(gen, cf->audit_logs[i]))
             == NULL)
+            return KAP_ERROR;
+    for (i = 0; i < cf->nfollow; i++)
+        if ((cf->follow[i] = kap_conf_path(gen, cf->follow[i])) == NULL)
             return KAP_ERROR;
     return KAP_OK;
 }
@@ -182,6 +203,10 @@ kr_conf_check(struct kap_gen *gen, void *conf, struct kap_err *err)
         || cf->ask_timeout <= 0) {
         kap_err_set(err, "remote: pair_lifetime, limit_window and"
                     " ask_timeout must be positive");
+        return KAP_ERROR;
+    }
+    if (cf->ws_ping <= 0) {
+        kap_err_set(err, "remote: ws_ping_interval must be positive");
         return KAP_ERROR;
     }
     return KAP_OK;
@@ -219,7 +244,8 @@ kr_init(struct kap_gen *gen, void *conf)
     if ((size_t) snprintf(dev, sizeof(dev), "%s/devices", cf->state_dir)
             >= sizeof(dev)
         || kr_private_dir(cf->state_dir) != KAP_OK
-        || kr_private_dir(dev) != KAP_OK)
+        || kr_private_dir(dev) != KAP_OK
+        || kr_live_start(cf) != KAP_OK)
         return KAP_ERROR;
     if (cf->cert == NULL)
         return KAP_OK;
@@ -233,6 +259,19 @@ kr_init(struct kap_gen *gen, void *conf)
         return KAP_ERROR;
     }
     return KAP_OK;
+}
+
+static void
+kr_fini(struct kap_gen *gen, void *conf)
+{
+    (void) gen;
+    kr_live_stop(conf);
+}
+
+static void
+kr_shutdown(void)
+{
+    kr_live_exit();
 }
 
 static void
@@ -254,17 +293,20 @@ static const struct kap_hook kr_hooks[] = {
     { KAP_HOOK_POLICY, KAP_REQ_CONNECT | KAP_REQ_HTTP | KAP_REQ_DNS
                        | KAP_REQ_MCP_LIST | KAP_REQ_MCP_CALL | KAP_REQ_CLI
                        | KAP_REQ_TEST, kr_policy, NULL, NULL },
+    { KAP_HOOK_AUDIT, KAP_REQ_ALL, NULL, kr_live_audit, NULL },
     { KAP_HOOK_NONE, 0, NULL, NULL, NULL }
 };
 
 const struct kap_module kap_remote_module = {
     KAP_MODULE_V1(KR_NAME),
     .version = "1.0",
-    .flags = KAP_MOD_LISTENER | KAP_MOD_POLICY,
+    .flags = KAP_MOD_LISTENER | KAP_MOD_POLICY | KAP_MOD_AUDIT,
     .conf_create = kr_conf_create,
     .conf_parse = kr_conf_parse,
     .conf_check = kr_conf_check,
     .init = kr_init,
+    .fini = kr_fini,
+    .shutdown = kr_shutdown,
     .listener = &kr_listener,
     .hooks = kr_hooks,
 };

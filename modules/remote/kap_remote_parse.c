@@ -41,15 +41,35 @@ kr_limit_value(const char *v, size_t n, long *out)
     return KAP_OK;
 }
 
-int
-kr_query_parse(const char *q, size_t len, struct kr_query *out,
-               const char **why)
+/* "since" value: 0..10^18-1, decimal digits, no leading zero */
+static int
+kr_since_value(const char *v, size_t n, long long *out)
+{
+    long long x = 0;
+    size_t i;
+
+    if (n == 0 || n > 18 || (v[0] == '0' && n > 1))
+        return KAP_ERROR;
+    for (i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return KAP_ERROR;
+        x = x * 10 + (v[i] - '0');
+    }
+    *out = x;
+    return KAP_OK;
+}
+
+/* both queries; ws: "since" is known too */
+static int
+kr_query_parse_as(const char *q, size_t len, struct kr_query *out,
+                  const char **why, int ws)
 {
     const char *p = q, *end = q + len, *amp, *eq;
-    int seen_limit = 0, seen_denied = 0;
+    int seen_limit = 0, seen_denied = 0, seen_since = 0;
 
     out->limit = KR_LOG_LIMIT_DEFAULT;
     out->denied = 0;
+    out->since = -1;
     while (p < end) {
         amp = memchr(p, '&', (size_t) (end - p));
         if (amp == NULL)
@@ -85,8 +105,25 @@ kr_query_parse(const char *q, size_t len, struct kr_query *out,
                 *why = "query: denied must be 0, 1, true or false";
                 return KAP_ERROR;
             }
+        } else if (ws && kr_is(p, (size_t) (eq - p), "since")) {
+            if (seen_since++) {
+                *why = "query: since given twice";
+                return KAP_ERROR;
+            }
+            if (kr_since_value(eq + 1, (size_t) (amp - eq - 1), &out->since)
+                != KAP_OK) {
+                *why = "query: since must be an event number";
+                return KAP_ERROR;
+            }
+        } else if (kr_is(p, (size_t) (eq - p), "token")
+                   || kr_is(p, (size_t) (eq - p), "access_token")) {
+            *why = "query: a token never goes in the URL (use the"
+                   " Authorization header or the WebSocket subprotocol)";
+            return KAP_ERROR;
         } else {
-            *why = "query: unknown parameter (known: limit, denied)";
+            *why = ws ? "query: unknown parameter (known: since, limit,"
+                        " denied)"
+                      : "query: unknown parameter (known: limit, denied)";
             return KAP_ERROR;
         }
         p = amp == end ? end : amp + 1;
@@ -96,6 +133,139 @@ kr_query_parse(const char *q, size_t len, struct kr_query *out,
         }
     }
     return KAP_OK;
+}
+
+int
+kr_query_parse(const char *q, size_t len, struct kr_query *out,
+               const char **why)
+{
+    return kr_query_parse_as(q, len, out, why, 0);
+}
+
+int
+kr_ws_query_parse(const char *q, size_t len, struct kr_query *out,
+                  const char **why)
+{
+    return kr_query_parse_as(q, len, out, why, 1);
+}
+
+/* ---- the WebSocket handshake's fields (RFC 6455 §4.2.1) ------------------- */
+
+static int
+kr_tchar(int c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+           || (c >= 'A' && c <= 'Z') || (c != '\0'
+                                         && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* the next element of a comma-separated list, OWS trimmed; NULL at the
+   end.  *p moves past it. */
+static const char *
+kr_list_next(const char **p, size_t *n)
+{
+    const char *s = *p, *e;
+
+    while (*s == ' ' || *s == '\t' || *s == ',')
+        s++;
+    if (*s == '\0')
+        return NULL;
+    e = strchr(s, ',');
+    if (e == NULL)
+        e = s + strlen(s);
+    *p = e;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *n = (size_t) (e - s);
+    return s;
+}
+
+int
+kr_list_has(const char *value, const char *token)
+{
+    const char *p = value, *e;
+    size_t n;
+
+    if (value == NULL)
+        return 0;
+    while ((e = kr_list_next(&p, &n)) != NULL)
+        if (n == strlen(token) && strncasecmp(e, token, n) == 0)
+            return 1;
+    return 0;
+}
+
+int
+kr_ws_key_ok(const char *key)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *c;
+    size_t i;
+
+    /* 16 bytes in base64: 22 characters, "==", the last character's
+       low four bits zero */
+    if (key == NULL || strlen(key) != 24 || key[22] != '=' || key[23] != '=')
+        return 0;
+    for (i = 0; i < 22; i++)
+        if (key[i] == '\0' || (c = strchr(b64, key[i])) == NULL)
+            return 0;
+    return ((c - b64) & 0x0f) == 0;
+}
+
+int
+kr_ws_protocols(const char *value, const char **tok, size_t *toklen,
+                const char **why)
+{
+    const char *p = value, *e;
+    size_t n, i;
+    int v1 = 0;
+
+    *tok = NULL;
+    *toklen = 0;
+    if (value == NULL) {
+        *why = "Sec-WebSocket-Protocol must offer kap.v1";
+        return KAP_ERROR;
+    }
+    while ((e = kr_list_next(&p, &n)) != NULL) {
+        for (i = 0; i < n; i++)
+            if (!kr_tchar((unsigned char) e[i])) {
+                *why = "Sec-WebSocket-Protocol: not a list of tokens";
+                return KAP_ERROR;
+            }
+        if (n == 6 && memcmp(e, "kap.v1", 6) == 0) {
+            v1 = 1;
+        } else if (n > 10 && memcmp(e, "kap.token.", 10) == 0) {
+            if (*tok != NULL) {
+                *why = "Sec-WebSocket-Protocol: two tokens";
+                return KAP_ERROR;
+            }
+            if (n - 10 > KR_BEARER_MAX) {
+                *why = "Sec-WebSocket-Protocol: token too long";
+                return KAP_ERROR;
+            }
+            *tok = e + 10;
+            *toklen = n - 10;
+        }                               /* other offers: not chosen */
+    }
+    if (!v1) {
+        *why = "Sec-WebSocket-Protocol must offer kap.v1";
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+int
+kr_origin_ok(const char *origin, const char *host, int tls)
+{
+    const char *scheme = tls ? "https://" : "http://";
+    size_t sl = strlen(scheme);
+
+    if (origin == NULL)
+        return 1;                       /* not a browser */
+    if (host == NULL || *host == '\0')
+        return 0;
+    return strncasecmp(origin, scheme, sl) == 0
+           && strcasecmp(origin + sl, host) == 0;
 }
 
 /*

@@ -8,6 +8,7 @@
  *   /api/containers, /api/agent/...  kap_remote_agent.c
  *   GET  /api/asks             questions waiting for a human
  *   POST /api/asks/ID          {"answer":"once"|"always"|"deny"}
+ *   WS   /ws/logs?since&limit&denied  live audit events (kap_remote_ws.c)
  *
  * Every other path, /api or not, is authenticated first and then 404,
  * so an unauthenticated client learns nothing about the routes.  A
@@ -320,6 +321,10 @@ kr_handle(struct kap_http_ex *ex, void *data)
         return;
     }
     kr_client(ex, ip, sizeof(ip));
+    if (plen > 4 && memcmp(t, "/ws/", 4) == 0) {
+        kr_ws_open(ex, cf, ip, t, plen, qm != NULL ? qm + 1 : "", qlen);
+        return;
+    }
     if (kr_eq(t, plen, "/api/pair")) {
         kr_pair(ex, cf, ip);
         return;

@@ -80,6 +80,10 @@ struct kap_http_server_conf {
     unsigned     max_per_client;  /* from one client address; over it:
                                      429 and close; 0: no limit */
     struct kap_http_limits limits;/* request line/head/header limits */
+    int          upgrade;         /* 1: a GET with an Upgrade field and
+                                     no body reaches the handler, which
+                                     answers kap_http_upgrade() or an
+                                     error; 0: 501 and close */
 };
 
 /* One request and its response.  Opaque. */
@@ -221,6 +225,44 @@ size_t kap_http_ex_queued(const struct kap_http_ex *ex);
  * client sees the truncation).  ex is invalid afterwards.
  */
 void kap_http_ex_close(struct kap_http_ex *ex);
+
+/* ---- protocol upgrade (RFC 9110 §7.8), for WebSocket ------------------ */
+
+/*
+ * Called with the client's bytes after an upgrade, in order, from loop
+ * callbacks only.  data[0..len) is borrowed for the call: the callee
+ * consumes (copies or parses) all of it.
+ */
+typedef void (*kap_http_ex_data_fn)(struct kap_http_ex *ex,
+                                    const char *data, size_t len,
+                                    void *udata);
+
+/*
+ * Answer the request (a GET with an Upgrade field, on a listener with
+ * conf->upgrade set) with "101 Switching Protocols", "Upgrade:
+ * protocol", "Connection: Upgrade" and the headers added with
+ * kap_http_header_add(), and switch the connection to raw bytes.  The
+ * exchange stays alive: on_data gets every byte the client sends from
+ * now on (those already read behind the request head first, from the
+ * loop); kap_http_raw_write() sends bytes with the same output queue,
+ * backpressure (KAP_AGAIN, on_drain) and write timeout as a streamed
+ * response; on_abort is called when the client closes or fails (after
+ * on_data got the bytes before its EOF).  There are no header or idle
+ * timeouts any more: the protocol keeps its own.  The module ends it
+ * with kap_http_raw_end() (flush, then close) or kap_http_ex_close()
+ * (close now).  KAP_OK (when the connection is failing already,
+ * on_abort follows from the loop), or KAP_ERROR (not an upgrade
+ * request, already answered: the exchange is closed, on_abort is not
+ * called).
+ */
+int kap_http_upgrade(struct kap_http_ex *ex, const char *protocol,
+                     kap_http_ex_data_fn on_data, void *udata);
+/* Queue bytes after kap_http_upgrade(); returns like
+   kap_http_stream_write(). */
+int kap_http_raw_write(struct kap_http_ex *ex, const void *data, size_t len);
+/* Flush what is queued (within the write timeout), then close the
+   connection.  Ends the exchange: ex is invalid afterwards. */
+int kap_http_raw_end(struct kap_http_ex *ex);
 
 /* ---- response formatting, for modules with their own connection code ---- */
 

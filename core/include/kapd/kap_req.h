@@ -202,6 +202,16 @@ const char *kap_req_kind_name(uint32_t kind);
  */
 uint32_t kap_req_kind(const char *name);
 
+/*
+ * ev as the audit log writes it: one JSON object (no newline) into out
+ * (reset first), values cut as the log cuts them.  For audit hooks that
+ * forward events (the remote module's live stream).  KAP_OK, or
+ * KAP_ERROR (out of memory, or too large even when cut).
+ */
+struct kap_buf;
+int kap_audit_event_json(struct kap_buf *out,
+                         const struct kap_audit_event *ev);
+
 /* Send ev to every audit hook of gen, in chain order.  Never blocks. */
 void kap_audit_emit(struct kap_gen *gen, const struct kap_audit_event *ev);
 
