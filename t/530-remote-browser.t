@@ -6,8 +6,9 @@
 #
 # Checked: opening the QR code's URL pairs the browser (a device token in
 # localStorage, the secret gone from the address bar); Status shows kapd
-# up and the counters; a request the proxy denies while the page is open
-# appears in Logs without a reload, and under Denied; the page works in
+# up and the counters; Logs go live over WS /ws/logs, and a request the
+# proxy denies while the page is open appears there at once (before the
+# page's own 5 s refresh), and under Denied; the page works in
 # light and dark; the page raises no script error.  Screenshots of each
 # view, light and dark, are kept in the test's directory (and copied to
 # KAP_SCREENSHOT_DIR when it is set: docs/screenshots for the README).
@@ -58,8 +59,11 @@ my @steps = (
     { do => 'screenshot', path => "$shots/status-light.png" },
     { do => 'click', text => 'Logs', exact => JSON::PP::true },
     { do => 'wait_text', text => 'before.example' },
-    # the test sends a denied request now (it watches for this step)
-    { do => 'wait_text', text => 'live-denied.example', timeout => 30000 },
+    # the WebSocket is up: the page says "live"
+    { do => 'wait_text', text => 'live', exact => JSON::PP::true, timeout => 20000 },
+    # the test sends a denied request now (it watches for this step); it
+    # must appear before the page's 5 s refresh could have fetched it
+    { do => 'wait_text', text => 'live-denied.example', timeout => 4000 },
     { do => 'screenshot', path => "$shots/logs-light.png" },
     { do => 'click', text => 'Denied', exact => JSON::PP::true },
     { do => 'wait_text', text => 'live-denied.example' },
@@ -74,7 +78,8 @@ $b->start(\@steps);
 
 # the page shows the log: a request the proxy denies now must appear
 # there without a reload
-ok($b->wait_step(7, 60), 'the page paired and shows the log') or diag($b->diag_all);
+ok($b->wait_step(8, 60), 'the page paired, shows the log and is live over WS /ws/logs')
+    or diag($b->diag_all);
 my $px = tcp_connect($t->port('proxy'));
 my $deny = http_raw($px, "CONNECT live-denied.example:443 HTTP/1.1\r\nHost: live-denied.example:443\r\n\r\n");
 like($deny // '', qr{^HTTP/1\.1 403}, 'the proxy denies a request while the page is open');
@@ -84,10 +89,10 @@ like($b->value(3) // '', qr/^\S{20,}$/, 'paired: a device token in localStorage'
 my $u = $b->value(4);
 ok(defined $u && $u !~ /\Q$secret\E/ && $u !~ /#/, 'the secret is gone from the address bar');
 ok(!-e $t->path('state/pairing'), 'the pairing secret was used up');
-ok($b->done(8), 'the denied request appeared in Logs without a reload');
-ok($b->done(11), 'and under Denied');
-ok($b->done(15), 'Status again, in dark');
-like($b->value(17) // '', qr/denied/i, 'Status shows the denied counter');
+ok($b->done(9), 'the denied request appeared in Logs at once, pushed over the WebSocket');
+ok($b->done(12), 'and under Denied');
+ok($b->done(16), 'Status again, in dark');
+like($b->value(18) // '', qr/denied/i, 'Status shows the denied counter');
 is_deeply($b->page_errors, [], 'no script error in the page');
 for my $f (qw/status-light logs-light logs-dark status-dark/) {
     ok(-s "$shots/$f.png" > 1000, "screenshot $f.png");

@@ -187,6 +187,7 @@ remote: {
     listen = [$_list];
     state_dir = "state";
     audit_logs = ["$(state_dir)/logs"];
+    follow = ["$(state_dir)/logs"];
     ask_timeout = $_ato;
 };
 # kap run --ask: capsules ask here; NAME's secret is secrets/NAME
@@ -195,6 +196,8 @@ channel: {
     secrets_dir = "$_hd/secrets";
 };
 EOC
+    # followed live (inotify), so it must exist before kapd starts
+    mkdir -p "$(state_dir)/logs" || die "remote: cannot make $(state_dir)/logs"
     mv -f "$_d/kap.conf.tmp" "$_d/kap.conf"
     printf 'http://%s\n' "$_host" > "$_d/url"
     # kap approve talks to it on loopback when it listens there
