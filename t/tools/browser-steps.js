@@ -51,7 +51,10 @@ async function run() {
             executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
             // root in a test namespace: chromium's own sandbox needs a
             // user namespace of its own, which the test's does not give
+            // /dev/shm is 64 MB in a container (contrib/fresh-check):
+            // chromium's shared memory goes to /tmp instead
             args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
+                   '--disable-dev-shm-usage',
                    '--disable-background-networking', '--disable-sync',
                    '--disable-component-update', '--disable-default-apps'],
             timeout: ms(60000),
