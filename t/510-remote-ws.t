@@ -297,8 +297,15 @@ close $fh;
 ok($t->wait_log(qr/closed: 1008 client too slow/, 60, $logpos),
    'a socket that does not read while 20 MB of events pass is closed');
 my $rss1 = rss();
-cmp_ok($rss1 - $rss0, '<', 16 * 1024,
-       "kapd grew by less than 16 MiB meanwhile ($rss0 -> $rss1 kB)");
+# ASan keeps freed memory in quarantine, valgrind in its own heap: only a
+# plain build's RSS says what the queue bound holds
+my $instrumented = $ENV{KAPD_VG_LOGDIR}
+    || `ldd $t->{binary} 2>/dev/null` =~ /lib(asan|ubsan|tsan)/;
+SKIP: {
+    skip 'memory is not meaningful under a sanitizer or valgrind', 1 if $instrumented;
+    cmp_ok($rss1 - $rss0, '<', 16 * 1024,
+           "kapd grew by less than 16 MiB meanwhile ($rss0 -> $rss1 kB)");
+}
 my ($code, $read) = (undef, 0);
 while (my $x = $slow->recv(kapd_tmo(10))) {
     if ($x->{op} == 8) { $code = Test::KapWS::close_code($x); last }
