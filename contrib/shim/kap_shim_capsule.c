@@ -504,7 +504,8 @@ capsule_init(struct capsule *c)
      * connections until it is ready (kap-shim bridge --wait-fd) */
     close(c->kapd_ready_fd);
     struct kap_shim_pty_opts o = { .reap_all = 1, .child_setup = command_setup,
-                                   .child_arg = c, .envp = c->envp };
+                                   .child_arg = c, .envp = c->envp,
+                                   .stop_fd = c->stop_w };
     int st = kap_shim_pty_run(c->argv, &o);
     kill(bridge, SIGTERM);
     return st;
@@ -523,6 +524,9 @@ pass_on(int sig)
 static int
 capsule_child(struct capsule *c, int sync_w, int ack_r)
 {
+    /* the wait for the relay's word is the caller's alone (on_tstp()):
+     * this process and the capsule's stop as the kernel stops them */
+    signal(SIGTSTP, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!c->root) {
         char b = 'u';
@@ -536,6 +540,8 @@ capsule_child(struct capsule *c, int sync_w, int ack_r)
     }
     close(sync_w);
     close(ack_r);
+    if (c->stop_r >= 0)
+        close(c->stop_r);
     /* it holds the user's terminal (after the maps: they are written
      * through its /proc files, which this makes root's) */
     prctl(PR_SET_DUMPABLE, 0);
@@ -751,12 +757,63 @@ on_sig(int s)
         got_sig = s;
 }
 
+#define STOP_WAIT_MS 2000         /* for the relay's word on a stop */
+static int job_stop_r = -1;
+
+/*
+ * SIGTSTP for kap's job (Ctrl-Z, kill -TSTP %1).  This process is the one
+ * the user's shell waits for: once it stops, the shell takes the terminal
+ * back and reads its modes.  The relay (the capsule's pid 1) restores them
+ * and stops the command only when it sees its probe stop, which races with
+ * our own stop: so stop only after the relay's 's' (kap_shim_pty.h,
+ * stop_fd), or after STOP_WAIT_MS when it does not come.  Then stop the
+ * way the kernel would have (SIGTSTP at its default action: nothing, for
+ * an orphaned process group).  Runs in the handler (SA_NODEFER), so no
+ * stop is lost between a flag check and waitpid(); every call here is
+ * async-signal-safe.
+ */
+static void
+on_tstp(int s)
+{
+    int e = errno;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;            /* one stop at a time */
+    (void)sigaction(SIGTSTP, &sa, NULL);
+    struct timespec t0, now;
+    (void)clock_gettime(CLOCK_MONOTONIC, &t0);
+    char last = 0, b[16];
+    while (job_stop_r >= 0 && last != 's') {
+        ssize_t n;
+        while ((n = read(job_stop_r, b, sizeof b)) > 0)
+            last = b[n - 1];
+        if (last == 's' || n == 0)
+            break;                      /* told, or the relay is gone */
+        (void)clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (long)(now.tv_sec - t0.tv_sec) * 1000
+                  + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms >= STOP_WAIT_MS)
+            break;
+        struct pollfd p = { .fd = job_stop_r, .events = POLLIN };
+        (void)poll(&p, 1, (int)(STOP_WAIT_MS - ms));
+    }
+    sa.sa_handler = SIG_DFL;
+    (void)sigaction(SIGTSTP, &sa, NULL);
+    (void)kill(getpid(), s);            /* we stop here, until SIGCONT */
+    sa.sa_handler = on_tstp;
+    sa.sa_flags = SA_NODEFER;
+    (void)sigaction(SIGTSTP, &sa, NULL);
+    errno = e;
+}
+
 int
 kap_shim_capsule(int argc, char **argv)
 {
     static struct capsule c;
     c.userns_fd = -1;
     c.kapd_ready_fd = -1;
+    c.stop_r = c.stop_w = -1;
     if (parse(&c, argc, argv) < 0)
         return 125;
     /* nothing the caller had open passes on (kapd, the capsule) */
@@ -791,6 +848,15 @@ kap_shim_capsule(int argc, char **argv)
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGINT, SIG_IGN);            /* the command's, through the relay */
     signal(SIGQUIT, SIG_IGN);
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) == 0) {
+        c.stop_r = job_stop_r = sp[0];
+        c.stop_w = sp[1];
+        sa.sa_handler = on_tstp;
+        sa.sa_flags = SA_NODEFER;
+        sigaction(SIGTSTP, &sa, NULL);
+        sa.sa_flags = 0;
+    }
 
     int rc = 125;
     pid_t kapd = start_kapd(&c);
@@ -817,6 +883,8 @@ kap_shim_capsule(int argc, char **argv)
     close(s1[1]);
     close(s2[0]);
     close(c.kapd_ready_fd);
+    if (c.stop_w >= 0)
+        close(c.stop_w);
     if (!c.root) {
         char b;
         if (read(s1[0], &b, 1) == 1) {

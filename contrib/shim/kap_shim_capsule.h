@@ -52,6 +52,7 @@ struct capsule {
     gid_t       out_gid;
     int         userns_fd;      /* root: the command's user namespace */
     int         kapd_ready_fd;  /* read end of kapd's --ready-fd pipe */
+    int         stop_r, stop_w; /* the relay tells of job stops (pty.h) */
     char      **envp;           /* the command's environment */
 };
 

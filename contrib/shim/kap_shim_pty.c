@@ -73,6 +73,7 @@ struct pty_ctx {
     int             held;       /* the probe is stopped: so is the command */
     int             pdeath;     /* the caller's parent-death signal */
     int             orphaned;   /* our parent died: end at once */
+    int             stop_fd;    /* > 2: told of the job's stops */
 };
 
 static void pty_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -172,6 +173,16 @@ forward(struct pty_ctx *c, int sig, int all)
         (void)kill(c->child, sig);
 }
 
+/* the caller's parent waits for this before it stops (opts->stop_fd) */
+static void
+job_tell(struct pty_ctx *c, char what)
+{
+    if (c->stop_fd > 2) {
+        ssize_t w = write(c->stop_fd, &what, 1);
+        (void)w;                    /* full: the reader is not waiting */
+    }
+}
+
 /* kap's job stopped (the probe did): stop the command and give the user's
  * shell its terminal modes */
 static void
@@ -182,6 +193,7 @@ job_stopped(struct pty_ctx *c)
     c->held = 1;
     forward(c, SIGSTOP, 1);
     tty_restore(c);
+    job_tell(c, 's');
 }
 
 /* kap's job continued (the probe sets raw mode itself) */
@@ -193,6 +205,7 @@ job_continued(struct pty_ctx *c)
     c->held = 0;
     winsize_sync(c);
     forward(c, SIGCONT, 1);
+    job_tell(c, 'c');
 }
 
 /* the probe's state changes, in the order they happened; the kernel keeps
@@ -300,6 +313,8 @@ probe_start(struct pty_ctx *c)
     if (c->master >= 0)
         (void)close(c->master);
     (void)close(c->wake_r);
+    if (c->stop_fd > 2)
+        (void)close(c->stop_fd);
     (void)close(pty_wake_w);
     for (;;) {
         if (probe_continued) {
@@ -486,6 +501,8 @@ child_run(char *const argv[], const struct pty_ctx *c, int slave,
         (void)close(c->master);
     (void)close(c->wake_r);
     (void)close(pty_wake_w);
+    if (c->stop_fd > 2)
+        (void)close(c->stop_fd);
     if (setsid() < 0) {
         pty_say("setsid: %s", strerror(errno));
         _exit(125);
@@ -726,6 +743,7 @@ kap_shim_pty_run(char *const argv[], const struct kap_shim_pty_opts *o)
     c->tty = c->in = c->out = c->master = c->wake_r = -1;
     int rall = o != NULL ? o->reap_all : -1;
     c->reap_all = rall < 0 ? getpid() == 1 : rall > 0;
+    c->stop_fd = o != NULL ? o->stop_fd : 0;
 
     int was_tty[3];
     for (int fd = 0; fd < 3; fd++) {

@@ -28,6 +28,12 @@ struct kap_shim_pty_opts {
     /* the command's environment; its PATH is the one argv[0] is looked up
      * in.  NULL: the caller's. */
     char **envp;
+    /* a descriptor above 2 (a pipe's write end, non-blocking) that gets a
+     * byte each time kap's job stops ('s', written once the command is
+     * stopped and the user's terminal has its modes back) and continues
+     * ('c'), for a pid 1 caller: its parent, the process the user's shell
+     * waits for, stops only after the 's' (kap_shim_capsule.c).  0: none. */
+    int    stop_fd;
 };
 
 /*
