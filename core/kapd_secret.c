@@ -9,7 +9,8 @@
  * stricter.  The file is opened relative to it with O_NOFOLLOW |
  * O_CLOEXEC | O_NONBLOCK (a FIFO cannot block the load) and fstat()ed:
  * a regular file owned by the euid or root, mode 0600 or stricter, at most
- * KAP_SECRET_MAX bytes.
+ * KAP_SECRET_MAX bytes.  The one exception, a file name that is a link
+ * of the kubelet's Secret volume layout, is kapd_secret_kubelet.c's.
  *
  * Memory.  Each secret has an anonymous mapping of its own, sized from
  * the file's size before anything is read, so the bytes are never copied
@@ -363,12 +364,29 @@ secret_dir_check(const char *what, int dfd, const char *dir,
     return KAP_OK;
 }
 
-/* the file checks on the opened descriptor's stat */
+/* gid is kapd's effective group or one of its supplementary groups */
 static int
-secret_file_check(const char *what, const struct stat *st,
-                  const char *path, struct kap_err *err)
+gid_ours(gid_t gid)
 {
-    uid_t euid = geteuid();
+    gid_t g[NGROUPS_MAX];
+    int   i, n;
+
+    if (gid == getegid())
+        return 1;
+    n = getgroups(NGROUPS_MAX, g);
+    for (i = 0; i < n; i++)
+        if (g[i] == gid)
+            return 1;
+    return 0;
+}
+
+int
+kapd_secret_file_check(const char *what, const struct stat *st,
+                       const char *path, int group_read,
+                       struct kap_err *err)
+{
+    uid_t  euid = geteuid();
+    mode_t bad = group_read && gid_ours(st->st_gid) ? 037 : 077;
 
     if (!S_ISREG(st->st_mode)) {
         kap_err_set(err, "%s file %s is not a regular file (%s): put "
@@ -385,7 +403,15 @@ secret_file_check(const char *what, const struct stat *st,
                     (unsigned long)euid, path);
         return KAP_ERROR;
     }
-    if ((st->st_mode & 077) != 0) {
+    if ((st->st_mode & bad) != 0 && group_read) {
+        kap_err_set(err, "%s file %s is mode %04o (group %lu): set the "
+                    "Secret volume's defaultMode to 0440 and the pod's "
+                    "fsGroup to one of kapd's groups", what, path,
+                    (unsigned)(st->st_mode & 07777),
+                    (unsigned long)st->st_gid);
+        return KAP_ERROR;
+    }
+    if ((st->st_mode & bad) != 0) {
         kap_err_set(err, "%s file %s is mode %04o: run chmod 600 %s",
                     what, path, (unsigned)(st->st_mode & 07777), path);
         return KAP_ERROR;
@@ -478,6 +504,7 @@ kapd_secret_open(const char *what, const char *path, struct stat *st,
 {
     const char  *slash, *name;
     char         dir[PATH_MAX];
+    struct stat  lst;
     size_t       dlen;
     int          dfd, fd = -1;
 
@@ -503,18 +530,19 @@ kapd_secret_open(const char *what, const char *path, struct stat *st,
     dfd = secret_dir_open(what, path, dlen, err);
     if (dfd < 0)
         return -1;
+    /* a link: the kubelet's Secret volume layout or a refusal */
+    if (fstatat(dfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0
+        && S_ISLNK(lst.st_mode)) {
+        fd = kapd_secret_kubelet_open(what, path, dfd, dir, name, &lst, st,
+                                      err);
+        goto out;
+    }
     if (secret_dir_check(what, dfd, dir, err) != KAP_OK)
         goto out;
     /* a clear refusal before opening anything that is not a plain file */
-    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (S_ISLNK(st->st_mode)) {
-            kap_err_set(err, "%s file %s is a symbolic link (refused): "
-                        "name the file itself", what, path);
-            goto out;
-        }
-        if (secret_file_check(what, st, path, err) != KAP_OK)
-            goto out;
-    }
+    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0
+        && kapd_secret_file_check(what, st, path, 0, err) != KAP_OK)
+        goto out;
     fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
                            | O_NOCTTY);
     if (fd < 0) {
@@ -530,7 +558,7 @@ kapd_secret_open(const char *what, const char *path, struct stat *st,
         kap_err_set(err, "%s file %s: %s", what, path, strerror(errno));
         close(fd);
         fd = -1;
-    } else if (secret_file_check(what, st, path, err) != KAP_OK) {
+    } else if (kapd_secret_file_check(what, st, path, 0, err) != KAP_OK) {
         close(fd);
         fd = -1;
     }

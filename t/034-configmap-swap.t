@@ -13,7 +13,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Kapd;
-use File::Path qw(remove_tree);
+use Test::Kapd::KubeletVolume;
 use IO::Select;
 use Time::HiRes qw(time);
 
@@ -30,27 +30,12 @@ resolver: { upstream = ["127.0.0.1:%%PORT_up%%"]; timeout = 1; };
 audit_log: { path = "audit.jsonl"; };
 http_connect: { listen = ["127.0.0.1:%%PORT_proxy%%"]; };
 EOF
-my $n = 0;
-my $old;
+my $vol = Test::Kapd::KubeletVolume->new($cm);
 
 # one ConfigMap version, written the way the kubelet's atomic writer does
 sub cm_version {
     my (%files) = @_;
-    my $ts = sprintf('..2026_12_07_10_00_%02d.%09d', ++$n, $$ + $n);
-    mkdir "$cm/$ts" or die "mkdir: $!";
-    for my $k (sort keys %files) {
-        open my $fh, '>', "$cm/$ts/$k" or die "write: $!";
-        print $fh $t->expand($files{$k});
-        close $fh;
-        chmod 0644, "$cm/$ts/$k";
-    }
-    symlink($ts, "$cm/..data_tmp") or die "symlink: $!";
-    rename("$cm/..data_tmp", "$cm/..data") or die "rename: $!";
-    for my $k (sort keys %files) {
-        symlink("..data/$k", "$cm/$k") unless -l "$cm/$k";
-    }
-    remove_tree("$cm/$old") if defined $old;
-    $old = $ts;
+    $vol->version({ map { ($_ => $t->expand($files{$_})) } keys %files });
 }
 
 sub policy { "network: { allow = [ @_ ]; };\n" }

@@ -95,6 +95,10 @@ broken('a subPath mount of the ConfigMap', qr/subPath/,
        sub { pod(obj($_[0], 'Deployment/kapd'))->{containers}[0]{volumeMounts}[0]{subPath} = 'kap.conf' });
 broken('a Secret in an agent', qr/mounts a Secret/,
        sub { push @{ pod(obj($_[0], 'Job/example-agent'))->{volumes} }, { name => 's', secret => { secretName => 'kapd-secrets' } } });
+broken('kapd\'s Secret volume readable by others', qr/defaultMode 0444, not 0440/,
+       sub { $_->{secret}{defaultMode} = 0444 for grep { $_->{secret} } @{ pod(obj($_[0], 'Deployment/kapd'))->{volumes} } });
+broken('kapd\'s Secret volume without an fsGroup', qr/without an fsGroup/,
+       sub { delete pod(obj($_[0], 'Deployment/kapd'))->{securityContext}{fsGroup} });
 broken('a secretKeyRef in an agent', qr/env from a Secret/,
        sub { push @{ pod(obj($_[0], 'Job/example-agent'))->{containers}[0]{env} },
                  { name => 'TOKEN', valueFrom => { secretKeyRef => { name => 'kapd-secrets', key => 't' } } } });

@@ -23,6 +23,7 @@
 #include "kapd_secret.h"
 #include "tap.h"
 #include "tap_tmpdir.h"
+#include "tap_secret.h"
 
 /* ':' '/' '+' need percent-encoding; its base64 holds '+' and '/' */
 #define SECRET "tok:en/Ab+C9~xyz\xfb\xff"
@@ -82,16 +83,7 @@ static const char URL[] =
 static void
 refused(const char *path, const char *want, const char *name)
 {
-    struct kap_pool *p = kap_pool_create();
-    struct kap_err   e = { 0 };
-    struct kap_secret *s = kap_secret_load(p, path, &e);
-
-    if (!ok(s == NULL && e.set && strstr(e.msg, want) != NULL
-            && strstr(e.msg, "tok:en") == NULL, "refused: %s", name))
-        diag("message: %s", e.set ? e.msg : "(none)");
-    else
-        diag("%s", e.msg);
-    kap_pool_destroy(p);
+    tap_secret_refused(path, want, name, "tok:en");
 }
 
 static long

@@ -14,7 +14,9 @@ package Test::Kapd::K8sLint;
 #     not privileged, seccomp RuntimeDefault;
 #   - every pod: no host network/PID/IPC, no hostPath, no subPath, no
 #     service-account token;
-#   - Secrets only in kapd pods; agent pods: no service links, dnsPolicy
+#   - Secrets only in kapd pods, there of defaultMode 0440 with an
+#     fsGroup (the group kapd's secret loader reads them through);
+#     agent pods: no service links, dnsPolicy
 #     None with kapd's fixed ClusterIP as the only nameserver,
 #     HTTP(S)_PROXY to it, a kap-gate init container, a uid not kapd's;
 #   - every agent pod selected by a policy with Egress; every egress peer of
@@ -206,6 +208,16 @@ sub lint {
         }
         my $kapd = _is($labels, \%KAPD);
         my $agent = _is($labels, \%AGENT);
+        # kapd reads the kubelet's root-owned Secret files through its
+        # group: defaultMode 0440 (no other bit) and an fsGroup
+        for my $v (grep { $_->{secret} } @{ $spec->{volumes} // [] }) {
+            last unless $kapd;
+            my $m = $v->{secret}{defaultMode} // 0644;
+            push @bad, sprintf("%s: Secret volume %s has defaultMode %04o, not 0440 (kapd's loader: group read only)",
+                               $name, $v->{name}, $m) unless $m == 0440;
+            push @bad, "$name: Secret volume $v->{name} without an fsGroup (kapd cannot read root's 0440 files)"
+                unless defined $spec->{securityContext}{fsGroup};
+        }
         push @bad, "$name: neither an agent nor kapd (kap.dev/role)" unless $kapd || $agent;
         if (!$kapd) {
             push @bad, "$name: mounts a Secret (only kapd may)" if %secret_vols;
