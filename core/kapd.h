@@ -277,6 +277,9 @@ uint32_t kapd_hook_kinds(const struct kap_hook *h);
  */
 int  kapd_listen_activate(struct kap_gen *next, struct kap_gen *prev,
                           struct kap_err *err);
+/* kapd -T: every listener gen declares and the clients it accepts
+   (kapd.listener_clients, kapd.clients or anyone), on stdout. */
+void kapd_listen_dump(struct kap_gen *gen);
 /* Stop accepting everywhere (graceful shutdown). */
 void kapd_listen_stop_all(void);
 /* Close every listener socket and unlink unix sockets (exit). */

@@ -22,6 +22,8 @@
 
 #include <kapd/kap_addr.h>
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 static int
@@ -206,4 +208,25 @@ kapd_clients_refused(struct kap_listen *ls, const struct sockaddr *sa,
     ev.fields = f;
     ev.nfields = nf;
     kap_audit_emit(ls->gen, &ev);
+}
+
+void
+kapd_clients_print(const struct kapd_clients *c)
+{
+    char a[INET6_ADDRSTRLEN];
+    size_t i;
+
+    if (c == NULL) {
+        printf(" anyone");
+        return;
+    }
+    for (i = 0; i < c->n; i++) {
+        if (inet_ntop(c->nets[i].family, c->nets[i].a, a, sizeof(a)) == NULL)
+            snprintf(a, sizeof(a), "?");
+        printf(" %s/%u", a, c->nets[i].plen);
+    }
+    if (c->n == 0)
+        printf(" nobody");
+    if (c->file != NULL)
+        printf(" (%s:%d)", c->file, c->line);
 }

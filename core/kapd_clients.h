@@ -58,6 +58,12 @@ int kapd_clients_ok(const struct kapd_clients *c, const struct sockaddr *sa);
 void kapd_clients_refused(struct kap_listen *ls, const struct sockaddr *sa,
                           socklen_t len);
 
+/*
+ * kapd -T: c's networks (address/prefix, each after a space) and where
+ * it was configured, on stdout; " anyone" for NULL.
+ */
+void kapd_clients_print(const struct kapd_clients *c);
+
 #define KAPD_CLIENTS_AUDIT_MAX    10
 #define KAPD_CLIENTS_AUDIT_WINDOW 10.0
 

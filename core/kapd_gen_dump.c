@@ -1,7 +1,8 @@
 /*
  * kapd_gen_dump.c -- kapd -T: a generation as text on stdout: the files
- * it read, the effective kapd settings, its modules in load order and
- * its policy and audit chains per request kind.
+ * it read, the effective kapd settings, its listeners with the clients
+ * each accepts, its modules in load order and its policy and audit
+ * chains per request kind.
  */
 #include "config.h"
 
@@ -65,6 +66,8 @@ kapd_gen_dump(struct kap_gen *gen)
     printf("#   shutdown_grace: %g\n", gen->core.shutdown_grace);
     printf("#   reload_check: %g\n", gen->core.reload_check);
     printf("#   user: %s\n", gen->core.user ? gen->core.user : "(none)");
+
+    kapd_listen_dump(gen);
 
     printf("# modules, in load order:\n");
     for (i = 0; i < gen->nmods; i++) {

@@ -27,6 +27,7 @@
  */
 #include "kapd_listen_int.h"
 #include "kapd_conf_read.h"
+#include "kapd_clients.h"
 
 #include <kapd/kap_addr.h>
 
@@ -976,6 +977,35 @@ listen_acl_unused(struct kap_gen *gen, struct kap_err *err)
         return KAP_ERROR;
     }
     return KAP_OK;
+}
+
+void
+kapd_listen_dump(struct kap_gen *gen)
+{
+    const struct kapd_listen_decl *d;
+    const struct kapd_clients *acl;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char canon[CANON_MAX];
+    struct kap_err perr;
+
+    printf("# listeners and the clients they accept:\n");
+    for (d = gen->decls; d; d = d->next) {
+        memset(&perr, 0, sizeof(perr));
+        printf("#   %s %s %s:", d->module, type_name(d->type), d->addr);
+        if (listen_resolve(gen, d->addr, d->type, &ss, &sslen, canon,
+                           sizeof(canon), &perr) != KAP_OK
+            || listen_acl(gen, d, canon, &acl, &perr) != KAP_OK)
+            printf(" (%s)\n", perr.msg);
+        else if (ss.ss_family == AF_UNIX)
+            printf(" its file mode\n");
+        else {
+            kapd_clients_print(acl);
+            printf("\n");
+        }
+    }
+    if (gen->decls == NULL)
+        printf("#   (none)\n");
 }
 
 int

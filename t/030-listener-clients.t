@@ -4,7 +4,8 @@
 # is reset before any module sees it, a UDP datagram from one is dropped
 # unanswered, IPv4 peers on a dual-stack socket are judged as IPv4, every
 # refusal is audited (rate-limited per listener), a reload changes the
-# list of a kept listener, and bad entries are refused with file:line.
+# list of a kept listener, kapd -T prints each listener's list, and bad
+# entries are refused with file:line.
 # Peers are told apart by the source address they bind in 127.0.0.0/8.
 
 use strict;
@@ -138,9 +139,27 @@ is(connect_from('127.0.0.9', $proxy), 'HTTP/1.1 403', 'after reload: 127.0.0.9 r
 $t->stop;
 is($t->exit_code, 0, 'kapd exits 0');
 
+# -- kapd -T prints what each listener accepts --------------------------------------------
+my $r = $t->kapd_cmd('-T', '-c', $t->conf_path, '-p', $t->testdir);
+is($r->{rc}, 0, 'kapd -T succeeds');
+like($r->{out}, qr{^#   http_connect tcp 127\.0\.0\.1:$proxy: 127\.0\.0\.0/8 ::1/128 \(\S*kap\.conf:\d+\)$}m,
+     'kapd -T: a listener under kapd.clients, with its networks and file:line')
+    or diag($r->{out});
+like($r->{out}, qr{^#   http_connect tcp \*:$wild: 127\.0\.0\.0/8 ::1/128 \(}m,
+     'kapd -T: the wildcard listener too');
+like($r->{out}, qr{^#   dns udp 127\.0\.0\.1:$dport: 127\.0\.0\.9/32 \(\S*kap\.conf:\d+\)$}m,
+     'kapd -T: the listener_clients entry of the DNS listener (udp)');
+like($r->{out}, qr{^#   dns tcp 127\.0\.0\.1:$dport: 127\.0\.0\.9/32 \(}m,
+     '... and tcp');
+(my $open = conf('"127.0.0.1"', '"127.0.0.9"')) =~ s/^\s*clients = \[.*\];\n//m;
+$t->write_conf($open);
+$r = $t->kapd_cmd('-T', '-c', $t->conf_path, '-p', $t->testdir);
+like($r->{out}, qr{^#   http_connect tcp 127\.0\.0\.1:$proxy: anyone$}m,
+     'kapd -T: without kapd.clients, "anyone"') or diag($r->{out});
+
 # -- configuration errors ----------------------------------------------------------------
 $t->write_conf(conf('', '"127.0.0.9"'));
-my $r = $t->kapd_cmd('-t', '-c', $t->conf_path, '-p', $t->testdir);
+$r = $t->kapd_cmd('-t', '-c', $t->conf_path, '-p', $t->testdir);
 isnt($r->{rc}, 0, 'an empty clients list is an error');
 like($r->{all}, qr/"clients" is empty.* in \S*kap\.conf:\d+/, '... with file:line');
 
