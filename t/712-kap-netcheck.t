@@ -5,7 +5,8 @@
 # through kapd's dns listener and through a port where nobody answers,
 # CONNECT through kapd to an allowed and a denied target.  PASS/FAIL per
 # line; exit 0 only when all pass, 1 otherwise (the init step fails
-# closed), 2 for a bad probe.
+# closed), 2 for a bad probe; --wait repeats the set until it passes or
+# the deadline, printing the last round.
 
 use strict;
 use warnings;
@@ -13,6 +14,7 @@ use lib 't/lib';
 use Test::More;
 use Test::Kapd;
 use IO::Socket::IP;
+use Time::HiRes qw(time);
 
 my $t = Test::Kapd->new->has_kapd->has_module(qw/http_connect dns/);
 my $kap = $t->builddir . '/kap';
@@ -68,6 +70,27 @@ like($out, qr/^PASS open tcp:127\.0\.0\.1:\d+/m, 'the other probe still runs and
 
 ($rc, $out) = netcheck("--open dns:127.0.0.1:$nodns/x.example");
 is($rc, 1, 'no DNS answer where one is expected: exit 1');
+
+# --wait: the set is run again until it passes (a policy reaching a new
+# pod late), only the last round printed; a deadline that passes fails
+my $t0 = time;
+($rc, $out) = netcheck('--wait 3', "--blocked tcp:127.0.0.5:$oport");
+is($rc, 1, '--wait 3 with a probe that keeps failing: exit 1');
+is(scalar(() = $out =~ /^FAIL /mg), 1, '--wait: only the last round is printed') or diag($out);
+cmp_ok(time - $t0, '>=', 1.9, '--wait: it retried until the deadline');
+my $late = $t->port('late');
+$t->run_daemon(sub {
+    select(undef, undef, undef, 1.5);   # the listener comes up later
+    my $l = IO::Socket::IP->new(LocalHost => '127.0.0.5', LocalPort => $late,
+        Listen => 16, ReuseAddr => 1) or die "listen: $!";
+    while (my $c = $l->accept) { close $c }
+});
+($rc, $out) = netcheck('--wait ' . int(kapd_tmo(20)), "--open tcp:127.0.0.5:$late",
+                       "--blocked tcp:127.0.0.1:$closed");
+is($rc, 0, '--wait: a port that opens later passes') or diag($out);
+is($out =~ tr/\n//, 2, '--wait: one line per probe') or diag($out);
+($rc, $out) = netcheck('--wait 0', "--open tcp:127.0.0.5:$oport");
+is($rc, 2, '--wait 0: usage error');
 
 ($rc, $out) = netcheck("--open tcp:localhost:80");
 is($rc, 2, 'a name instead of an address: usage error, exit 2');

@@ -9,9 +9,11 @@
 #    mounts (the pod's emptyDirs), with the gateway's kap.conf (the
 #    ConfigMap's content, baked into the image), on an --internal network
 #    whose only other member is the agent: what agent-egress allows;
-#  - the kap-gate probe in an agent container (uid 20000, read-only, no
-#    capability) passes there: the world (a container on a plain bridge)
-#    is unreachable and kapd answers;
+#  - the example Job's kap-gate command (kap netcheck --wait), with the
+#    emulation's addresses, in an agent container (uid 20000, read-only,
+#    no capability) passes there: the world (a container on a plain
+#    bridge) is unreachable and kapd answers as a proxy port and a
+#    resolver; kap-probe (the kap-check Job's) passes too;
 #  - the same probe on the plain bridge -- a network plugin that does not
 #    enforce NetworkPolicy -- fails closed;
 #  - a CONNECT from the agent is answered by kapd (403 for a name not on
@@ -49,11 +51,12 @@ my ($rc, $out) = docker('image', 'inspect', '-f',
 like($out, qr{^10001:10001 \["/usr/sbin/kapd"\] null}, 'image: numeric non-root user, kapd is the entrypoint')
     or diag($out);
 ($rc, $out) = docker('run', '--rm', '--network', 'none', '--entrypoint', 'bash', $image, '-c',
-    'command -v curl wget gcc make; ls /usr/lib/kapd/modules; command -v kap-probe; '
-    . 'grep -c "" /etc/kap/kap.conf');
+    'command -v curl wget gcc make; ls /usr/lib/kapd/modules; command -v kap-probe kap; '
+    . 'ls /usr/libexec/kap; grep -c "" /etc/kap/kap.conf');
 unlike($out, qr{/(curl|wget|gcc|make)\b}, 'image: no curl, wget or build tools');
 like($out, qr/kap_http_connect\.so.*kap_dns\.so|kap_dns\.so.*kap_http_connect\.so/s, 'image: proxy and dns modules');
-like($out, qr{/usr/bin/kap-probe}, 'image: kap-probe for the init gate and kap-check');
+like($out, qr{/usr/bin/kap-probe}, 'image: kap-probe for kap-check');
+like($out, qr{/usr/bin/kap\n.*\bkap-shim\b}s, 'image: kap and kap-shim (kap netcheck) for the init gate');
 
 # ---- the networks: internal (agents + kapd), a plain bridge (the world) --------
 ($rc, $out) = docker('network', 'create', '--internal', $d->made(network => $internal));
@@ -86,21 +89,39 @@ like($wip, qr/^\d+\.\d+\.\d+\.\d+$/, "the world's address ($wip)");
 
 # an agent container: restricted, its own uid, the gate's probes
 sub agent {
-    my ($net, @args) = @_;
+    my ($net, $entry, @args) = @_;
     return docker('run', '--rm', '--network', $net, @restricted, '--user', '20000:20000',
-                  '--entrypoint', 'kap-probe', $image, @args);
+                  '--entrypoint', $entry, $image, @args);
 }
+# the example Job's kap-gate command, with this emulation's addresses:
+# the world for 1.1.1.1 and kube-dns, kapd (5353: no Service maps 53)
+sub gate_args {
+    my $job = do { local (@ARGV, $/) = ("$src/deploy/k8s/example-agent/agent-job.yaml"); <> };
+    my ($cmd) = $job =~ /- name: kap-gate\n.*?command:\n((?:\s+- .*\n)+)/s;
+    my @a = map { s/^\s+- //r =~ s/^"(.*)"$/$1/r } split /\n/, $cmd // '';
+    s{^tcp:(?:1\.1\.1\.1:443|10\.96\.0\.10:53)$}{tcp:$wip:3128},
+    s{^dns:10\.96\.0\.10:53/}{dns:$wip:5353/},
+    s{^(tcp|dns):10\.96\.0\.53:(?:3128|53)\b}{"$1:$kip:" . ($1 eq 'dns' ? 5353 : 3128)}e
+        for @a;
+    return @a;
+}
+my @gate = gate_args();
+is_deeply([@gate[0, 1, 2]], ['kap', 'netcheck', '--wait'], "the Job's gate is kap netcheck --wait")
+    or diag("@gate");
 my $wait = int(kapd_tmo(30));
-($rc, $out) = agent($internal, '--wait', $wait, '--timeout', '2',
-    '--blocked', "direct egress=$wip:3128", '--proxy', "kapd=$kip:3128", '--open', "kapd dns=$kip:5353");
-is($rc, 0, 'kap-gate on the internal network (the policy): passes') or diag($out);
-like($out, qr/^PASS direct egress .*no connection/m, 'kap-gate: the world is unreachable');
-like($out, qr/^PASS kapd .*an HTTP proxy answered/m, 'kap-gate: kapd answers as a proxy');
-like($out, qr/^PASS kapd dns .*connected/m, 'kapd listens on 5353');
+($rc, $out) = agent($internal, $gate[0], @gate[1, 2], $wait, '--timeout', '2', @gate[4 .. $#gate]);
+is($rc, 0, 'kap-gate (kap netcheck) on the internal network (the policy): passes') or diag($out);
+like($out, qr/^PASS blocked tcp:\Q$wip\E:3128 \(not connected/m, 'kap-gate: the world is unreachable');
+like($out, qr/^PASS blocked dns:\Q$wip\E:5353\/\S+ \(no answer/m, 'kap-gate: another resolver is unreachable');
+like($out, qr/^PASS open tcp:\Q$kip\E:3128 \(connected\)/m, 'kap-gate: kapd\'s proxy port answers');
+like($out, qr/^PASS open dns:\Q$kip\E:5353\/\S+ \(answered/m, 'kap-gate: kapd answers as a resolver on 5353');
 
-($rc, $out) = agent($bridge, '--timeout', '2', '--blocked', "direct egress=$wip:3128", '--proxy', "kapd=$kip:3128");
+($rc, $out) = agent($bridge, $gate[0], $gate[1], '--timeout', '2', @gate[4 .. $#gate]);
 is($rc, 1, 'kap-gate on a plain bridge (no policy enforced): fails closed') or diag($out);
-like($out, qr/^FAIL direct egress \(\Q$wip\E:3128: connected: not blocked\)/m, 'kap-gate names the direct connection');
+like($out, qr/^FAIL blocked tcp:\Q$wip\E:3128 \(connected\)/m, 'kap-gate names the direct connection');
+($rc, $out) = agent($internal, 'kap-probe', '--timeout', '2', '--blocked', "direct egress=$wip:3128",
+                    '--proxy', "kapd=$kip:3128");
+is($rc, 0, 'kap-probe (kap-check) on the internal network: passes') or diag($out);
 
 ($rc, $out) = docker('run', '--rm', '--network', $internal, @restricted, '--user', '20000:20000',
     '--entrypoint', 'bash', $image, '-c', <<'EOF', 'probe', $kip);

@@ -106,6 +106,8 @@ broken('the cluster DNS for an agent', qr/dnsPolicy is not None/,
        sub { pod(obj($_[0], 'Job/example-agent'))->{dnsPolicy} = 'ClusterFirst' });
 broken('another ClusterIP in the agent', qr/HTTPS_PROXY is not/,
        sub { $_->{value} = 'http://10.96.0.99:3128' for grep { $_->{name} eq 'HTTPS_PROXY' } @{ pod(obj($_[0], 'Job/example-agent'))->{containers}[0]{env} } });
+broken('the gate probing another address for kapd', qr/kap-gate: does not check kapd's proxy at/,
+       sub { s/10\.96\.0\.53:3128/10.96.0.54:3128/ for @{ pod(obj($_[0], 'Job/example-agent'))->{initContainers}[0]{command} } });
 broken('no kap-gate', qr/no kap-gate/, sub { delete pod(obj($_[0], 'Job/example-agent'))->{initContainers} });
 broken('kap-check probing another address', qr/kap-check: does not check kapd's proxy at/,
        sub { s/10\.96\.0\.53/10.96.0.54/ for @{ pod(obj($_[0], 'Job/kap-check'))->{containers}[0]{command} } });

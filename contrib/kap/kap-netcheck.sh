@@ -8,7 +8,7 @@
 
 help_netcheck() {
     cat <<EOF
-usage: kap netcheck [--timeout SECONDS] PROBE...
+usage: kap netcheck [--timeout SECONDS] [--wait SECONDS] PROBE...
 
   --open    tcp:HOST:PORT                  a TCP connection succeeds
   --blocked tcp:HOST:PORT                  it does not
@@ -19,7 +19,8 @@ usage: kap netcheck [--timeout SECONDS] PROBE...
 
 HOST is a numeric IPv4 or [IPv6] address.  Prints PASS or FAIL per probe;
 exits 0 when every probe passed, 1 when one failed, 2 on a usage error.
-Timeout per probe: 3 s.
+Timeout per probe: 3 s.  --wait: run the probes again, a second apart,
+until all pass or SECONDS have gone by; only the last round is printed.
 EOF
 }
 

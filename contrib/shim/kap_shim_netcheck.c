@@ -16,6 +16,9 @@
  * probes must not depend on the DNS they may be testing).  One line per
  * probe on stdout, "PASS" or "FAIL", the probe, and what was seen.
  * Exit 0 when every probe passed, 1 when one failed, 2 on a usage error.
+ * --wait S: repeat the whole set a second apart until every probe passes
+ * or S seconds have gone by (a NetworkPolicy reaches a new pod late);
+ * only the last round is printed.
  */
 #define _GNU_SOURCE
 #include "kap_shim_netcheck.h"
@@ -284,75 +287,128 @@ static void
 nc_usage(FILE *f)
 {
     fprintf(f,
-"usage: kap-shim netcheck [--timeout SECONDS] PROBE...\n"
+"usage: kap-shim netcheck [--timeout SECONDS] [--wait SECONDS] PROBE...\n"
 "  PROBE: --open|--blocked tcp:HOST:PORT\n"
 "         --open|--blocked dns:HOST:PORT/NAME\n"
 "         --open|--blocked connect:HOST:PORT/TARGET:TPORT\n"
 "HOST is a numeric IPv4 or [IPv6] address.  One PASS/FAIL line per probe;\n"
-"exit 0 when all passed, 1 when one failed, 2 on a usage error.\n");
+"exit 0 when all passed, 1 when one failed, 2 on a usage error.\n"
+"--wait: run the probes again, a second apart, until all pass or SECONDS\n"
+"have gone by; only the last round is printed.\n");
+}
+
+/* one probe: the result of its nc_probe_*() (1 open, 0 not, -2 bad) */
+static int
+nc_probe(const char *spec, char *seen, size_t ssz)
+{
+    seen[0] = '\0';
+    if (strncmp(spec, "tcp:", 4) == 0)
+        return nc_probe_tcp(spec + 4, seen, ssz);
+    if (strncmp(spec, "dns:", 4) == 0)
+        return nc_probe_dns(spec + 4, seen, ssz);
+    if (strncmp(spec, "connect:", 8) == 0)
+        return nc_probe_connect(spec + 8, seen, ssz);
+    return -2;
+}
+
+/* every probe once (argv[i] is "--open" or "--blocked", argv[i + 1] the
+   probe); printed when print; the number that failed, or -1 for a bad
+   probe */
+static int
+nc_round(int n, char **argv, int print)
+{
+    int i, fails = 0;
+
+    for (i = 0; i < n; i += 2) {
+        char seen[300];
+        int want_open = argv[i][2] == 'o';
+        int got = nc_probe(argv[i + 1], seen, sizeof(seen));
+
+        if (got == -2) {
+            fprintf(stderr, "kap-shim netcheck: bad probe \"%s\"\n",
+                    argv[i + 1]);
+            return -1;
+        }
+        if (got != want_open)
+            fails++;
+        if (print) {
+            printf("%s %s %s (%s)\n", got == want_open ? "PASS" : "FAIL",
+                   want_open ? "open" : "blocked", argv[i + 1], seen);
+            fflush(stdout);
+        }
+    }
+    return fails;
+}
+
+static int
+nc_seconds(const char *s, double max, double *out)
+{
+    char *end;
+
+    *out = strtod(s, &end);
+    return *end == '\0' && end != s && *out > 0 && *out <= max ? 0 : -1;
 }
 
 int
 kap_shim_netcheck(int argc, char **argv)
 {
-    int i, fails = 0, probes = 0;
+    struct timespec start, now;
+    double t, wait_s = 0;
+    char **probes;
+    int i, n = 0, fails;
 
+    probes = calloc((size_t)argc, sizeof(*probes));
+    if (probes == NULL) {
+        perror("kap-shim netcheck");
+        return 2;
+    }
     for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *spec;
-        char seen[300];
-        int want_open, got;
+        const char *a = argv[i];
 
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             nc_usage(stdout);
+            free(probes);
             return 0;
         }
-        if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
-            char *end;
-            double t = strtod(argv[++i], &end);
-            if (*end != '\0' || t <= 0 || t > 600) {
-                nc_usage(stderr);
-                return 2;
-            }
-            nc_timeout_ms = (int)(t * 1000);
+        if ((strcmp(a, "--timeout") == 0 || strcmp(a, "--wait") == 0)
+            && i + 1 < argc && nc_seconds(argv[i + 1], a[2] == 't' ? 600
+                                          : 86400, &t) == 0) {
+            if (a[2] == 't')
+                nc_timeout_ms = (int)(t * 1000);
+            else
+                wait_s = t;
+            i++;
             continue;
         }
-        if (strcmp(a, "--open") == 0 || strcmp(a, "--blocked") == 0) {
-            if (i + 1 >= argc) {
-                nc_usage(stderr);
-                return 2;
-            }
-            want_open = a[2] == 'o';
-            spec = argv[++i];
-        } else {
-            nc_usage(stderr);
-            return 2;
+        if ((strcmp(a, "--open") == 0 || strcmp(a, "--blocked") == 0)
+            && i + 1 < argc) {
+            probes[n++] = argv[i];
+            probes[n++] = argv[++i];
+            continue;
         }
-        seen[0] = '\0';
-        if (strncmp(spec, "tcp:", 4) == 0)
-            got = nc_probe_tcp(spec + 4, seen, sizeof(seen));
-        else if (strncmp(spec, "dns:", 4) == 0)
-            got = nc_probe_dns(spec + 4, seen, sizeof(seen));
-        else if (strncmp(spec, "connect:", 8) == 0)
-            got = nc_probe_connect(spec + 8, seen, sizeof(seen));
-        else
-            got = -2;
-        if (got == -2) {
-            fprintf(stderr, "kap-shim netcheck: bad probe \"%s\"\n", spec);
-            nc_usage(stderr);
-            return 2;
-        }
-        probes++;
-        if (got == want_open) {
-            printf("PASS %s %s (%s)\n", want_open ? "open" : "blocked", spec,
-                   seen);
-        } else {
-            fails++;
-            printf("FAIL %s %s (%s)\n", want_open ? "open" : "blocked", spec,
-                   seen);
-        }
-        fflush(stdout);
+        n = 0;
+        break;
     }
-    if (probes == 0) {
+    if (n == 0) {
+        nc_usage(stderr);
+        free(probes);
+        return 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        t = (double)(now.tv_sec - start.tv_sec)
+            + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+        if (wait_s <= 0 || t + 1 >= wait_s)
+            break;                      /* the last round: printed */
+        fails = nc_round(n, probes, 0);
+        if (fails <= 0)
+            break;                      /* all passed (print them), or bad */
+        sleep(1);
+    }
+    fails = nc_round(n, probes, 1);
+    free(probes);
+    if (fails < 0) {
         nc_usage(stderr);
         return 2;
     }

@@ -254,7 +254,7 @@ sub lint {
             my $cmd = join ' ', @{ $c->{command} // [] };
             push @bad, "$name container $c->{name}: does not probe a direct connection (--blocked)" unless $cmd =~ /--blocked /;
             push @bad, "$name container $c->{name}: does not check kapd's proxy at $ip:3128"
-                unless $cmd =~ /--proxy [^=]+=\Q$ip\E:3128(?: |$)/;
+                unless $cmd =~ /--proxy [^=]+=\Q$ip\E:3128(?: |$)|--open (?:tcp|connect):\Q$ip\E:3128(?:[ \/]|$)/;
         }
         # policy coverage
         my @sel = grep { _matches($_->{spec}{podSelector}, $labels) } @policies;
