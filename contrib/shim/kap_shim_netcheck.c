@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include "kap_shim_netcheck.h"
 #include "kap_shim_connect_reply.h"
+#include "kap_shim_dns_reply.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -181,6 +182,7 @@ nc_probe_dns(const char *arg, char *seen, size_t ssz)
     struct sockaddr_storage ss;
     socklen_t len;
     unsigned char q[300], a[512];
+    struct kap_dns_reply rep;
     size_t n = 12;
     const char *name, *dot;
     struct pollfd p;
@@ -234,14 +236,13 @@ nc_probe_dns(const char *arg, char *seen, size_t ssz)
             close(fd);
             return 0;
         }
-        if (got >= 12 && a[0] == q[0] && a[1] == q[1] && (a[2] & 0x80))
+        if (kap_dns_reply_check(q, n, a, (size_t)got, &rep))
             break;                      /* ours; anything else is ignored */
     }
     close(fd);
-    unsigned rc = a[3] & 0x0f;
     snprintf(seen, ssz, "answered %s, %u record(s)",
-             rc < sizeof(rcodes) / sizeof(rcodes[0]) ? rcodes[rc] : "rcode",
-             (unsigned)(a[6] << 8 | a[7]));
+             rep.rcode < sizeof(rcodes) / sizeof(rcodes[0])
+             ? rcodes[rep.rcode] : "rcode", rep.ancount);
     return 1;
 }
 
