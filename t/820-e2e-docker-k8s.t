@@ -97,7 +97,7 @@ sub agent {
 # the world for 1.1.1.1 and kube-dns, kapd (5353: no Service maps 53)
 sub gate_args {
     my $job = do { local (@ARGV, $/) = ("$src/deploy/k8s/example-agent/agent-job.yaml"); <> };
-    my ($cmd) = $job =~ /- name: kap-gate\n.*?command:\n((?:\s+- .*\n)+)/s;
+    my ($cmd) = $job =~ /- name: kap-gate\n.*?command:\n((?:[ \t]+- [^\n]*\n)+)/s;
     my @a = map { s/^\s+- //r =~ s/^"(.*)"$/$1/r } split /\n/, $cmd // '';
     s{^tcp:(?:1\.1\.1\.1:443|10\.96\.0\.10:53)$}{tcp:$wip:3128},
     s{^dns:10\.96\.0\.10:53/}{dns:$wip:5353/},
