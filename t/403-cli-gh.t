@@ -6,14 +6,17 @@
 # inside a `kap run` capsule through the gh shim.  `gh pr list` prints
 # the fake's pull request and exits 0, `gh issue view 99` (a GraphQL
 # error) exits 1, `gh pr merge 7` is denied (126) and never reaches the
-# fake, and the fake saw the token kapd holds.  Skipped without gh or
-# without the gh profile built from it.
+# fake, and the fake saw the token kapd holds, while `gh auth token` in
+# the capsule prints only the credential proxy's per-call dummy (kapd
+# dials the API itself: the fake's address is in the network allowlist).
+# Skipped without gh or without the gh profile built from it.
 use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Kapd;
 use Test::Kapd::FakeHTTP;
+use Test::Kapd::Cli qw(cli_call);
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(WNOHANG);
@@ -23,7 +26,7 @@ $t->has_kapd->has_module(qw/cli/);
 my $prof = $t->builddir . '/modules/cli/gh.prof';
 plan(skip_all => 'no gh profile (gh was not installed at build time)')
     unless -s $prof && grep { -x "$_/gh" } split /:/, $ENV{PATH};
-$t->plan(14);
+$t->plan(15);
 my $dir = $t->testdir;
 my $token = 'gh-enterprise-token-ABCDEF0123456789';
 my $gport = $t->port('github');
@@ -52,37 +55,22 @@ my $tools = <<"EOF2";
         { name = "gh"; profile = "$prof";
           env = [ "GH_ENTERPRISE_TOKEN=$token", "GH_HOST=127.0.0.1:$gport",
                   "GH_REPO=127.0.0.1:$gport/o/r", "SSL_CERT_FILE=$dir/github.crt" ];
-          allow = [ "pr list", "issue view *" ]; deny = [ "pr merge" ]; }
+          allow = [ "pr list", "issue view *", "auth token --hostname=127.0.0.1:$gport" ];
+          deny = [ "pr merge" ]; }
     );
 EOF2
 
 # ---- posted to kapd ----------------------------------------------------------
 $t->write_conf(<<"EOF2");
 kapd: { load = ["cli"]; module_path = ["%%MODULE_PATH%%"]; error_log = "error.log"; };
+network: { allow = ["127.0.0.1:$gport"]; };
 cli: { listen = ["127.0.0.1:%%PORT_cli%%"];
 $tools
 };
 EOF2
 ok($t->try_run, 'kapd serves gh in proxy mode') or diag($t->{run_error});
 
-sub call {
-    my @args = @_;
-    my $body = encode_json({ args => \@args });
-    my $raw = http_raw('127.0.0.1:' . $t->port('cli'),
-        "POST /gh HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: "
-        . length($body) . "\r\n\r\n$body", timeout => 30);
-    my $b = (http_parse($raw) // { body => '' })->{body};
-    my %r = (out => '', err => '', exit => -1);
-    while (length($b) >= 5) {
-        my ($id, $n) = unpack('a1 N', $b);
-        my $d = substr($b, 5, $n);
-        substr($b, 0, 5 + $n) = '';
-        $r{out} .= $d if $id eq "\x01";
-        $r{err} .= $d if $id eq "\x02";
-        ($r{exit}) = $d =~ /^(\d+)/ if $id eq 'x';
-    }
-    return \%r;
-}
+sub call { return cli_call('127.0.0.1:' . $t->port('cli'), 'gh', [@_], timeout => 30) }
 my $r = call('pr', 'list');
 is($r->{exit}, 0, 'gh pr list: exit 0') or diag($r->{err});
 like($r->{out}, qr/^7\tFix the thing\tfix\tOPEN/m, "the fake's pull request");
@@ -99,15 +87,17 @@ $t->stop;
 
 # ---- inside a kap run capsule ---------------------------------------------------
 SKIP: {
-    skip 'kap run capsules need root here (root-owned tool and profile)', 6 unless $> == 0;
+    skip 'kap run capsules need root here (root-owned tool and profile)', 7 unless $> == 0;
     my ($kap, $shim, $sh) = $t->has_capsule(qw/unshare/);
-    $t->write_file('policy.conf', "kapd: { log_level = \"info\"; };\ncli: {\n$tools};\n");
+    $t->write_file('policy.conf', "kapd: { log_level = \"info\"; };\n"
+        . "network: { allow = [\"127.0.0.1:$gport\"]; };\ncli: {\n$tools};\n");
     $t->write_file('capsule.sh', <<'EOF2');
 gh pr list; echo "rc_list=$?"
 gh issue view 99 2> issue.err; echo "rc_issue=$?"
 gh pr merge 7 2> merge.err; echo "rc_merge=$?"
 echo "merge_line=$(cat merge.err)"
 echo "token_inside=${GH_ENTERPRISE_TOKEN:-none}"
+echo "auth_token=$(gh auth token --hostname "$1")"
 EOF2
     mkdir "$dir/home", 0700;
     mkdir "$dir/run", 0700;
@@ -124,7 +114,7 @@ EOF2
         $ENV{HOME} = "$dir/home";
         $ENV{XDG_RUNTIME_DIR} = "$dir/run";
         delete $ENV{XDG_STATE_HOME};
-        exec($sh, $kap, 'run', '-c', 'policy.conf', '--', 'sh', "$dir/capsule.sh") or exit 127;
+        exec($sh, $kap, 'run', '-c', 'policy.conf', '--', 'sh', "$dir/capsule.sh", "127.0.0.1:$gport") or exit 127;
     }
     my $st;
     wait_until(sub { waitpid($pid, WNOHANG) == $pid and do { $st = $?; 1 } }, kapd_tmo(90))
@@ -137,5 +127,7 @@ EOF2
     is($kv{rc_issue}, 1, 'gh issue view 99: exit 1');
     is($kv{rc_merge}, 126, 'gh pr merge: 126');
     is($kv{token_inside}, 'none', 'no token in the capsule');
+    like($kv{auth_token} // '', qr/^kapdummy_[0-9a-f]{32}$/,
+         'gh auth token in the capsule: the per-call dummy of the credential proxy');
 }
 $t->finish;

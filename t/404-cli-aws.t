@@ -14,6 +14,7 @@ use lib 't/lib';
 use Test::More;
 use Test::Kapd;
 use Test::Kapd::FakeHTTP;
+use Test::Kapd::Cli qw(cli_call);
 use JSON::PP;
 use POSIX qw(WNOHANG);
 
@@ -64,24 +65,7 @@ EOF2
 ok($t->try_run(timeout => 90), 'kapd serves aws in proxy mode (its version matches the profile)')
     or diag($t->{run_error});
 
-sub call {
-    my @args = @_;
-    my $body = encode_json({ args => \@args });
-    my $raw = http_raw('127.0.0.1:' . $t->port('cli'),
-        "POST /aws HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: "
-        . length($body) . "\r\n\r\n$body", timeout => 60);
-    my $b = (http_parse($raw) // { body => '' })->{body};
-    my %r = (out => '', err => '', exit => -1);
-    while (length($b) >= 5) {
-        my ($id, $n) = unpack('a1 N', $b);
-        my $d = substr($b, 5, $n);
-        substr($b, 0, 5 + $n) = '';
-        $r{out} .= $d if $id eq "\x01";
-        $r{err} .= $d if $id eq "\x02";
-        ($r{exit}) = $d =~ /^(\d+)/ if $id eq 'x';
-    }
-    return \%r;
-}
+sub call { return cli_call('127.0.0.1:' . $t->port('cli'), 'aws', [@_], timeout => 60) }
 sub s3_requests {
     return map { decode_json($_) } split /\n/, $t->read_file('fakehttp-s3.requests') // '';
 }

@@ -67,6 +67,11 @@ struct kap_cli_tool {
     struct kap_cli_rule   **allow, **deny, **ask;
     size_t                  nallow, ndeny, nask;
     int                     cwd_workspace; /* run in the mapped cwd */
+    /* credential proxy (kap_cli_cred.h); gh only */
+    int                     cred;          /* on */
+    const char             *cred_socket;   /* absolute socket path */
+    const char             *gh_host;       /* GH_HOST of env, or NULL */
+    const char             *ca_file;       /* SSL_CERT_FILE of env, or NULL */
     long long               running;       /* calls running now (this
                                               generation's count) */
 };

@@ -3,6 +3,7 @@
  * kap_cli.h for the shape; docs/kap.conf.5 (CLI) for the meaning.
  */
 #include "kap_cli.h"
+#include "kap_cli_cred.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -141,12 +142,13 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
 {
     static const char *const keys[] = { "name", "mode", "path", "env",
         "allow", "deny", "ask", "wall_time", "max_output", "concurrency",
-        "profile", "cwd", NULL };
+        "profile", "cwd", "credential_proxy", "credential_socket", NULL };
     static const char *const modes[] = { "proxy", "direct", NULL };
     static const char *const cwds[] = { "home", "workspace", NULL };
     struct kap_pool *pool = kap_gen_pool(gen);
-    const char     **env = NULL, *path = NULL;
+    const char     **env = NULL, *path = NULL, *sock = NULL;
     size_t           nenv = 0, i;
+    int              cred = -1;
     struct kap_err   e2;
 
     if (!config_setting_is_group(g)) {
@@ -165,6 +167,9 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
         || kap_conf_get_int(g, "concurrency", 1, 1024, &t->concurrency, err)
            == KAP_ERROR
         || kap_conf_get_enum(g, "cwd", cwds, &t->cwd_workspace, err)
+           == KAP_ERROR
+        || kap_conf_get_bool(g, "credential_proxy", &cred, err) == KAP_ERROR
+        || kap_conf_get_str(g, "credential_socket", pool, &sock, err)
            == KAP_ERROR)
         return KAP_ERROR;
     if (t->name == NULL || !kap_cli_name_ok(t->name, 0)) {
@@ -196,6 +201,11 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
     } else if (kap_cli_conf_rules(gen, t, g, cf->locked, err) != KAP_OK) {
         return KAP_ERROR;
     }
+    if (cf->locked && sock != NULL) {
+        kap_err_at(err, g, "cli: tool \"%s\": cli.locked: "
+                   "credential_socket cannot be set", t->name);
+        return KAP_ERROR;
+    }
     if (cf->locked && path != NULL) {
         kap_err_at(err, g, "cli: tool \"%s\": cli.locked: a tool's path "
                    "cannot be set (the binary is the root-owned \"%s\" on "
@@ -222,8 +232,11 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
         t->max_output = KAP_CLI_MAX_OUTPUT;
     if (t->concurrency <= 0)
         t->concurrency = KAP_CLI_CONCURRENCY;
-    if (nenv == 0)
-        return kap_cli_conf_known(gen, t, g, err);
+    if (nenv == 0) {
+        if (kap_cli_conf_known(gen, t, g, err) != KAP_OK)
+            return KAP_ERROR;
+        return kap_cli_cred_conf(gen, t, cred, sock, g, err);
+    }
     t->env = kap_palloc(pool, nenv * sizeof(*t->env));
     if (t->env == NULL) {
         kap_err_set(err, "out of memory");
@@ -236,7 +249,7 @@ kap_cli_conf_tool(struct kap_gen *gen, struct kap_cli_conf *cf,
             return KAP_ERROR;
         t->nenv++;
     }
-    return KAP_OK;
+    return kap_cli_cred_conf(gen, t, cred, sock, g, err);
 }
 
 int

@@ -8,6 +8,7 @@
  * questions it asks itself with its rules' verdict.
  */
 #include "kap_cli.h"
+#include "kap_cli_cred.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -140,6 +141,11 @@ kap_cli_handle(struct kap_http_ex *ex, void *data)
     unsigned long long         n;
 
     (void)data;
+    t = kap_cli_cred_tool(c);
+    if (t != NULL) {
+        kap_cli_cred_handle(ex, t);
+        return;
+    }
     if (q->method.len != 4 || memcmp(q->method.data, "POST", 4) != 0) {
         kap_http_error(ex, 405, "only POST /<tool>");
         return;
@@ -204,6 +210,7 @@ const struct kap_module kap_cli_module = {
     .flags = KAP_MOD_LISTENER | KAP_MOD_POLICY,
     .conf_create = kap_cli_conf_create,
     .conf_parse = kap_cli_conf_parse_group,
+    .init = kap_cli_cred_init,
     .shutdown = kap_cli_home_parent_remove,
     .listener = &kap_cli_listener,
     .hooks = kap_cli_hooks,

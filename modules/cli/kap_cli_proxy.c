@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "kap_cli.h"
+#include "kap_cli_cred.h"
 #include "kap_cli_env.h"
 #include "kap_cli_run.h"
 #include "kap_cli_say.h"
@@ -38,6 +39,8 @@ struct kap_cli_ctx {
     size_t                stdin_len;
     const char           *cwd_req;     /* the capsule's cwd, or NULL */
     char                 *home;        /* per-call home, or NULL */
+    struct kap_cli_dummy *dummy;       /* credential proxy: live while
+                                          the call runs */
     int                   counted;     /* holds one of t->running */
 };
 
@@ -155,6 +158,8 @@ kap_cli_release(struct kap_cli_ctx *x)
         x->t->running--;
         x->counted = 0;
     }
+    kap_cli_cred_forget(x->dummy);
+    x->dummy = NULL;
     if (x->home != NULL) {
         if (kap_cli_home_remove(x->home) != KAP_OK)
             KAP_LOG(KAP_LOG_WARN, KAP_CLI_NAME, 0, "cannot remove the "
@@ -282,7 +287,7 @@ kap_cli_start(struct kap_cli_ctx *x)
     struct kap_err          e;
     const char             *parent, *cwd, *why = NULL;
     const char            **tenv;
-    char                  **envp, *ent;
+    char                  **envp, *ent, dummy[KAP_CLI_DUMMY_LEN + 1];
     size_t                  i, n, entlen = KAP_SECRET_MAX + 128;
     static const struct kap_cli_run_cbs cbs = {
         kap_cli_on_output, kap_cli_on_exit
@@ -306,10 +311,27 @@ kap_cli_start(struct kap_cli_ctx *x)
         kap_cli_deny(x, why);
         return;
     }
+    if (t->cred) {
+        x->dummy = kap_cli_cred_begin(x->pool, t, x->home, dummy, &e);
+        if (x->dummy == NULL) {
+            KAP_LOG(KAP_LOG_ERR, KAP_CLI_NAME, 0, "%s: %s", t->name, e.msg);
+            kap_cli_release(x);
+            kap_cli_deny(x, "cannot set up the credential proxy");
+            return;
+        }
+    }
     tenv = kap_palloc(x->pool, (t->nenv + 1) * sizeof(*tenv));
     ent = malloc(entlen);
     envp = NULL;
     for (i = 0; tenv != NULL && ent != NULL && i < t->nenv; i++) {
+        /* with the credential proxy a token variable holds the call's
+           dummy: the real token stays in kapd */
+        if (t->cred && kap_cli_cred_token_var(t->env[i].name)) {
+            tenv[i] = kap_psprintf(x->pool, "%s=%s", t->env[i].name, dummy);
+            if (tenv[i] == NULL)
+                break;
+            continue;
+        }
         if (kap_secret_env(t->env[i].value, t->env[i].name, ent, entlen, &e)
             != KAP_OK)
             break;
