@@ -9,7 +9,7 @@
 # (the fake echoes the body) show only the dummy; on the socket, a
 # wrong, missing or expired dummy, a foreign Host, a malformed request
 # line and another method are refused; the token is in neither kapd's
-# log nor its audit.  Skipped without gh or without the gh profile.
+# log nor its audit; the settings that cannot work are refused.  Skipped without gh or without the gh profile.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -26,7 +26,7 @@ $t->has_kapd->has_module(qw/cli/);
 my $prof = $t->builddir . '/modules/cli/gh.prof';
 plan(skip_all => 'no gh profile (gh was not installed at build time)')
     unless -s $prof && grep { -x "$_/gh" } split /:/, $ENV{PATH};
-$t->plan(27);
+$t->plan(33);
 my $dir = $t->testdir;
 my $token = 'gh-enterprise-token-REAL-5f1e2d3c4b5a6978';
 my $gport = $t->port('github');
@@ -158,4 +158,22 @@ ok((grep { ($_->{event} // '') eq 'cli_credential' && ($_->{host} // '') eq $gho
 $t->stop;
 my $logs = ($t->read_file('error.log') // '') . ($t->read_file('audit.jsonl') // '');
 unlike($logs, qr/\Q$token\E/, "the token is in neither kapd's log nor its audit");
+
+# ---- configuration -----------------------------------------------------------------
+sub conf_error {
+    my ($tool, $re, $name) = @_;
+    $t->write_conf("kapd: { load = [\"cli\"]; module_path = [\"%%MODULE_PATH%%\"]; };\n"
+                   . "cli: { listen = [\"127.0.0.1:%%PORT_cli%%\"]; tools = ( $tool ); };\n");
+    my $r = $t->kapd_cmd('-t', '-c', $t->conf_path, '-p', $dir);
+    isnt($r->{rc}, 0, "$name: refused");
+    like($r->{all}, $re, "$name: the message") or diag($r->{all});
+}
+conf_error(qq({ name = "gh"; mode = "direct"; path = "/bin/true"; credential_proxy = true; }),
+           qr/credential_proxy is for a proxy-mode tool with gh's profile/, 'a direct tool');
+conf_error(qq({ name = "gh"; profile = "$prof"; allow = ["pr list"]; credential_proxy = true;
+                env = [ "GH_HOST=$ghost" ]; }),
+           qr/credential_proxy: the env holds no token/, 'no token');
+conf_error(qq({ name = "gh"; profile = "$prof"; allow = ["pr list"]; credential_socket = "x.sock";
+                credential_proxy = false; env = [ "GH_TOKEN=abcd1234" ]; }),
+           qr/credential_socket without the credential proxy/, 'a socket without the proxy');
 $t->finish;
