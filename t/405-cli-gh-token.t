@@ -70,7 +70,10 @@ cli: { listen = ["127.0.0.1:%%PORT_cli%%"];
 EOF2
 ok($t->try_run, 'kapd serves gh with its credential proxy') or diag($t->{run_error});
 my $sock = "$dir/cli-gh.sock";
-my @st = stat $sock;
+# readiness is the TCP port; the module makes the socket 0600 as the
+# generation goes live, a moment later
+my @st;
+wait_until(sub { @st = stat $sock; @st && -S _ && ($st[2] & 07777) == 0600 }, kapd_tmo(5));
 ok(@st && -S _ && ($st[2] & 07777) == 0600, 'the credential socket is 0600')
     or diag(sprintf('%o', $st[2] // 0));
 
