@@ -143,7 +143,12 @@ for my $v (qw/HTTP_PROXY HTTPS_PROXY http_proxy https_proxy/) {
 like($app, qr/^      NO_PROXY: "[^"]*\b\Q$s\E\.3"$/m, 'app: NO_PROXY includes the sidecar');
 like($app, qr/^    dns:\n      - \Q$s\E\.3$/m, 'app: DNS is the sidecar');
 like($app, qr/net\.ipv6\.conf\.all\.disable_ipv6: 1/, 'app: IPv6 off');
-unlike($ov, qr/cap_add|privileged|network_mode/, 'no capabilities, privileges or host network');
+unlike($ov, qr/privileged|network_mode/, 'no privileges or host network');
+unlike($app, qr/cap_add/, 'app: no capability added');
+like($side, qr/^    cap_drop: \[ALL\]\n    cap_add: \[NET_BIND_SERVICE\]$/m,
+     'sidecar: every capability dropped but NET_BIND_SERVICE (kapd binds :53)');
+like($side, qr/^    user: "$<:${\ (0 + $))}"$/m, 'sidecar: kapd runs as the user who runs kap (it reads the MCP registrations)');
+like($side, qr{target: "/etc/kap/auth"\n\s+read_only: false}, 'sidecar: the registrations, writable (OAuth refresh)');
 like($app, qr/condition: service_healthy/, 'app waits for the healthy sidecar');
 my $ws = '/workspaces/my proj';
 like($app, qr{source: "\Q$proj\E/\.devcontainer"\n\s+target: "\Q$ws\E/\.devcontainer"\n\s+read_only: true},
@@ -186,6 +191,24 @@ like($t->read_file("$etc/global.conf"), qr/no global policy/, 'no ~/.kap/kap.con
 ($rc, $out) = kap('overlay');
 is($rc, 0, 'overlay again');
 is(overlay(), $ov, 'the overlay is the same on the next start');
+
+# ---- an mcp group: served by the sidecar on *:3129, .mcp.json names it ---------------
+$t->write_file('my proj/.devcontainer/kap.conf', <<'EOF');
+# the project's policy
+network: { allow = ["allowed.example"]; };
+mcp: { servers = ( { name = "docs"; allow = ["search"]; } ); };
+EOF
+$t->kap_allow({ home => $home }, "$proj/.devcontainer/kap.conf");
+($rc, $out) = kap({ KAP_MCP => $t->builddir . '/kap-mcp' }, 'overlay');
+is($rc, 0, 'overlay with an mcp group') or diag($out);
+$kc = $t->read_file("$etc/kapd.conf");
+like($kc, qr/load = \["http_connect", "dns", "mcp"\]/, 'sidecar configuration: the mcp module loaded');
+like($kc, qr{listen = \["\*:3129"\];\s*locked = true;\s*auth_dir = "/etc/kap/auth";\s*env_file = "/etc/kap/envs/\.env";},
+     'sidecar configuration: mcp on every address, locked, the mounted registrations and env file') or diag($kc);
+like($out, qr{MCP server docs at http://\Q$s\E\.3:3129/docs}, 'overlay names the MCP server');
+my $mj = $t->read_file("$proj/.mcp.json") // '';
+like($mj, qr{"url"\s*:\s*"http://\Q$s\E\.3:3129/docs"}, '.mcp.json: the server at the sidecar\'s address');
+is(overlay(), $ov, 'the compose overlay itself is unchanged');
 
 # ---- collisions -----------------------------------------------------------------------
 # another network takes the sandbox /24 of the overlay: a new pair, free

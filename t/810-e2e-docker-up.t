@@ -69,6 +69,7 @@ my $home = "$dir/home";
 my $proj = "$dir/e2eproj";
 my $id = "$$-" . int(time * 1000) % 100000000;
 my $origin = "kap-test-origin-$id";
+my $mcp = "kap-test-mcp-$id";
 my ($name, $listener_pid);
 
 my %env = (HOME => $home, PATH => $t->builddir . ":$ENV{PATH}", KAP_SRCDIR => $src);
@@ -78,7 +79,7 @@ sub kap { my (@a) = @_; run({ cwd => $proj, env => \%env }, 'sh', $kap, @a) }
 sub cleanup {
     kill 'TERM', $listener_pid if $listener_pid;
     $listener_pid = undef;
-    docker('rm', '-f', $origin);
+    docker('rm', '-f', $origin, $mcp);
     return unless $name;
     my (undef, $ids) = docker('ps', '-aq', '--filter', "label=com.docker.compose.project=$name");
     docker('rm', '-f', split ' ', $ids) if $ids =~ /\S/;
@@ -250,6 +251,81 @@ ok($ok, 'allowed name through the proxy reaches the origin after kap allow') or 
 is($started2, $started, 'the sidecar was not restarted');
 ($rc, $out) = kap('exec', 'sh', '-c', 'getent hosts allowed.example');
 like($out, qr/^\Q$oip\E\s/m, 'the allowed name resolves to the origin in the app');
+
+# ---- MCP through the sidecar (:3129) --------------------------------------------------------------
+# A fake MCP server on the external network (JSON replies; tools/call says
+# whether the Authorization it got is the registered one), registered on
+# the host with `kap mcp add --header`; the policy gains an mcp group
+# allowing one of its two tools and, after kap allow, the running sidecar
+# serves it: the app's .mcp.json names http://S.3:3129/docs, the app
+# lists only the allowed tool, the call carries the host's credential,
+# which the app never holds, and the other tool is refused.
+my $mscript = <<'EOF';
+use IO::Socket::INET;
+my $s = IO::Socket::INET->new(LocalPort => 80, Listen => 16, ReuseAddr => 1) or die "listen: $!";
+while (my $c = $s->accept) {
+    my ($len, $auth, $body) = (0, '', '');
+    while (defined(my $l = <$c>)) {
+        last if $l =~ /^\r?\n$/;
+        $len = $1 if $l =~ /^Content-Length:\s*(\d+)/i;
+        $auth = $1 if $l =~ /^Authorization:\s*(.*?)\r?\n/i;
+    }
+    read($c, $body, $len) if $len;
+    my ($id) = $body =~ /"id"\s*:\s*(\d+)/;
+    my ($m) = $body =~ /"method"\s*:\s*"([^"]+)"/;
+    if (!defined $id) { print $c "HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n"; close $c; next }
+    my $r = '{}';
+    $r = '{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"fake","version":"1"}}'
+        if $m eq 'initialize';
+    $r = '{"tools":[{"name":"search","description":"s","inputSchema":{"type":"object"}},'
+       . '{"name":"delete_all","description":"d","inputSchema":{"type":"object"}}]}' if $m eq 'tools/list';
+    $r = '{"content":[{"type":"text","text":"' . ($auth eq 'Bearer kap-e2e-mcp-SECRET' ? 'AUTH-OK' : 'AUTH-BAD') . '"}]}'
+        if $m eq 'tools/call';
+    my $out = '{"jsonrpc":"2.0","id":' . $id . ',"result":' . $r . '}';
+    print $c "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: " . length($out) . "\r\n\r\n$out";
+    close $c;
+}
+EOF
+($rc, $out) = docker('run', '-d', '--name', $mcp, '--network', "${name}_kap_external",
+    'debian:bookworm-slim', 'perl', '-e', $mscript);
+is($rc, 0, 'fake MCP server on the external network') or diag($out);
+(undef, my $mip) = docker('inspect', '-f', "{{(index .NetworkSettings.Networks \"${name}_kap_external\").IPAddress}}", $mcp);
+$mip =~ s/\s+//g;
+($rc, $out) = run({ cwd => $proj, env => \%env }, 'sh', $kap, 'mcp', 'add', 'docs', "http://$mip/mcp",
+                  '--header', 'Authorization=Bearer kap-e2e-mcp-SECRET');
+is($rc, 0, 'kap mcp add registers it on the host (initialize and tools/list checked)') or diag($out);
+$t->write_file('e2eproj/.devcontainer/kap.conf', <<"EOF");
+# the project's policy, the origin's and the MCP server's addresses allowed on purpose
+network: { allow = ["allowed.example", "$oip", "$mip"]; };
+mcp: { servers = ( { name = "docs"; allow = ["search"]; } ); };
+EOF
+($rc, $out) = run({ cwd => $proj, env => \%env }, 'sh', $kap, 'allow', '--yes');
+like($out, qr/MCP server docs at http:\/\/\Q$S\E\.3:3129\/docs/, 'kap allow: the sidecar serves the MCP server') or diag($out);
+my $mj = $t->read_file("$proj/.mcp.json") // '';
+like($mj, qr{"url"\s*:\s*"http://\Q$S\E\.3:3129/docs"}, '.mcp.json names it at the sidecar\'s address');
+unlike($mj, qr/SECRET/, '... with no credential');
+my $mcall = <<'EOF';
+u=http://$1.3:3129/docs
+post() { curl -s --max-time 10 -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d "$1" "$u"; }
+echo "list=$(post '{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}' | tr -d '\r\n')"
+echo "call=$(post '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search","arguments":{}}}' | tr -d '\r\n')"
+echo "denied=$(post '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"delete_all","arguments":{}}}' | tr -d '\r\n')"
+grep -rqs kap-e2e-mcp-SECRET /proc/self/environ /workspaces /opt/kap 2>/dev/null; echo "secret_in_app=$?"
+EOF
+my %m;
+$ok = wait_until(sub {
+    (undef, $got) = kap('exec', 'bash', '-c', $mcall, 'mcp', $S);
+    %m = $got =~ /^([a-z_]+)=(.*)$/mg;
+    return ($m{list} // '') =~ /"tools"/ ? 1 : 0;
+}, kapd_tmo(30), 0.5);
+ok($ok, 'the app reaches the MCP server through the sidecar at :3129') or diag($got . `docker logs --tail 30 $sidecar 2>&1`);
+like($m{list} // '', qr/"search"/, 'tools/list: the allowed tool');
+unlike($m{list} // '', qr/delete_all/, 'tools/list: the other tool filtered out');
+like($m{call} // '', qr/AUTH-OK/, 'tools/call: the upstream got the registered credential');
+unlike($m{denied} // '', qr/AUTH-/, 'the tool the policy does not allow is refused') or diag($m{denied});
+is($m{secret_in_app}, 1, 'the credential is nowhere in the app');
+(undef, $started2) = docker('inspect', '-f', '{{.State.StartedAt}}', $sidecar);
+is($started2, $started, 'the sidecar was not restarted for it');
 
 # ---- status, why-denied, list, logs -----------------------------------------------------------
 ($rc, $out) = kap('status');

@@ -281,7 +281,11 @@ dk_after_allow() {
             _d=$(cat "$_pf")
             if [ "$_p" = "$_d/.devcontainer/kap.conf" ] || [ "$_p" = "$_g" ]; then
                 dk_write_conf "$_d" "$(dk_name "$_d")" &&
-                    say "kap: the sidecar of $(printf '%s' "$_d" | sanitize) uses it now (kapd reloads within seconds)"
+                    say "kap: the sidecar of $(printf '%s' "$_d" | sanitize) uses it now (kapd reloads within seconds)" || continue
+                # the agent's .mcp.json follows the mcp group (the sidecar's
+                # address from the overlay's subnet line)
+                _s=$(sed -n 's/^# kap-subnets: \([0-9.]*\) .*/\1/p' "$_d/.devcontainer/docker-compose.kap.yml" 2>/dev/null)
+                [ -z "$_s" ] || dk_mcp_json "$_d" "$(dk_state "$(dk_name "$_d")")" "http://$_s.3:3129"
             fi
         done
     done
@@ -408,6 +412,21 @@ cmd_overlay() {
     dk_overlay "$dk_dir" || exit 1
 }
 
+# dk_mcp_json DIR STATE BASE: with an mcp group in the sidecar's
+# configuration, the agent's DIR/.mcp.json names its servers at BASE/NAME
+# (the sidecar's address; no credential: kapd adds those upstream)
+dk_mcp_json() {
+    grep -q '"\*:3129"' "$2/etc/kapd.conf" "$2/etc/global.conf" 2>/dev/null || return 0
+    if [ ! -x "$KAP_MCP" ]; then
+        err "overlay: no kap-mcp at $KAP_MCP: $1/.mcp.json is not written"
+        return 0
+    fi
+    "$KAP_MCP" agent-config --base "$3" "$1/.mcp.json" "$2/etc/kapd.conf" "$2/etc/global.conf" |
+        while IFS= read -r _l; do
+            say "kap: MCP server ${_l%%	*} at ${_l#*	} (in .mcp.json)"
+        done
+}
+
 # dk_overlay DIR: write the sidecar's configuration and the overlay
 dk_overlay() {
     _name=$(dk_name "$1")
@@ -419,6 +438,7 @@ dk_overlay() {
     dk_post_start "$_st/opt/bin/kap-post-start" || return 1
     set -- "$1" "$(dk_subnets "$1" "$_name" "$_out")"
     _s=${2% *} _e=${2#* }
+    dk_mcp_json "$1" "$_st" "http://$_s.3:3129"
     _svc=$(dk_service "$1")
     _ws=$(dk_workspace "$1")
     _img=$(dk_image)
@@ -478,6 +498,13 @@ EOF
     image: $(dk_yq "$_img")
     command: ["kapd", "-c", "/etc/kap/project/kapd.conf", "-g", "/etc/kap/project/global.conf", "-p", "/var/lib/kap"]
     restart: unless-stopped
+    # kapd runs as the user who runs kap: it reads that user's MCP
+    # registrations and env file (0600) and refreshes OAuth tokens in
+    # place; one capability, to bind :53 (the image's kapd carries it as a
+    # file capability for a user other than root)
+    user: "$(id -u):$(id -g)"
+    cap_drop: [ALL]
+    cap_add: [NET_BIND_SERVICE]
     labels:
       kap.project: $(dk_yq "$1")
     healthcheck:
@@ -494,7 +521,7 @@ EOF
 EOF
         dk_mount "$_st/etc" /etc/kap/project true
         dk_mount "$1" /workspace true
-        dk_mount "$_home/.kap/auth" /etc/kap/auth true
+        dk_mount "$_home/.kap/auth" /etc/kap/auth false
         dk_mount "$_home/.kap/envs/$_name" /etc/kap/envs true
         cat <<EOF
 volumes:

@@ -13,8 +13,9 @@
  *       kapd keeps (NAME.pins.json): changed ones shown, --accept pins them
  *   kap-mcp missing KAP.CONF          servers the mcp group names
  *       without a url that nobody registered
- *   kap-mcp agent-config OUT KAPD.CONF...  the agent's .mcp.json at OUT:
- *       an http://127.0.0.1:3129/NAME entry per server configured
+ *   kap-mcp agent-config [--base URL] OUT KAPD.CONF...  the agent's
+ *       .mcp.json at OUT: an http://127.0.0.1:3129/NAME entry (URL/NAME)
+ *       per server configured
  *   kap-mcp refresh NAME [--stale SHA256 | --force]
  *       refresh an OAuth registration's token when it is near expiry (or
  *       still the stale one, or always), under the registration's lock
@@ -56,7 +57,7 @@ usage(void)
           "       kap-mcp refresh NAME [--stale SHA256 | --force]\n"
           "       kap-mcp pin NAME [--accept]\n"
           "       kap-mcp missing KAP.CONF\n"
-          "       kap-mcp agent-config OUT KAPD.CONF...\n", stderr);
+          "       kap-mcp agent-config [--base URL] OUT KAPD.CONF...\n", stderr);
     return 2;
 }
 
@@ -487,8 +488,11 @@ main(int argc, char **argv)
     else if (strcmp(argv[1], "missing") == 0 && argc == 3)
         rc = auth_dir(dir, sizeof(dir), 0) == KAP_OK
              ? mcpc_missing(dir, argv[2]) : 1;
+    else if (strcmp(argv[1], "agent-config") == 0 && argc >= 6
+             && strcmp(argv[2], "--base") == 0)
+        rc = mcpc_agent_config(argv[4], argv[3], argv + 5, argc - 5);
     else if (strcmp(argv[1], "agent-config") == 0 && argc >= 4)
-        rc = mcpc_agent_config(argv[2], argv + 3, argc - 3);
+        rc = mcpc_agent_config(argv[2], NULL, argv + 3, argc - 3);
     else
         rc = usage();
     curl_global_cleanup();

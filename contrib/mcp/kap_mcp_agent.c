@@ -4,7 +4,9 @@
  * configuration for the servers the kapd configurations name, in
  * Claude Code's .mcp.json form: mcpServers.NAME = { "type": "http",
  * "url": "http://127.0.0.1:3129[PREFIX]/NAME" } -- an address and a
- * name, never a credential (kapd adds those upstream).
+ * name, never a credential (kapd adds those upstream).  `--base URL`
+ * names kapd elsewhere (kap up: the sidecar's address on the project's
+ * internal network, http://A.B.C.3:3129).
  *
  * OUT is the agent's own file (in the workspace, which the capsule can
  * write): it is read as data, never trusted.  Every member other than
@@ -38,6 +40,7 @@
 #define AGENT_MAX       64
 
 struct agent {
+    const char *base;           /* http://HOST:PORT, no slash at the end */
     char   *name[AGENT_MAX];
     char   *url[AGENT_MAX];
     size_t  n;
@@ -56,6 +59,23 @@ agent_name_ok(const char *n)
               || (n[i] >= '0' && n[i] <= '9') || n[i] == '_' || n[i] == '-'))
             return 0;
     return i <= 64;
+}
+
+/* http://, then a host (name, IPv4, [IPv6]) and an optional port: a
+ * string that goes into a URL the agent's client opens */
+static int
+agent_base_ok(const char *b)
+{
+    size_t i;
+
+    if (strncmp(b, "http://", 7) != 0 || b[7] == '\0')
+        return 0;
+    for (i = 7; b[i] != '\0'; i++)
+        if (!((b[i] >= 'A' && b[i] <= 'Z') || (b[i] >= 'a' && b[i] <= 'z')
+              || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-'
+              || b[i] == ':' || b[i] == '[' || b[i] == ']'))
+            return 0;
+    return i < 128;
 }
 
 static int
@@ -107,7 +127,7 @@ agent_read_conf(struct agent *a, const char *conf)
             ;
         if (k < a->n || a->n == AGENT_MAX)
             continue;
-        snprintf(url, sizeof(url), "%s%s/%s", AGENT_BASE, prefix, name);
+        snprintf(url, sizeof(url), "%s%s/%s", a->base, prefix, name);
         a->name[a->n] = strdup(name);
         a->url[a->n] = strdup(url);
         if (a->name[a->n] == NULL || a->url[a->n] == NULL)
@@ -210,7 +230,7 @@ agent_write(const char *out, const struct kap_buf *b)
 }
 
 int
-mcpc_agent_config(const char *out, char **confs, int nconfs)
+mcpc_agent_config(const char *out, const char *base, char **confs, int nconfs)
 {
     struct kap_json_writer w;
     struct kap_buf b = { 0 };
@@ -222,6 +242,11 @@ mcpc_agent_config(const char *out, char **confs, int nconfs)
     size_t k;
 
     memset(&a, 0, sizeof(a));
+    a.base = base != NULL ? base : AGENT_BASE;
+    if (!agent_base_ok(a.base)) {
+        mcpc_warn("agent-config: --base %s: not http://HOST[:PORT]", a.base);
+        return 2;
+    }
     for (i = 0; i < nconfs; i++)
         if (agent_read_conf(&a, confs[i]) < 0)
             goto done;
@@ -239,7 +264,8 @@ mcpc_agent_config(const char *out, char **confs, int nconfs)
          srv = kap_json_next(srv)) {
         url = kap_json_get_string(srv, "url");
         if (agent_ours(&a, kap_json_key(srv)) || (url != NULL
-            && strncmp(url, AGENT_BASE "/", sizeof(AGENT_BASE)) == 0))
+            && strncmp(url, a.base, strlen(a.base)) == 0
+            && url[strlen(a.base)] == '/'))
             continue;           /* ours: rewritten below, or gone */
         kap_json_w_key(&w, kap_json_key(srv));
         kap_json_w_tree(&w, srv);

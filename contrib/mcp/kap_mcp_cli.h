@@ -91,9 +91,11 @@ void mcpc_safe_line(const char *s, size_t max, char *out, size_t outlen);
    without a url and without a registration in dir, one a line */
 int mcpc_missing(const char *dir, const char *conf);
 
-/* `kap-mcp agent-config OUT KAPD.CONF...` (kap_mcp_agent.c): the
-   agent's .mcp.json entries for the servers the configurations name */
-int mcpc_agent_config(const char *out, char **confs, int nconfs);
+/* `kap-mcp agent-config [--base URL] OUT KAPD.CONF...` (kap_mcp_agent.c):
+   the agent's .mcp.json entries for the servers the configurations name,
+   at BASE/NAME (NULL: http://127.0.0.1:3129).  Borrows every argument. */
+int mcpc_agent_config(const char *out, const char *base, char **confs,
+                      int nconfs);
 
 /* `kap-mcp pin NAME [--accept]` (kap_mcp_pins.c) */
 int mcpc_pin(const char *dir, const char *name, int accept,
