@@ -72,7 +72,8 @@ my $origin = "kap-test-origin-$id";
 my $mcp = "kap-test-mcp-$id";
 my ($name, $listener_pid);
 
-my %env = (HOME => $home, PATH => $t->builddir . ":$ENV{PATH}", KAP_SRCDIR => $src);
+my %env = (HOME => $home, PATH => $t->builddir . ":$ENV{PATH}", KAP_SRCDIR => $src,
+           KAP_SHIM => $t->builddir . '/kap-shim', KAP_MCP => $t->builddir . '/kap-mcp');
 delete $ENV{$_} for qw/XDG_STATE_HOME COMPOSE_PROJECT_NAME HTTP_PROXY HTTPS_PROXY http_proxy https_proxy/;
 sub kap { my (@a) = @_; run({ cwd => $proj, env => \%env }, 'sh', $kap, @a) }
 
@@ -322,7 +323,8 @@ ok($ok, 'the app reaches the MCP server through the sidecar at :3129') or diag($
 like($m{list} // '', qr/"search"/, 'tools/list: the allowed tool');
 unlike($m{list} // '', qr/delete_all/, 'tools/list: the other tool filtered out');
 like($m{call} // '', qr/AUTH-OK/, 'tools/call: the upstream got the registered credential');
-unlike($m{denied} // '', qr/AUTH-/, 'the tool the policy does not allow is refused') or diag($m{denied});
+ok(($m{denied} // '') =~ /"code"\s*:\s*-32602/ && $m{denied} !~ /AUTH-/,
+   'the tool the policy does not allow is refused (-32602) and never reaches the server') or diag($m{denied});
 is($m{secret_in_app}, 1, 'the credential is nowhere in the app');
 (undef, $started2) = docker('inspect', '-f', '{{.State.StartedAt}}', $sidecar);
 is($started2, $started, 'the sidecar was not restarted for it');
