@@ -28,7 +28,7 @@ my $t = Test::Kapd->new;
 my $c = Test::Kapd::Capsule->setup($t, 'curl');
 $t->has_module(qw/remote channel/);
 my $k = Test::KapInit->new($t);
-$t->plan(44);
+$t->plan(49);
 my $dir = $t->testdir;
 my $b = $t->builddir;
 my $rdir = "$dir/remote";
@@ -95,7 +95,8 @@ Test::Kapd::FakeDNS->new($t, port => $t->port('dns2'), zone => {
     map { ("$_.test" => ['A 127.0.0.2']) } qw/once denied always slow term/
 });
 $t->write_file_expand('ask.conf', <<'EOF2');
-network: { allow = ["127.0.0.2:%%PORT_origin%%"]; };
+# the project's policy: "allow always" adds to it on the host
+network: { allow = ["127.0.0.2:%%PORT_origin%%"]; };   # the origin only
 resolver: { upstream = ["127.0.0.1:%%PORT_dns2%%"]; };
 http_connect: { };
 dns: { };
@@ -171,11 +172,26 @@ $kv = ask_wait($a);
 is($kv->{code}, '403', 'denied from the phone: 403 in the capsule');
 like($kv->{body} // '', qr/denied by device \Q$devid\E/, 'saying who denied it');
 
-# -- always -------------------------------------------------------------------------
+# -- always: the host adds the rule to the capsule's policy file ---------------------
+my $conf0 = $t->read_file('ask.conf');
+chmod 0640, "$dir/ask.conf";
 $a = ask_bg('always.test');
 $q = pending('always.test');
-is(api('POST', "/api/asks/$q->{id}", $tok, '{"answer":"always"}')->{status}, 200, 'always: 200');
+$r = api('POST', "/api/asks/$q->{id}", $tok, '{"answer":"always"}');
+is($r->{status}, 200, 'always: 200');
+is($r->{json}{rule_file} // $r->{body}, "$dir/ask.conf:2", 'the answer says where the rule went');
 is(ask_wait($a)->{code}, '200', 'allowed always: 200');
+(my $conf1 = $conf0) =~ s/(allow = \["127\.0\.0\.2:$o")\]/$1, "always.test:$o"]/;
+is($t->read_file('ask.conf'), $conf1,
+   'the policy file got "always.test:PORT" in network.allow, its comments kept');
+is(mode("$dir/ask.conf"), '0640', 'and its mode');
+@ev = $t->wait_audit(sub { grep { ($_->{action} // '') eq 'always' } @_ }, 5, 'remote/audit.jsonl');
+($ae) = grep { ($_->{action} // '') eq 'always' } @ev;
+ok($ae && ($ae->{rule} // '') eq "always.test:$o" && ($ae->{rule_file} // '') eq "$dir/ask.conf:2",
+   'host audit: the rule and its file:line') or diag(explain($ae));
+# the capsule's own memory of the answer goes: the policy file answers now
+my @alw = glob("$dir/home/.local/state/kap/always/*.txt");
+ok(@alw && unlink(@alw) == @alw, 'the capsule\'s always_file removed');
 $a = ask_bg('always.test');
 $kv = ask_wait($a);
 is($kv->{code}, '200', 'the next request to it is allowed ...');

@@ -37,6 +37,9 @@ struct ch_conf {
     struct kap_secret  *secret;         /* loaded in init */
     double              timeout;        /* seconds a question may wait */
     const char         *always_file;    /* kept allow-always answers */
+    const char         *policy_file;    /* the policy this capsule runs, as
+                                           the host sees it (absolute): the
+                                           file "allow always" writes to */
     int                 audit;          /* stream audit events */
     uint32_t            kinds;          /* kinds asked of the host */
     /* host side */

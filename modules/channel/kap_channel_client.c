@@ -609,7 +609,8 @@ cl_connect(void)
     cl.fd = fd;
     cl.state = ST_CONNECTING;
     if (kap_channel_nonce(cl.cnonce) != KAP_OK
-        || kap_channel_put_hello(&cl.out, cl.name, cl.cnonce) != KAP_OK) {
+        || kap_channel_put_hello(&cl.out, cl.name, cl.cnonce,
+                                 cl.conf ? cl.conf->policy_file : NULL) != KAP_OK) {
         cl_down("no randomness for the nonce");
         return;
     }

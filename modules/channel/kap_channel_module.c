@@ -16,6 +16,9 @@
  *       timeout = 60;          # a question waits this long, then denied
  *       kinds = ["connect", "http"];          # what is asked of the host
  *       always_file = "approved.txt";         # "allow always" answers
+ *       policy_file = "/home/u/p/.devcontainer/kap.conf";  # the policy
+ *                              # this capsule runs, by its host path: the
+ *                              # host adds "allow always" rules to it
  *       audit = true;                         # stream audit events
  *   };
  *
@@ -117,7 +120,8 @@ ch_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *g,
 {
     static const char *const keys[] = {
         "connect", "name", "secret_file", "timeout", "always_file", "audit",
-        "kinds", "listen", "capsules", "max_pending", "secrets_dir", NULL
+        "kinds", "listen", "capsules", "max_pending", "secrets_dir",
+        "policy_file", NULL
     };
     struct ch_conf *cf = conf;
     struct kap_pool *pool = kap_gen_pool(gen);
@@ -140,6 +144,8 @@ ch_conf_parse(struct kap_gen *gen, void *conf, const config_setting_t *g,
            == KAP_ERROR
         || kap_conf_get_bool(g, "audit", &cf->audit, err) == KAP_ERROR
         || kap_conf_get_str(g, "secrets_dir", pool, &cf->secrets_dir, err)
+           == KAP_ERROR
+        || kap_conf_get_str(g, "policy_file", pool, &cf->policy_file, err)
            == KAP_ERROR)
         return KAP_ERROR;
     rc = kap_conf_get_strlist(g, "kinds", pool, &kinds, &n, err);
@@ -200,6 +206,12 @@ ch_conf_check(struct kap_gen *gen, void *conf, struct kap_err *err)
             || cf->secret_file == NULL) {
             kap_err_set(err, "channel: the capsule side needs name (1 to %d "
                         "bytes) and secret_file beside connect", CH_NAME_MAX);
+            return KAP_ERROR;
+        }
+        if (cf->policy_file != NULL && cf->policy_file[0] != '/') {
+            kap_err_set(err, "channel.policy_file: an absolute path (the"
+                        " host's name of the file), not \"%s\"",
+                        cf->policy_file);
             return KAP_ERROR;
         }
         if ((cf->secret_file = kap_conf_path(gen, cf->secret_file)) == NULL

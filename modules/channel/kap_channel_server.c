@@ -44,6 +44,7 @@ struct sv_conn {
     char                      cnonce[CH_HEX_LEN + 1], hnonce[CH_HEX_LEN + 1];
     struct sv_ask            *asks;
     unsigned                  npending;
+    char                     *policy;   /* hello's policy file, or NULL */
 };
 
 struct sv_ask {
@@ -208,6 +209,11 @@ sv_ask(struct sv_conn *sc, const struct ch_msg *m)
     a->attr[0].value = sc->cap->name;
     r->attrs = a->attr;
     r->nattrs = 1;
+    if (sc->policy != NULL              /* where "allow always" goes */
+        && (a->attr[1].value = kap_pstrdup(p, sc->policy)) != NULL) {
+        a->attr[1].name = "policy_file";
+        r->nattrs = 2;
+    }
     a->next = sc->asks;
     if (sc->asks)
         sc->asks->prev = a;
@@ -299,6 +305,12 @@ sv_message(struct sv_conn *sc, const struct ch_msg *m)
             return;
         }
         memcpy(sc->cnonce, m->nonce, CH_HEX_LEN + 1);
+        if (m->policy != NULL
+            && (sc->policy = kap_pstrdup(sc->c->pool, m->policy))
+               == NULL) {
+            sv_refuse(sc, "out of memory");
+            return;
+        }
         if (kap_channel_nonce(sc->hnonce) != KAP_OK
             || kap_channel_proof(sc->cap->secret, "host", sc->cnonce, sc->hnonce,
                         proof) != KAP_OK

@@ -23,7 +23,7 @@ static const char *const type_names[] = {
 
 /* the fields each type may (and, where marked, must) carry */
 static const char *const fields[][10] = {
-    [CH_HELLO]     = { "type", "v", "name", "nonce", NULL },
+    [CH_HELLO]     = { "type", "v", "name", "nonce", "policy", NULL },
     [CH_CHALLENGE] = { "type", "nonce", "proof", NULL },
     [CH_AUTH]      = { "type", "proof", NULL },
     [CH_READY]     = { "type", NULL },
@@ -160,6 +160,20 @@ only_fields(const struct kap_json *o, enum ch_type t, struct kap_err *err)
     return KAP_OK;
 }
 
+/* an absolute path without controls ("/..." up to CH_PATH_MAX bytes) */
+static int
+policy_path_ok(const char *p)
+{
+    size_t i, n = strlen(p);
+
+    if (n < 2 || n > CH_PATH_MAX || p[0] != '/')
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char) p[i] < 0x20 || p[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
 static int
 parse_fields(struct ch_msg *m, const struct kap_json *o, struct kap_err *err)
 {
@@ -178,6 +192,13 @@ parse_fields(struct ch_msg *m, const struct kap_json *o, struct kap_err *err)
         }
         if (!is_hex(m->nonce, CH_HEX_LEN)) {
             kap_err_set(err, "\"nonce\" must be %d hex digits", CH_HEX_LEN);
+            return KAP_ERROR;
+        }
+        if (get_str(o, "policy", 0, &m->policy, err) != KAP_OK)
+            return KAP_ERROR;
+        if (m->policy != NULL && !policy_path_ok(m->policy)) {
+            kap_err_set(err, "\"policy\" must be an absolute path of 1 to %d"
+                        " bytes without control characters", CH_PATH_MAX);
             return KAP_ERROR;
         }
         return KAP_OK;
@@ -314,7 +335,8 @@ kv(struct kap_json_writer *w, const char *k, const char *v)
 }
 
 int
-kap_channel_put_hello(struct kap_buf *out, const char *name, const char *nonce)
+kap_channel_put_hello(struct kap_buf *out, const char *name, const char *nonce,
+                      const char *policy)
 {
     struct kap_json_writer w;
 
@@ -325,6 +347,7 @@ kap_channel_put_hello(struct kap_buf *out, const char *name, const char *nonce)
     kap_json_w_int(&w, CH_VERSION);
     kv(&w, "name", name);
     kv(&w, "nonce", nonce);
+    kv(&w, "policy", policy);           /* omitted when NULL */
     kap_json_w_obj_end(&w);
     return finish(&w, out);
 }

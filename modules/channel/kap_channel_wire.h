@@ -19,6 +19,7 @@
 #define CH_NONCE_LEN   32             /* bytes; sent as 64 hex digits */
 #define CH_HEX_LEN     (2 * CH_NONCE_LEN)
 #define CH_NAME_MAX    128            /* a capsule's name */
+#define CH_PATH_MAX    4000           /* hello's policy file path */
 
 enum ch_type {
     CH_NONE = 0,
@@ -36,6 +37,8 @@ enum ch_type {
 struct ch_msg {
     enum ch_type            type;
     const char             *name, *nonce, *proof, *message;
+    const char             *policy;        /* hello: the capsule's policy
+                                              file, absolute, or NULL */
     long long               v;
     uint64_t                id;             /* ask, answer */
     const char             *kind, *subject, *detail, *client;
@@ -62,7 +65,8 @@ void kap_channel_msg_free(struct ch_msg *m);
  * borrowed.  KAP_OK or KAP_ERROR (out of memory; out may hold part of
  * the line then: callers drop the connection).
  */
-int kap_channel_put_hello(struct kap_buf *out, const char *name, const char *nonce);
+int kap_channel_put_hello(struct kap_buf *out, const char *name, const char *nonce,
+                          const char *policy);
 int kap_channel_put_challenge(struct kap_buf *out, const char *nonce,
                      const char *proof);
 int kap_channel_put_auth(struct kap_buf *out, const char *proof);

@@ -220,6 +220,46 @@ int kr_answer_body_parse(const char *body, size_t len, int *answer,
 /* 1 when s[0..len) is a pending question's id (KR_ASK_ID_LEN hex). */
 int kr_ask_id_valid(const char *s, size_t len);
 
+/* ---- kap_remote_rule.c ---------------------------------------------------- */
+
+/*
+ * The network.allow entry an "allow always" answer to a question of kind
+ * (KAP_REQ_*) about subject and port becomes: "host:port" (connect,
+ * http; "host" when port is 0 or for dns) into out (size bytes).  The
+ * subject must be a host name or dotted IPv4 address (letters, digits,
+ * '-', '.'; labels 1..63, 253 bytes at most): nothing else may reach a
+ * policy file.  KAP_OK, or KAP_ERROR with why static.
+ */
+int kr_rule_entry(uint32_t kind, const char *subject, unsigned port,
+                  char *out, size_t size, const char **why);
+
+/*
+ * text[0..len) (a libconfig policy file) with the string entry added to
+ * network.allow, appended to out (caller's, kap_buf_free): after the
+ * last element of the first top-level network group's allow list, else
+ * as an allow list at the top of that group, else as a network group at
+ * the end; comments and layout are kept, and the result must read with
+ * libconfig and hold the entry.  *line is the 1-based line of the entry
+ * in the result.  KAP_OK; KAP_DECLINED when the list has the entry
+ * already (*line: where; out untouched); KAP_ERROR with why static (a
+ * text that is not libconfig, an @include, an allow that is not a list
+ * of strings; out may hold part of the result).
+ */
+int kr_rule_insert(const char *text, size_t len, const char *entry,
+                   struct kap_buf *out, unsigned *line, const char **why);
+
+/*
+ * Add entry to network.allow of the policy file path (absolute, a
+ * regular file owned by this euid, not a symlink, at most 1 MiB) with
+ * kr_rule_insert, atomically: a temporary file in its directory with
+ * the file's mode and group, then rename, unless the file changed
+ * meanwhile.  where (size bytes) gets "path:line".  KAP_OK (added),
+ * KAP_DECLINED (there already; where says where), KAP_ERROR with the
+ * reason in why (whysize bytes); the file is then unchanged.
+ */
+int kr_rule_write(const char *path, const char *entry, char *where,
+                  size_t size, char *why, size_t whysize);
+
 /* ---- kap_remote_pair.c ---------------------------------------------------- */
 
 /*

@@ -40,6 +40,12 @@ struct kr_ask {
     char             why[160];           /* reason of the decision */
 };
 
+struct kr_rule_out {
+    char entry[300];                    /* the network.allow string */
+    char where[4200];                   /* "path:line", or "" */
+    char why[4400];                     /* why none was written */
+};
+
 static struct kr_ask *kr_asks;
 static unsigned kr_nasks;
 
@@ -208,6 +214,40 @@ kr_asks_write(struct kap_json_writer *w)
     kap_json_w_obj_end(w);
 }
 
+/*
+ * "Allow always": the rule for exactly this request, added to network.allow
+ * of the policy file that governs the asker (the channel's policy_file
+ * attribute: the file the capsule's kapd runs).  The capsule keeps the
+ * answer for its own run (KAP_REQ_F_ALWAYS); the file makes it last.
+ */
+static void
+kr_ask_rule(const struct kap_req *r, struct kr_rule_out *o)
+{
+    const char *pf = kap_req_attr(r, "policy_file"), *why = NULL;
+    int rc;
+
+    memset(o, 0, sizeof(*o));
+    if (kr_rule_entry(r->kind, r->subject, r->port, o->entry,
+                      sizeof(o->entry), &why) != KAP_OK) {
+        o->entry[0] = '\0';
+        snprintf(o->why, sizeof(o->why), "no rule written: %s", why);
+    } else if (pf == NULL) {
+        snprintf(o->why, sizeof(o->why), "no rule written: the asker named"
+                 " no policy file");
+    } else if ((rc = kr_rule_write(pf, o->entry, o->where, sizeof(o->where),
+                                   o->why, sizeof(o->why))) == KAP_ERROR) {
+        KAP_LOG(KAP_LOG_WARN, KR_NAME, 0, "allow always %s: no rule written:"
+                " %s", o->entry, o->why);
+        return;
+    } else {
+        KAP_LOG(KAP_LOG_NOTICE, KR_NAME, 0, "allow always: \"%s\" %s %s",
+                o->entry, rc == KAP_OK ? "added at" : "already at", o->where);
+        return;
+    }
+    KAP_LOG(KAP_LOG_NOTICE, KR_NAME, 0, "allow always %s %s: %s",
+            kap_req_kind_name(r->kind), r->subject, o->why);
+}
+
 static const char *const kr_answer_names[] = { "", "once", "always", "deny" };
 
 int
@@ -215,9 +255,10 @@ kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
               struct kap_json_writer *w, const char **state)
 {
     struct kr_ask *a;
-    struct kap_audit_field f[3];
+    struct kap_audit_field f[6];
     struct kap_audit_event ev;
     const char *cap;
+    struct kr_rule_out rule;
     unsigned i;
 
     for (a = kr_asks; a != NULL; a = a->next)
@@ -237,6 +278,9 @@ kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
              dev->id, dev->name);
     kr_ask_unlink(a, "answered");
     cap = kap_req_attr(a->r, "capsule");
+    rule.entry[0] = rule.where[0] = rule.why[0] = '\0';
+    if (answer == KR_ANSWER_ALWAYS)
+        kr_ask_rule(a->r, &rule);
     KAP_LOG(KAP_LOG_NOTICE, KR_NAME, 0, "ask %s (%s %s): %s", a->id,
             kap_req_kind_name(a->r->kind), a->r->subject, a->why);
     /* who answered what, beside the decision the core audits */
@@ -246,8 +290,6 @@ kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
     f[0].str = a->id;
     f[1].name = "device";
     f[1].str = dev->id;
-    f[2].name = "capsule";
-    f[2].str = cap;
     ev.kind = a->r->kind;
     ev.module = KR_NAME;
     ev.event = "ask_answered";
@@ -257,8 +299,18 @@ kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
     ev.reason = a->why;
     ev.decided_by = KR_NAME;
     ev.client = dev->name;
+    ev.nfields = 2;
+    if (cap != NULL) {
+        f[ev.nfields].name = "capsule";
+        f[ev.nfields++].str = cap;
+    }
+    if (answer == KR_ANSWER_ALWAYS) {
+        f[ev.nfields].name = "rule";
+        f[ev.nfields++].str = rule.entry[0] ? rule.entry : NULL;
+        f[ev.nfields].name = rule.where[0] ? "rule_file" : "rule_error";
+        f[ev.nfields++].str = rule.where[0] ? rule.where : rule.why;
+    }
     ev.fields = f;
-    ev.nfields = cap != NULL ? 3 : 2;
     kap_audit_emit(kap_gen_current() ? kap_gen_current() : a->r->gen, &ev);
     kap_json_w_obj_begin(w);
     kap_json_w_key(w, "id");
@@ -269,6 +321,10 @@ kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
     kap_json_w_str(w, kap_req_kind_name(a->r->kind));
     kap_json_w_key(w, "subject");
     kap_json_w_str(w, a->r->subject);
+    if (answer == KR_ANSWER_ALWAYS) {
+        kap_json_w_key(w, rule.where[0] ? "rule_file" : "rule_error");
+        kap_json_w_str(w, rule.where[0] ? rule.where : rule.why);
+    }
     kap_json_w_obj_end(w);
     kap_policy_resume(a->r);            /* on the next loop turn */
     return KAP_OK;
