@@ -14,20 +14,30 @@ use lib 't/lib';
 use Test::More;
 use Test::Kapd;
 use Test::KapWS;
-use Digest::SHA qw(sha256_hex);
+use Digest::SHA qw(sha256_hex hmac_sha256_hex);
+use IO::Select;
+use IO::Socket::UNIX;
+use Time::HiRes qw(time);
 use JSON::PP;
 use IO::Socket::INET;
 
 my $t = Test::Kapd->new->has_kapd->has_module('remote')
-                       ->has_module('http_connect');
+                       ->has_module('http_connect')->has_module('channel');
+my $sock = $t->path('channel.sock');
+my $csecret = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
+mkdir $t->path('secrets'), 0700;
+$t->write_file('secrets/proj', "$csecret\n");
+chmod 0600, $t->path('secrets/proj');
 
 $t->write_conf(<<'EOF2');
 kapd: {
-    load = ["http_connect", "remote"];
+    load = ["http_connect", "channel", "remote"];
     module_path = ["%%MODULE_PATH%%"];
     error_log = "error.log";
     log_level = "info";
+    policy: { chain = ["network", "remote", "channel"]; };  # a human answers asks
 };
+channel: { listen = ["unix:%%PREFIX%%/channel.sock"]; secrets_dir = "%%PREFIX%%/secrets"; };
 network: { allow = ["allowed.example:1"]; };
 resolver: { upstream = ["127.0.0.1:%%PORT_dns%%"]; };
 http_connect: { listen = ["127.0.0.1:%%PORT_proxy%%"]; };
@@ -73,6 +83,20 @@ sub paired {
 }
 my ($tok, $id) = paired('phone');
 like($tok, qr/^[A-Za-z0-9_-]{43}$/, 'a device is paired');
+
+# a line from the channel socket, with a deadline
+sub chline {
+    my ($s) = @_;
+    my ($l, $c) = ('', '');
+    my $sel = IO::Select->new($s);
+    my $dl = time + kapd_tmo(10);
+    while (time < $dl && $sel->can_read($dl - time)) {
+        last unless sysread($s, $c, 1);
+        return $l if $c eq "\n";
+        $l .= $c;
+    }
+    return undef;
+}
 
 sub ws {
     my (%o) = @_;
@@ -325,6 +349,41 @@ close $fh;
 ok($w->recv_json_until(sub { ($_[0]{event}{subject} // '') eq 'after-flood.example' },
                        kapd_tmo(30)), 'and gets live events (after the rest of the flood is read)');
 $w->close;
+
+# ---- a question pushed: "ask" when it starts waiting, "ask_answered" ----------------
+# a capsule speaks the channel protocol (docs/design/channel.md) and asks
+# about a name no rule answers; the page learns of it from the socket,
+# not from polling /api/asks
+$w = ws();
+ok($w->recv_json_until(sub { $_[0]{type} eq 'live' }, kapd_tmo(10)), 'a socket for approvals');
+my $ch = IO::Socket::UNIX->new(Peer => $sock);
+ok($ch, 'a capsule connects to the channel') or diag("$sock: $!");
+my $cn = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
+print $ch qq({"type":"hello","v":1,"name":"proj","nonce":"$cn"}\n);
+my ($hn) = (chline($ch) // '') =~ /"nonce":"([0-9a-f]{64})"/;
+my $proof = hmac_sha256_hex("kap-channel capsule\n$hn\n$cn", $csecret);
+print $ch qq({"type":"auth","proof":"$proof"}\n);
+like(chline($ch) // '', qr/"type":"ready"/, 'and is ready');
+my $t0 = time;
+print $ch qq({"type":"ask","id":7,"kind":"http","subject":"pushed.example","port":443}\n);
+$ev = $w->recv_json_until(sub { ($_[0]{event}{event} // '') eq 'ask' }, kapd_tmo(10));
+ok($ev && $ev->{event}{subject} eq 'pushed.example' && $ev->{event}{port} == 443
+   && $ev->{event}{ask} =~ /^[0-9a-f]{16}$/ && ($ev->{event}{capsule} // '') eq 'proj'
+   && $ev->{event}{timeout} > 0, 'the socket gets an "ask" event with the id, subject and capsule')
+    or diag(explain($ev));
+my $aid = $ev ? $ev->{event}{ask} : 'x';
+my $q = http('GET', '/api/asks', token => $tok)->{json}{asks} // [];
+ok(@$q == 1 && $q->[0]{id} eq $aid && time - $t0 < 60,
+   'while the question waits (GET /api/asks lists it)');
+is(http('POST', "/api/asks/$aid", token => $tok, body => '{"answer":"once"}',
+        headers => ['Content-Type: application/json'])->{status}, 200, 'a device answers it');
+$ev = $w->recv_json_until(sub { ($_[0]{event}{event} // '') eq 'ask_answered' }, kapd_tmo(10));
+ok($ev && $ev->{event}{ask} eq $aid && $ev->{event}{action} eq 'once'
+   && $ev->{event}{device} eq $id, 'then an "ask_answered" event names the answer and the device');
+like(chline($ch) // '', qr/"type":"answer","id":7,"verdict":"allow"/,
+     'and the capsule gets the answer');
+$w->close;
+close $ch;
 
 # ---- 200 sockets, and kapd still serves ------------------------------------------------
 my @many;

@@ -100,6 +100,41 @@ kr_ask_cancel(struct kap_req *r)
         kr_ask_unlink(a, "withdrawn");
 }
 
+/*
+ * A question starts waiting: an "ask" audit event (in the host's audit
+ * log, and live on WS /ws/logs, so an open page shows it at once).
+ */
+static void
+kr_ask_audit(const struct kr_ask *a)
+{
+    const struct kap_req *r = a->r;
+    const char *cap = kap_req_attr(r, "capsule"), *rule = kap_req_attr(r, "rule");
+    struct kap_audit_field f[4];
+    struct kap_audit_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    memset(f, 0, sizeof(f));
+    f[0].name = "ask";
+    f[0].str = a->id;
+    f[1].name = "timeout";
+    f[1].num = a->deadline - a->asked;     /* seconds, a number */
+    f[2].name = "rule";
+    f[2].str = rule != NULL ? rule : "no rule answers it";
+    f[3].name = "capsule";
+    f[3].str = cap;
+    ev.kind = r->kind;
+    ev.module = KR_NAME;
+    ev.event = "ask";
+    ev.subject = r->subject;
+    ev.port = r->port;
+    ev.action = "ask";
+    ev.reason = "waits for an answer from a device or kap approve";
+    ev.client = r->client;
+    ev.fields = f;
+    ev.nfields = cap != NULL ? 4 : 3;
+    kap_audit_emit(kap_gen_current() ? kap_gen_current() : r->gen, &ev);
+}
+
 int
 kr_policy(struct kap_req *r, void *conf)
 {
@@ -154,6 +189,7 @@ kr_policy(struct kap_req *r, void *conf)
             r->subject, kap_req_attr(r, "capsule") ? " from capsule " : "",
             kap_req_attr(r, "capsule") ? kap_req_attr(r, "capsule") : "",
             cf->ask_timeout);
+    kr_ask_audit(a);
     return KAP_AGAIN;
 }
 
@@ -305,8 +341,10 @@ kr_ask_answer(const char *id, int answer, const struct kr_device *dev,
         f[ev.nfields++].str = cap;
     }
     if (answer == KR_ANSWER_ALWAYS) {
-        f[ev.nfields].name = "rule";
-        f[ev.nfields++].str = rule.entry[0] ? rule.entry : NULL;
+        if (rule.entry[0]) {
+            f[ev.nfields].name = "rule";
+            f[ev.nfields++].str = rule.entry;
+        }
         f[ev.nfields].name = rule.where[0] ? "rule_file" : "rule_error";
         f[ev.nfields++].str = rule.where[0] ? rule.where : rule.why;
     }
