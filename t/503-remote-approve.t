@@ -28,7 +28,7 @@ my $t = Test::Kapd->new;
 my $c = Test::Kapd::Capsule->setup($t, 'curl');
 $t->has_module(qw/remote channel/);
 my $k = Test::KapInit->new($t);
-$t->plan(49);
+$t->plan(52);
 my $dir = $t->testdir;
 my $b = $t->builddir;
 my $rdir = "$dir/remote";
@@ -92,7 +92,7 @@ is(api('GET', '/api/asks/0123456789abcdef', $tok)->{status}, 405, 'GET /api/asks
 my $o = $t->port('origin');
 my $origin = Test::Kapd::FakeHTTP->new($t, port => $o, name => 'origin', addr => '127.0.0.2');
 Test::Kapd::FakeDNS->new($t, port => $t->port('dns2'), zone => {
-    map { ("$_.test" => ['A 127.0.0.2']) } qw/once denied always slow term/
+    map { ("$_.test" => ['A 127.0.0.2']) } qw/once denied always slow term linked/
 });
 $t->write_file_expand('ask.conf', <<'EOF2');
 # the project's policy: "allow always" adds to it on the host
@@ -110,11 +110,12 @@ echo "body=$(tr '\n' ' ' < body)"
 EOF2
 
 my $n = 0;
+my $askconf = "$dir/ask.conf";
 sub ask_bg {
     my ($name, @opt) = @_;
     my $tag = 'ask' . ++$n;
     my $p = $c->run({ cwd => "$dir/my-proj", tag => $tag, bg => 1 }, '--ask', @opt,
-                    '-c', "$dir/ask.conf", '--', 'sh', 'probe.sh', $name);
+                    '-c', $askconf, '--', 'sh', 'probe.sh', $name);
     return { pid => $p, tag => $tag };
 }
 sub ask_wait {
@@ -197,6 +198,19 @@ $kv = ask_wait($a);
 is($kv->{code}, '200', 'the next request to it is allowed ...');
 is(scalar(@{ api('GET', '/api/asks', $tok)->{json}{asks} // [1] }), 0,
    '... without asking the host');
+
+# -- a policy file the host does not write (a symlink): no rule, allowed anyway --------
+my $conf2 = $t->read_file('ask.conf');
+symlink "$dir/ask.conf", "$dir/link.conf" or die "symlink: $!";
+$askconf = "$dir/link.conf";
+$a = ask_bg('linked.test');
+$q = pending('linked.test');
+$r = api('POST', "/api/asks/$q->{id}", $tok, '{"answer":"always"}');
+like($r->{json}{rule_error} // '', qr/\Q$dir\E\/link\.conf: .*symbolic links/,
+     'a policy file behind a symlink gets no rule, saying why') or diag($r->{body});
+is(ask_wait($a)->{code}, '200', 'the request is allowed anyway');
+is($t->read_file('ask.conf'), $conf2, 'and the file it points to is unchanged');
+$askconf = "$dir/ask.conf";
 
 # -- no answer: the host's timeout denies --------------------------------------
 $a = ask_bg('slow.test', '--ask-timeout', 3 * $hto);
