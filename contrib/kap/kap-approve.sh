@@ -16,8 +16,9 @@ usage: kap approve                  list the questions waiting for an answer
        kap approve [--once | --always | --deny] ID
 
 Answer a question a capsule (kap run --ask) waits on, as a paired phone
-would: --once allows this request, --always allows it and lets the
-capsule allow the same from now on, --deny refuses it.  Without an
+would: --once allows this request, --always allows it and adds a rule
+for it to the capsule's policy file (its file:line is shown), --deny
+refuses it.  Without an
 answer option, or without an ID, on a terminal it asks.  A question
 nobody answers is denied when its time runs out.  Needs kap remote start.
 EOF
@@ -100,7 +101,10 @@ approve_list() {
 approve_answer() {
     _code=$(approve_call POST "/api/asks/$1" "{\"answer\":\"$2\"}") || exit 1
     case $_code in
-    200) say "$1: $2" ;;
+    200) say "$1: $2"
+         # always: where the rule went, or why none was written
+         sed -n -e 's/.*"rule_file":"\([^"]*\)".*/  rule added at \1/p' \
+             -e 's/.*"rule_error":"\([^"]*\)".*/  \1/p' "$_ab" | sanitize ;;
     *) die "approve: $1: $(sed -n 's/.*"error":"\([^"]*\)".*/\1/p' "$_ab" | sanitize) ($_code)" ;;
     esac
 }
