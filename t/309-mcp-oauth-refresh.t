@@ -26,13 +26,9 @@ my $dir = $t->testdir;
 my $auth = "$dir/auth";
 
 my $o = Test::Kapd::FakeOAuth->new($t, addr => '127.0.0.2', ttl => 3600);
-spew("$dir/open.sh", "#!/bin/sh\nexec /usr/bin/curl -sS -L --noproxy '*' --max-redirs 2 -o /dev/null \"\$1\"\n");
-chmod 0755, "$dir/open.sh";
-my $r = $k->run({ env => { KAP_OPEN => "$dir/open.sh", KAP_AUTH_DIR => $auth,
-                           KAP_MCP_TIMEOUT => 20 } },
-                $t->builddir . '/kap-mcp', 'add', 'docs', $o->url);
+my $r = $o->register($k, 'docs', $auth);
 is($r->{rc}, 0, 'registered with OAuth') or diag($r->{err});
-sub token { (decode_json(slurp("$auth/docs.json"))->{headers}{Authorization} // '') =~ s/^Bearer //r }
+sub token { $o->registered_token('docs', $auth) }
 # the token of the last request to the MCP endpoint (kap-mcp's own token
 # requests go to the same server)
 sub sent {
@@ -40,7 +36,7 @@ sub sent {
     my %h = map { lc $_->[0] => $_->[1] } @{$req->{headers} // []};
     return ($h{authorization} // '') =~ s/^Bearer //r;
 }
-sub grants { $o->state->{grants}{refresh_token} // 0 }
+sub grants { $o->refresh_grants }
 
 $ENV{KAP_MCP} = $t->builddir . '/kap-mcp';
 $t->write_conf(<<"EOF");

@@ -29,14 +29,10 @@ my $dir = $t->testdir;
 my $auth = "$dir/auth";
 
 my $o = Test::Kapd::FakeOAuth->new($t, addr => '127.0.0.2', ttl => 3600);
-spew("$dir/open.sh", "#!/bin/sh\nexec /usr/bin/curl -sS -L --noproxy '*' --max-redirs 2 -o /dev/null \"\$1\"\n");
-chmod 0755, "$dir/open.sh";
-my $r = $k->run({ env => { KAP_OPEN => "$dir/open.sh", KAP_AUTH_DIR => $auth,
-                           KAP_MCP_TIMEOUT => 20 } },
-                $t->builddir . '/kap-mcp', 'add', 'docs', $o->url);
+my $r = $o->register($k, 'docs', $auth);
 is($r->{rc}, 0, 'registered with OAuth') or diag($r->{err});
-sub token { (decode_json(slurp("$auth/docs.json"))->{headers}{Authorization} // '') =~ s/^Bearer //r }
-sub grants { $o->state->{grants}{refresh_token} // 0 }
+sub token { $o->registered_token('docs', $auth) }
+sub grants { $o->refresh_grants }
 # the tokens of the requests to the MCP endpoint, oldest first
 sub mcp_tokens {
     map {

@@ -36,6 +36,11 @@ package Test::Kapd::FakeOAuth;
 #   challenges => [...], verifiers => [...], grants => {authorization_code
 #   => N, refresh_token => N}, refused => [reasons] }.
 # revoke() makes every access token expired (the next use is a 401).
+# register($k, NAME, AUTH_DIR) runs `kap-mcp add NAME URL` through the
+# whole flow (Test::KapInit $k; the browser step a curl that follows the
+# redirects) and returns $k->run's result; registered_token(NAME,
+# AUTH_DIR) is the Bearer token that registration holds now;
+# refresh_grants() counts refresh_token grants.
 
 use strict;
 use warnings;
@@ -120,6 +125,28 @@ sub _update {
 }
 
 sub state { $_[0]->_update(sub { $_[0] }) }
+
+sub register {
+    my ($self, $k, $name, $auth) = @_;
+    my $t = $self->{t};
+    my $open = $t->testdir . '/open.sh';
+    open(my $fh, '>', $open) or croak "$open: $!";
+    print $fh "#!/bin/sh\nexec /usr/bin/curl -sS -L --noproxy '*' --max-redirs 2 -o /dev/null \"\$1\"\n";
+    close $fh;
+    chmod 0755, $open;
+    return $k->run({ env => { KAP_OPEN => $open, KAP_AUTH_DIR => $auth,
+                              KAP_MCP_TIMEOUT => 20 } },
+                   $t->builddir . '/kap-mcp', 'add', $name, $self->url);
+}
+
+sub registered_token {
+    my ($self, $name, $auth) = @_;
+    open(my $fh, '<', "$auth/$name.json") or return '';
+    my $reg = eval { decode_json(do { local $/; <$fh> }) } // {};
+    return (($reg->{headers} // {})->{Authorization} // '') =~ s/^Bearer //r;
+}
+
+sub refresh_grants { $_[0]->state->{grants}{refresh_token} // 0 }
 
 sub revoke {
     my ($self) = @_;
