@@ -280,8 +280,8 @@ dk_after_allow() {
             [ -f "$_pf" ] || continue
             _d=$(cat "$_pf")
             if [ "$_p" = "$_d/.devcontainer/kap.conf" ] || [ "$_p" = "$_g" ]; then
-                dk_write_conf "$_d" "$(dk_name "$_d")" &&
-                    say "kap: the sidecar of $(printf '%s' "$_d" | sanitize) uses it now (kapd reloads within seconds)" || continue
+                dk_write_conf "$_d" "$(dk_name "$_d")" || continue
+                say "kap: the sidecar of $(printf '%s' "$_d" | sanitize) uses it now (kapd reloads within seconds)"
                 # the agent's .mcp.json follows the mcp group (the sidecar's
                 # address from the overlay's subnet line)
                 _s=$(sed -n 's/^# kap-subnets: \([0-9.]*\) .*/\1/p' "$_d/.devcontainer/docker-compose.kap.yml" 2>/dev/null)
