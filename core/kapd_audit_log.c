@@ -61,6 +61,7 @@
 #include "kapd_lineq.h"
 
 #include <kapd/kap_json.h>
+#include "kapd_json_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -506,28 +507,47 @@ audit_fini(struct kap_gen *gen, void *vconf)
 
 /* ---- JSON (kap_json's writer) -------------------------------------- */
 
-/* A string member, its value cut at vmax input bytes (*cut set then). */
-static void
-audit_str(struct kap_json_writer *w, const char *name, const char *value,
-          size_t vmax, int *cut)
+/* How much of value (not NULL) is written: at most vmax bytes (*cut set
+   when it is longer). */
+static size_t
+audit_cut(const char *value, size_t vmax, int *cut)
 {
-    size_t n;
+    size_t n = strnlen(value, vmax + 1);
 
-    if (value == NULL)
-        return;
-    n = strnlen(value, vmax + 1);
     if (n > vmax) {
         n = vmax;
         *cut = 1;
     }
+    return n;
+}
+
+/* A string member with a constant name (KAPD_JSON_KEY), its value cut
+   at vmax input bytes: one piece, nearly always. */
+static void
+audit_str(struct kap_json_writer *w, const char *lit, size_t klen,
+          const char *value, size_t vmax, int *cut)
+{
+    if (value != NULL)
+        kapd_json_w_member_strn(w, lit, klen, value,
+                                audit_cut(value, vmax, cut));
+}
+
+/* A module's extra string member (its name is not a constant of ours). */
+static void
+audit_extra_str(struct kap_json_writer *w, const char *name,
+                const char *value, size_t vmax, int *cut)
+{
+    size_t n = audit_cut(value, vmax, cut);
+
     kap_json_w_key(w, name);
     kap_json_w_strn(w, value, n);
 }
 
 static void
-audit_uint(struct kap_json_writer *w, const char *name, unsigned long long v)
+audit_uint(struct kap_json_writer *w, const char *lit, size_t klen,
+           unsigned long long v)
 {
-    kap_json_w_key(w, name);
+    kapd_json_w_key_lit(w, lit, klen);
     kap_json_w_uint(w, v);
 }
 
@@ -617,30 +637,30 @@ audit_format(struct kap_buf *out, const struct kap_audit_event *ev,
     audit_ts(ev->ts != 0 ? ev->ts : kap_now(), ts, sizeof(ts));
     kap_json_w_init(&w, out);
     kap_json_w_obj_begin(&w);
-    kap_json_w_key(&w, "ts");
-    kap_json_w_str(&w, ts);
-    audit_uint(&w, "gen", ev->gen_id);
+    audit_str(&w, KAPD_JSON_KEY("ts"), ts, sizeof(ts), &cut);
+    audit_uint(&w, KAPD_JSON_KEY("gen"), ev->gen_id);
     if (ev->conn_id != 0)
-        audit_uint(&w, "conn", ev->conn_id);
-    audit_str(&w, "module", ev->module, vmax, &cut);
-    audit_str(&w, "kind", ev->kind ? kap_req_kind_name(ev->kind) : NULL,
-              vmax, &cut);
-    audit_str(&w, "event", ev->event, vmax, &cut);
-    audit_str(&w, "subject", ev->subject, vmax, &cut);
-    audit_str(&w, "domain", ev->subject, vmax, &cut);
+        audit_uint(&w, KAPD_JSON_KEY("conn"), ev->conn_id);
+    audit_str(&w, KAPD_JSON_KEY("module"), ev->module, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("kind"),
+              ev->kind ? kap_req_kind_name(ev->kind) : NULL, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("event"), ev->event, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("subject"), ev->subject, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("domain"), ev->subject, vmax, &cut);
     if (ev->port != 0)
-        audit_uint(&w, "port", ev->port);
-    audit_str(&w, "action", ev->action, vmax, &cut);
-    audit_str(&w, "reason", ev->reason, vmax, &cut);
-    audit_str(&w, "decided_by", ev->decided_by, vmax, &cut);
-    audit_str(&w, "detail", ev->detail, vmax, &cut);
-    audit_str(&w, "method", ev->detail, vmax, &cut);
-    audit_str(&w, "client", ev->client, vmax, &cut);
+        audit_uint(&w, KAPD_JSON_KEY("port"), ev->port);
+    audit_str(&w, KAPD_JSON_KEY("action"), ev->action, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("reason"), ev->reason, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("decided_by"), ev->decided_by, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("detail"), ev->detail, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("method"), ev->detail, vmax, &cut);
+    audit_str(&w, KAPD_JSON_KEY("client"), ev->client, vmax, &cut);
     for (i = 0; extras && ev->fields && i < ev->nfields; i++) {
         if (audit_reserved_name(ev, i))
             continue;
         if (ev->fields[i].str != NULL) {
-            audit_str(&w, ev->fields[i].name, ev->fields[i].str, vmax, &cut);
+            audit_extra_str(&w, ev->fields[i].name, ev->fields[i].str, vmax,
+                            &cut);
         } else {
             kap_json_w_key(&w, ev->fields[i].name);
             kap_json_w_double(&w, ev->fields[i].num);

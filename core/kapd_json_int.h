@@ -17,4 +17,19 @@
 #define KAPD_JSON_C(j)  ((const cJSON *)(const void *)(j))
 #define KAPD_JSON_K(c)  ((const struct kap_json *)(const void *)(c))
 
+/*
+ * Members with a constant name, for writers of many (the audit line):
+ * lit is the name as written, quotes and colon included ("\"name\":",
+ * n bytes, borrowed), and must need no escaping.  _key_lit is
+ * kap_json_w_key(); _member_strn is kap_json_w_key() then
+ * kap_json_w_strn(s, n): the same text, in one piece when s needs no
+ * escaping and the buffer has room.
+ */
+void kapd_json_w_key_lit(struct kap_json_writer *w, const char *lit,
+                         size_t n);
+void kapd_json_w_member_strn(struct kap_json_writer *w, const char *lit,
+                             size_t klen, const char *s, size_t n);
+/* "\"name\":" and its length, for the two above */
+#define KAPD_JSON_KEY(name)  "\"" name "\":", sizeof("\"" name "\":") - 1
+
 #endif /* KAPD_JSON_INT_H */

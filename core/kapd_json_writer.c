@@ -72,11 +72,24 @@ w_utf8_seq(const unsigned char *s, size_t n)
 }
 
 /* 1 for bytes copied as they are: printable ASCII but '"' and '\\'. */
-static int
-w_plain(unsigned char c)
-{
-    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-}
+#define W_PLAIN_ROW(b) \
+    ((b) + 0 >= 0x20 && (b) + 0 != '"' && (b) + 0 != '\\' && (b) + 0 != 0x7f), \
+    ((b) + 1 >= 0x20 && (b) + 1 != '"' && (b) + 1 != '\\' && (b) + 1 != 0x7f), \
+    ((b) + 2 >= 0x20 && (b) + 2 != '"' && (b) + 2 != '\\' && (b) + 2 != 0x7f), \
+    ((b) + 3 >= 0x20 && (b) + 3 != '"' && (b) + 3 != '\\' && (b) + 3 != 0x7f), \
+    ((b) + 4 >= 0x20 && (b) + 4 != '"' && (b) + 4 != '\\' && (b) + 4 != 0x7f), \
+    ((b) + 5 >= 0x20 && (b) + 5 != '"' && (b) + 5 != '\\' && (b) + 5 != 0x7f), \
+    ((b) + 6 >= 0x20 && (b) + 6 != '"' && (b) + 6 != '\\' && (b) + 6 != 0x7f), \
+    ((b) + 7 >= 0x20 && (b) + 7 != '"' && (b) + 7 != '\\' && (b) + 7 != 0x7f)
+static const unsigned char w_plain_tab[256] = {
+    W_PLAIN_ROW(0x00), W_PLAIN_ROW(0x08), W_PLAIN_ROW(0x10),
+    W_PLAIN_ROW(0x18), W_PLAIN_ROW(0x20), W_PLAIN_ROW(0x28),
+    W_PLAIN_ROW(0x30), W_PLAIN_ROW(0x38), W_PLAIN_ROW(0x40),
+    W_PLAIN_ROW(0x48), W_PLAIN_ROW(0x50), W_PLAIN_ROW(0x58),
+    W_PLAIN_ROW(0x60), W_PLAIN_ROW(0x68), W_PLAIN_ROW(0x70),
+    W_PLAIN_ROW(0x78)                    /* 0x80 and above: 0 */
+};
+#undef W_PLAIN_ROW
 
 /*
  * 1 when one of the 8 bytes in v is not plain: below 0x20, '"', '\\',
@@ -100,7 +113,9 @@ w_word_special(uint64_t v)
 }
 
 /* Length of the run of plain bytes at the start of s[0..n): eight bytes
- * at a time, the rest (and the word that has a special byte) one by one. */
+ * at a time; a tail shorter than eight is checked as the last eight
+ * bytes (overlapping the word before) when the string has them; the rest
+ * (a short string, the word that has a special byte) byte by byte. */
 static size_t
 w_plain_run(const unsigned char *s, size_t n)
 {
@@ -112,7 +127,12 @@ w_plain_run(const unsigned char *s, size_t n)
         if (w_word_special(v))
             break;
     }
-    while (i < n && w_plain(s[i]))
+    if (i + 8 > n && n >= 8) {          /* no special byte before i */
+        memcpy(&v, s + n - 8, 8);
+        if (!w_word_special(v))
+            return n;
+    }
+    while (i < n && w_plain_tab[s[i]])
         i++;
     return i;
 }
@@ -414,6 +434,69 @@ kap_json_w_key(struct kap_json_writer *w, const char *key)
         }
     }
     w->key = 1;
+}
+
+/*
+ * The key checks of kap_json_w_key() and the comma before a member: 1
+ * when a member may start here (*comma: one is needed), else 0 (the
+ * writer failed).
+ */
+static int
+w_member_start(struct kap_json_writer *w, int *comma)
+{
+    if (w->failed)
+        return 0;
+    if (w->depth == 0 || w->kind[w->depth - 1] != '{' || w->key) {
+        w->failed = 1;
+        return 0;
+    }
+    *comma = w->nonempty[w->depth - 1];
+    w->nonempty[w->depth - 1] = 1;
+    return 1;
+}
+
+void
+kapd_json_w_key_lit(struct kap_json_writer *w, const char *lit, size_t n)
+{
+    int comma;
+
+    if (!w_member_start(w, &comma))
+        return;
+    if (comma)
+        w_raw(w, ",", 1);
+    w_raw(w, lit, n);
+    w->key = 1;
+}
+
+void
+kapd_json_w_member_strn(struct kap_json_writer *w, const char *lit,
+                        size_t klen, const char *s, size_t n)
+{
+    struct kap_buf *b = w->out;
+    int             comma;
+    char           *p;
+
+    if (s == NULL || w->failed || b->data == NULL || b->cap <= b->len
+        || klen + n + 4 > b->cap - b->len
+        || w_plain_run((const unsigned char *)s, n) != n) {
+        kapd_json_w_key_lit(w, lit, klen);  /* the general way */
+        kap_json_w_strn(w, s, n);
+        return;
+    }
+    if (!w_member_start(w, &comma))
+        return;
+    /* ,"name":"value" and the terminator: klen + n + 4 bytes at most */
+    p = b->data + b->len;
+    if (comma)
+        *p++ = ',';
+    memcpy(p, lit, klen);
+    p += klen;
+    *p++ = '"';
+    memcpy(p, s, n);
+    p += n;
+    *p++ = '"';
+    *p = '\0';
+    b->len = (size_t)(p - b->data);
 }
 
 void

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <kapd/kap_core.h>
 #include <kapd/kap_json.h>
+#include "kapd_json_int.h"
 #include "tap.h"
 
 /* Does cJSON, used naively (cJSON_ParseWithLength), accept these bytes? */
@@ -718,7 +719,7 @@ writer_strings_match_reference(void)
     unsigned char  raw[300], key[80];
     unsigned long  seed = 12345;
     struct kap_buf got = { 0 }, want = { 0 };
-    int            bad = 0, n = 0, len, off, i, as_key;
+    int            bad = 0, n = 0, len, off, i, as_key, as_member;
 
     for (len = 0; len <= 200; len += len < 40 ? 1 : 23) {
         for (off = 0; off < 8; off++) {
@@ -738,6 +739,7 @@ writer_strings_match_reference(void)
                         raw[off + j] = 'b';
                 }
                 as_key = len < 64 && (i % 3) == 0;
+                as_member = (i % 3) == 1;
                 /* now and then from an empty buffer: the path that grows it */
                 if (i % 7 == 0)
                     kap_buf_free(&got);
@@ -756,6 +758,20 @@ writer_strings_match_reference(void)
                     kap_buf_append(&want, "{", 1);
                     ref_escape(&want, key, (size_t)len);
                     kap_buf_append(&want, ":1}", 3);
+                } else if (as_member) {
+                    /* a member with a constant name, second or first */
+                    kap_json_w_obj_begin(&w);
+                    if (i % 2)
+                        kapd_json_w_member_strn(&w, KAPD_JSON_KEY("a"), "1",
+                                                1);
+                    kapd_json_w_member_strn(&w, KAPD_JSON_KEY("k"),
+                                            (const char *)raw + off,
+                                            (size_t)len);
+                    kap_json_w_obj_end(&w);
+                    kap_buf_append(&want, i % 2 ? "{\"a\":\"1\",\"k\":"
+                                                : "{\"k\":", i % 2 ? 13 : 5);
+                    ref_escape(&want, raw + off, (size_t)len);
+                    kap_buf_append(&want, "}", 1);
                 } else {
                     kap_json_w_strn(&w, (const char *)raw + off, (size_t)len);
                     ref_escape(&want, raw + off, (size_t)len);
@@ -770,8 +786,8 @@ writer_strings_match_reference(void)
             }
         }
     }
-    ok(bad == 0, "%d strings and keys: escaped as the byte-by-byte reference",
-       n);
+    ok(bad == 0, "%d strings, keys and members: escaped as the byte-by-byte "
+       "reference", n);
     kap_buf_free(&got);
     kap_buf_free(&want);
 }
