@@ -442,11 +442,24 @@ kap_addr_is_denied(const struct sockaddr *sa, const char **why)
 
 /* ---- Host names ------------------------------------------------------ */
 
+/* c in lower case when it may appear in a label, else 0: the letters
+   by one OR (only A-Z and a-z land in a-z), then the rest. */
+static inline unsigned char
+host_char_lower(unsigned char c)
+{
+    unsigned char l = (unsigned char)(c | 0x20);
+
+    if (l >= 'a' && l <= 'z')
+        return l;
+    if ((c >= '0' && c <= '9') || c == '-' || c == '_')
+        return c;
+    return 0;
+}
+
 int
 kap_host_char_ok(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-           || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    return host_char_lower(c) != 0;
 }
 
 int
@@ -464,11 +477,9 @@ kap_host_name_norm(const char *s, size_t n, char *out, size_t outsz)
             if (label == 0)
                 return -1;                /* empty label */
             label = 0;
-        } else if (kap_host_char_ok(c)) {
+        } else if ((c = host_char_lower(c)) != 0) {
             if (++label > KAP_HOST_LABEL_MAX)
                 return -1;
-            if (c >= 'A' && c <= 'Z')
-                c = (unsigned char)(c + ('a' - 'A'));
         } else {
             return -1;                    /* NUL, space, ':', '*', 8-bit */
         }

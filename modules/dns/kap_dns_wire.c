@@ -24,18 +24,14 @@
 #define rd16(p)     KAP_DNSWIRE_GET16(p)
 #define wr16(p, v)  KAP_DNSWIRE_PUT16(p, v)
 
-/* Presentation form of the wire name in q (already validated). */
+/* Presentation form of the wire name in q (already validated), each
+   byte that may not appear in a host name escaped. */
 static void
-name_to_text(struct kap_dns_query *q)
+name_to_text_escaped(struct kap_dns_query *q)
 {
     size_t i = 0, o = 0;
     int ok = 1;
 
-    if (q->qname_len == 1) {
-        memcpy(q->name, ".", 2);
-        q->name_ok = 0;
-        return;
-    }
     while (i < q->qname_len && q->qname[i] != 0) {
         size_t l = q->qname[i++], j;
         if (o > 0)
@@ -62,6 +58,43 @@ name_to_text(struct kap_dns_query *q)
     /* the one host-name rule (kap_addr.h): the wire already bounds the
        labels to 63 and the name to 253 characters */
     q->name_ok = ok && kap_host_name_norm(q->name, o, NULL, 0) >= 0;
+}
+
+/*
+ * Presentation form of the wire name in q (already validated).  Nearly
+ * every name is a host name: its labels are copied as they are and the
+ * whole checked once by the one host-name rule (kap_addr.h), which
+ * passes exactly when no byte needed an escape.  A label holding a dot
+ * or a name that fails the rule is written again, escaped.
+ */
+static void
+name_to_text(struct kap_dns_query *q)
+{
+    size_t i = 0, o = 0;
+
+    if (q->qname_len == 1) {
+        memcpy(q->name, ".", 2);
+        q->name_ok = 0;
+        return;
+    }
+    while (i < q->qname_len && q->qname[i] != 0) {
+        size_t l = q->qname[i++];
+        if (memchr(q->qname + i, '.', l) != NULL) {
+            name_to_text_escaped(q);
+            return;
+        }
+        if (o > 0)
+            q->name[o++] = '.';
+        memcpy(q->name + o, q->qname + i, l);
+        o += l;
+        i += l;
+    }
+    q->name[o] = '\0';
+    if (kap_host_name_norm(q->name, o, NULL, 0) < 0) {
+        name_to_text_escaped(q);
+        return;
+    }
+    q->name_ok = 1;
 }
 
 #define FAIL(code, text) do { if (why) *why = (text); return (code); } while (0)
