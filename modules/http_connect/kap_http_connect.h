@@ -93,7 +93,8 @@ struct hc {
     int                   ufd;
     union hc_sa           usa;              /* the address dialled */
     int                   kfd;              /* upstream held between requests */
-    char                  kkey[48];         /* its "host:port", "" if none */
+    char                  kkey[48];         /* its host, "" if none */
+    uint16_t              kport;            /* and port */
     struct kap_buf        cin, cout, uin, uout;
     struct kap_http_req  *req;              /* heap while parsing */
     struct kap_http_resp *resp;             /* heap while forwarding */

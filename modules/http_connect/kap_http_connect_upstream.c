@@ -67,16 +67,16 @@ kap_http_connect_pool_put(struct hc *hc, int fd)
 int
 kap_http_connect_held_put(struct hc *hc)
 {
-    int n;
+    size_t n = strlen(hc->subject);
 
     if (!hc->client_ka || kap_shutting_down() || hc->kfd >= 0)
         return 0;
-    n = snprintf(hc->kkey, sizeof(hc->kkey), "%s:%u", hc->subject,
-                 (unsigned)hc->port);
-    if (n < 0 || (size_t)n >= sizeof(hc->kkey)) {
+    if (n >= sizeof(hc->kkey)) {
         hc->kkey[0] = '\0';
         return 0;
     }
+    memcpy(hc->kkey, hc->subject, n + 1);
+    hc->kport = hc->port;
     hc->kfd = hc->ufd;
     return 1;
 }
@@ -85,16 +85,15 @@ int
 kap_http_connect_held_get(struct hc *hc)
 {
     struct kap_upstream_target t;
-    char key[KAP_HTTP_HOST_MAX + 8];
     int fd = hc->kfd;
 
     if (fd < 0)
         return -1;
     hc->kfd = -1;
-    snprintf(key, sizeof(key), "%s:%u", hc->subject, (unsigned)hc->port);
     target(hc, &t);
     /* asked again at once: the policy may have changed since the dial */
-    if (strcmp(key, hc->kkey) != 0 || !kap_upstream_addr_allowed(&t, &hc->usa.sa)
+    if (hc->port != hc->kport || strcmp(hc->subject, hc->kkey) != 0
+        || !kap_upstream_addr_allowed(&t, &hc->usa.sa)
         || kap_upstream_unclean(fd)) {
         close(fd);
         return -1;
