@@ -623,6 +623,16 @@ kap_cli_canon(struct kap_pool *pool, const struct kap_cli_profile *p,
         call->fv[i].cont = w.occ[i].cont;
     }
     call->nfv = w.nocc;
+    if (w.node->resargs && dash < w.narg) {
+        /* kubectl reads the words after "--" as more resource
+           arguments: refused rather than read two ways */
+        deny(&w, "bad-resource-args: arguments after --", NULL);
+        goto denied;
+    }
+    if ((w.node->resargs || w.node->resname)
+        && kap_cli_res_canon(pool, p, w.node, w.path, w.npath, w.pos,
+                             &w.npos, call, &w.why) < 0)
+        goto denied;
     if (derive(&w, p, call) < 0 || emit(&w, call, p->tool, dash) < 0)
         goto denied;
     *why = NULL;

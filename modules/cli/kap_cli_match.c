@@ -262,13 +262,13 @@ first_exact(struct kap_pool *pool, const struct kap_cli_profile *p,
     return NULL;
 }
 
-void
-kap_cli_decide_ask(struct kap_pool *pool, const struct kap_cli_profile *p,
-                   const struct kap_cli_call *c,
-                   struct kap_cli_rule *const *deny, size_t ndeny,
-                   struct kap_cli_rule *const *ask, size_t nask,
-                   struct kap_cli_rule *const *allow, size_t nallow,
-                   struct kap_cli_verdict *v)
+static void
+decide_one(struct kap_pool *pool, const struct kap_cli_profile *p,
+           const struct kap_cli_call *c,
+           struct kap_cli_rule *const *deny, size_t ndeny,
+           struct kap_cli_rule *const *ask, size_t nask,
+           struct kap_cli_rule *const *allow, size_t nallow,
+           struct kap_cli_verdict *v)
 {
     size_t     *map = kap_palloc(pool, (c->nword + 1) * sizeof(*map));
     const char *why = NULL;
@@ -296,4 +296,45 @@ kap_cli_decide_ask(struct kap_pool *pool, const struct kap_cli_profile *p,
     }
     v->reason = why != NULL ? why : "no-allow-rule";
     v->suggest = suggestion(pool, c);
+}
+
+/*
+ * A call with readings (kubectl "get secrets,pods") is decided once per
+ * reading: the first denied reading decides; else one that asks; else
+ * all are allowed and the first reading's rule is named.
+ */
+void
+kap_cli_decide_ask(struct kap_pool *pool, const struct kap_cli_profile *p,
+                   const struct kap_cli_call *c,
+                   struct kap_cli_rule *const *deny, size_t ndeny,
+                   struct kap_cli_rule *const *ask, size_t nask,
+                   struct kap_cli_rule *const *allow, size_t nallow,
+                   struct kap_cli_verdict *v)
+{
+    struct kap_cli_call    one;
+    struct kap_cli_verdict vi, asked;
+
+    if (c->nreading == 0) {
+        decide_one(pool, p, c, deny, ndeny, ask, nask, allow, nallow, v);
+        return;
+    }
+    memset(&asked, 0, sizeof(asked));
+    for (size_t i = 0; i < c->nreading; i++) {
+        one = *c;
+        one.word = c->reading[i].word;
+        one.nword = c->reading[i].nword;
+        one.reading = NULL;
+        one.nreading = 0;
+        decide_one(pool, p, &one, deny, ndeny, ask, nask, allow, nallow, &vi);
+        if (!vi.allow && !vi.ask) {
+            *v = vi;
+            return;
+        }
+        if (vi.ask && !asked.ask)
+            asked = vi;
+        if (i == 0)
+            *v = vi;
+    }
+    if (asked.ask)
+        *v = asked;
 }

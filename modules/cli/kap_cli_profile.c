@@ -223,6 +223,62 @@ rest_of(struct kap_pool *pool, const char *line)
     return kap_pstrdup(pool, line);
 }
 
+/* A resource type name: lower-case letters, digits, '-' and '.'. */
+static int
+res_name_ok(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')
+              || *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+/* "restype PLURAL GROUPS NAME..." or "rescat NAME MEMBER...". */
+static int
+add_restype(struct kap_pool *pool, struct kap_cli_profile *p, char **tok,
+            int ntok, char *err, size_t errlen, int line)
+{
+    struct kap_cli_restype *r;
+    int                     cat = strcmp(tok[0], "rescat") == 0;
+
+    for (int i = 1; i < ntok; i++)
+        if (!res_name_ok(tok[i]) && !(i == 2 && !cat)) {
+            perr(err, errlen, line, "%s: bad name %s", tok[0], tok[i]);
+            return -1;
+        }
+    if ((p->restype = grow(pool, p->restype, p->nrestype,
+                           sizeof(*p->restype))) == NULL)
+        return -1;
+    r = &p->restype[p->nrestype++];
+    memset(r, 0, sizeof(*r));
+    if ((r->plural = kap_pstrdup(pool, tok[1])) == NULL)
+        return -1;
+    if (cat) {
+        r->member = words_dup(pool, tok + 2, ntok - 2);
+        r->nmember = (size_t) ntok - 2;
+        return r->member != NULL ? 0 : -1;
+    }
+    /* groups: "core" is the "" group */
+    r->group = kap_palloc(pool, strlen(tok[2]) * sizeof(*r->group) + 1);
+    for (char *g = tok[2], *e = NULL; r->group != NULL; g = e + 1) {
+        e = strchr(g, ',');
+        if (e != NULL)
+            *e = '\0';
+        r->group[r->ngroup++] = strcmp(g, "core") == 0 ? ""
+                                                        : kap_pstrdup(pool, g);
+        if (r->group[r->ngroup - 1] == NULL)
+            return -1;
+        if (e == NULL)
+            break;
+    }
+    r->name = words_dup(pool, tok + 3, ntok - 3);
+    r->nname = (size_t) ntok - 3;
+    return r->group != NULL && r->name != NULL ? 0 : -1;
+}
+
 static int
 directive(struct kap_pool *pool, struct kap_cli_profile *p, char *buf,
           int line, char *err, size_t errlen)
@@ -322,9 +378,23 @@ directive(struct kap_pool *pool, struct kap_cli_profile *p, char *buf,
         return add_flag(pool, n, tok[0][0], tok + 2, ntok - 2, err,
                         errlen, line);
     }
+    if ((strcmp(tok[0], "restype") == 0 || strcmp(tok[0], "rescat") == 0)
+        && ntok >= 3)
+        return add_restype(pool, p, tok, ntok, err, errlen, line);
+    if ((strcmp(tok[0], "resargs?") == 0 || strcmp(tok[0], "resname?") == 0)
+        && ntok == 2 && node_get(pool, p->root, tok[1], 0) == NULL)
+        return 0;                          /* not in this version */
     if ((n = node_get(pool, p->root, tok[1], 0)) == NULL) {
         perr(err, errlen, line, "%s: unknown command %s", tok[0], tok[1]);
         return -1;
+    }
+    if (strncmp(tok[0], "resargs", 7) == 0 && ntok == 2) {
+        n->resargs = 1;
+        return 0;
+    }
+    if (strncmp(tok[0], "resname", 7) == 0 && ntok == 2) {
+        n->resname = 1;
+        return 0;
     }
     if (strcmp(tok[0], "stopatarg") == 0 && ntok == 2) {
         n->stopatarg = 1;

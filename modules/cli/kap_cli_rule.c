@@ -140,6 +140,53 @@ has_glob(const char *s)
     return strpbrk(s, "*?") != NULL;
 }
 
+/*
+ * The resource type a rule names after a resargs/resname command, in the
+ * form kap_cli_res.c gives the call's: "get Secret/x" is "get secrets x"
+ * (resname: "logs deploy/x" is "logs deployments/x"); a glob is only
+ * lower-cased; a list is an error (a call's list is decided per type).
+ */
+static int
+res_word(struct rp *r, const struct kap_cli_node *n, struct kap_cli_rule *rule,
+         size_t at)
+{
+    struct kap_cli_item *it = &rule->word[at];
+    const char          *t = it->text, *sl, *ty;
+    char                *typ;
+
+    if (!(n->resargs || n->resname) || it->kind != KAP_CLI_WORD)
+        return 0;
+    if (n->resargs && strchr(t, ',') != NULL)
+        return fail(r, "a rule names one resource type per word:", t);
+    sl = strchr(t, '/');
+    typ = kap_pstrndup(r->pool, t, sl ? (size_t) (sl - t) : strlen(t));
+    if (typ == NULL)
+        return fail(r, "out of memory", NULL);
+    if (has_glob(typ)) {
+        for (char *c = typ; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char) (*c - 'A' + 'a');
+        ty = typ;
+    } else if ((ty = kap_cli_res_type(r->pool, r->p, typ)) == NULL)
+        return fail(r, "out of memory", NULL);
+    if (sl == NULL) {
+        it->text = ty;
+        return 0;
+    }
+    if (n->resname) {
+        it->text = kap_psprintf(r->pool, "%s%s", ty, sl);
+        return it->text == NULL ? fail(r, "out of memory", NULL) : 0;
+    }
+    /* resargs TYPE/NAME: two words, as the call is split */
+    memmove(it + 2, it + 1, (rule->nword - at - 1) * sizeof(*it));
+    it->text = ty;
+    it[1].kind = strcmp(sl + 1, "*") == 0 ? KAP_CLI_STAR : KAP_CLI_WORD;
+    it[1].text = sl + 1;
+    it[1].flag = NULL;
+    rule->nword++;
+    return 0;
+}
+
 struct kap_cli_rule *
 kap_cli_rule_parse(struct kap_pool *pool, const struct kap_cli_profile *p,
                    const char *text, const char *file, int line,
@@ -151,6 +198,7 @@ kap_cli_rule_parse(struct kap_pool *pool, const struct kap_cli_profile *p,
     struct kap_cli_rule       *rule = kap_palloc(pool, sizeof(*rule));
     const struct kap_cli_node *node = p->root;
     int                        resolving = 1;
+    size_t                     first_arg = (size_t) -1;
 
     if (errlen > 0)
         err[0] = '\0';
@@ -179,8 +227,10 @@ kap_cli_rule_parse(struct kap_pool *pool, const struct kap_cli_profile *p,
             fail(&r, "more than two ** in a rule", NULL);
             return NULL;
         }
-        if (resolving && node->nchild == 0)
+        if (resolving && node->nchild == 0) {
             resolving = 0;
+            first_arg = rule->nword;
+        }
         if (resolving && it->kind == KAP_CLI_WORD && !has_glob(t)) {
             const struct kap_cli_node  *c = kap_cli_node_child(node, t);
             const struct kap_cli_alias *a = kap_cli_node_alias(node, t);
@@ -209,6 +259,8 @@ kap_cli_rule_parse(struct kap_pool *pool, const struct kap_cli_profile *p,
         resolving = 0;
         rule->nword++;
     }
+    if (first_arg < rule->nword && res_word(&r, node, rule, first_arg) < 0)
+        return NULL;
     for (size_t i = 0; i < ntok; i++) {
         const char *t = tok[i];
 

@@ -46,6 +46,19 @@
  *      sensitive? RULE, guarded? RULE    the same, skipped when the
  *                                        installed version lacks a word
  *                                        or flag of RULE
+ *      restype PLURAL GROUPS [NAME...]   a built-in resource type (kubectl):
+ *                                        its canonical plural, its API
+ *                                        groups (comma list; "core" is the
+ *                                        "" group) and every other name the
+ *                                        CLI takes for it (singular, kind,
+ *                                        short names)
+ *      rescat NAME MEMBER...             a category (kubectl "all")
+ *      resargs NODE                      NODE's arguments are TYPE[,TYPE...]
+ *                                        [NAME...] or TYPE/NAME... (kubectl
+ *                                        get, delete, ...): see kap_cli_res.c
+ *      resname NODE                      NODE's first argument may be
+ *                                        TYPE/NAME (kubectl logs, exec)
+ *      resargs? NODE, resname? NODE      skipped when NODE is not known
  *    Every value flag keeps every occurrence (a scalar flag's last one
  *    wins in the CLI; matching all of them is stricter for allow and
  *    broader for deny).
@@ -131,6 +144,19 @@ struct kap_cli_node {
     struct kap_cli_flag   *pflag;    /* persistent: this node and below */
     size_t                 npflag;
     unsigned               stopatarg : 1; /* flags end at the first argument */
+    unsigned               resargs : 1;   /* TYPE[,TYPE] NAME... arguments */
+    unsigned               resname : 1;   /* first argument may be TYPE/NAME */
+};
+
+/* A built-in resource type (restype) or category (rescat). */
+struct kap_cli_restype {
+    const char  *plural;       /* canonical name */
+    const char **group;        /* API groups ("" for core) */
+    size_t       ngroup;
+    const char **name;         /* other names: singular, kind, short */
+    size_t       nname;
+    const char **member;       /* rescat: canonical member plurals */
+    size_t       nmember;
 };
 
 struct kap_cli_derived {
@@ -157,6 +183,8 @@ struct kap_cli_profile {
     size_t                   nsensitive;
     struct kap_cli_rule    **guarded;
     size_t                   nguarded;
+    struct kap_cli_restype  *restype;     /* types, then categories */
+    size_t                   nrestype;
 };
 
 /* One flag occurrence of a call, by canonical name. */
@@ -176,6 +204,14 @@ struct kap_cli_call {
     size_t               nfv;
     const char         **argv;          /* canonical, NULL-terminated */
     size_t               argc;
+    /* Readings (kubectl "get secrets,pods", "get all", "get a/x b/y"):
+       when nreading > 0 the call is decided once per reading, with that
+       reading's words; it is allowed only when every reading is. */
+    struct kap_cli_reading {
+        const char **word;
+        size_t       nword;
+    }                   *reading;
+    size_t               nreading;
 };
 
 enum kap_cli_item_kind {
@@ -311,6 +347,26 @@ int kap_cli_version_check(const struct kap_cli_profile *p, const char *path,
  */
 int kap_cli_version_verify(const struct kap_cli_profile *p, const char *path,
     char *err, size_t errlen);
+
+/*
+ * kap_cli_res.c: resource arguments of a resargs/resname node.
+ * kap_cli_res_type: the canonical form of one resource type as the CLI
+ * reads it (lower-cased; a built-in type's other names and its
+ * TYPE.VERSION.GROUP / TYPE.GROUP forms of its own group map to its
+ * plural; anything else stays lower-cased as written), owned by pool;
+ * NULL when out of memory.
+ * kap_cli_res_canon: rewrite the positionals pos[0..*npos) of a call at
+ * node n in place (canonical types, "TYPE/NAME" alone split into TYPE
+ * NAME; *npos may grow by one: pos has room for npos + 1) and fill the
+ * call's readings.  0, or -1 with *why (a form the CLI refuses).
+ * kap_cli_res_rule_word: a rule's word at the type position, canonical.
+ */
+const char *kap_cli_res_type(struct kap_pool *pool,
+    const struct kap_cli_profile *p, const char *tok);
+int kap_cli_res_canon(struct kap_pool *pool, const struct kap_cli_profile *p,
+    const struct kap_cli_node *n, const char **path, size_t npath,
+    const char **pos, size_t *npos, struct kap_cli_call *call,
+    const char **why);
 
 /* Glob: '*' any run of bytes ('/' included), '?' one byte. */
 int kap_cli_glob(const char *pat, const char *s);

@@ -152,6 +152,10 @@ test_kubectl(void)
         A("create", "cm", "x", "--from-literal=a=b", "--dry-run"),
         A("logs", "-f", "p", "-c", "c", "--tail", "5"),
         A("delete", "pod", "x", "--grace-period=0", "--wait=false"),
+        A("get", "Secret/x", "-o", "yaml"),
+        A("get", "Pods,SECRETS.v1.", "a"),
+        A("label", "app=x", "Secret", "s"),
+        A("logs", "Deploy/web"),
     };
 
     if (!load("kubectl"))
@@ -219,6 +223,66 @@ test_kubectl(void)
            "allow", "get ** --namespace=dev");
     is_str(verdict(A("get", "pods"), A("get ** --namespace=dev"), NONE),
            "no-allow-rule", "no -n: the rule's --namespace=dev fails closed");
+    /* 12. resource types: one canonical plural per type, so a rule on
+       "get secrets" holds for every spelling kubectl accepts */
+    {
+        const char *const *const sp[] = {
+            A("get", "secret"), A("get", "SECRETS"), A("get", "Secret"),
+            A("get", "secrets.v1."), A("get", "secrets.v1"),
+            A("get", "secrets."), A("get", "Secret.v1.core"),
+            A("get", "secret/x"), A("get", "Secrets/x", "-o", "yaml"),
+            A("get", "secrets,pods"), A("get", "pods,secret"),
+            A("get", "po,Secrets.v1."), A("get", "pods/a", "secret/b"),
+            A("get", "-n", "dev", "secret", "x"),
+        };
+
+        for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++) {
+            const char *c = canon(sp[i]);
+
+            is_str(verdict(sp[i], ALL, A("get secrets")),
+                   "deny-rule: get secrets",
+                   kap_psprintf(pool, "deny get secrets holds for '%s'", c));
+            is_str(verdict(sp[i], A("get pods", "get pods *"), NONE),
+                   "no-allow-rule",
+                   kap_psprintf(pool, "allow get pods does not reach '%s'", c));
+        }
+    }
+    is_str(canon(A("get", "Secret/x", "-o", "yaml")),
+           "kubectl get --output=yaml secrets x", "TYPE/NAME alone is TYPE NAME");
+    is_str(canon(A("get", "Pods,SECRETS.v1.", "a")),
+           "kubectl get pods,secrets a", "a list: each type canonical");
+    is_str(canon(A("get", "po/a", "Secret/b")),
+           "kubectl get pods/a secrets/b", "several TYPE/NAME stay pairs");
+    is_str(canon(A("get", "deploy.v1.apps")), "kubectl get deployments",
+           "TYPE.VERSION.GROUP of its own group");
+    is_str(canon(A("get", "deployments.example.com")),
+           "kubectl get deployments.example.com",
+           "another group's type is not the built-in one");
+    is_str(canon(A("logs", "Deploy/web")), "kubectl logs deployments/web",
+           "logs TYPE/NAME");
+    is_str(canon(A("label", "app=x", "Secret", "s")),
+           "kubectl label secrets app=x s", "label: the type goes first");
+    is_str(verdict(A("label", "app=x", "secret/s"), ALL, A("label secrets")),
+           "deny-rule: label secrets", "label KEY=V TYPE/NAME");
+    is_str(verdict(A("get", "all"), A("get pods"), NONE), "no-allow-rule",
+           "all is several types");
+    is_str(verdict(A("get", "all"), ALL, A("get secrets")), "allow",
+           "all holds no secrets");
+    is_str(verdict(A("get", "all"), ALL, A("get deployments")),
+           "deny-rule: get deployments", "all holds deployments");
+    is_str(verdict(A("get", "--", "secrets"), ALL, NONE),
+           "bad-resource-args: arguments after --", "get -- TYPE");
+    is_str(verdict(A("get", "pods", "secret/x"), ALL, NONE),
+           "bad-resource-args: TYPE/NAME mixed with other arguments",
+           "a mix kubectl refuses");
+    is_str(verdict(A("get", "po", "x"), A("get pods *"), NONE), "allow",
+           "a short name is its plural");
+    is_str(verdict(A("get", "po,svc"), A("get pods", "get services"), NONE),
+           "allow", "a list: every type allowed");
+    is_str(verdict(A("get", "secrets", "x"), A("get Secret/x"), NONE), "allow",
+           "a rule's type is canonical too");
+    is_str(verdict(A("delete", "Secrets.v1.", "s1"), ALL, A("delete secret")),
+           "deny-rule: delete secret", "a deny rule's singular");
     if (access("/usr/bin/kubectl", X_OK) == 0)
         real_check(real, sizeof(real) / sizeof(real[0]), env);
 }
