@@ -82,6 +82,7 @@ struct kap_http_ex {
     int                  keep;
     int                  wants_drain;
     int                  raw;       /* upgraded: bytes go to on_data */
+    int                  held;      /* raw: on_data paused (raw_hold) */
     kap_http_ex_fn       on_abort, on_drain;
     void                *abort_data, *drain_data;
     kap_http_ex_data_fn  on_data;
@@ -367,9 +368,11 @@ srv_parse(struct srv *s)
             srv_refuse(s, 413, "request body too large", END_LINGER);
             return;
         }
-        if ((q->upgrade && !(s->cf.upgrade && q->body == KAP_HTTP_BODY_NONE
-                             && q->method.len == 3
-                             && memcmp(q->method.data, "GET", 3) == 0))
+        if ((q->upgrade && !(s->cf.upgrade == KAP_HTTP_UPGRADE_BODY
+                             || (s->cf.upgrade
+                                 && q->body == KAP_HTTP_BODY_NONE
+                                 && q->method.len == 3
+                                 && memcmp(q->method.data, "GET", 3) == 0)))
             || (q->method.len == 7
                            && memcmp(q->method.data, "CONNECT", 7) == 0)) {
             srv_refuse(s, 501, "not supported here", END_LINGER_CHECK);
@@ -485,7 +488,7 @@ srv_deliver(struct srv *s)
     struct kap_http_ex *ex = s->ex;
     size_t len = kap_buf_used(&s->in);
 
-    if (ex == NULL || !ex->raw || len == 0 || s->closing)
+    if (ex == NULL || !ex->raw || ex->held || len == 0 || s->closing)
         return;
     ex->on_data(ex, s->in.data + s->in.off, len, ex->data_data);
     kap_buf_consume(&s->in, len);   /* in lives until the last LEAVE */
@@ -1242,6 +1245,24 @@ kap_http_upgrade(struct kap_http_ex *ex, const char *protocol,
 }
 
 int
+kap_http_raw_hold(struct kap_http_ex *ex, int hold)
+{
+    struct srv *s = ex->s;
+
+    if (!ex->raw)
+        return KAP_ERROR;
+    ex->held = hold != 0;
+    if (!ex->held && !s->closing) {
+        /* what waits (and reading on) from the loop, not from inside the
+           caller, which may be on_data itself */
+        ev_timer_stop(kap_loop(), &s->kick);
+        ev_timer_set(&s->kick, 0, 0);
+        ev_timer_start(kap_loop(), &s->kick);
+    }
+    return KAP_OK;
+}
+
+int
 kap_http_raw_write(struct kap_http_ex *ex, const void *data, size_t len)
 {
     /* an upgraded exchange is a started, unchunked stream */
@@ -1258,7 +1279,10 @@ kap_http_raw_end(struct kap_http_ex *ex)
         LEAVE(s);
         return KAP_ERROR;
     }
-    s->end = END_CLOSE;
+    /* a lingering close: the client may still be sending (cli's stdin
+       that nobody reads); a plain close would reset the connection and
+       could destroy the last bytes before the client read them */
+    s->end = END_LINGER_CHECK;
     ex_done(ex);
     LEAVE(s);
     return KAP_OK;

@@ -26,7 +26,7 @@ $t->has_kapd->has_module(qw/cli/);
 my $prof = $t->builddir . '/modules/cli/gh.prof';
 plan(skip_all => 'no gh profile (gh was not installed at build time)')
     unless -s $prof && grep { -x "$_/gh" } split /:/, $ENV{PATH};
-$t->plan(15);
+$t->plan(18);
 my $dir = $t->testdir;
 my $token = 'gh-enterprise-token-ABCDEF0123456789';
 my $gport = $t->port('github');
@@ -55,7 +55,8 @@ my $tools = <<"EOF2";
         { name = "gh"; profile = "$prof";
           env = [ "GH_ENTERPRISE_TOKEN=$token", "GH_HOST=127.0.0.1:$gport",
                   "GH_REPO=127.0.0.1:$gport/o/r", "SSL_CERT_FILE=$dir/github.crt" ];
-          allow = [ "pr list", "issue view *", "auth token --hostname=127.0.0.1:$gport" ];
+          allow = [ "pr list", "issue view *", "auth token --hostname=127.0.0.1:$gport",
+                    "api repos/o/r/issues --method=POST --input=-" ];
           deny = [ "pr merge" ]; }
     );
 EOF2
@@ -87,7 +88,7 @@ $t->stop;
 
 # ---- inside a kap run capsule ---------------------------------------------------
 SKIP: {
-    skip 'kap run capsules need root here (root-owned tool and profile)', 7 unless $> == 0;
+    skip 'kap run capsules need root here (root-owned tool and profile)', 10 unless $> == 0;
     my ($kap, $shim, $sh) = $t->has_capsule(qw/unshare/);
     $t->write_file('policy.conf', "kapd: { log_level = \"info\"; };\n"
         . "network: { allow = [\"127.0.0.1:$gport\"]; };\ncli: {\n$tools};\n");
@@ -98,6 +99,7 @@ gh pr merge 7 2> merge.err; echo "rc_merge=$?"
 echo "merge_line=$(cat merge.err)"
 echo "token_inside=${GH_ENTERPRISE_TOKEN:-none}"
 echo "auth_token=$(gh auth token --hostname "$1")"
+printf '{"title":"from-stdin"}' | gh api --input - repos/o/r/issues > api.out; echo "rc_api=$?"
 EOF2
     mkdir "$dir/home", 0700;
     mkdir "$dir/run", 0700;
@@ -129,5 +131,12 @@ EOF2
     is($kv{token_inside}, 'none', 'no token in the capsule');
     like($kv{auth_token} // '', qr/^kapdummy_[0-9a-f]{32}$/,
          'gh auth token in the capsule: the per-call dummy of the credential proxy');
+    # gh api --input -: the body is the shim's stdin, streamed to gh
+    is($kv{rc_api}, 0, 'gh api --input - in the capsule: exit 0')
+        or diag($t->read_file('kap.err'));
+    my @r = map { decode_json($_) } split /\n/, $t->read_file('fakehttp-github.requests') // '';
+    my ($post) = grep { ($_->{method} // '') eq 'POST' && ($_->{target} // '') =~ m{repos/o/r/issues} } @r;
+    is(($post // {})->{body}, '{"title":"from-stdin"}', 'the API got the stdin as the body');
+    like($t->read_file('api.out') // '', qr/pullRequests/, "and gh printed the answer");
 }
 $t->finish;

@@ -23,8 +23,6 @@
 #include "kap_shim_jsonc.h"
 
 #define CLI_ADDR        "127.0.0.1:3130"
-#define CLI_STDIN_MAX   (15 * 1024 * 1024)
-#define CLI_STDIN_WAIT  200               /* ms */
 #define CLI_DENIED      126
 #define CLI_FAILED      125
 
@@ -88,43 +86,6 @@ sb_json(struct sbuf *b, const char *s)
         }
     }
     return rc != 0 ? rc : sb_add(b, "\"", 1);
-}
-
-/* ---- stdin ------------------------------------------------------------------ */
-
-static int
-read_stdin(struct sbuf *in)
-{
-    struct pollfd pf = { .fd = 0, .events = POLLIN };
-    const char   *w = getenv("KAP_CLI_STDIN_WAIT");
-    int           ms = w != NULL && *w != '\0'
-                       ? (int)strtol(w, NULL, 10) : CLI_STDIN_WAIT;
-    char          buf[65536];
-    ssize_t       n;
-
-    if (isatty(0) || fcntl(0, F_GETFD) < 0)
-        return 0;
-    if (poll(&pf, 1, ms) <= 0)
-        return 0;                     /* nothing there: no stdin */
-    for (;;) {
-        n = read(0, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            pf.revents = 0;
-            (void)poll(&pf, 1, -1);
-            continue;
-        }
-        if (n <= 0)
-            break;
-        if (in->len + (size_t)n > CLI_STDIN_MAX) {
-            say("%s", "stdin is over 15 MiB: not sent");
-            return -1;
-        }
-        if (sb_add(in, buf, (size_t)n) != 0)
-            return -1;
-    }
-    return 0;
 }
 
 /* ---- the connection ----------------------------------------------------------- */
@@ -294,19 +255,192 @@ direct(const char *body, size_t len, char **argv)
     return 126;
 }
 
+/* stdin is a terminal (never read: the tool runs outside the capsule,
+   without one) or not open: the tool gets an EOF at once. */
+static int
+no_stdin(void)
+{
+    return isatty(0) || fcntl(0, F_GETFD) < 0;
+}
+
+/* What the decoded answer means for the shim's exit. */
+static int
+finish(struct kap_cli_reply *r, const char *tool, char **argv)
+{
+    char hdr[32];
+    int  rc;
+
+    if ((r->status == 200 || r->status == 101) && r->framed && r->have_exit) {
+        rc = r->exit_code;
+        if (strcmp(r->why, "signal") == 0 && rc > 128 && rc < 128 + 65) {
+            kap_cli_reply_free(r);
+            signal(rc - 128, SIG_DFL);
+            raise(rc - 128);
+        }
+        kap_cli_reply_free(r);
+        return rc;
+    }
+    if (r->status == 200 && !r->framed && r->body != NULL) {
+        rc = direct(r->body, r->body_len, argv);
+        kap_cli_reply_free(r);
+        return rc;
+    }
+    snprintf(hdr, sizeof(hdr), "%d", r->status);
+    say("kapd refused the call (%s)", hdr);
+    if (r->body != NULL)
+        fprintf(stderr, "kap: %s: %.*s\n", tool, (int)strcspn(r->body, "\n"),
+                r->body);
+    kap_cli_reply_free(r);
+    return CLI_DENIED;
+}
+
 /* ---- the call ------------------------------------------------------------------ */
+
+/*
+ * The exchange after the request is written: kapd's answer is decoded as
+ * it comes; once it is a 101 (proxy mode), stdin goes to kapd in frames
+ * (id 0, 4-byte length, bytes; a frame of length 0 is the EOF) while
+ * stdout and stderr frames come back.  stdin is read only when the
+ * previous frame has left (kapd's backpressure reaches the reader of our
+ * stdin), and never blocks the output: one poll() over both.
+ */
+struct call {
+    int                  fd;
+    int                  in_done;      /* EOF frame queued (or no stdin) */
+    int                  out_dead;     /* kapd stopped reading: drop stdin */
+    struct sbuf          out;          /* bytes for kapd not yet sent */
+    size_t               out_off;
+    struct kap_cli_reply r;
+};
+
+static int
+queue_frame(struct call *k, const char *p, size_t n)
+{
+    unsigned char h[5];
+
+    h[0] = 0;
+    h[1] = (unsigned char)(n >> 24);
+    h[2] = (unsigned char)(n >> 16);
+    h[3] = (unsigned char)(n >> 8);
+    h[4] = (unsigned char)n;
+    if (k->out_dead)
+        return 0;
+    if (sb_add(&k->out, h, sizeof(h)) != 0
+        || (n > 0 && sb_add(&k->out, p, n) != 0))
+        return -1;
+    return 0;
+}
+
+/* Send what is queued without blocking; a kapd that is gone (it closes
+   once the tool has exited) only stops the sending. */
+static void
+flush_out(struct call *k)
+{
+    while (k->out_off < k->out.len) {
+        ssize_t w = send(k->fd, k->out.p + k->out_off, k->out.len - k->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (w <= 0) {
+            k->out_dead = 1;
+            break;
+        }
+        k->out_off += (size_t)w;
+    }
+    k->out.len = k->out_off = 0;
+}
+
+/* One read of our stdin into a frame; EOF or an error: the EOF frame. */
+static int
+pump_stdin(struct call *k)
+{
+    char    buf[65536];
+    ssize_t n = read(0, buf, sizeof(buf));
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (n <= 0) {
+        k->in_done = 1;
+        return queue_frame(k, NULL, 0);
+    }
+    return queue_frame(k, buf, (size_t)n);
+}
+
+/* Run the exchange to kapd's last byte; 0, or -1 (said why). */
+static int
+converse(struct call *k)
+{
+    char buf[65536];
+
+    for (;;) {
+        struct pollfd pf[2];
+        nfds_t        np = 1;
+        ssize_t       n;
+
+        if (k->r.upgraded && !k->in_done && k->out.len == 0 && k->out_dead)
+            k->in_done = 1;
+        pf[0].fd = k->fd;
+        pf[0].events = POLLIN | (k->out.len > k->out_off ? POLLOUT : 0);
+        pf[0].revents = 0;
+        if (k->r.upgraded && !k->in_done && k->out.len == 0) {
+            pf[1].fd = 0;
+            pf[1].events = POLLIN;
+            pf[1].revents = 0;
+            np = 2;
+        }
+        if (poll(pf, np, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            say("%s", "poll failed");
+            return -1;
+        }
+        if (pf[0].revents & POLLOUT)
+            flush_out(k);
+        if (np == 2 && (pf[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+            if (pump_stdin(k) != 0) {
+                say("%s", "out of memory");
+                return -1;
+            }
+            flush_out(k);
+        }
+        if (!(pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        n = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN
+                      || errno == EWOULDBLOCK))
+            continue;
+        if (n < 0)
+            n = 0;
+        if (kap_cli_reply_feed(&k->r, buf, (size_t)n, on_out, NULL) != 0) {
+            say("bad answer from kapd: %s", k->r.error);
+            return -1;
+        }
+        if (k->r.done || n == 0)
+            return 0;
+        if (k->r.upgraded && k->in_done == 0 && no_stdin()) {
+            k->in_done = 1;      /* a terminal or no stdin: EOF at once */
+            if (queue_frame(k, NULL, 0) != 0) {
+                say("%s", "out of memory");
+                return -1;
+            }
+            flush_out(k);
+        }
+    }
+}
 
 int
 kap_shim_cli_tool(const char *tool, int argc, char **argv)
 {
-    struct sbuf          req = { 0 }, body = { 0 }, in = { 0 };
-    struct kap_cli_reply r;
-    char                 cwd[PATH_MAX], hdr[256], buf[65536];
-    int                  fd, i, rc;
-    ssize_t              n;
+    struct sbuf  body = { 0 };
+    struct call  k;
+    char         cwd[PATH_MAX], hdr[1024];
+    int          i, rc, hl;
 
     tool_name = tool;
     signal(SIGPIPE, SIG_DFL);
+    memset(&k, 0, sizeof(k));
     rc = sb_str(&body, "{\"args\":[");
     for (i = 1; rc == 0 && i < argc; i++) {
         if (i > 1)
@@ -323,84 +457,46 @@ kap_shim_cli_tool(const char *tool, int argc, char **argv)
     }
     if (rc == 0)
         rc = sb_str(&body, "}");
-    if (rc != 0 || read_stdin(&in) != 0) {
-        say("%s", "out of memory or stdin unreadable");
-        return CLI_FAILED;
-    }
-    snprintf(hdr, sizeof(hdr), "POST /%s HTTP/1.1\r\nHost: kap\r\n"
-             "Content-Type: application/json\r\nConnection: close\r\n",
-             tool);
-    rc = sb_str(&req, hdr);
-    if (rc == 0 && in.len > 0) {
-        snprintf(hdr, sizeof(hdr), "Kap-Stdin: %zu\r\n", in.len);
-        rc = sb_str(&req, hdr);
-    }
-    snprintf(hdr, sizeof(hdr), "Content-Length: %zu\r\n\r\n",
-             body.len + in.len);
+    /* Upgrade: kap-cli asks for streamed stdin (a proxy-mode tool answers
+       101; a direct-mode one its JSON as before) */
+    hl = snprintf(hdr, sizeof(hdr), "POST /%s HTTP/1.1\r\nHost: kap\r\n"
+                  "Content-Type: application/json\r\nConnection: Upgrade\r\n"
+                  "Upgrade: kap-cli\r\nContent-Length: %zu\r\n\r\n", tool,
+                  body.len);
+    if (hl < 0 || (size_t)hl >= sizeof(hdr))
+        rc = -1;                          /* a tool name that long: refused */
     if (rc == 0)
-        rc = sb_str(&req, hdr);
+        rc = sb_str(&k.out, hdr);
     if (rc == 0)
-        rc = sb_add(&req, body.p, body.len);
-    if (rc == 0 && in.len > 0)
-        rc = sb_add(&req, in.p, in.len);
+        rc = sb_add(&k.out, body.p, body.len);
     free(body.p);
-    free(in.p);
     if (rc != 0) {
-        free(req.p);
+        free(k.out.p);
         say("%s", "out of memory");
         return CLI_FAILED;
     }
-    fd = dial();
-    if (fd < 0) {
-        free(req.p);
+    k.fd = dial();
+    if (k.fd < 0) {
+        free(k.out.p);
         return CLI_FAILED;
     }
-    rc = write_all(fd, req.p, req.len);
-    free(req.p);
+    rc = write_all(k.fd, k.out.p, k.out.len);
+    k.out.len = 0;
     if (rc != 0) {
-        close(fd);
+        free(k.out.p);
+        close(k.fd);
         say("%s", "kapd closed the connection");
         return CLI_FAILED;
     }
-    kap_cli_reply_init(&r);
-    for (;;) {
-        n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            n = 0;
-        if (kap_cli_reply_feed(&r, buf, (size_t)n, on_out, NULL) != 0) {
-            close(fd);
-            say("bad answer from kapd: %s", r.error);
-            kap_cli_reply_free(&r);
-            return CLI_FAILED;
-        }
-        if (r.done || n == 0)
-            break;
+    kap_cli_reply_init(&k.r);
+    rc = converse(&k);
+    free(k.out.p);
+    close(k.fd);
+    if (rc != 0) {
+        kap_cli_reply_free(&k.r);
+        return CLI_FAILED;
     }
-    close(fd);
-    if (r.status == 200 && r.framed && r.have_exit) {
-        rc = r.exit_code;
-        if (strcmp(r.why, "signal") == 0 && rc > 128 && rc < 128 + 65) {
-            kap_cli_reply_free(&r);
-            signal(rc - 128, SIG_DFL);
-            raise(rc - 128);
-        }
-        kap_cli_reply_free(&r);
-        return rc;
-    }
-    if (r.status == 200 && !r.framed && r.body != NULL) {
-        rc = direct(r.body, r.body_len, argv);
-        kap_cli_reply_free(&r);
-        return rc;
-    }
-    snprintf(hdr, sizeof(hdr), "%d", r.status);
-    say("kapd refused the call (%s)", hdr);
-    if (r.body != NULL)
-        fprintf(stderr, "kap: %s: %.*s\n", tool, (int)strcspn(r.body, "\n"),
-                r.body);
-    kap_cli_reply_free(&r);
-    return CLI_DENIED;
+    return finish(&k.r, tool, argv);
 }
 
 int

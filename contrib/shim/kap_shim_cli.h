@@ -13,9 +13,11 @@
  * signal when the tool did).  Direct mode: kapd answers with the tool's
  * environment, and the shim execs the real TOOL found on PATH without
  * the shim directory (any PATH entry whose TOOL is kap-shim itself, and
- * KAP_CLI_SHIM_DIR).  stdin: a terminal is not read; otherwise what is
- * there within KAP_CLI_STDIN_WAIT ms (default 200) is read to EOF and
- * sent, else nothing.  A call kapd refuses, or a failure to reach kapd,
+ * KAP_CLI_SHIM_DIR).  stdin (proxy mode) is streamed while the tool
+ * runs, with backpressure both ways, its EOF the tool's stdin EOF; a
+ * terminal is not read (the tool gets an EOF at once), and a stdin that
+ * stays open never holds the output or the exit back: the shim exits
+ * when the tool has.  A call kapd refuses, or a failure to reach kapd,
  * is one line on stderr and exit status 126 (denied) or 125.
  */
 #ifndef KAP_SHIM_CLI_H

@@ -110,6 +110,9 @@ frames(struct kap_cli_reply *r, const char *p, size_t n,
        kap_cli_reply_out_fn out, void *data)
 {
     while (n > 0) {
+        if (r->have_exit && r->upgraded)
+            return 0;            /* the answer has ended: the rest is not
+                                    read, as after a chunked body's end */
         if (r->have_exit)
             return fail(r, "bytes after the exit frame");
         if (r->fhlen < 5) {
@@ -127,6 +130,8 @@ frames(struct kap_cli_reply *r, const char *p, size_t n,
                     r->fhlen = 0;
                     if (r->fh[0] == 'x' && exit_frame(r) != 0)
                         return -1;
+                    if (r->have_exit && r->upgraded)
+                        r->st = ST_DONE;
                 }
             }
             continue;
@@ -146,6 +151,8 @@ frames(struct kap_cli_reply *r, const char *p, size_t n,
             if (r->fh[0] == 'x' && exit_frame(r) != 0)
                 return -1;
         }
+        if (r->have_exit && r->upgraded)
+            r->st = ST_DONE;     /* raw frames: the exit frame ends them */
     }
     return 0;
 }
@@ -168,6 +175,18 @@ head_done(struct kap_cli_reply *r, size_t hl)
         return fail(r, "a malformed response head");
     r->status = cr.status;
     r->clen = cr.content_length;
+    if (r->status == 101) {
+        v = header(r, hl, "Upgrade", &vl);
+        if (v == NULL || vl != 7 || strncasecmp(v, "kap-cli", 7) != 0)
+            return fail(r, "a 101 to another protocol");
+        r->upgraded = 1;
+        r->framed = 1;
+        r->clen = -1;
+        r->st = ST_PLAIN;         /* raw frames until the exit frame */
+        return 0;
+    }
+    if (r->status < 200)
+        return fail(r, "an unexpected interim response");
     v = header(r, hl, "Transfer-Encoding", &vl);
     if (v != NULL) {
         if (vl != 7 || strncasecmp(v, "chunked", 7) != 0)

@@ -2,7 +2,8 @@
  * kap_shim_cli_reply.h -- decode kapd's answer to a cli call, for the
  * kap-shim shim role (docs/cli-protocol.md): the response head, a
  * chunked body, and in it the frames of a proxy-mode call (0x01 stdout,
- * 0x02 stderr, 'x' the exit status).  A pure state machine on bytes from
+ * 0x02 stderr, 'x' the exit status); or after a 101 (streamed stdin) the
+ * same frames raw, the exit frame ending the answer.  A pure state machine on bytes from
  * the network: no I/O, no global state, bounded memory, so that
  * fuzz/fuzz_shim_cli_reply.c can drive it.  libc only.
  */
@@ -22,7 +23,11 @@ typedef int (*kap_cli_reply_out_fn)(int stream, const char *p, size_t n,
 struct kap_cli_reply {
     /* results */
     int        status;        /* HTTP status, once the head is read */
-    int        framed;        /* Content-Type application/x-kap-cli */
+    int        framed;        /* Content-Type application/x-kap-cli,
+                                 or a 101 to kap-cli */
+    int        upgraded;      /* 101 Switching Protocols (Upgrade:
+                                 kap-cli): raw frames until the exit
+                                 frame, stdin may be sent */
     int        done;          /* the response has ended */
     int        have_exit;     /* the 'x' frame was read */
     int        exit_code;     /* from it: 0..255 */

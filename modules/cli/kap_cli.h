@@ -107,11 +107,13 @@ int kap_cli_conf_rules(struct kap_gen *gen, struct kap_cli_tool *t,
 /*
  * A proxy-mode call (kap_cli_proxy.c): decide, ask the policy chain, run
  * and stream the framed response.  stdin_data/len: the request's stdin
- * (borrowed from ex).  Ends the exchange, now or later.
+ * (borrowed from ex).  stream: the request asked for "Upgrade: kap-cli":
+ * the answer is a 101 and raw frames, and stdin comes as frames while
+ * the tool runs (after stdin_data).  Ends the exchange, now or later.
  */
 void kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
                    const struct kap_cli_req *req, const char *stdin_data,
-                   size_t stdin_len);
+                   size_t stdin_len, int stream);
 
 /* The cli module's policy hook for "cli" questions it asked itself. */
 int kap_cli_policy(struct kap_req *r, void *conf);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <kapd/kap_json.h>
 #include <kapd/kap_secret.h>
@@ -26,6 +27,7 @@ kap_cli_conf_create(struct kap_gen *gen)
         cf->srv.module = KAP_CLI_NAME;
         cf->srv.error_format = KAP_HTTP_ERR_JSON;
         cf->srv.max_body = KAP_CLI_MAX_BODY;
+        cf->srv.upgrade = KAP_HTTP_UPGRADE_BODY;   /* streamed stdin */
     }
     return cf;
 }
@@ -135,8 +137,9 @@ kap_cli_handle(struct kap_http_ex *ex, void *data)
     struct kap_cli_tool       *t;
     struct kap_cli_req         r;
     struct kap_err             e;
-    const char                *body, *qm, *sin;
+    const char                *body, *qm, *sin, *up;
     size_t                     blen, plen, slen = 0;
+    int                        stream = 0;
     char                      *end;
     unsigned long long         n;
 
@@ -163,6 +166,17 @@ kap_cli_handle(struct kap_http_ex *ex, void *data)
     }
     memset(&e, 0, sizeof(e));
     body = kap_http_ex_body(ex, &blen);
+    /* Upgrade: kap-cli -- stdin streamed as frames while the tool runs */
+    if (q->upgrade) {
+        up = kap_http_ex_header(ex, "Upgrade");
+        if (up == NULL || strcasecmp(up, "kap-cli") != 0
+            || kap_http_ex_header(ex, "Kap-Stdin") != NULL) {
+            kap_http_error(ex, 400, "Upgrade: kap-cli only, without "
+                           "Kap-Stdin");
+            return;
+        }
+        stream = 1;
+    }
     /* Kap-Stdin: N -- the body's last N bytes are the tool's stdin */
     sin = kap_http_ex_header(ex, "Kap-Stdin");
     if (sin != NULL) {
@@ -185,7 +199,7 @@ kap_cli_handle(struct kap_http_ex *ex, void *data)
     if (t->mode == KAP_CLI_DIRECT)
         kap_cli_direct(ex, t);
     else
-        kap_cli_proxy(ex, t, &r, body + blen, slen);
+        kap_cli_proxy(ex, t, &r, body + blen, slen, stream);
 }
 
 static void

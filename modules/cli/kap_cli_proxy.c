@@ -14,6 +14,7 @@
 #include "kap_cli_env.h"
 #include "kap_cli_run.h"
 #include "kap_cli_say.h"
+#include "kap_cli_stdin.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -42,6 +43,8 @@ struct kap_cli_ctx {
     struct kap_cli_dummy *dummy;       /* credential proxy: live while
                                           the call runs */
     int                   counted;     /* holds one of t->running */
+    int                   stream;      /* stdin streamed: answer 101 */
+    struct kap_cli_stdin_dec dec;      /* the stdin frames (stream) */
 };
 
 /* ---- framing --------------------------------------------------------------- */
@@ -82,6 +85,29 @@ kap_cli_exit_frame(struct kap_http_ex *ex, int code, const char *why)
     while (*why != '\0' && n < sizeof(b))
         b[n++] = *why++;
     kap_cli_frame(ex, 'x', b, n);
+}
+
+/* ---- the response: a chunked 200, or after a 101 raw frames --------------- */
+
+static void kap_cli_on_data(struct kap_http_ex *ex, const char *p, size_t n,
+                            void *data);
+
+static int
+kap_cli_begin(struct kap_cli_ctx *x)
+{
+    if (x->stream)
+        return kap_http_upgrade(x->ex, "kap-cli", kap_cli_on_data, x);
+    return kap_http_stream_start(x->ex, 200, "application/x-kap-cli");
+}
+
+/* Ends the exchange. */
+static void
+kap_cli_finish(struct kap_cli_ctx *x)
+{
+    if (x->stream)
+        kap_http_raw_end(x->ex);
+    else
+        kap_http_stream_end(x->ex);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -259,7 +285,60 @@ kap_cli_on_exit(struct kap_cli_run *r, const struct kap_cli_result *res,
     kap_http_ex_on_abort(x->ex, NULL, NULL);
     kap_http_ex_on_drain(x->ex, NULL, NULL);
     kap_cli_exit_frame(x->ex, res->exit_code, why);
-    kap_http_stream_end(x->ex);
+    kap_cli_finish(x);
+}
+
+/* ---- streamed stdin -------------------------------------------------------- */
+
+static void
+kap_cli_on_stdin_drain(struct kap_cli_run *r, void *data)
+{
+    struct kap_cli_ctx *x = data;
+
+    (void)r;
+    kap_http_raw_hold(x->ex, 0);
+}
+
+static int
+kap_cli_stdin_piece(const char *p, size_t n, void *data)
+{
+    struct kap_cli_ctx *x = data;
+    int                 rc;
+
+    if (x->run == NULL)
+        return 0;                /* the call is over: dropped */
+    if (p == NULL) {
+        kap_cli_run_stdin_eof(x->run);
+        return 0;
+    }
+    rc = kap_cli_run_stdin(x->run, p, n);
+    if (rc == KAP_AGAIN)
+        kap_http_raw_hold(x->ex, 1);
+    return rc == KAP_ERROR ? -1 : 0;
+}
+
+/* The client's bytes after the 101: stdin frames. */
+static void
+kap_cli_on_data(struct kap_http_ex *ex, const char *p, size_t n, void *data)
+{
+    struct kap_cli_ctx   *x = data;
+    struct kap_cli_result res;
+
+    if (kap_cli_stdin_feed(&x->dec, p, n, kap_cli_stdin_piece, x) == 0)
+        return;
+    KAP_LOG(KAP_LOG_INFO, KAP_CLI_NAME, 0, "%s: %s: the call is ended",
+            x->t->name, x->dec.error);
+    kap_http_ex_on_abort(ex, NULL, NULL);
+    kap_http_ex_on_drain(ex, NULL, NULL);
+    if (x->run != NULL) {
+        memset(&res, 0, sizeof(res));
+        res.exit_code = -1;
+        kap_cli_run_cancel(x->run);
+        x->run = NULL;
+        kap_cli_audit_end(x, &res, "bad-stdin");
+        kap_cli_release(x);
+    }
+    kap_http_ex_close(ex);
 }
 
 /* Denied: the one stderr line, exit status 126. */
@@ -270,13 +349,15 @@ kap_cli_deny(struct kap_cli_ctx *x, const char *reason)
                                           x->v.suggest);
 
     kap_http_ex_on_abort(x->ex, NULL, NULL);
-    if (kap_http_stream_start(x->ex, 200, "application/x-kap-cli")
-        != KAP_ERROR) {
-        if (line != NULL)
-            kap_cli_frame(x->ex, 2, line, strlen(line));
-        kap_cli_exit_frame(x->ex, KAP_CLI_DENIED, "denied");
+    if (kap_cli_begin(x) == KAP_ERROR) {
+        if (!x->stream)
+            kap_http_stream_end(x->ex);
+        return;                  /* (a failed upgrade closed ex) */
     }
-    kap_http_stream_end(x->ex);
+    if (line != NULL)
+        kap_cli_frame(x->ex, 2, line, strlen(line));
+    kap_cli_exit_frame(x->ex, KAP_CLI_DENIED, "denied");
+    kap_cli_finish(x);
 }
 
 static void
@@ -290,7 +371,7 @@ kap_cli_start(struct kap_cli_ctx *x)
     char                  **envp, *ent, dummy[KAP_CLI_DUMMY_LEN + 1];
     size_t                  i, n, entlen = KAP_SECRET_MAX + 128;
     static const struct kap_cli_run_cbs cbs = {
-        kap_cli_on_output, kap_cli_on_exit
+        kap_cli_on_output, kap_cli_on_exit, kap_cli_on_stdin_drain
     };
 
     memset(&e, 0, sizeof(e));
@@ -360,12 +441,13 @@ kap_cli_start(struct kap_cli_ctx *x)
     spec.cwd = cwd;
     spec.stdin_data = x->stdin_data;
     spec.stdin_len = x->stdin_len;
+    spec.stdin_stream = x->stream;
     spec.wall_time = t->wall_time;
     spec.max_output = (size_t)t->max_output;
-    if (kap_http_stream_start(x->ex, 200, "application/x-kap-cli")
-        == KAP_ERROR) {
+    if (kap_cli_begin(x) == KAP_ERROR) {
         kap_cli_release(x);
-        kap_http_stream_end(x->ex);
+        if (!x->stream)
+            kap_http_stream_end(x->ex);
         return;
     }
     x->run = kap_cli_run_start(&spec, &cbs, x, &e);
@@ -384,7 +466,7 @@ kap_cli_start(struct kap_cli_ctx *x)
         if (line != NULL)
             kap_cli_frame(x->ex, 2, line, strlen(line));
         kap_cli_exit_frame(x->ex, KAP_CLI_DENIED, "not-run");
-        kap_http_stream_end(x->ex);
+        kap_cli_finish(x);
         return;
     }
     t->running++;
@@ -409,7 +491,7 @@ kap_cli_decided(struct kap_req *r, void *data)
 void
 kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
               const struct kap_cli_req *req, const char *stdin_data,
-              size_t stdin_len)
+              size_t stdin_len, int stream)
 {
     struct kap_conn    *c = kap_http_ex_conn(ex);
     struct kap_pool    *pool = kap_http_ex_pool(ex);
@@ -432,6 +514,8 @@ kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
     x->cf = c->conf;
     x->stdin_data = stdin_data;
     x->stdin_len = stdin_len;
+    x->stream = stream;
+    kap_cli_stdin_init(&x->dec);
     x->cwd_req = req->cwd;
     for (i = 0; i < req->nargs; i++) {
         args[i].data = req->args[i];

@@ -35,8 +35,10 @@ struct kap_cli_run {
     int                     out_open[2];
     int                     in_open;
 
-    char                   *in_data;    /* owned copy of stdin */
-    size_t                  in_len, in_off;
+    char                   *in_data;    /* owned: stdin not yet written */
+    size_t                  in_len, in_off, in_cap;
+    int                     in_eof;     /* close stdin once written */
+    int                     in_wants_drain; /* stdin said KAP_AGAIN */
 
     struct kap_cli_result   res;
     int                     reaped;
@@ -156,6 +158,19 @@ kap_cli_run_out_cb(struct ev_loop *loop, ev_io *w, int revents)
     kap_cli_run_finish(r);
 }
 
+/* A caller told to wait (KAP_AGAIN) may send more: the held stdin fell
+   to half, or stdin is closed. */
+static void
+kap_cli_run_in_drained(struct kap_cli_run *r)
+{
+    if (!r->in_wants_drain || r->cancelled
+        || (r->in_open && r->in_len - r->in_off > KAP_CLI_RUN_IN_HIGH / 2))
+        return;
+    r->in_wants_drain = 0;
+    if (r->cbs.on_stdin_drain != NULL)
+        r->cbs.on_stdin_drain(r, r->data);
+}
+
 static void
 kap_cli_run_in_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -164,20 +179,65 @@ kap_cli_run_in_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)loop;
     (void)revents;
+    if (r->in_off < r->in_len) {
+        n = write(w->fd, r->in_data + r->in_off, r->in_len - r->in_off);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n < 0) {             /* EPIPE: the tool closed its stdin */
+            kap_cli_run_close_in(r);
+            kap_cli_run_in_drained(r);
+            return;
+        }
+        r->in_off += (size_t)n;
+        r->res.in_bytes += (size_t)n;
+    }
     if (r->in_off >= r->in_len) {
-        kap_cli_run_close_in(r);
-        return;
+        r->in_off = r->in_len = 0;
+        if (r->in_eof)
+            kap_cli_run_close_in(r);
+        else
+            ev_io_stop(kap_loop(), &r->in_w);  /* until more comes */
     }
-    n = write(w->fd, r->in_data + r->in_off, r->in_len - r->in_off);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n < 0) {                 /* EPIPE: the tool closed its stdin */
-        kap_cli_run_close_in(r);
-        return;
+    kap_cli_run_in_drained(r);
+}
+
+int
+kap_cli_run_stdin(struct kap_cli_run *r, const char *p, size_t n)
+{
+    size_t pending;
+
+    if (!r->in_open || r->in_eof || n == 0)
+        return KAP_OK;
+    if (r->in_off > 0) {          /* what was written goes */
+        memmove(r->in_data, r->in_data + r->in_off, r->in_len - r->in_off);
+        r->in_len -= r->in_off;
+        r->in_off = 0;
     }
-    r->in_off += (size_t)n;
-    r->res.in_bytes += (size_t)n;
-    if (r->in_off >= r->in_len)
+    if (r->in_len + n > r->in_cap) {
+        size_t cap = (r->in_len + n) * 2;
+        char  *q = realloc(r->in_data, cap);
+
+        if (q == NULL)
+            return KAP_ERROR;
+        r->in_data = q;
+        r->in_cap = cap;
+    }
+    memcpy(r->in_data + r->in_len, p, n);
+    r->in_len += n;
+    ev_io_start(kap_loop(), &r->in_w);
+    pending = r->in_len - r->in_off;
+    if (pending > KAP_CLI_RUN_IN_HIGH) {
+        r->in_wants_drain = 1;
+        return KAP_AGAIN;
+    }
+    return KAP_OK;
+}
+
+void
+kap_cli_run_stdin_eof(struct kap_cli_run *r)
+{
+    r->in_eof = 1;
+    if (r->in_open && r->in_off >= r->in_len)
         kap_cli_run_close_in(r);
 }
 
@@ -345,8 +405,9 @@ kap_cli_run_start(const struct kap_cli_run_spec *spec,
             return NULL;
         }
         memcpy(r->in_data, spec->stdin_data, spec->stdin_len);
-        r->in_len = spec->stdin_len;
+        r->in_len = r->in_cap = spec->stdin_len;
     }
+    r->in_eof = !spec->stdin_stream;
     if (kap_cli_run_pipe(&fds[0], 1) != 0 || kap_cli_run_pipe(&fds[2], 0) != 0
         || kap_cli_run_pipe(&fds[4], 0) != 0) {
         kap_err_set(e, "cli: pipe: %s", strerror(errno));
@@ -375,7 +436,7 @@ kap_cli_run_start(const struct kap_cli_run_spec *spec,
     r->in_open = 1;
     if (r->in_len > 0)
         ev_io_start(loop, &r->in_w);
-    else
+    else if (r->in_eof)
         kap_cli_run_close_in(r);
 
     for (i = 0; i < 2; i++) {

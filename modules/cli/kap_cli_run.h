@@ -7,8 +7,12 @@
  * environment and the working directory it is given, every signal at its
  * default disposition and an empty signal mask (kapd ignores SIGPIPE; a
  * tool must not inherit that).  Its stdin is fed from the bytes given and
- * then closed; its stdout and stderr are read as they come and handed to
- * on_output in arrival order, each piece tagged with its stream.
+ * then closed, or with stdin_stream set, kept open and fed by
+ * kap_cli_run_stdin() until kap_cli_run_stdin_eof() (at most
+ * KAP_CLI_RUN_IN_HIGH bytes wait in kapd: over it the caller is told to
+ * stop until on_stdin_drain); its stdout and stderr are read as they
+ * come and handed to on_output in arrival order, each piece tagged with
+ * its stream.
  *
  * Limits: after wall_time seconds, or once stdout and stderr together
  * passed max_output bytes (the bytes up to the limit are delivered, no
@@ -38,6 +42,7 @@
 #include <kapd/kap_module.h>
 
 #define KAP_CLI_RUN_DRAIN 1.0    /* s of reading after the leader exited */
+#define KAP_CLI_RUN_IN_HIGH (64 * 1024)  /* stdin bytes held for the child */
 
 enum kap_cli_stream {
     KAP_CLI_STDOUT = 1,
@@ -60,6 +65,8 @@ struct kap_cli_run_spec {
     const char   *cwd;         /* directory the child starts in */
     const void   *stdin_data;  /* fed to the child's stdin, then EOF */
     size_t        stdin_len;
+    int           stdin_stream;/* 1: no EOF after stdin_data: more comes
+                                  with kap_cli_run_stdin() */
     double        wall_time;   /* s; 0: no limit */
     size_t        max_output;  /* stdout + stderr bytes; 0: no limit */
 };
@@ -88,6 +95,10 @@ struct kap_cli_run_cbs {
                       size_t n, void *data);
     void (*on_exit)(struct kap_cli_run *r, const struct kap_cli_result *res,
                     void *data);
+    /* after kap_cli_run_stdin() returned KAP_AGAIN: the held stdin fell
+       to half of KAP_CLI_RUN_IN_HIGH, or the child closed its stdin
+       (what comes from now on is dropped): send more.  May be NULL. */
+    void (*on_stdin_drain)(struct kap_cli_run *r, void *data);
 };
 
 /*
@@ -98,6 +109,18 @@ struct kap_cli_run_cbs {
 struct kap_cli_run *kap_cli_run_start(const struct kap_cli_run_spec *spec,
                                       const struct kap_cli_run_cbs *cbs,
                                       void *data, struct kap_err *e);
+
+/*
+ * Streamed stdin (spec->stdin_stream): n bytes for the child (copied).
+ * KAP_OK; KAP_AGAIN when more than KAP_CLI_RUN_IN_HIGH bytes now wait
+ * (taken all the same: stop sending until on_stdin_drain); KAP_ERROR
+ * out of memory.  Once the child closed its stdin or exited, or after
+ * the EOF, bytes are dropped (KAP_OK).
+ */
+int kap_cli_run_stdin(struct kap_cli_run *r, const char *p, size_t n);
+
+/* Streamed stdin: close the child's stdin once what waits is written. */
+void kap_cli_run_stdin_eof(struct kap_cli_run *r);
 
 /* Read output again after on_output returned KAP_AGAIN. */
 void kap_cli_run_resume(struct kap_cli_run *r);

@@ -81,7 +81,7 @@ guard_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ONE);
 }
 
-static const struct kap_cli_run_cbs cbs = { on_output, on_exit_cb };
+static const struct kap_cli_run_cbs cbs = { on_output, on_exit_cb, NULL };
 
 static char *const env_plain[] = { "PATH=/usr/bin:/bin", "LC_ALL=C", NULL };
 
@@ -409,6 +409,96 @@ test_bad_start(void)
        "a relative path is refused");
 }
 
+/* Streamed stdin: fed piece by piece with backpressure, then EOF. */
+struct feed {
+    struct call c;
+    int         held, agains, drains;
+};
+
+static void
+on_stdin_drain_cb(struct kap_cli_run *r, void *data)
+{
+    struct feed *f = data;
+
+    (void)r;
+    f->held = 0;
+    f->drains++;
+}
+
+static const struct kap_cli_run_cbs feed_cbs = {
+    on_output, on_exit_cb, on_stdin_drain_cb
+};
+
+static int
+feed_run(struct feed *f, char *const *argv, size_t total)
+{
+    struct kap_cli_run_spec spec;
+    struct kap_err          e = { 0 };
+    ev_timer                guard;
+    char                    piece[16384];
+    size_t                  fed = 0;
+
+    memset(piece, 'q', sizeof(piece));
+    memset(&spec, 0, sizeof(spec));
+    spec.path = argv[0];
+    spec.argv = argv;
+    spec.envp = env_plain;
+    spec.stdin_stream = 1;
+    spec.wall_time = 20;
+    f->c.run = kap_cli_run_start(&spec, &feed_cbs, f, &e);
+    if (f->c.run == NULL)
+        return -1;
+    ev_timer_init(&guard, guard_cb, 20.0, 0.);
+    ev_timer_start(kap_loop(), &guard);
+    while (!f->c.done && ev_is_active(&guard)) {
+        if (fed < total && !f->held) {
+            size_t n = total - fed < sizeof(piece) ? total - fed
+                                                   : sizeof(piece);
+            int    rc = kap_cli_run_stdin(f->c.run, piece, n);
+
+            fed += n;
+            if (rc == KAP_AGAIN) {
+                f->held = 1;
+                f->agains++;
+            }
+            if (fed == total)
+                kap_cli_run_stdin_eof(f->c.run);
+            continue;
+        }
+        ev_run(kap_loop(), EVRUN_ONCE);
+    }
+    ev_timer_stop(kap_loop(), &guard);
+    return f->c.done ? 0 : -1;
+}
+
+static void
+test_stdin_stream(void)
+{
+    struct feed  f;
+    char *const  cat[] = { "/bin/cat", NULL };
+    char *const  noread[] = { "/bin/sh", "-c", "sleep 0.3; exit 4", NULL };
+    size_t       total = 4 * 1024 * 1024;
+    void       (*old)(int) = signal(SIGPIPE, SIG_IGN);   /* as kapd */
+
+    memset(&f, 0, sizeof(f));
+    ok(feed_run(&f, cat, total) == 0, "streamed stdin: cat runs to its end");
+    is_int(f.c.res.exit_code, 0, "cat exit 0 after the EOF");
+    ok(f.c.res.out_bytes == total && f.c.res.in_bytes == total,
+       "4 MiB in, 4 MiB out");
+    ok(f.agains > 0 && f.drains == f.agains,
+       "the caller was held back and let go again (%d times)", f.agains);
+    call_free(&f.c);
+
+    memset(&f, 0, sizeof(f));
+    ok(feed_run(&f, noread, total) == 0,
+       "a child that never reads stdin still ends");
+    is_int(f.c.res.exit_code, 4, "with its exit code");
+    ok(f.agains >= 1 && f.c.res.in_bytes < total,
+       "the caller was held back (%zu bytes taken)", f.c.res.in_bytes);
+    call_free(&f.c);
+    signal(SIGPIPE, old);
+}
+
 int
 main(void)
 {
@@ -416,6 +506,7 @@ main(void)
     test_interleaving();
     test_signal();
     test_stdin();
+    test_stdin_stream();
     test_env_cwd();
     test_sigpipe_default();
     test_output_cap();

@@ -83,8 +83,17 @@ struct kap_http_server_conf {
     int          upgrade;         /* 1: a GET with an Upgrade field and
                                      no body reaches the handler, which
                                      answers kap_http_upgrade() or an
-                                     error; 0: 501 and close */
+                                     error; KAP_HTTP_UPGRADE_BODY: a
+                                     request of any method but CONNECT
+                                     with an Upgrade field does, its body
+                                     read in whole first (the client's
+                                     bytes behind the body go to on_data
+                                     after the 101, or are the next
+                                     request after any other answer);
+                                     0: 501 and close */
 };
+
+#define KAP_HTTP_UPGRADE_BODY 2
 
 /* One request and its response.  Opaque. */
 struct kap_http_ex;
@@ -257,11 +266,25 @@ typedef void (*kap_http_ex_data_fn)(struct kap_http_ex *ex,
  */
 int kap_http_upgrade(struct kap_http_ex *ex, const char *protocol,
                      kap_http_ex_data_fn on_data, void *udata);
+/*
+ * Backpressure on the client's bytes after kap_http_upgrade(): with hold
+ * non-zero on_data is not called; the bytes wait in the connection's
+ * read-ahead (at most 64 KiB, then reading stops and the client's
+ * writes block in TCP).  hold 0 hands what waits to on_data from the
+ * loop (never from inside this call) and reads on.  Held, the client's
+ * EOF is seen only while the read-ahead has room (then on_abort, the
+ * held bytes dropped).  May be called from on_data.  KAP_OK, or
+ * KAP_ERROR when ex is not upgraded.
+ */
+int kap_http_raw_hold(struct kap_http_ex *ex, int hold);
+
 /* Queue bytes after kap_http_upgrade(); returns like
    kap_http_stream_write(). */
 int kap_http_raw_write(struct kap_http_ex *ex, const void *data, size_t len);
 /* Flush what is queued (within the write timeout), then close the
-   connection.  Ends the exchange: ex is invalid afterwards. */
+   connection (a lingering close when the client's bytes are pending, so
+   that they cannot reset the connection before it read the last ones;
+   kap_conn_linger()).  Ends the exchange: ex is invalid afterwards. */
 int kap_http_raw_end(struct kap_http_ex *ex);
 
 /* ---- response formatting, for modules with their own connection code ---- */
