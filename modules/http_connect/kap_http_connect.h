@@ -200,6 +200,7 @@ int    kap_http_connect_buf_str(struct kap_buf *b, const char *s);
 void   kap_http_connect_buf_free(struct kap_buf *b);
 void   kap_http_connect_buf_trim(struct kap_buf *b);
 void   kap_http_connect_io_stop(ev_io *w);
+void   kap_http_connect_up_watchers_drop(struct hc *hc);
 
 /* kap_http_connect_module.c */
 void   kap_http_connect_audit(struct hc *hc, const char *event,

@@ -159,3 +159,21 @@ kap_http_connect_io_stop(ev_io *w)
     ev_io_stop(kap_loop(), w);
 }
 
+/*
+ * Before the upstream descriptor is closed or handed on: its watchers
+ * stopped and aimed at no descriptor.  The next upstream descriptor may
+ * get the same number; hc_sync_watchers() then sees a different fd in the
+ * watcher and sets it with ev_io_set(), which makes libev register it
+ * with epoll afresh even when the stop and the start fall in one loop
+ * iteration (a watcher merely stopped and started again on the "same"
+ * number would leave a new socket unregistered: it was never added).
+ */
+void
+kap_http_connect_up_watchers_drop(struct hc *hc)
+{
+    ev_io_stop(kap_loop(), &hc->urd);
+    ev_io_stop(kap_loop(), &hc->uwr);
+    ev_io_set(&hc->urd, -1, EV_READ);
+    ev_io_set(&hc->uwr, -1, EV_WRITE);
+}
+

@@ -248,21 +248,27 @@ kap_http_connect_fwd_response(struct hc *hc)
 void
 kap_http_connect_fwd_finish(struct hc *hc)
 {
-    if (hc->upstream_ka && hc->q_done
-        && kap_buf_used(&hc->uin) == 0
-        && kap_buf_used(&hc->uout) == 0 && !hc->u_eof) {
-        if (!kap_http_connect_held_put(hc))
-            kap_http_connect_pool_put(hc, hc->ufd);
+    int reusable = hc->upstream_ka && hc->q_done
+                   && kap_buf_used(&hc->uin) == 0
+                   && kap_buf_used(&hc->uout) == 0 && !hc->u_eof;
+
+    if (reusable && kap_http_connect_held_put(hc)) {
+        /* held by this client: its read watcher stays started (a stop
+           and a start again for the next request would cost an epoll_ctl
+           each); fired while held, urd_cb stops it */
+        kap_http_connect_io_stop(&hc->uwr);
     } else {
-        close(hc->ufd);
+        kap_http_connect_up_watchers_drop(hc);
+        if (reusable)
+            kap_http_connect_pool_put(hc, hc->ufd);
+        else
+            close(hc->ufd);
     }
     /* whatever that upstream sent past its response dies with it: it must
        never be read as the answer to the client's next request */
     kap_http_connect_buf_free(&hc->uin);
     kap_http_connect_buf_free(&hc->uout);
     hc->ufd = -1;
-    kap_http_connect_io_stop(&hc->urd);
-    kap_http_connect_io_stop(&hc->uwr);
     if (!hc->client_ka || !hc->q_done || kap_shutting_down()) {
         /* the body is still coming; or a keep-alive client (kapd is
            stopping) or pipelined bytes: more may be pending */
@@ -317,8 +323,7 @@ kap_http_connect_fwd_retry(struct hc *hc)
     if (!hc->reused || hc->q_body != KAP_HTTP_BODY_NONE || hc->r_started ||
         kap_buf_used(&hc->uin) != 0)
         return 0;
-    kap_http_connect_io_stop(&hc->urd);
-    kap_http_connect_io_stop(&hc->uwr);
+    kap_http_connect_up_watchers_drop(hc);
     close(hc->ufd);
     hc->ufd = -1;
     hc->reused = 0;

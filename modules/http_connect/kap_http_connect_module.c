@@ -523,6 +523,7 @@ policy_answer(struct kap_req *r, struct hc *hc)
         }
     }
     if (hc->kfd >= 0) {         /* a tunnel never needs the held one */
+        kap_http_connect_up_watchers_drop(hc);
         close(hc->kfd);
         hc->kfd = -1;
     }
@@ -581,7 +582,10 @@ hc_ask(struct hc *hc)
     r->detail = kap_pstrdup(qp, hc->method);
     hc->preq = r;
     hc->state = S_POLICY;
-    kap_http_connect_io_stop(&hc->crd);
+    /* the client's read watcher stays started: a keep-alive client sends
+       nothing until it has its answer, and a stop now and a start for the
+       next head would cost an epoll_ctl each; fired meanwhile, crd_cb
+       stops it */
     kap_http_connect_timer_set(hc, hc->conf->idle_timeout);
     if (kap_policy_check(r, policy_done, hc) == KAP_OK)
         policy_done(r, hc);
@@ -831,6 +835,11 @@ hc_sync_watchers(struct hc *hc)
         if ((want) && !ev_is_active(w)) ev_io_start(loop, (w));            \
         else if (!(want) && ev_is_active(w)) ev_io_stop(loop, (w));        \
     } while (0)
+    /* a forwarded request whose body is all read: the client's read
+       watcher is left started (see hc_ask) and stopped by crd_cb if the
+       client sends before its answer is complete */
+    if (hc->state == S_FORWARD && hc->q_done && !hc->c_eof)
+        crd = ev_is_active(&hc->crd);
     SYNC(&hc->crd, crd);
     SYNC(&hc->cwr, cwr);
     if (hc->ufd >= 0) {
@@ -842,6 +851,8 @@ hc_sync_watchers(struct hc *hc)
         }
         SYNC(&hc->urd, urd);
         SYNC(&hc->uwr, uwr);
+    } else if (hc->kfd >= 0 && hc->urd.fd == hc->kfd) {
+        kap_http_connect_io_stop(&hc->uwr);  /* urd: see fwd_finish */
     } else {
         kap_http_connect_io_stop(&hc->urd);
         kap_http_connect_io_stop(&hc->uwr);
@@ -895,6 +906,7 @@ kap_http_connect_run(struct hc *hc)
                 if (kap_http_connect_fwd_retry(hc))
                     return;
                 if (!hc->r_started) {
+                    kap_http_connect_up_watchers_drop(hc);
                     close(hc->ufd);
                     hc->ufd = -1;
                     hc->client_ka = 0;
@@ -908,6 +920,7 @@ kap_http_connect_run(struct hc *hc)
             r = kap_http_connect_fwd_response(hc);
             if (r < 0) {
                 if (!hc->r_started && r == -1) {
+                    kap_http_connect_up_watchers_drop(hc);
                     close(hc->ufd);
                     hc->ufd = -1;
                     hc->client_ka = 0;
@@ -931,6 +944,7 @@ kap_http_connect_run(struct hc *hc)
                 } else if (kap_http_connect_fwd_retry(hc)) {
                     return;
                 } else if (!hc->r_started) {
+                    kap_http_connect_up_watchers_drop(hc);
                     close(hc->ufd);
                     hc->ufd = -1;
                     hc->client_ka = 0;
@@ -1009,6 +1023,10 @@ crd_cb(struct ev_loop *loop, ev_io *w, int revents)
         kap_http_connect_first_client_read(hc);
         goto out;
     case S_FORWARD: {
+        if (hc->q_done || hc->c_eof) {
+            kap_http_connect_io_stop(w);    /* left started: see hc_ask */
+            goto out;
+        }
         int r = kap_http_connect_read_into(hc->c->fd, &hc->cin, HC_IOBUF, 0,
                                            &hc->c_eof, hc);
         if (r < 0) {

@@ -95,6 +95,7 @@ kap_http_connect_held_get(struct hc *hc)
     if (hc->port != hc->kport || strcmp(hc->subject, hc->kkey) != 0
         || !kap_upstream_addr_allowed(&t, &hc->usa.sa)
         || kap_upstream_unclean(fd)) {
+        kap_http_connect_up_watchers_drop(hc);
         close(fd);
         return -1;
     }
