@@ -51,13 +51,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (m.type == CH_ASK) {
+        struct ch_ask_attrs at = { m.server, m.rule, m.suggest };
+
         if (kap_channel_put_ask(&b, m.id, m.kind, m.subject, (unsigned) m.port,
-                       m.detail, m.client) != KAP_OK
+                       m.detail, m.client, &at) != KAP_OK
             || kap_channel_msg_parse(b.data, b.len - 1, &m2, &err) != KAP_OK)
             abort();
         if (m2.id != m.id || !same(m2.kind, m.kind)
             || !same(m2.subject, m.subject) || m2.port != m.port
-            || !same(m2.detail, m.detail) || !same(m2.client, m.client))
+            || !same(m2.detail, m.detail) || !same(m2.client, m.client)
+            || !same(m2.server, m.server) || !same(m2.rule, m.rule)
+            || !same(m2.suggest, m.suggest))
             abort();
         kap_channel_msg_free(&m2);
     } else if (m.type == CH_ANSWER) {

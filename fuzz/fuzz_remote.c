@@ -22,16 +22,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* the text with an entry added: refused with a reason, or holding it */
+/* the text with an entry added (network.allow, or the allow of the mcp
+   server "a"): refused with a reason, or holding it */
 static void
-fuzz_rule(const char *s, size_t len)
+fuzz_rule(const char *s, size_t len, int nested)
 {
+    struct kr_rule_at at = { "mcp", "servers", "a" };
     struct kap_buf b = { 0 };
     const char *why = NULL;
     unsigned line = 0;
     int rc;
 
-    rc = kr_rule_insert(s, len, "fuzz.example:443", &b, &line, &why);
+    rc = kr_rule_insert_at(s, len, nested ? &at : NULL, "fuzz.example:443",
+                           &b, &line, &why);
     if ((rc == KAP_ERROR && (why == NULL || why[0] == '\0'))
         || (rc == KAP_OK && (line == 0 || b.len <= len
                              || memmem(b.data, b.len, "\"fuzz.example:443\"",
@@ -57,7 +60,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(s, data + 1, size - 1);
     s[size - 1] = '\0';
     if (data[0] >= 0x80) {              /* a policy file: allow always */
-        fuzz_rule(s, size - 1);
+        fuzz_rule(s, size - 1, data[0] & 1);
         free(s);
         return 0;
     }

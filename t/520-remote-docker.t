@@ -145,15 +145,15 @@ is(scalar @{$dk->requests}, 0, 'no engine request without a token');
 $r = req('GET', '/api/containers', token => $tok);
 is($r->{status}, 200, 'GET /api/containers') or diag($r->{body});
 is_deeply($r->{json}, [
-    { project => 'alpha', dir => '/src/alpha',
+    { project => 'alpha', dir => '/src/alpha', capsule => JSON::PP::false,
       app => { id => 'a' x 12, name => 'alpha-app-1', state => 'running',
                status => 'Up 5 minutes' },
       sidecar => { id => 'b' x 12, name => 'alpha-kap-1', state => 'running',
                    status => 'Up 5 minutes' } },
-    { project => 'beta', dir => '/src/beta', app => undef,
+    { project => 'beta', dir => '/src/beta', capsule => JSON::PP::false, app => undef,
       sidecar => { id => 'd' x 12, name => 'beta-kap-1', state => 'running',
                    status => 'Up 5 minutes' } },
-], 'kap projects from their labels, app on the internal network, sorted');
+], 'kap projects from their labels, app on the internal network, sorted, not capsules');
 my $q = $dk->requests->[-1];
 is("$q->{method} $q->{target}",
    'GET /v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22kap.project%22%5D%7D',

@@ -76,17 +76,37 @@ static void cl_flush(void);
 
 /* ---- the always set ------------------------------------------------------ */
 
+/* the key of an "allow always" answer: the kind, the subject (an mcp
+   tool with its server) and the port; a cli call with its whole command,
+   so that the answer allows that call, not every call of the tool */
 static int
-always_key(char *k, size_t n, uint32_t kind, const char *subject,
-           unsigned port)
+always_key(char *k, size_t n, const struct kap_req *r)
 {
-    const char *p;
+    const char *server = kap_req_attr(r, "server"), *p;
     int m;
 
-    for (p = subject; *p; p++)          /* one line, three words */
+    for (p = r->subject; *p; p++)       /* one line, three words */
         if ((unsigned char) *p <= ' ' || *p == 0x7f)
             return KAP_ERROR;
-    m = snprintf(k, n, "%s %s %u", kap_req_kind_name(kind), subject, port);
+    if (r->kind == KAP_REQ_CLI) {
+        if (r->detail == NULL)
+            return KAP_ERROR;
+        for (p = r->detail; *p; p++)
+            if ((unsigned char) *p < ' ' || *p == 0x7f)
+                return KAP_ERROR;
+        m = snprintf(k, n, "%s %s %u %s", kap_req_kind_name(r->kind),
+                     r->subject, r->port, r->detail);
+    } else if (r->kind == KAP_REQ_MCP_CALL) {
+        for (p = server; p != NULL && *p; p++)
+            if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                return KAP_ERROR;
+        m = server == NULL ? -1
+          : snprintf(k, n, "%s %s/%s %u", kap_req_kind_name(r->kind), server,
+                     r->subject, r->port);
+    } else {
+        m = snprintf(k, n, "%s %s %u", kap_req_kind_name(r->kind), r->subject,
+                     r->port);
+    }
     return m > 0 && (size_t) m < n ? KAP_OK : KAP_ERROR;
 }
 
@@ -205,9 +225,15 @@ static int
 ask_send(struct ch_ask *a)
 {
     const struct kap_req *r = a->r;
+    const char *sg = kap_req_attr(r, "suggest");
+    struct ch_ask_attrs at = { kap_req_attr(r, "server"),
+                               kap_req_attr(r, "rule"),
+                               sg != NULL && sg[0] != '\0' ? sg : NULL };
 
+    if (at.rule != NULL && at.rule[0] == '\0')
+        at.rule = NULL;
     if (kap_channel_put_ask(&cl.out, a->id, kap_req_kind_name(r->kind),
-                            r->subject, r->port, r->detail, r->client)
+                            r->subject, r->port, r->detail, r->client, &at)
         != KAP_OK)
         return KAP_ERROR;
     a->sent = 1;
@@ -228,7 +254,7 @@ int
 kap_channel_client_policy(struct kap_req *r, struct ch_conf *cf)
 {
     struct ch_ask *a = r->hook_data;
-    char key[600];
+    char key[2048];
 
     if (a != NULL) {                    /* called again: decide */
         if (!a->done)
@@ -237,7 +263,7 @@ kap_channel_client_policy(struct kap_req *r, struct ch_conf *cf)
                        a->reason);
         return KAP_OK;
     }
-    if (always_key(key, sizeof(key), r->kind, r->subject, r->port) == KAP_OK
+    if (always_key(key, sizeof(key), r) == KAP_OK
         && always_has(key)) {
         kap_req_decide(r, KAP_ALLOW, CH_NAME, "allowed always by the host");
         return KAP_OK;
@@ -434,7 +460,7 @@ cl_message(const struct ch_msg *m)
             return;                     /* timed out or cancelled: late */
         cl.answered++;
         {
-            char why[300], key[600];
+            char why[300], key[2048];
             snprintf(why, sizeof(why), "%s by the host%s%s%s",
                      m->allow ? (m->always ? "allowed always" : "allowed once")
                               : "denied",
@@ -442,8 +468,7 @@ cl_message(const struct ch_msg *m)
                      m->reason ? m->reason : (m->by ? m->by : ""),
                      m->by || m->reason ? ")" : "");
             if (m->allow && m->always
-                && always_key(key, sizeof(key), a->r->kind, a->r->subject,
-                              a->r->port) == KAP_OK)
+                && always_key(key, sizeof(key), a->r) == KAP_OK)
                 always_keep(key);
             ask_finish(a, m->allow, why);
         }

@@ -45,6 +45,7 @@ struct sv_conn {
     struct sv_ask            *asks;
     unsigned                  npending;
     char                     *policy;   /* hello's policy file, or NULL */
+    int                       announced; /* capsule_connected emitted */
 };
 
 struct sv_ask {
@@ -52,10 +53,45 @@ struct sv_ask {
     struct sv_conn  *sc;
     struct kap_pool *pool;
     uint64_t         id;
-    struct kap_attr  attr[2];
+    struct kap_attr  attr[5];
 };
 
 static void sv_close(struct sv_conn *sc);
+
+/*
+ * An authenticated capsule comes (capsule_connected) or goes
+ * (capsule_closed): an audit event of the host, with the capsule's name
+ * and the policy file its hello named, so the audit log records it and
+ * an audit hook (the remote module's list of capsules) can follow which
+ * capsules are connected.  A capsule's own events with these names are
+ * not passed on (sv_audit): only the host says who is connected.
+ */
+static void
+sv_announce(struct sv_conn *sc, int up)
+{
+    struct kap_audit_field f[2];
+    struct kap_audit_event ev;
+    struct kap_gen *gen = kap_gen_current();
+
+    if (up == sc->announced || gen == NULL || kap_shutting_down())
+        return;
+    sc->announced = up;
+    memset(&ev, 0, sizeof(ev));
+    memset(f, 0, sizeof(f));
+    f[0].name = "capsule";
+    f[0].str = sc->cap->name;
+    f[1].name = "policy_file";
+    f[1].str = sc->policy;
+    ev.module = CH_NAME;
+    ev.event = up ? "capsule_connected" : "capsule_closed";
+    ev.subject = sc->cap->name;
+    ev.action = up ? "connected" : "closed";
+    ev.client = sc->c->peer_text;
+    ev.conn_id = sc->c->id;
+    ev.fields = f;
+    ev.nfields = sc->policy != NULL ? 2 : 1;
+    kap_audit_emit(gen, &ev);
+}
 
 /*
  * A capsule not in channel.capsules whose secret is secrets_dir/NAME:
@@ -167,6 +203,16 @@ ask_done(struct kap_req *r, void *data)
         kap_conn_close(sc->c);
 }
 
+/* one more attribute of a forwarded question (value copied; NULL: none) */
+static void
+sv_ask_attr(struct kap_req *r, struct kap_attr *attr, const char *name,
+            const char *value)
+{
+    if (value != NULL
+        && (attr[r->nattrs].value = kap_pstrdup(r->pool, value)) != NULL)
+        attr[r->nattrs++].name = name;
+}
+
 static void
 sv_ask(struct sv_conn *sc, const struct ch_msg *m)
 {
@@ -214,6 +260,11 @@ sv_ask(struct sv_conn *sc, const struct ch_msg *m)
         a->attr[1].name = "policy_file";
         r->nattrs = 2;
     }
+    /* what the capsule's ask rule said: the rule, the mcp server, the
+       rule that would allow exactly this call ("allow always" writes it) */
+    sv_ask_attr(r, a->attr, "server", m->server);
+    sv_ask_attr(r, a->attr, "rule", m->rule);
+    sv_ask_attr(r, a->attr, "suggest", m->suggest);
     a->next = sc->asks;
     if (sc->asks)
         sc->asks->prev = a;
@@ -241,8 +292,8 @@ sv_audit(struct sv_conn *sc, const struct ch_msg *m)
     ev.kind = kap_channel_kind_bit(kap_json_get_string(e, "kind"));
     ev.module = CH_NAME;
     ev.event = kap_json_get_string(e, "event");
-    if (ev.event == NULL)
-        return;
+    if (ev.event == NULL || strncmp(ev.event, "capsule_", 8) == 0)
+        return;                         /* the host's own (sv_announce) */
     ev.subject = kap_json_get_string(e, "subject");
     if (kap_json_int(kap_json_get(e, "port"), &port) == KAP_OK
         && port >= 0 && port <= 65535)
@@ -334,6 +385,7 @@ sv_message(struct sv_conn *sc, const struct ch_msg *m)
         sc->state = SV_READY;
         KAP_LOG(KAP_LOG_NOTICE, CH_NAME, sc->c->id, "capsule \"%s\" "
                 "connected", sc->cap->name);
+        sv_announce(sc, 1);
         if (kap_channel_put_ready(&sc->out) != KAP_OK)
             sc->closing = 1;
         else
@@ -441,6 +493,7 @@ sv_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 sv_close(struct sv_conn *sc)
 {
+    sv_announce(sc, 0);
     sc->closing = 1;
     ev_io_stop(kap_loop(), &sc->rd);
     ev_io_stop(kap_loop(), &sc->wr);
@@ -453,6 +506,7 @@ sv_cleanup(void *data)
 {
     struct sv_conn *sc = data;
 
+    sv_announce(sc, 0);                 /* closed by the core */
     ev_io_stop(kap_loop(), &sc->rd);
     ev_io_stop(kap_loop(), &sc->wr);
     while (sc->asks != NULL)

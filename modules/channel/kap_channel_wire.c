@@ -22,14 +22,14 @@ static const char *const type_names[] = {
 };
 
 /* the fields each type may (and, where marked, must) carry */
-static const char *const fields[][10] = {
+static const char *const fields[][12] = {
     [CH_HELLO]     = { "type", "v", "name", "nonce", "policy", NULL },
     [CH_CHALLENGE] = { "type", "nonce", "proof", NULL },
     [CH_AUTH]      = { "type", "proof", NULL },
     [CH_READY]     = { "type", NULL },
     [CH_ERROR]     = { "type", "message", NULL },
     [CH_ASK]       = { "type", "id", "kind", "subject", "port", "detail",
-                       "client", NULL },
+                       "client", "server", "rule", "suggest", NULL },
     [CH_ANSWER]    = { "type", "id", "verdict", "always", "reason", "by",
                        NULL },
     [CH_AUDIT]     = { "type", "event", NULL },
@@ -230,7 +230,10 @@ parse_fields(struct ch_msg *m, const struct kap_json *o, struct kap_err *err)
             || get_str(o, "subject", 1, &m->subject, err) != KAP_OK
             || get_int(o, "port", 0, 0, 65535, &m->port, err) != KAP_OK
             || get_str(o, "detail", 0, &m->detail, err) != KAP_OK
-            || get_str(o, "client", 0, &m->client, err) != KAP_OK)
+            || get_str(o, "client", 0, &m->client, err) != KAP_OK
+            || get_str(o, "server", 0, &m->server, err) != KAP_OK
+            || get_str(o, "rule", 0, &m->rule, err) != KAP_OK
+            || get_str(o, "suggest", 0, &m->suggest, err) != KAP_OK)
             return KAP_ERROR;
         m->id = (uint64_t) id;
         if (kap_channel_kind_bit(m->kind) == 0) {
@@ -401,7 +404,7 @@ kap_channel_put_error(struct kap_buf *out, const char *message)
 int
 kap_channel_put_ask(struct kap_buf *out, uint64_t id, const char *kind,
            const char *subject, unsigned port, const char *detail,
-           const char *client)
+           const char *client, const struct ch_ask_attrs *at)
 {
     struct kap_json_writer w;
 
@@ -418,6 +421,11 @@ kap_channel_put_ask(struct kap_buf *out, uint64_t id, const char *kind,
     }
     kv(&w, "detail", detail);
     kv(&w, "client", client);
+    if (at != NULL) {
+        kv(&w, "server", at->server);
+        kv(&w, "rule", at->rule);
+        kv(&w, "suggest", at->suggest);
+    }
     kap_json_w_obj_end(&w);
     return finish(&w, out);
 }

@@ -42,6 +42,7 @@ struct ch_msg {
     long long               v;
     uint64_t                id;             /* ask, answer */
     const char             *kind, *subject, *detail, *client;
+    const char             *server, *rule, *suggest; /* ask: optional */
     long long               port;
     int                     allow, always;  /* answer */
     const char             *reason, *by;    /* answer */
@@ -72,9 +73,15 @@ int kap_channel_put_challenge(struct kap_buf *out, const char *nonce,
 int kap_channel_put_auth(struct kap_buf *out, const char *proof);
 int kap_channel_put_ready(struct kap_buf *out);
 int kap_channel_put_error(struct kap_buf *out, const char *message);
+/* what an ask may carry besides its subject (each NULL: left out): the
+   mcp server of an mcp_call, the rule that asked, and the rule that would
+   allow exactly this call (cli: what kap cli test prints) */
+struct ch_ask_attrs {
+    const char *server, *rule, *suggest;
+};
 int kap_channel_put_ask(struct kap_buf *out, uint64_t id, const char *kind,
                const char *subject, unsigned port, const char *detail,
-               const char *client);
+               const char *client, const struct ch_ask_attrs *at);
 int kap_channel_put_answer(struct kap_buf *out, uint64_t id, int allow, int always,
                   const char *reason, const char *by);
 int kap_channel_put_audit(struct kap_buf *out, const struct kap_audit_event *ev);

@@ -208,27 +208,44 @@ item_text(struct kap_pool *pool, const char *w)
     return w;
 }
 
-/* The narrowest rule that allows exactly c: its words and its flags. */
+/* The narrowest rule that allows c: its words and its flags; *literal
+ * is 1 when it spells every word and value (it allows exactly c). */
 static const char *
-suggestion(struct kap_pool *pool, const struct kap_cli_call *c)
+suggestion(struct kap_pool *pool, const struct kap_cli_call *c, int *literal)
 {
     const char *s = "";
 
-    for (size_t i = 0; s != NULL && i < c->nword; i++)
-        s = kap_psprintf(pool, "%s%s%s", s, i ? " " : "",
-                         item_text(pool, c->word[i]));
+    *literal = 1;
+    for (size_t i = 0; s != NULL && i < c->nword; i++) {
+        const char *w = item_text(pool, c->word[i]);
+
+        if (w[0] == '*')
+            *literal = 0;
+        s = kap_psprintf(pool, "%s%s%s", s, i ? " " : "", w);
+    }
     for (size_t i = 0; s != NULL && i < c->nfv; i++) {
         const struct kap_cli_flag *f = c->fv[i].flag;
         const char *v = c->fv[i].value;
 
         if (f->value && strpbrk(v, "*?'\" \t") == NULL)
             s = kap_psprintf(pool, "%s%s--%s=%s", s, *s ? " " : "", f->name, v);
-        else if (f->value)
+        else if (f->value) {
+            *literal = 0;
             s = kap_psprintf(pool, "%s%s--%s", s, *s ? " " : "", f->name);
-        else if (strcmp(v, "true") == 0)
+        } else if (strcmp(v, "true") == 0)
             s = kap_psprintf(pool, "%s%s--%s", s, *s ? " " : "", f->name);
     }
+    if (s != NULL && *s == '\0')
+        *literal = 0;
     return s != NULL && *s == '\0' ? "**" : s;
+}
+
+const char *
+kap_cli_suggest(struct kap_pool *pool, const struct kap_cli_call *c)
+{
+    int literal;
+
+    return suggestion(pool, c, &literal);
 }
 
 void
@@ -271,7 +288,8 @@ decide_one(struct kap_pool *pool, const struct kap_cli_profile *p,
            struct kap_cli_verdict *v)
 {
     size_t     *map = kap_palloc(pool, (c->nword + 1) * sizeof(*map));
-    const char *why = NULL;
+    const char *why = NULL, *sg;
+    int         literal;
 
     memset(v, 0, sizeof(*v));
     v->reason = "out-of-memory";
@@ -283,6 +301,17 @@ decide_one(struct kap_pool *pool, const struct kap_cli_profile *p,
             v->rule = deny[i];
             return;
         }
+    /* ask narrows allow, but not an allow rule that spells exactly this
+       call (what "allow always" writes: the call's suggestion) */
+    if (nask > 0 && (sg = suggestion(pool, c, &literal)) != NULL && literal)
+        for (size_t i = 0; i < nallow; i++)
+            if (strcmp(allow[i]->text, sg) == 0
+                && first_exact(pool, p, c, &allow[i], 1, map, &why) != NULL) {
+                v->allow = 1;
+                v->reason = "allow";
+                v->rule = allow[i];
+                return;
+            }
     if ((v->rule = first_exact(pool, p, c, ask, nask, map, &why)) != NULL) {
         v->ask = 1;
         v->reason = kap_psprintf(pool, "ask-rule: %s", v->rule->text);
@@ -295,7 +324,7 @@ decide_one(struct kap_pool *pool, const struct kap_cli_profile *p,
         return;
     }
     v->reason = why != NULL ? why : "no-allow-rule";
-    v->suggest = suggestion(pool, c);
+    v->suggest = suggestion(pool, c, &literal);
 }
 
 /*

@@ -556,7 +556,9 @@ kap_cli_proxy(struct kap_http_ex *ex, struct kap_cli_tool *t,
     at[2].name = "rule";
     at[2].value = ok && x->v.rule != NULL ? x->v.rule->text : "";
     at[3].name = "suggest";
-    at[3].value = ok && x->v.suggest != NULL ? x->v.suggest : "";
+    /* an asked call: the rule "allow always" would add */
+    at[3].value = ok && x->v.suggest != NULL ? x->v.suggest
+                : ok && x->v.ask ? kap_cli_suggest(pool, &x->call) : "";
     x->req->attrs = at;
     x->req->nattrs = 4;
     if (ok && t->running >= t->concurrency) {

@@ -306,12 +306,21 @@ void kap_cli_decide(struct kap_pool *pool, const struct kap_cli_profile *p,
     struct kap_cli_verdict *v);
 
 /*
+ * The narrowest rule that allows c (its words and flags, as kap cli test
+ * prints it): allocated from pool, or NULL when out of memory.
+ */
+const char *kap_cli_suggest(struct kap_pool *pool,
+    const struct kap_cli_call *c);
+
+/*
  * kap_cli_decide with ask rules between deny and allow: a call no deny
  * rule refuses and an ask rule matches (exactly, as an allow rule would,
  * sensitive and guarded entries included) gets v->ask = 1, v->allow = 0
  * and v->rule = that ask rule, whether or not an allow rule also
  * matches: ask narrows what allow lets through, and turns what no allow
- * rule covers from a denial into a question.
+ * rule covers from a denial into a question.  An allow rule whose text is
+ * exactly c's kap_cli_suggest() spelling every word and value (what
+ * "allow always" writes) is not narrowed: c is allowed.
  */
 void kap_cli_decide_ask(struct kap_pool *pool,
     const struct kap_cli_profile *p, const struct kap_cli_call *c,

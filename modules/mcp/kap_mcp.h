@@ -150,6 +150,10 @@ int kap_mcp_tools_conf(struct kap_mcp_tools *t, const config_setting_t *allow,
                        const config_setting_t *deny, const char *server,
                        struct kap_err *err);
 
+/* 1 when an allow pattern of t is exactly name (no '*': what "allow
+   always" writes), which an ask pattern does not override. */
+int kap_mcp_tools_named(const struct kap_mcp_tools *t, const char *name);
+
 /* Decide for tool `name` (NUL-terminated; NULL is denied as not allowed). */
 void kap_mcp_tools_match(const struct kap_mcp_tools *t, const char *name,
                          struct kap_mcp_verdict *v);

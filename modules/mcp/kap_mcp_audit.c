@@ -29,7 +29,10 @@ kap_mcp_policy(struct kap_req *r, void *conf)
     const char *server = kap_req_attr(r, "server");
     char why[KAP_MCP_PATTERN_MAX + 64];
 
+    /* only its own questions: a capsule's, forwarded by the channel,
+       was decided by the capsule's policy */
     if (r->kind != KAP_REQ_MCP_CALL || server == NULL
+        || r->asked_by == NULL || strcmp(r->asked_by, KAP_MCP_NAME) != 0
         || (sv = kap_mcp_server_find(cf, server)) == NULL)
         return KAP_DECLINED;
     kap_mcp_tools_match(sv->tools, r->subject, &v);
@@ -41,7 +44,9 @@ kap_mcp_policy(struct kap_req *r, void *conf)
         kap_req_decide(r, KAP_DENY, KAP_MCP_NAME, why);
         return KAP_OK;
     }
-    if (v.allow && sv->ask != NULL) {
+    /* ask narrows the patterns of allow, not a tool it names exactly */
+    if (v.allow && sv->ask != NULL
+        && !kap_mcp_tools_named(sv->tools, r->subject)) {
         struct kap_mcp_verdict av;
         kap_mcp_tools_match(sv->ask, r->subject, &av);
         if (av.allow) {

@@ -215,6 +215,21 @@ kap_mcp_tools_match(const struct kap_mcp_tools *t, const char *name,
         }
 }
 
+int
+kap_mcp_tools_named(const struct kap_mcp_tools *t, const char *name)
+{
+    const struct kap_mcp_rule *r;
+    size_t n;
+
+    if (t == NULL || name == NULL)
+        return 0;
+    n = strlen(name);
+    for (r = t->allow; r; r = r->next)
+        if (!r->prefix && covers(r, name, n))
+            return 1;
+    return 0;
+}
+
 const char *
 kap_mcp_verdict_describe(const struct kap_mcp_verdict *v, char *buf, size_t n)
 {

@@ -29,6 +29,9 @@
  *                         open sockets, bounded queues, broadcast
  *   kap_remote_live.c     the live audit stream: audit hook, followed
  *                         files (inotify), catch-up ring, revocation
+ *   kap_remote_capsules.c kap run capsules connected over the channel
+ *                         (for /api/containers)
+ *   kap_remote_follow.c   WS /ws/agent/ID: a session's timeline, live
  *   kap_remote_ui.c       the page at / (generated from ui/index.html)
  *
  * docs/design/remote-pairing.md says why it is built this way.
@@ -249,15 +252,55 @@ int kr_rule_insert(const char *text, size_t len, const char *entry,
                    struct kap_buf *out, unsigned *line, const char **why);
 
 /*
- * Add entry to network.allow of the policy file path (absolute, a
+ * Where an "allow always" rule goes besides network.allow: the allow list
+ * of the element of section.list (a libconfig list of groups) whose
+ * "name" is name -- mcp.servers for an mcp tools/call, cli.tools for a
+ * cli call.  Strings borrowed.
+ */
+struct kr_rule_at {
+    const char *section, *list, *name;
+};
+
+/*
+ * The rule an "allow always" answer to a question of kind about subject
+ * and port becomes: a network question's kr_rule_entry() (at->list
+ * NULL), an mcp_call's tool name in the allow of its server (server:
+ * the question's "server" attribute) in mcp.servers, a cli call's
+ * canonical rule (suggest: its "suggest" attribute, what kap cli test
+ * prints) in the allow of its tool in cli.tools.  Names must be letters, digits
+ * and '_', '-', '.'; a cli rule printable ASCII without '"', '\', '*'
+ * or '?': nothing may inject syntax or allow more than the call.  The
+ * entry goes into out (size bytes, at least 1001); at's strings are
+ * server or subject.  KAP_OK, or KAP_ERROR with why static.
+ */
+int kr_rule_target(uint32_t kind, const char *subject, unsigned port,
+                   const char *server, const char *suggest,
+                   struct kr_rule_at *at, char *out, size_t size,
+                   const char **why);
+
+/*
+ * kr_rule_insert() for any place (at NULL: network.allow): the entry
+ * added after the last element of the allow list of at's named group,
+ * keeping comments and layout, checked by reading the result with
+ * libconfig.  No such group, or a group without an allow list, is an
+ * error (nothing is created there).  Same returns as kr_rule_insert().
+ */
+int kr_rule_insert_at(const char *text, size_t len,
+                      const struct kr_rule_at *at, const char *entry,
+                      struct kap_buf *out, unsigned *line, const char **why);
+
+/*
+ * Add entry to network.allow (at NULL) or at's allow list of the
+ * policy file path (absolute, a
  * regular file owned by this euid, not a symlink, at most 1 MiB) with
- * kr_rule_insert, atomically: a temporary file in its directory with
+ * kr_rule_insert_at(), atomically: a temporary file in its directory with
  * the file's mode and group, then rename, unless the file changed
  * meanwhile.  where (size bytes) gets "path:line".  KAP_OK (added),
  * KAP_DECLINED (there already; where says where), KAP_ERROR with the
  * reason in why (whysize bytes); the file is then unchanged.
  */
-int kr_rule_write(const char *path, const char *entry, char *where,
+int kr_rule_write(const char *path, const struct kr_rule_at *at,
+                  const char *entry, char *where,
                   size_t size, char *why, size_t whysize);
 
 /* ---- kap_remote_pair.c ---------------------------------------------------- */
@@ -387,11 +430,22 @@ unsigned kr_ws_broadcast(const char *stream, const char *json, size_t len,
    the socket is closing or gone (do not use ws again). */
 int kr_ws_send(struct kr_ws *ws, const char *json, size_t len);
 
+/* Close ws with code and why (a WebSocket close of our own). */
+void kr_ws_end(struct kr_ws *ws, int code, const char *why);
+/* Call fn(data) when ws is freed (once; the stream's own state). */
+void kr_ws_on_free(struct kr_ws *ws, void (*fn)(void *data), void *data);
+/* The upgraded exchange of ws (its connection), while ws lives. */
+struct kap_http_ex *kr_ws_ex(const struct kr_ws *ws);
+
 /* Close (1008 "device revoked") every socket of device id. */
 void kr_ws_revoked(const char *device);
 
 /* Open sockets (all streams). */
 unsigned kr_ws_count(void);
+
+/* At exit: stop watching for the shutdown (sockets close with 1001 as
+   soon as it begins). */
+void kr_ws_exit(void);
 
 /* ---- kap_remote_live.c ---------------------------------------------------------- */
 
@@ -409,6 +463,32 @@ int  kr_live_start(const struct kr_conf *cf);
 void kr_live_stop(const struct kr_conf *cf);
 /* At exit: stop, and free the ring. */
 void kr_live_exit(void);
+
+/* ---- kap_remote_follow.c --------------------------------------------------- */
+
+/*
+ * WS /ws/agent/ID: follow session sid (a valid UUID) of project ("":
+ * the only one) for ws: its timeline now, then the events appended to
+ * its file, polled through the Docker engine every KR_FOLLOW_INTERVAL.
+ * Stops when ws is freed.  KAP_OK, or KAP_ERROR (out of memory).
+ */
+#define KR_FOLLOW_INTERVAL 1.0
+int kr_follow_start(struct kr_ws *ws, const struct kr_conf *cf,
+                    const char *project, const char *sid);
+
+/* ---- kap_remote_capsules.c ------------------------------------------------- */
+
+/* Note a capsule_connected or capsule_closed event of the channel
+   module (every other event is ignored). */
+void kr_caps_audit(const struct kap_audit_event *ev);
+
+/* Append one object per connected kap run capsule to the array being
+   written: project (its name), dir (null), capsule true, policy_file,
+   connected (s since the epoch), app and sidecar null. */
+void kr_caps_write(struct kap_json_writer *w);
+
+/* Capsules connected now. */
+unsigned kr_caps_count(void);
 
 /* ---- kap_remote_routes.c ---------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <kapd/kap_json.h>
 
@@ -42,7 +43,7 @@
 
 enum kr_op {
     KR_OP_CONTAINERS, KR_OP_SESSIONS, KR_OP_TIMELINE, KR_OP_STATUS,
-    KR_OP_DIFF, KR_OP_CANCEL, KR_OP_MESSAGE
+    KR_OP_DIFF, KR_OP_CANCEL, KR_OP_MESSAGE, KR_OP_FOLLOW
 };
 
 struct kr_ctr {
@@ -64,6 +65,10 @@ struct kr_ag {
     double      mtime;
     const char *cwd;         /* the session's, from its head */
     const char *message;
+    long long   size;        /* the session file's, when found */
+    struct kr_follow_res fr; /* follow: what was read */
+    kr_follow_fn follow;     /* follow: called with d->out */
+    void       *follow_data;
 };
 
 static const char *const kr_find_base[] = {
@@ -198,12 +203,29 @@ kr_containers_listed(struct kr_dk *d, const struct kap_json *j)
         kap_json_w_str(&w, pr[i].name);
         kap_json_w_key(&w, "dir");
         kap_json_w_str(&w, pr[i].dir);
+        kap_json_w_key(&w, "capsule");
+        kap_json_w_bool(&w, 0);
         kr_w_ctr(&w, "app", &pr[i].app);
         kr_w_ctr(&w, "sidecar", &pr[i].sidecar);
         kap_json_w_obj_end(&w);
     }
+    kr_caps_write(&w);                  /* kap run capsules (channel) */
     kap_json_w_arr_end(&w);
     kr_ag_reply(d, &b, &w);
+}
+
+/* no Docker engine on this host: the kap run capsules only */
+static void
+kr_containers_capsules(struct kap_http_ex *ex)
+{
+    struct kap_buf b = { 0 };
+    struct kap_json_writer w;
+
+    kap_json_w_init(&w, &b);
+    kap_json_w_arr_begin(&w);
+    kr_caps_write(&w);
+    kap_json_w_arr_end(&w);
+    kr_json_reply(ex, 200, &b, &w);
 }
 
 /* the agent routes: the project's running app container, then the op */
@@ -401,6 +423,7 @@ kr_session_located(struct kr_dk *d)
         kr_dk_fail(d, 500, "out of memory");
         return;
     }
+    a->size = size;
     kr_ag_with_file(d);
 }
 
@@ -762,6 +785,43 @@ kr_head_read(struct kr_dk *d)
     kr_run(d, pg, 4096, kr_message_idle);
 }
 
+/* follow: the bytes read from a->fr.from on */
+static void
+kr_follow_done(struct kr_dk *d)
+{
+    struct kr_ag *a = d->route;
+
+    ev_timer_stop(kap_loop(), &d->tm);
+    d->ex = NULL;                       /* the chain is over */
+    a->follow(d, &a->fr, a->follow_data);
+}
+
+/* follow: the file from a->fr.from on (-1: its last KR_TAIL_BYTES) */
+static void
+kr_follow_read(struct kr_dk *d, const char **v)
+{
+    struct kr_ag *a = d->route;
+    long long from = a->fr.from;
+
+    if (from < 0 || from > a->size)     /* first, or the file shrank */
+        from = a->size > KR_TAIL_BYTES ? a->size - KR_TAIL_BYTES : 0;
+    a->fr.from = from;
+    a->fr.size = a->size;
+    a->fr.mtime = a->mtime;
+    if (from == a->size && from > 0) {  /* nothing new: no exec */
+        kap_buf_reset(&d->out);
+        kr_follow_done(d);
+        return;
+    }
+    v[0] = "tail";
+    v[1] = "-c";
+    v[2] = kap_psprintf(d->pool, "+%lld", from + 1);
+    v[3] = "--";
+    v[4] = a->path;
+    v[5] = NULL;
+    kr_run(d, v[2] != NULL ? v : NULL, KR_TAIL_BYTES, kr_follow_done);
+}
+
 static void
 kr_ag_with_file(struct kr_dk *d)
 {
@@ -773,6 +833,9 @@ kr_ag_with_file(struct kr_dk *d)
         return;
     }
     switch (a->op) {
+    case KR_OP_FOLLOW:
+        kr_follow_read(d, v);
+        return;
     case KR_OP_TIMELINE:
         v[0] = "tail";
         v[1] = "-c";
@@ -818,6 +881,27 @@ kr_ag_found(struct kr_dk *d)
     name = kap_psprintf(d->pool, "%s.jsonl", a->sid);
     kr_run(d, name != NULL ? kr_find_argv(d, name) : NULL, 64 * 1024,
            kr_session_located);
+}
+
+void
+kr_agent_follow(struct kr_dk *d, const char *project, const char *sid,
+                long long from, kr_follow_fn done, void *data)
+{
+    struct kr_ag *a = kap_palloc(d->pool, sizeof(*a));
+
+    if (a == NULL) {
+        kr_dk_fail(d, 500, "out of memory");
+        return;
+    }
+    memset(a, 0, sizeof(*a));
+    a->op = KR_OP_FOLLOW;
+    snprintf(a->project, sizeof(a->project), "%s", project);
+    snprintf(a->sid, sizeof(a->sid), "%s", sid);
+    a->fr.from = from;
+    a->follow = done;
+    a->follow_data = data;
+    d->route = a;
+    kr_dk_get(d, KR_LIST_PATH, kr_ag_listed);
 }
 
 /* ---- entry --------------------------------------------------------------------------- */
@@ -933,6 +1017,12 @@ kr_agent_route(struct kap_http_ex *ex, const struct kr_conf *cf,
         && (ag.message = kr_message_body(ex, kap_http_ex_pool(ex), &why))
            == NULL) {
         kap_http_error(ex, 400, why);
+        return 1;
+    }
+    /* no Docker engine here, but capsules: those (else the engine's 502) */
+    if (ag.op == KR_OP_CONTAINERS && kr_caps_count() > 0
+        && access(cf->docker_socket, F_OK) != 0) {
+        kr_containers_capsules(ex);
         return 1;
     }
     if ((d = kr_dk_new(ex, cf)) == NULL

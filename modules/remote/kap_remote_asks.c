@@ -41,7 +41,7 @@ struct kr_ask {
 };
 
 struct kr_rule_out {
-    char entry[300];                    /* the network.allow string */
+    char entry[1100];                   /* the allow list's new string */
     char where[4200];                   /* "path:line", or "" */
     char why[4400];                     /* why none was written */
 };
@@ -251,26 +251,31 @@ kr_asks_write(struct kap_json_writer *w)
 }
 
 /*
- * "Allow always": the rule for exactly this request, added to network.allow
- * of the policy file that governs the asker (the channel's policy_file
- * attribute: the file the capsule's kapd runs).  The capsule keeps the
- * answer for its own run (KAP_REQ_F_ALWAYS); the file makes it last.
+ * "Allow always": the rule for exactly this request, added to the policy
+ * file that governs the asker (the channel's policy_file attribute: the
+ * file the capsule's kapd runs): a host to network.allow, an mcp tool to
+ * its server's allow in mcp.servers, a cli call's canonical rule to its
+ * tool's allow in cli.tools.  The capsule keeps the answer for its own
+ * run (KAP_REQ_F_ALWAYS); the file makes it last.
  */
 static void
 kr_ask_rule(const struct kap_req *r, struct kr_rule_out *o)
 {
     const char *pf = kap_req_attr(r, "policy_file"), *why = NULL;
+    struct kr_rule_at at;
     int rc;
 
     memset(o, 0, sizeof(*o));
-    if (kr_rule_entry(r->kind, r->subject, r->port, o->entry,
-                      sizeof(o->entry), &why) != KAP_OK) {
+    if (kr_rule_target(r->kind, r->subject, r->port, kap_req_attr(r, "server"),
+                       kap_req_attr(r, "suggest"), &at, o->entry,
+                       sizeof(o->entry), &why) != KAP_OK) {
         o->entry[0] = '\0';
         snprintf(o->why, sizeof(o->why), "no rule written: %s", why);
     } else if (pf == NULL) {
         snprintf(o->why, sizeof(o->why), "no rule written: the asker named"
                  " no policy file");
-    } else if ((rc = kr_rule_write(pf, o->entry, o->where, sizeof(o->where),
+    } else if ((rc = kr_rule_write(pf, at.list != NULL ? &at : NULL,
+                                   o->entry, o->where, sizeof(o->where),
                                    o->why, sizeof(o->why))) == KAP_ERROR) {
         KAP_LOG(KAP_LOG_WARN, KR_NAME, 0, "allow always %s: no rule written:"
                 " %s", o->entry, o->why);

@@ -64,6 +64,10 @@ kr_dk_fail(struct kr_dk *d, int status, const char *why)
     if (ex == NULL)
         return;
     d->ex = NULL;
+    if (d->fail != NULL) {
+        d->fail(d, status, why);
+        return;
+    }
     if (status >= 500)
         KAP_LOG(KAP_LOG_WARN, KR_NAME, kap_http_ex_conn(ex)->id,
                 "docker engine: %s", why);
@@ -84,9 +88,9 @@ kr_dk_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct kr_dk *
-kr_dk_new(struct kap_http_ex *ex, const struct kr_conf *cf)
+kr_dk_new_pool(struct kap_pool *pool, struct kap_http_ex *ex,
+               const struct kr_conf *cf, kr_dk_fail_fn fail, void *data)
 {
-    struct kap_pool *pool = kap_http_ex_pool(ex);
     struct kr_dk *d = kap_palloc(pool, sizeof(*d));
 
     if (d == NULL)
@@ -95,12 +99,24 @@ kr_dk_new(struct kap_http_ex *ex, const struct kr_conf *cf)
     d->ex = ex;
     d->pool = pool;
     d->cf = cf;
+    d->fail = fail;
+    d->data = data;
     ev_timer_init(&d->tm, kr_dk_deadline, cf->docker_timeout, 0.);
     d->tm.data = d;
     if (kap_pool_cleanup_add(pool, kr_dk_cleanup, d) != KAP_OK)
         return NULL;
-    kap_http_ex_on_abort(ex, kr_dk_abort, d);
     ev_timer_start(kap_loop(), &d->tm);
+    return d;
+}
+
+struct kr_dk *
+kr_dk_new(struct kap_http_ex *ex, const struct kr_conf *cf)
+{
+    struct kr_dk *d = kr_dk_new_pool(kap_http_ex_pool(ex), ex, cf, NULL,
+                                     NULL);
+
+    if (d != NULL)
+        kap_http_ex_on_abort(ex, kr_dk_abort, d);
     return d;
 }
 

@@ -16,6 +16,7 @@ struct kr_dk;
 
 typedef void (*kr_dk_json_fn)(struct kr_dk *d, const struct kap_json *j);
 typedef void (*kr_dk_exec_fn)(struct kr_dk *d);
+typedef void (*kr_dk_fail_fn)(struct kr_dk *d, int status, const char *why);
 
 /* One command to run in a container: an argv, never a shell line. */
 struct kr_dk_cmd {
@@ -48,6 +49,9 @@ struct kr_dk {
     struct kap_buf        raw, out, err;
     long long             exit_code;
     void                 *route;      /* the route's state */
+    kr_dk_fail_fn         fail;       /* a chain without an exchange to
+                                         answer: told of a failure */
+    void                 *data;       /* for fail's owner */
 };
 
 /*
@@ -58,6 +62,18 @@ struct kr_dk {
  */
 struct kr_dk *kr_dk_new(struct kap_http_ex *ex, const struct kr_conf *cf);
 
+/*
+ * A chain that answers no HTTP exchange (a WebSocket's follower): it
+ * lives in pool (the caller's, destroyed by the caller once the chain
+ * ended, which stops it at any point), its engine calls are made for
+ * ex's connection, which must outlive the chain or be cut off first by
+ * setting d->ex to NULL; a failure calls fail(d, status, why) instead
+ * of answering (d->ex is NULL by then).  NULL on out of memory.
+ */
+struct kr_dk *kr_dk_new_pool(struct kap_pool *pool, struct kap_http_ex *ex,
+                             const struct kr_conf *cf, kr_dk_fail_fn fail,
+                             void *data);
+
 /* GET path (after the API version, e.g. "/containers/json"); done gets
    the strictly parsed 2xx body (owned by d->pool).  On any failure the
    client is answered (502/504/404) and done is never called. */
@@ -67,6 +83,25 @@ void kr_dk_get(struct kr_dk *d, const char *path, kr_dk_json_fn done);
    (d->out, d->err, d->exit_code), failures answered as for kr_dk_get. */
 void kr_dk_exec(struct kr_dk *d, const char *cid, const struct kr_dk_cmd *cmd,
                 kr_dk_exec_fn done);
+
+/* What kr_agent_follow() read: d->out holds the session file's bytes
+   from offset from on; size and mtime are the file's when it was found. */
+struct kr_follow_res {
+    long long from, size;
+    double    mtime;
+};
+typedef void (*kr_follow_fn)(struct kr_dk *d, const struct kr_follow_res *r,
+                             void *data);
+
+/*
+ * kap_remote_agent.c: find session sid (a valid UUID) in project's app
+ * container ("" when one project runs) as GET /api/agent/session/ID
+ * does, and read its bytes from offset from on (-1, or past the file's
+ * end: its last 4 MiB) into d->out; then done(d, what, data), the chain
+ * over (d->ex NULL).  A failure goes to d's fail callback.
+ */
+void kr_agent_follow(struct kr_dk *d, const char *project, const char *sid,
+                     long long from, kr_follow_fn done, void *data);
 
 /* Answer the client with a JSON error (once) and stop the chain. */
 void kr_dk_fail(struct kr_dk *d, int status, const char *why);

@@ -147,6 +147,7 @@ void
 kr_live_audit(const struct kap_audit_event *ev, void *conf)
 {
     (void) conf;
+    kr_caps_audit(ev);                  /* capsules coming and going */
     if (kap_audit_event_json(&kr_live.scratch, ev) == KAP_OK)
         kr_live_push(kr_live.scratch.data, kr_live.scratch.len,
                      kr_is_denied(ev->action));

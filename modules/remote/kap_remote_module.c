@@ -271,6 +271,7 @@ kr_fini(struct kap_gen *gen, void *conf)
 static void
 kr_shutdown(void)
 {
+    kr_ws_exit();
     kr_live_exit();
 }
 

@@ -9,6 +9,8 @@
  *   GET  /api/asks             questions waiting for a human
  *   POST /api/asks/ID          {"answer":"once"|"always"|"deny"}
  *   WS   /ws/logs?since&limit&denied  live audit events (kap_remote_ws.c)
+ *   WS   /ws/agent/ID?project   a session's timeline, live
+ *                              (kap_remote_follow.c)
  *
  * Every other path, /api or not, is authenticated first and then 404,
  * so an unauthenticated client learns nothing about the routes.  A

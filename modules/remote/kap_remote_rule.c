@@ -195,9 +195,36 @@ kr_rule_entry(uint32_t kind, const char *subject, unsigned port, char *out,
     return KAP_OK;
 }
 
-/* the result holds the entry in network.allow, as libconfig reads it */
+/* the allow list the rule goes to, as libconfig reads it: network.allow,
+   or the allow of the element of section.list whose name is at->name */
+static config_setting_t *
+kr_rule_list(config_t *cfg, const struct kr_rule_at *at)
+{
+    config_setting_t *l, *e;
+    const char *v;
+    char path[64];
+    int i, n;
+
+    if (at == NULL)
+        return config_lookup(cfg, "network.allow");
+    snprintf(path, sizeof(path), "%s.%s", at->section, at->list);
+    if ((l = config_lookup(cfg, path)) == NULL || !config_setting_is_list(l))
+        return NULL;
+    n = config_setting_length(l);
+    for (i = 0; i < n; i++) {
+        e = config_setting_get_elem(l, (unsigned) i);
+        if (e != NULL && config_setting_is_group(e)
+            && config_setting_lookup_string(e, "name", &v) == CONFIG_TRUE
+            && strcmp(v, at->name) == 0)
+            return config_setting_get_member(e, "allow");
+    }
+    return NULL;
+}
+
+/* the result holds the entry in its allow list, as libconfig reads it */
 static int
-kr_rule_verify(const struct kap_buf *b, const char *entry)
+kr_rule_verify(const struct kap_buf *b, const struct kr_rule_at *at,
+               const char *entry)
 {
     config_t cfg;
     config_setting_t *l;
@@ -211,7 +238,7 @@ kr_rule_verify(const struct kap_buf *b, const char *entry)
     s[b->len] = '\0';
     config_init(&cfg);
     if (config_read_string(&cfg, s) == CONFIG_TRUE
-        && (l = config_lookup(&cfg, "network.allow")) != NULL
+        && (l = kr_rule_list(&cfg, at)) != NULL
         && (config_setting_is_array(l) || config_setting_is_list(l))) {
         n = config_setting_length(l);
         for (i = 0; i < n && !ok; i++)
@@ -234,6 +261,18 @@ kr_splice(struct kap_buf *out, const char *text, size_t len, size_t at,
            ? KAP_ERROR : KAP_OK;
 }
 
+/* NULL when the text may be edited, else why not */
+static const char *
+kr_text_problem(const char *text, size_t len)
+{
+    if (memchr(text, '\0', len) != NULL)
+        return "the policy file holds a NUL byte";
+    /* libconfig would read another file (the check below parses it) */
+    if (kr_has_word(text, len, "@include"))
+        return "the policy file has an @include directive";
+    return NULL;
+}
+
 int
 kr_rule_insert(const char *text, size_t len, const char *entry,
                struct kap_buf *out, unsigned *line, const char **why)
@@ -246,15 +285,8 @@ kr_rule_insert(const char *text, size_t len, const char *entry,
     int in_net = 0, lwant = 0, in_list = 0;
 
     *line = 0;
-    if (memchr(text, '\0', len) != NULL) {
-        *why = "the policy file holds a NUL byte";
+    if ((*why = kr_text_problem(text, len)) != NULL)
         return KAP_ERROR;
-    }
-    /* libconfig would read another file (the check below parses it) */
-    if (kr_has_word(text, len, "@include")) {
-        *why = "the policy file has an @include directive";
-        return KAP_ERROR;
-    }
     for (;;) {
         t = kr_next(&lx);
         if (t.type == TK_BAD) {
@@ -350,8 +382,268 @@ splice:
         *why = "out of memory";
         return KAP_ERROR;
     }
-    if (!kr_rule_verify(out, entry)) {
+    if (!kr_rule_verify(out, NULL, entry)) {
         *why = "the policy file does not read as libconfig with the rule added";
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+/* ---- mcp.servers and cli.tools: the allow list of one named element ------ */
+
+static int
+kr_punct(const struct kr_lex *lx, const struct kr_tok *t, const char *set)
+{
+    return t->type == TK_PUNCT && strchr(set, lx->s[t->b]) != NULL;
+}
+
+/* past one value that starts with t: a group, list or array with all it
+   holds, or a scalar (and the strings libconfig glues to a string) */
+static int
+kr_skip_value(struct kr_lex *lx, struct kr_tok t)
+{
+    int depth = 0;
+    size_t save;
+
+    for (;;) {
+        if (t.type == TK_BAD || t.type == TK_END)
+            return KAP_ERROR;
+        if (kr_punct(lx, &t, "{[("))
+            depth++;
+        else if (kr_punct(lx, &t, "}])")) {
+            if (--depth < 0)
+                return KAP_ERROR;
+        } else if (depth == 0 && t.type == TK_PUNCT)
+            return KAP_ERROR;           /* ';' where a value belongs */
+        if (depth == 0)
+            break;
+        t = kr_next(lx);
+    }
+    while (t.type == TK_STR) {
+        save = lx->i;
+        if ((t = kr_next(lx)).type != TK_STR)
+            lx->i = save;
+    }
+    return KAP_OK;
+}
+
+/*
+ * The settings of a group from lx on (top: of the file): KAP_OK with *val
+ * the first token of the value of the one called name (NULL: none);
+ * KAP_DECLINED at the group's end (lx past its '}'); KAP_ERROR when the
+ * text is not settings.
+ */
+static int
+kr_find(struct kr_lex *lx, int top, const char *name, struct kr_tok *val)
+{
+    struct kr_tok t, eq;
+
+    for (;;) {
+        t = kr_next(lx);
+        if (t.type == TK_END)
+            return top ? KAP_DECLINED : KAP_ERROR;
+        if (kr_punct(lx, &t, "}"))
+            return top ? KAP_ERROR : KAP_DECLINED;
+        if (kr_punct(lx, &t, ";,"))
+            continue;
+        if (t.type != TK_NAME)
+            return KAP_ERROR;
+        eq = kr_next(lx);
+        if (!kr_punct(lx, &eq, ":="))
+            return KAP_ERROR;
+        *val = kr_next(lx);
+        if (name != NULL && kr_tok_is(lx, &t, name))
+            return KAP_OK;
+        if (kr_skip_value(lx, *val) != KAP_OK)
+            return KAP_ERROR;
+    }
+}
+
+/* t is the string "s" (written without escapes) */
+static int
+kr_str_is(const struct kr_lex *lx, const struct kr_tok *t, const char *s)
+{
+    size_t n = strlen(s);
+
+    return t->type == TK_STR && t->e - t->b == n + 2
+           && memcmp(lx->s + t->b + 1, s, n) == 0;
+}
+
+/* lx just past '{' of the group whose name is at->name: where the entry
+   goes in its allow list (*pos, with ins), KAP_DECLINED when it is there */
+static int
+kr_group_allow(struct kr_lex *lx, const char *entry, char *ins, size_t size,
+               size_t *pos, unsigned *line, const char **why)
+{
+    struct kr_tok v, t, prev;
+    int rc = kr_find(lx, 0, "allow", &v);
+
+    if (rc != KAP_OK) {
+        *why = rc == KAP_ERROR ? "the policy file does not read as libconfig"
+                               : "that entry has no allow list";
+        return KAP_ERROR;
+    }
+    if (!kr_punct(lx, &v, "[(")) {
+        *why = "its allow is not a list";
+        return KAP_ERROR;
+    }
+    for (prev = v;; prev = t) {
+        t = kr_next(lx);
+        if (kr_punct(lx, &t, "])"))
+            break;
+        if (kr_str_is(lx, &t, entry)) {
+            *line = kr_line_at(lx->s, t.b);
+            return KAP_DECLINED;        /* there already */
+        }
+        if (t.type != TK_STR && !kr_punct(lx, &t, ",")) {
+            *why = "its allow holds something other than strings";
+            return KAP_ERROR;
+        }
+    }
+    snprintf(ins, size, "%s\"%s\"", prev.type == TK_STR ? ", "
+             : kr_punct(lx, &prev, ",") ? " " : "", entry);
+    *pos = prev.e;
+    *line = kr_line_at(lx->s, *pos);
+    return KAP_OK;
+}
+
+int
+kr_rule_insert_at(const char *text, size_t len, const struct kr_rule_at *at,
+                  const char *entry, struct kap_buf *out, unsigned *line,
+                  const char **why)
+{
+    struct kr_lex lx = { text, len, 0 };
+    struct kr_tok v, t;
+    char ins[1200];
+    size_t body, pos = 0;
+    int rc;
+
+    *line = 0;
+    if (at == NULL)
+        return kr_rule_insert(text, len, entry, out, line, why);
+    if ((*why = kr_text_problem(text, len)) != NULL)
+        return KAP_ERROR;
+    if (strlen(entry) > 1000) {
+        *why = "the rule is too long";
+        return KAP_ERROR;
+    }
+    if ((rc = kr_find(&lx, 1, at->section, &v)) != KAP_OK
+        || !kr_punct(&lx, &v, "{")
+        || (rc = kr_find(&lx, 0, at->list, &v)) != KAP_OK
+        || !kr_punct(&lx, &v, "(")) {
+        *why = rc == KAP_ERROR ? "the policy file does not read as libconfig"
+             : rc == KAP_DECLINED ? "the policy file has no such list"
+             : "that setting is not a list of groups";
+        return KAP_ERROR;
+    }
+    for (;;) {
+        t = kr_next(&lx);
+        if (kr_punct(&lx, &t, ","))
+            continue;
+        if (kr_punct(&lx, &t, ")")) {
+            *why = "no entry of that name in the list";
+            return KAP_ERROR;
+        }
+        if (!kr_punct(&lx, &t, "{")) {
+            *why = "the list holds something other than groups";
+            return KAP_ERROR;
+        }
+        body = lx.i;
+        if ((rc = kr_find(&lx, 0, "name", &v)) == KAP_ERROR) {
+            *why = "the policy file does not read as libconfig";
+            return KAP_ERROR;
+        }
+        lx.i = body;
+        if (rc == KAP_OK && kr_str_is(&lx, &v, at->name))
+            break;
+        if (kr_find(&lx, 0, NULL, &v) != KAP_DECLINED) {
+            *why = "the policy file does not read as libconfig";
+            return KAP_ERROR;
+        }
+    }
+    rc = kr_group_allow(&lx, entry, ins, sizeof(ins), &pos, line, why);
+    if (rc != KAP_OK)
+        return rc;
+    if (kr_splice(out, text, len, pos, ins) != KAP_OK) {
+        *why = "out of memory";
+        return KAP_ERROR;
+    }
+    if (!kr_rule_verify(out, at, entry)) {
+        *why = "the policy file does not read as libconfig with the rule added";
+        return KAP_ERROR;
+    }
+    return KAP_OK;
+}
+
+/* 1 when s is 1..max bytes of [A-Za-z0-9] and the bytes of more (not
+   first) */
+static int
+kr_word_ok(const char *s, size_t max, const char *more)
+{
+    size_t n = strlen(s), i;
+
+    if (n == 0 || n > max)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+              || (s[i] >= '0' && s[i] <= '9')
+              || (i > 0 && strchr(more, s[i]) != NULL)))
+            return 0;
+    return 1;
+}
+
+int
+kr_rule_target(uint32_t kind, const char *subject, unsigned port,
+               const char *server, const char *rule, struct kr_rule_at *at,
+               char *out, size_t size, const char **why)
+{
+    const char *p;
+
+    memset(at, 0, sizeof(*at));
+    if (kind == KAP_REQ_MCP_CALL) {
+        /* an MCP server's name, and a tool's name: never a pattern */
+        if (server == NULL || !kr_word_ok(server, 64, "_-")) {
+            *why = "the question names no valid mcp server";
+            return KAP_ERROR;
+        }
+        if (!kr_word_ok(subject, 128, "_-.")) {
+            *why = "the tool's name is not letters, digits, '_', '-', '.'";
+            return KAP_ERROR;
+        }
+        at->section = "mcp";
+        at->list = "servers";
+        at->name = server;
+        rule = subject;
+    } else if (kind == KAP_REQ_CLI) {
+        if (!kr_word_ok(subject, 64, "_-.")) {
+            *why = "the tool's name is not letters, digits, '_', '-', '.'";
+            return KAP_ERROR;
+        }
+        /* the canonical rule of the call (kap cli test's): printable
+           ASCII without quotes or backslashes, never every command */
+        if (rule == NULL || rule[0] == '\0') {
+            *why = "the question carries no rule for the command";
+            return KAP_ERROR;
+        }
+        for (p = rule; *p; p++)
+            if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\') {
+                *why = "the command's rule holds a quote, a backslash or"
+                       " a byte that is not printable ASCII";
+                return KAP_ERROR;
+            }
+        if (strpbrk(rule, "*?") != NULL) {
+            *why = "the command's rule has a wildcard: it would allow more"
+                   " than this call";
+            return KAP_ERROR;
+        }
+        at->section = "cli";
+        at->list = "tools";
+        at->name = subject;
+    } else {
+        return kr_rule_entry(kind, subject, port, out, size, why);
+    }
+    if ((size_t) snprintf(out, size, "%s", rule) >= size) {
+        *why = "the rule is too long";
         return KAP_ERROR;
     }
     return KAP_OK;

@@ -86,8 +86,9 @@ kr_write_all(int fd, const char *p, size_t n)
 }
 
 int
-kr_rule_write(const char *path, const char *entry, char *where, size_t size,
-              char *why, size_t whysize)
+kr_rule_write(const char *path, const struct kr_rule_at *at,
+              const char *entry, char *where, size_t size, char *why,
+              size_t whysize)
 {
     struct kap_buf old = { 0 }, out = { 0 };
     struct stat st, now;
@@ -104,8 +105,8 @@ kr_rule_write(const char *path, const char *entry, char *where, size_t size,
         kap_buf_free(&old);
         return KAP_ERROR;
     }
-    rc = kr_rule_insert((const char *) old.data, old.len, entry, &out, &line,
-                        &w);
+    rc = kr_rule_insert_at((const char *) old.data, old.len, at, entry, &out,
+                           &line, &w);
     if (rc != KAP_OK) {
         if (rc == KAP_DECLINED)
             snprintf(where, size, "%s:%u", path, line);

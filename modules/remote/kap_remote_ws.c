@@ -22,7 +22,9 @@
  * wslay's) would pass ws_queue_max is closed with 1008: memory per slow
  * reader is bounded and everyone else goes on.  Idle sockets get a ping
  * every ws_ping_interval; one that has sent nothing for two intervals
- * is closed (1001).
+ * is closed (1001).  When kapd starts to shut down (SIGTERM), every
+ * socket is closed with 1001 "going away" at once, so that a page
+ * reconnects to the next kapd rather than wait for the grace to end.
  */
 #define _GNU_SOURCE
 
@@ -54,10 +56,13 @@ struct kr_ws {
     double                  last_rx;
     int                     closing;      /* our close is queued */
     ev_timer                ping, close_wait;
+    void                  (*on_free)(void *data);   /* the stream's */
+    void                   *on_free_data;
 };
 
 static struct kr_ws *kr_ws_all;
 static unsigned      kr_ws_n;
+static ev_prepare    kr_ws_stop_watch;  /* notices the shutdown */
 
 unsigned
 kr_ws_count(void)
@@ -123,6 +128,8 @@ static const struct wslay_event_callbacks kr_ws_callbacks = {
 static void
 kr_ws_free(struct kr_ws *ws)
 {
+    if (ws->on_free != NULL)
+        ws->on_free(ws->on_free_data);
     ev_timer_stop(kap_loop(), &ws->ping);
     ev_timer_stop(kap_loop(), &ws->close_wait);
     if (ws->prev != NULL)
@@ -195,6 +202,25 @@ kr_ws_close(struct kr_ws *ws, int code, const char *why)
                             strlen(why));
     ev_timer_start(kap_loop(), &ws->close_wait);
     kr_ws_pump(ws);
+}
+
+void
+kr_ws_end(struct kr_ws *ws, int code, const char *why)
+{
+    kr_ws_close(ws, code, why);
+}
+
+void
+kr_ws_on_free(struct kr_ws *ws, void (*fn)(void *data), void *data)
+{
+    ws->on_free = fn;
+    ws->on_free_data = data;
+}
+
+struct kap_http_ex *
+kr_ws_ex(const struct kr_ws *ws)
+{
+    return ws->ex;
 }
 
 static void
@@ -281,6 +307,32 @@ kr_ws_broadcast(const char *stream, const char *json, size_t len, int denied)
             n++;
     }
     return n;
+}
+
+/* every loop turn while sockets may be open: has the shutdown begun? */
+static void
+kr_ws_stop_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct kr_ws *ws, *next;
+
+    (void) revents;
+    if (!kap_shutting_down())
+        return;
+    ev_ref(loop);
+    ev_prepare_stop(loop, w);
+    for (ws = kr_ws_all; ws != NULL; ws = next) {
+        next = ws->next;
+        kr_ws_close(ws, WSLAY_CODE_GOING_AWAY, "kapd is shutting down");
+    }
+}
+
+void
+kr_ws_exit(void)
+{
+    if (ev_is_active(&kr_ws_stop_watch)) {
+        ev_ref(kap_loop());
+        ev_prepare_stop(kap_loop(), &kr_ws_stop_watch);
+    }
 }
 
 void
@@ -410,6 +462,12 @@ kr_ws_new(struct kap_http_ex *ex, const struct kr_conf *cf,
         kr_ws_all->prev = ws;
     kr_ws_all = ws;
     kr_ws_n++;
+    if (!ev_is_active(&kr_ws_stop_watch)) {
+        /* not a reason for the loop to run on its own: unref'd */
+        ev_prepare_init(&kr_ws_stop_watch, kr_ws_stop_cb);
+        ev_prepare_start(kap_loop(), &kr_ws_stop_watch);
+        ev_unref(kap_loop());
+    }
     return ws;
 }
 
@@ -418,14 +476,18 @@ kr_ws_open(struct kap_http_ex *ex, const struct kr_conf *cf, const char *ip,
            const char *path, size_t plen, const char *qs, size_t qlen)
 {
     struct kr_device dev;
-    struct kr_query q;
+    struct kr_query q = { 0, 0, -1 };
     struct kr_ws *ws;
     const char *why = "", *tok;
-    char accept[32];
+    char accept[32], project[KR_PROJECT_MAX + 1], sid[KR_UUID_LEN + 1];
     size_t tlen;
     double retry;
-    int st, rc;
+    int st, rc, agent, patch = 0;
 
+    if (kap_shutting_down()) {
+        kap_http_error(ex, 503, "kapd is shutting down");
+        return;
+    }
     if (kr_limit_over(KR_LIMIT_AUTH, ip, cf->auth_fail_limit,
                       cf->limit_window, &retry)) {
         snprintf(accept, sizeof(accept), "%.0f", retry);
@@ -459,17 +521,26 @@ kr_ws_open(struct kap_http_ex *ex, const struct kr_conf *cf, const char *ip,
                          " kap.token.TOKEN)");
         return;
     }
-    if (!(plen == 8 && memcmp(path, "/ws/logs", 8) == 0)) {
+    agent = plen > 10 && memcmp(path, "/ws/agent/", 10) == 0;
+    if (!agent && !(plen == 8 && memcmp(path, "/ws/logs", 8) == 0)) {
         kap_http_error(ex, 404, "no such route");
         return;
     }
-    if (kr_ws_query_parse(qs, qlen, &q, &why) != KAP_OK) {
+    if (agent && !kr_session_id_valid(path + 10, plen - 10)) {
+        kr_ws_refuse(ex, 400, "a session id is a UUID (lowercase hex"
+                              " 8-4-4-4-12)");
+        return;
+    }
+    if (agent ? kr_agent_query_parse(qs, qlen, project, &patch, &why)
+                != KAP_OK || (patch && (why = "query: format is for /diff"))
+              : kr_ws_query_parse(qs, qlen, &q, &why) != KAP_OK) {
         kr_ws_refuse(ex, 400, why);
         return;
     }
     if (kr_ws_accept(kap_http_ex_header(ex, "Sec-WebSocket-Key"), accept)
             != KAP_OK
-        || (ws = kr_ws_new(ex, cf, "logs", &dev, q.denied)) == NULL) {
+        || (ws = kr_ws_new(ex, cf, agent ? "agent" : "logs", &dev,
+                           agent ? 0 : q.denied)) == NULL) {
         kap_http_error(ex, 503, "out of memory");
         return;
     }
@@ -481,8 +552,16 @@ kr_ws_open(struct kap_http_ex *ex, const struct kr_conf *cf, const char *ip,
         return;
     }
     KAP_LOG(KAP_LOG_INFO, KR_NAME, kap_http_ex_conn(ex)->id,
-            "websocket /ws/logs for device %s from %s", dev.id, ip);
+            "websocket %.*s for device %s from %s", (int) plen, path, dev.id,
+            ip);
     ev_timer_start(kap_loop(), &ws->ping);
+    if (agent) {
+        memcpy(sid, path + 10, KR_UUID_LEN);
+        sid[KR_UUID_LEN] = '\0';
+        if (kr_follow_start(ws, cf, project, sid) != KAP_OK)
+            kr_ws_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
     kr_live_catch_up(ws, &q);
 }
 

@@ -372,6 +372,18 @@ test_ask(void)
            "sensitive: auth token", "ask: a wildcard ask rule never reaches a sensitive command");
     is_str(ask_verdict(A("auth", "token"), NONE, A("auth token"), NONE),
            "ask auth token", "ask: a sensitive command named by an ask rule is asked");
+    /* the rule "allow always" writes: the call spelled out */
+    is_str(ask_verdict(A("pr", "merge", "7"), A("pr list", "pr merge 7"),
+                       A("pr merge *"), NONE),
+           "allow", "ask: an allow rule that spells the call exactly is not asked");
+    is_str(ask_verdict(A("pr", "merge", "8"), A("pr list", "pr merge 7"),
+                       A("pr merge *"), NONE),
+           "ask pr merge *", "ask: ... another call still is");
+    is_str(ask_verdict(A("pr", "merge", "7"), A("pr merge *"), A("pr merge *"), NONE),
+           "ask pr merge *", "ask: an allow rule with a wildcard is narrowed");
+    is_str(ask_verdict(A("pr", "merge", "7"), A("pr merge 7"), A("pr merge *"),
+                       A("pr merge")),
+           "deny-rule: pr merge", "ask: deny still wins over the exact rule");
 }
 
 int

@@ -173,6 +173,22 @@ test_conf(void)
        "... naming it at its line: %s (line %d)", err.msg, err.line);
 }
 
+/* an allow pattern that names a tool exactly ("allow always" writes one)
+   is what an ask pattern does not override (kap_mcp_policy) */
+static void
+test_named(void)
+{
+    static const char *const allow[] = { "*", "create_*", "create_issue",
+                                         NULL };
+    struct kap_mcp_tools *t = policy(allow, NULL);
+
+    ok(kap_mcp_tools_named(t, "create_issue"), "an exact allow names the tool");
+    ok(!kap_mcp_tools_named(t, "create_pr") && !kap_mcp_tools_named(t, "create_")
+       && !kap_mcp_tools_named(t, "create_issue2") && !kap_mcp_tools_named(t, "")
+       && !kap_mcp_tools_named(t, NULL) && !kap_mcp_tools_named(NULL, "x"),
+       "a pattern ending in '*' names none");
+}
+
 int
 main(void)
 {
@@ -181,6 +197,7 @@ main(void)
     test_match();
     test_bad_patterns();
     test_conf();
+    test_named();
     kap_pool_destroy(pool);
     return done_testing();
 }

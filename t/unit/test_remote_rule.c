@@ -4,8 +4,13 @@
  * names only: nothing else may reach a policy file), and that entry
  * added to a policy file's text with its comments and layout kept.
  */
+#define _GNU_SOURCE                     /* mkstemp */
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tap.h"
 #include "kap_remote.h"
@@ -33,6 +38,50 @@ ins(const char *text, const char *entry)
     return rc;
 }
 
+/* the text with entry added to the allow of section.list's element name */
+static int
+ins_at(const char *text, const char *section, const char *list,
+       const char *name, const char *entry)
+{
+    struct kr_rule_at at = { section, list, name };
+    struct kap_buf b = { 0 };
+    const char *why = NULL;
+    int rc;
+
+    got[0] = '\0';
+    rc = kr_rule_insert_at(text, strlen(text), &at, entry, &b, &got_line,
+                           &why);
+    if (rc == KAP_OK && b.len < sizeof(got)) {
+        memcpy(got, b.data, b.len);
+        got[b.len] = '\0';
+    }
+    if (rc == KAP_ERROR && (why == NULL || why[0] == '\0'))
+        rc = -100;
+    kap_buf_free(&b);
+    return rc;
+}
+
+/* the rule of a question of kind about subject with the attribute name
+   (NULL: none) = value: "section.list[name] entry", or "-" when refused */
+static const char *
+target(uint32_t kind, const char *subject, const char *name,
+       const char *value)
+{
+    static char out[1200];
+    struct kr_rule_at at;
+    char entry[1100];
+    const char *why = NULL;
+    int srv = name != NULL && strcmp(name, "server") == 0;
+    int sg = name != NULL && strcmp(name, "suggest") == 0;
+
+    if (kr_rule_target(kind, subject, 0, srv ? value : NULL, sg ? value : NULL,
+                       &at, entry, sizeof(entry), &why) != KAP_OK)
+        return why != NULL ? "-" : "no reason";
+    snprintf(out, sizeof(out), "%s.%s[%s] %s", at.section ? at.section : "",
+             at.list ? at.list : "", at.name ? at.name : "", entry);
+    return out;
+}
+
 static int
 entry_is(uint32_t kind, const char *subject, unsigned port, const char *want)
 {
@@ -50,7 +99,7 @@ main(void)
 {
     char big[400];
 
-    plan(17);
+    plan(36);
     ok(entry_is(KAP_REQ_HTTP, "api.example.com", 443, "api.example.com:443")
        && entry_is(KAP_REQ_CONNECT, "a-b.example", 8443, "a-b.example:8443")
        && entry_is(KAP_REQ_DNS, "example.com", 53, "example.com")
@@ -103,5 +152,133 @@ main(void)
        "after a trailing comma");
     ok(ins("network: {\n    allow = (\"a.com\");\n};\n", "c.com") == KAP_OK
        && strstr(got, "(\"a.com\", \"c.com\")") != NULL, "a libconfig list () too");
+
+    /* ---- mcp.servers and cli.tools ------------------------------------- */
+    is_str(target(KAP_REQ_MCP_CALL, "create_issue", "server", "github"),
+           "mcp.servers[github] create_issue", "an mcp call: its tool in its server's allow");
+    is_str(target(KAP_REQ_CLI, "gh", "suggest", "pr view 12 --repo=o/r"),
+           "cli.tools[gh] pr view 12 --repo=o/r", "a cli call: its canonical rule in its tool's allow");
+    is_str(target(KAP_REQ_HTTP, "a.example", NULL, NULL), ".[] a.example",
+           "a network question: network.allow");
+    ok(strcmp(target(KAP_REQ_MCP_CALL, "create_issue", NULL, NULL), "-") == 0
+       && strcmp(target(KAP_REQ_MCP_CALL, "create_*", "server", "github"), "-") == 0
+       && strcmp(target(KAP_REQ_MCP_CALL, "a\", \"*", "server", "github"), "-") == 0
+       && strcmp(target(KAP_REQ_MCP_CALL, "tool", "server", "gh\"; x"), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "gh", NULL, NULL), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "gh", "suggest", "**"), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "gh", "suggest", "pr view *"), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "gh", "suggest", "pr view \"]; x"), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "gh", "suggest", "pr view a\\b"), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "gh", "suggest", "pr\nview"), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "gh", "suggest", "pr view \xc3\xa9"), "-") == 0
+       && strcmp(target(KAP_REQ_CLI, "g h", "suggest", "pr view"), "-") == 0,
+       "no server, a pattern, quotes, backslashes, controls, wildcards: refused with a reason");
+
+    {
+        const char *mcp =
+            "# servers\n"
+            "mcp: {\n"
+            "    servers = (\n"
+            "        { name = \"linear\"; allow = [\"*\"]; },  # all\n"
+            "        { url = \"https://x/\"; name = \"github\";\n"
+            "          allow = [\"get_*\",\n"
+            "                   \"list_*\"];   // reads\n"
+            "          ask = [\"create_*\"]; headers = { A = \"b\"; }; }\n"
+            "    );\n"
+            "};\n";
+        is_int(ins_at(mcp, "mcp", "servers", "github", "create_issue"), KAP_OK,
+               "mcp: added to the named server's allow");
+        is_str(got,
+            "# servers\n"
+            "mcp: {\n"
+            "    servers = (\n"
+            "        { name = \"linear\"; allow = [\"*\"]; },  # all\n"
+            "        { url = \"https://x/\"; name = \"github\";\n"
+            "          allow = [\"get_*\",\n"
+            "                   \"list_*\", \"create_issue\"];   // reads\n"
+            "          ask = [\"create_*\"]; headers = { A = \"b\"; }; }\n"
+            "    );\n"
+            "};\n", "after its last element, the other server and comments untouched");
+        is_int(got_line, 7, "on that element's line");
+        ok(ins_at(mcp, "mcp", "servers", "github", "list_*") == KAP_DECLINED
+           && got_line == 7, "an entry there already is not added twice");
+        ok(ins_at(mcp, "mcp", "servers", "gitlab", "x") == KAP_ERROR,
+           "no server of that name: refused (none is created)");
+        ok(ins_at("mcp: { servers = ( { name = \"a\"; url = \"u\"; } ); };",
+                  "mcp", "servers", "a", "x") == KAP_ERROR,
+           "a server without an allow list: refused");
+        ok(ins_at("network: { allow = []; };", "mcp", "servers", "a", "x") == KAP_ERROR
+           && ins_at("mcp: { servers = { name = \"a\"; }; };", "mcp", "servers", "a", "x") == KAP_ERROR
+           && ins_at("mcp: { servers = ( { name = \"a\"; allow = \"x\"; } ); };", "mcp", "servers", "a", "y") == KAP_ERROR
+           && ins_at("mcp: { servers = ( { name = \"a\"; allow = [1]; } ); };", "mcp", "servers", "a", "y") == KAP_ERROR
+           && ins_at("mcp: { servers = ( { name = \"a\"; allow = [\"x\"]; } ); ", "mcp", "servers", "a", "y") == KAP_ERROR
+           && ins_at("@include \"x\"\nmcp: { servers = ( { name = \"a\"; allow = [\"x\"]; } ); };", "mcp", "servers", "a", "y") == KAP_ERROR,
+           "no mcp group, not a list of groups, allow not strings, not libconfig, @include: refused with a reason");
+        ok(ins_at("mcp: { servers = ( { name = \"b\"; allow = [\"x\"]; },\n"
+                  "  { name = \"a\"; n = \"a\" \"b\"; l = ( 1, { x = [2]; } );\n"
+                  "    allow = [ ]; } ); };", "mcp", "servers", "a", "t") == KAP_OK
+           && strstr(got, "allow = [\"t\" ]; } ); };") != NULL && got_line == 3,
+           "past nested values and glued strings; into an empty list");
+    }
+    {
+        const char *cli =
+            "cli: {\n"
+            "    listen = \"127.0.0.1:3130\";\n"
+            "    tools = (\n"
+            "        { name = \"git\"; allow = [\"status **\"]; },\n"
+            "        { name = \"gh\"; cwd = \"workspace\";\n"
+            "          allow = [\"pr view *\"];   # reads\n"
+            "          ask = [\"pr merge **\"]; }\n"
+            "    );\n"
+            "};\n";
+        is_int(ins_at(cli, "cli", "tools", "gh", "pr merge 12 --squash"), KAP_OK,
+               "cli: added to the named tool's allow");
+        is_str(got,
+            "cli: {\n"
+            "    listen = \"127.0.0.1:3130\";\n"
+            "    tools = (\n"
+            "        { name = \"git\"; allow = [\"status **\"]; },\n"
+            "        { name = \"gh\"; cwd = \"workspace\";\n"
+            "          allow = [\"pr view *\", \"pr merge 12 --squash\"];   # reads\n"
+            "          ask = [\"pr merge **\"]; }\n"
+            "    );\n"
+            "};\n", "after its last element, comments kept");
+        is_int(got_line, 6, "on that element's line");
+    }
+    {
+        /* the file: replaced atomically, mode kept, the rule at file:line */
+        char path[] = "/tmp/kap-rule-XXXXXX", where[4200], why[4400];
+        const char *text = "cli: { tools = ( { name = \"gh\"; allow = [\"a\"]; } ); };\n";
+        struct kr_rule_at at = { "cli", "tools", "gh" };
+        struct stat st;
+        FILE *f;
+        int fd = mkstemp(path), rc;
+
+        if (fd >= 0) {
+            (void) !write(fd, text, strlen(text));
+            close(fd);
+        }
+        chmod(path, 0640);
+        where[0] = why[0] = '\0';
+        rc = kr_rule_write(path, &at, "pr view 1", where, sizeof(where), why,
+                           sizeof(why));
+        is_int(rc, KAP_OK, "kr_rule_write into cli.tools: KAP_OK");
+        got[0] = '\0';
+        if ((f = fopen(path, "r")) != NULL) {
+            got[fread(got, 1, sizeof(got) - 1, f)] = '\0';
+            fclose(f);
+        }
+        is_str(got, "cli: { tools = ( { name = \"gh\"; allow = [\"a\", \"pr view 1\"]; } ); };\n",
+               "the file holds the rule");
+        ok(stat(path, &st) == 0 && (st.st_mode & 07777) == 0640
+           && strncmp(where, path, strlen(path)) == 0
+           && strcmp(where + strlen(path), ":1") == 0, "mode kept; where is path:line");
+        at.name = "aws";
+        rc = kr_rule_write(path, &at, "s3 ls", where, sizeof(where), why,
+                           sizeof(why));
+        ok(rc == KAP_ERROR && strstr(why, "no entry of that name") != NULL,
+           "a tool the file does not have: refused, saying why");
+        unlink(path);
+    }
     return done_testing();
 }
