@@ -199,10 +199,12 @@ res_pairs(struct kap_pool *pool, const struct kap_cli_profile *p,
         /* a lone pair is run as two words: a TYPE or a NAME that reads
            as a label on its own (x=y, or x- : no Kubernetes type or name
            has either) would be taken as one by kubectl, and another word
-           as the type (label foo-/secrets a=b --all) */
-        if (extra(t) || extra(sl + 1))
+           as the type (label foo-/secrets a=b --all); a NAME that starts
+           with '-' (no Kubernetes name does) as flags
+           (get pods/-nkube-system) */
+        if (extra(t) || extra(sl + 1) || sl[1] == '-')
             return fail(why, "bad-resource-args: TYPE/NAME that reads as "
-                        "a label");
+                        "a label or a flag");
         rest[nrest] = sl + 1;    /* the name, then the other words */
         memmove(rest + 1, rest, nrest * sizeof(*rest));
         rest[0] = sl + 1;

@@ -277,12 +277,15 @@ test_kubectl(void)
            "a mix kubectl refuses");
     is_str(verdict(A("label", "foo-/secrets", "a=b", "--all"), ALL,
                    A("label secrets")),
-           "bad-resource-args: TYPE/NAME that reads as a label",
+           "bad-resource-args: TYPE/NAME that reads as a label or a flag",
            "a lone pair whose type reads as a label removal (kubectl would "
            "take the name as the type)");
     is_str(verdict(A("label", "pods/foo-", "a=b", "--all"), ALL, NONE),
-           "bad-resource-args: TYPE/NAME that reads as a label",
+           "bad-resource-args: TYPE/NAME that reads as a label or a flag",
            "a lone pair whose name reads as a label removal");
+    is_str(verdict(A("get", "pods/-nkube-system"), A("get pods *"), NONE),
+           "bad-resource-args: TYPE/NAME that reads as a label or a flag",
+           "a lone pair whose name would be read as a flag (-n, guarded)");
     is_str(verdict(A("get", "po", "x"), A("get pods *"), NONE), "allow",
            "a short name is its plural");
     is_str(verdict(A("get", "po,svc"), A("get pods", "get services"), NONE),
