@@ -236,6 +236,25 @@ res_name_ok(const char *s)
     return 1;
 }
 
+/* The plural of the type (cat: the category) that name already names,
+   or NULL. */
+static const char *
+restype_owner(const struct kap_cli_profile *p, const char *name, int cat)
+{
+    for (size_t i = 0; i < p->nrestype; i++) {
+        const struct kap_cli_restype *r = &p->restype[i];
+
+        if ((r->member != NULL) != (cat != 0))
+            continue;
+        if (strcmp(r->plural, name) == 0)
+            return r->plural;
+        for (size_t k = 0; k < r->nname; k++)
+            if (strcmp(r->name[k], name) == 0)
+                return r->plural;
+    }
+    return NULL;
+}
+
 /* "restype PLURAL GROUPS NAME..." or "rescat NAME MEMBER...". */
 static int
 add_restype(struct kap_pool *pool, struct kap_cli_profile *p, char **tok,
@@ -249,6 +268,22 @@ add_restype(struct kap_pool *pool, struct kap_cli_profile *p, char **tok,
             perr(err, errlen, line, "%s: bad name %s", tok[0], tok[i]);
             return -1;
         }
+    /* one name, one type: a name two types (or two categories) answer
+       to would make the canonical type depend on the order of the lines,
+       and the argv kapd runs would not read back to the type it decided */
+    for (int i = 1; i < ntok; i++) {
+        const char *dup;
+
+        if (!cat && i == 2)
+            continue;                   /* the groups */
+        if (cat && i > 1)
+            break;                      /* the members */
+        if ((dup = restype_owner(p, tok[i], cat)) != NULL) {
+            perr(err, errlen, line, "%s: %s already names %s", tok[0],
+                 tok[i], dup);
+            return -1;
+        }
+    }
     if ((p->restype = grow(pool, p->restype, p->nrestype,
                            sizeof(*p->restype))) == NULL)
         return -1;

@@ -46,6 +46,21 @@ test_mini_profile(void)
        "a profile without a tool line is refused");
     ok(kap_cli_profile_parse(pool, "tool t\ncmd a\0b\n", 14, err, sizeof(err))
        == NULL, "a NUL byte in a profile is refused");
+    {
+        static const char dup[] = "tool t\nrestype pods core pod po\n"
+                                   "restype secrets core secret pods\n";
+        static const char fine[] = "tool t\nrestype pods core pod po\n"
+                                   "restype secrets core secret\n"
+                                   "rescat all pods secrets\n";
+
+        ok(kap_cli_profile_parse(pool, dup, strlen(dup), err, sizeof(err))
+           == NULL && strstr(err, "pods already names pods") != NULL
+           && strstr(err, "line 3") != NULL,
+           "a name two resource types answer to is refused (%s)", err);
+        ok(kap_cli_profile_parse(pool, fine, strlen(fine), err, sizeof(err))
+           != NULL, "types with their own names and a category load (%s)",
+           err);
+    }
 }
 
 static void
