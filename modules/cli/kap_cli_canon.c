@@ -421,7 +421,11 @@ walk_args(struct walk *w, size_t *dash)
         }
         if (a[0] == '-' && a[1] != '\0')
             r = a[1] == '-' ? long_flag(w, a) : short_flags(w, a);
-        else if (w->in_path && a[0] != '\0' && strcmp(a, "-") != 0)
+        else if (w->in_path)
+            /* an empty word or "-" where a command word belongs is an
+               unknown command to the tool too: taken as a positional, it
+               was run at the end of the canonical argv, after the command
+               word that followed it (git '' -ca=b X ran git -c a=b X '') */
             r = command_word(w, a);
         else
             r = push(w->pool, &w->pos, &w->npos, w->narg, a);

@@ -193,6 +193,10 @@ test_kubectl(void)
     is_str(verdict(A("get", "pods", "--namesp", "dev"), ALL, NONE),
            "unknown-flag --namesp", "--namesp");
     is_str(verdict(A("ge", "pods"), ALL, NONE), "unknown-command ge", "ge");
+    is_str(verdict(A("", "get", "pods"), ALL, NONE), "unknown-command ",
+           "an empty word where the command belongs (it was run last)");
+    is_str(verdict(A("-", "get", "pods"), ALL, NONE), "unknown-command -",
+           "'-' where the command belongs");
     /* 6. aliases */
     is_str(canon(A("create", "cm", "x", "--from-literal=a=b")),
            "kubectl create configmap --from-literal=a=b x", "create cm");
